@@ -1,0 +1,194 @@
+//! The gate's cost beside its floors, in one run.
+//!
+//! - `verify/{alg}/raw_decode`: `jsonwebtoken::decode` alone, same token.
+//! - `verify/{alg}/layer`: a full call through `AccessTokenLayer` to a
+//!   trivial inner service, with 100k live revocations in the cache.
+//! - `revocation/{n}/{miss,hit}` vs `revocation/{n}/hashset_{miss,hit}`:
+//!   one deny-list lookup beside a `RwLock<HashSet>` floor;
+//!   `check_miss` is the gate's full per-request check (jti, sid, subject).
+//!
+//! Run: `cargo bench --bench access_token`.
+
+#![allow(missing_docs)]
+
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    future::Future,
+    hint::black_box,
+    pin::pin,
+    sync::RwLock,
+    task::{Context, Poll, Waker},
+    time::{Duration, SystemTime},
+};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{Request, Response, header};
+use jsonwebtoken::{DecodingKey, Validation};
+use tollgate::{
+    AccessClaims, AccessTokenLayer, RevocationCache,
+    keys::{Algorithm, KeySet, SigningKey},
+};
+use tower::{Layer, Service, service_fn};
+
+const ISS: &str = "https://auth.example";
+const AUD: &str = "api";
+
+fn claims() -> AccessClaims {
+    let now = jsonwebtoken::get_current_timestamp();
+    AccessClaims {
+        iss: ISS.into(),
+        sub: "user-1234".into(),
+        aud: vec![AUD.into()],
+        exp: now + 3600,
+        iat: now,
+        nbf: None,
+        jti: "0d1f1d4c-5d7a-4a53-9a43-8d1c7b6f2e11".into(),
+        client_id: "web".into(),
+        scope: Some("read write".into()),
+        sid: Some("fam-42".into()),
+    }
+}
+
+fn signing_key(alg: Algorithm) -> SigningKey {
+    match alg {
+        Algorithm::HS256 => SigningKey::hmac("k", alg, &[7; 32]),
+        Algorithm::ES256 => {
+            SigningKey::from_pem("k", alg, include_bytes!("../tests/keys/es256.pem"))
+        }
+        _ => SigningKey::from_pem("k", alg, include_bytes!("../tests/keys/ed25519.pem")),
+    }
+    .unwrap()
+}
+
+fn raw_decoding_key(alg: Algorithm) -> DecodingKey {
+    match alg {
+        Algorithm::HS256 => DecodingKey::from_secret(&[7; 32]),
+        Algorithm::ES256 => {
+            DecodingKey::from_ec_pem(include_bytes!("../tests/keys/es256.pub.pem")).unwrap()
+        }
+        _ => DecodingKey::from_ed_pem(include_bytes!("../tests/keys/ed25519.pub.pem")).unwrap(),
+    }
+}
+
+/// `cargo bench` passes `--bench`; a test run (nextest, `cargo test
+/// --benches`) runs each bench once, so it gets small caches.
+fn scaled(n: usize) -> usize {
+    if std::env::args().any(|a| a == "--bench") {
+        n
+    } else {
+        n / 1000
+    }
+}
+
+fn filled_cache(n: usize) -> RevocationCache {
+    let n = scaled(n);
+    let cache = RevocationCache::default();
+    let until = SystemTime::now() + Duration::from_secs(3600);
+    for i in 0..n {
+        cache.revoke_token(&format!("revoked-{i}"), until);
+    }
+    cache.run_pending_tasks();
+    cache
+}
+
+/// Polls a future that is ready at once (the gate and the inner service
+/// here never wait), without a runtime.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(f).poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("the benched services never wait"),
+    }
+}
+
+fn verify(c: &mut Criterion) {
+    let revocations = filled_cache(100_000);
+    for alg in [Algorithm::HS256, Algorithm::ES256, Algorithm::EdDSA] {
+        let key = signing_key(alg);
+        let token = key.sign(&claims()).unwrap();
+        let bearer = format!("Bearer {token}");
+        let gate = AccessTokenLayer::builder()
+            .keys(KeySet::builder().signing_key(key).build().unwrap())
+            .issuer(ISS)
+            .audience(AUD)
+            .revocations(revocations.clone())
+            .build()
+            .unwrap();
+        let mut svc = gate.layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+        let raw_key = raw_decoding_key(alg);
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[ISS]);
+        validation.set_audience(&[AUD]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+
+        let mut group = c.benchmark_group(format!("verify/{alg:?}"));
+        group.bench_function("raw_decode", |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<AccessClaims>(black_box(&token), &raw_key, &validation)
+                    .unwrap()
+            });
+        });
+        group.bench_function("layer", |b| {
+            b.iter_batched(
+                || {
+                    Request::builder()
+                        .header(header::AUTHORIZATION, &bearer)
+                        .body(())
+                        .unwrap()
+                },
+                |req| {
+                    ready(std::future::poll_fn(|cx| svc.poll_ready(cx))).unwrap();
+                    let res = ready(svc.call(req)).unwrap();
+                    assert_eq!(res.status(), 200);
+                    res
+                },
+                BatchSize::SmallInput,
+            );
+        });
+        group.finish();
+    }
+}
+
+fn revocation(c: &mut Criterion) {
+    for n in [10_000usize, 100_000, 1_000_000] {
+        let cache = filled_cache(n);
+        let floor: RwLock<HashSet<Box<str>>> = RwLock::new(
+            (0..scaled(n))
+                .map(|i| format!("revoked-{i}").into())
+                .collect(),
+        );
+        let hit = format!("revoked-{}", scaled(n) / 2);
+        let miss = "0d1f1d4c-5d7a-4a53-9a43-8d1c7b6f2e11";
+        let mut group = c.benchmark_group(format!("revocation/{n}"));
+        group.bench_function("miss", |b| {
+            b.iter(|| cache.is_token_revoked(black_box(miss)));
+        });
+        group.bench_function("hit", |b| {
+            b.iter(|| cache.is_token_revoked(black_box(&hit)));
+        });
+        // What the gate does per request: jti, sid and subject, all missing.
+        group.bench_function("check_miss", |b| {
+            b.iter(|| cache.check(black_box(miss), Some("fam-42"), "user-1234", 0));
+        });
+        group.bench_function("hashset_miss", |b| {
+            b.iter(|| floor.read().unwrap().contains(black_box(miss)));
+        });
+        group.bench_function("hashset_hit", |b| {
+            b.iter(|| floor.read().unwrap().contains(black_box(hit.as_str())));
+        });
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = verify, revocation
+}
+criterion_main!(benches);

@@ -1,0 +1,1 @@
+//! Every entity, re-exported for `use entity::prelude::*`.

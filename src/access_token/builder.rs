@@ -1,0 +1,417 @@
+use std::{sync::Arc, time::Duration};
+
+use jsonwebtoken::Validation;
+
+use super::service::{AccessTokenLayer, Shared};
+use crate::{
+    keys::{ACCESS_TOKEN_TYP, Algorithm, Keys},
+    revocation::RevocationCache,
+};
+
+/// Default clock-skew leeway for `exp`, `nbf` and `iat`: 30 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
+/// Default cap on the `Authorization` header (or token cookie): 8 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// A configuration the gate refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No keys were given.
+    #[error("no verification keys configured")]
+    MissingKeys,
+    /// No issuer was given.
+    #[error("no issuer configured")]
+    MissingIssuer,
+    /// No audience was given (RFC 9068 §4 requires checking `aud`).
+    #[error("no audience configured")]
+    MissingAudience,
+    /// The algorithm allow-list is empty.
+    #[error("the algorithm allow-list is empty")]
+    EmptyAlgorithms,
+    /// A key uses an algorithm outside the allow-list.
+    #[error("key `{kid}` uses {alg:?}, which is not in the allow-list")]
+    KeyAlgorithmNotAllowed {
+        /// The key id.
+        kid: String,
+        /// Its algorithm.
+        alg: Algorithm,
+    },
+    /// The realm contains characters a quoted-string cannot carry.
+    #[error("the realm must be printable ASCII without `\"` or `\\`")]
+    InvalidRealm,
+    /// A required scope is not a valid scope token (RFC 6749 §3.3).
+    #[error("`{0}` is not a valid scope token")]
+    InvalidScope(String),
+    /// The cookie name is not a valid cookie name.
+    #[error("`{0}` is not a valid cookie name")]
+    InvalidCookieName(String),
+    /// The accepted token types are empty.
+    #[error("no accepted token type (use `allow_any_token_type` for legacy issuers)")]
+    EmptyTokenTypes,
+    /// The leeway is longer than the revocation cache's margin, so a revoked
+    /// token could outlive its deny-list entry.
+    #[error("leeway {leeway:?} exceeds the revocation margin {margin:?}")]
+    LeewayExceedsRevocationMargin {
+        /// The configured leeway.
+        leeway: Duration,
+        /// The cache's margin.
+        margin: Duration,
+    },
+}
+
+/// Builds an [`AccessTokenLayer`]; every setting is checked by
+/// [`build`](Self::build).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AccessTokenLayerBuilder {
+    keys: Option<Keys>,
+    issuer: Option<String>,
+    audience: Vec<String>,
+    algorithms: Option<Vec<Algorithm>>,
+    leeway: Duration,
+    token_types: Option<Vec<String>>,
+    realm: Option<String>,
+    scopes: Vec<String>,
+    cookie: Option<String>,
+    revocations: Option<RevocationCache>,
+    max_token_len: usize,
+}
+
+impl Default for AccessTokenLayerBuilder {
+    fn default() -> Self {
+        Self {
+            keys: None,
+            issuer: None,
+            audience: Vec::new(),
+            algorithms: None,
+            leeway: DEFAULT_LEEWAY,
+            token_types: Some(vec![ACCESS_TOKEN_TYP.to_owned()]),
+            realm: None,
+            scopes: Vec::new(),
+            cookie: None,
+            revocations: None,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+        }
+    }
+}
+
+impl AccessTokenLayerBuilder {
+    /// The verification keys (required). Pass a [`Keys`] handle to rotate
+    /// keys later, or a [`KeySet`](crate::keys::KeySet).
+    pub fn keys(self, keys: impl Into<Keys>) -> Self {
+        Self {
+            keys: Some(keys.into()),
+            ..self
+        }
+    }
+
+    /// The one trusted issuer, compared exactly with `iss` (required).
+    pub fn issuer(self, issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: Some(issuer.into()),
+            ..self
+        }
+    }
+
+    /// An audience this resource answers to (required, repeatable): the
+    /// token's `aud` must name one of them.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience.push(audience.into());
+        self
+    }
+
+    /// The algorithm allow-list. Default: the algorithms of the keys given.
+    /// Set it explicitly to rotate to a key of another algorithm later.
+    pub fn algorithms(self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        Self {
+            algorithms: Some(algorithms.into_iter().collect()),
+            ..self
+        }
+    }
+
+    /// Clock-skew leeway for `exp`, `nbf` and `iat`. Default
+    /// [`DEFAULT_LEEWAY`] (30 s); whole seconds count.
+    pub fn leeway(self, leeway: Duration) -> Self {
+        Self { leeway, ..self }
+    }
+
+    /// The accepted JOSE `typ` values, compared without case and without an
+    /// `application/` prefix (RFC 7515 §4.1.9). Default `at+jwt` (RFC 9068).
+    pub fn token_types<I, T>(self, types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self {
+            token_types: Some(types.into_iter().map(Into::into).collect()),
+            ..self
+        }
+    }
+
+    /// Accepts any `typ`, or none: only for legacy issuers that do not mark
+    /// access tokens (RFC 8725 §3.11 explains the risk).
+    pub fn allow_any_token_type(self) -> Self {
+        Self {
+            token_types: None,
+            ..self
+        }
+    }
+
+    /// The `realm` of the `WWW-Authenticate` challenge.
+    pub fn realm(self, realm: impl Into<String>) -> Self {
+        Self {
+            realm: Some(realm.into()),
+            ..self
+        }
+    }
+
+    /// A scope every request must carry (repeatable: all are required).
+    /// Missing → 403 `insufficient_scope`.
+    pub fn require_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// Also accept the token from this cookie (for browser clients). Sending
+    /// it both ways in one request is `invalid_request` (RFC 6750 §2).
+    pub fn cookie(self, name: impl Into<String>) -> Self {
+        Self {
+            cookie: Some(name.into()),
+            ..self
+        }
+    }
+
+    /// The deny list to consult. Default: a fresh, empty one.
+    pub fn revocations(self, revocations: RevocationCache) -> Self {
+        Self {
+            revocations: Some(revocations),
+            ..self
+        }
+    }
+
+    /// Longest `Authorization` header (or cookie value) accepted. Default
+    /// [`DEFAULT_MAX_TOKEN_LEN`].
+    pub fn max_token_len(self, max_token_len: usize) -> Self {
+        Self {
+            max_token_len,
+            ..self
+        }
+    }
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<AccessTokenLayer, ConfigError> {
+        let keys = self.keys.ok_or(ConfigError::MissingKeys)?;
+        let snapshot = keys.current();
+        if snapshot.verifying_keys().is_empty() {
+            return Err(ConfigError::MissingKeys);
+        }
+        let issuer = self.issuer.ok_or(ConfigError::MissingIssuer)?;
+        if self.audience.is_empty() {
+            return Err(ConfigError::MissingAudience);
+        }
+        let mut algorithms: Vec<Algorithm> = Vec::new();
+        let requested = self.algorithms.unwrap_or_else(|| {
+            snapshot
+                .verifying_keys()
+                .iter()
+                .map(|k| k.algorithm())
+                .collect()
+        });
+        for alg in requested {
+            if !algorithms.contains(&alg) {
+                algorithms.push(alg);
+            }
+        }
+        if algorithms.is_empty() {
+            return Err(ConfigError::EmptyAlgorithms);
+        }
+        if let Some(k) = snapshot
+            .verifying_keys()
+            .iter()
+            .find(|k| !algorithms.contains(&k.algorithm()))
+        {
+            return Err(ConfigError::KeyAlgorithmNotAllowed {
+                kid: k.kid().to_owned(),
+                alg: k.algorithm(),
+            });
+        }
+        if let Some(realm) = &self.realm
+            && !realm
+                .bytes()
+                .all(|b| matches!(b, 0x20..=0x7E) && b != b'"' && b != b'\\')
+        {
+            return Err(ConfigError::InvalidRealm);
+        }
+        if let Some(bad) = self.scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(ConfigError::InvalidScope(bad.clone()));
+        }
+        if let Some(name) = &self.cookie
+            && (name.is_empty() || !name.bytes().all(is_cookie_name_byte))
+        {
+            return Err(ConfigError::InvalidCookieName(name.clone()));
+        }
+        let token_types = match self.token_types {
+            Some(types) if types.is_empty() => return Err(ConfigError::EmptyTokenTypes),
+            Some(types) => Some(types.iter().map(|t| normalize_typ(t)).collect()),
+            None => None,
+        };
+        let revocations = self.revocations.unwrap_or_default();
+        if self.leeway > revocations.margin() {
+            return Err(ConfigError::LeewayExceedsRevocationMargin {
+                leeway: self.leeway,
+                margin: revocations.margin(),
+            });
+        }
+
+        let validations = algorithms
+            .iter()
+            .map(|&alg| {
+                let mut v = Validation::new(alg);
+                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                v.validate_exp = true;
+                v.validate_nbf = true;
+                v.validate_aud = true;
+                v.leeway = self.leeway.as_secs();
+                v.set_issuer(&[&issuer]);
+                v.set_audience(&self.audience);
+                (alg, v)
+            })
+            .collect();
+
+        Ok(AccessTokenLayer::from_shared(Arc::new(Shared {
+            keys,
+            validations,
+            leeway: self.leeway.as_secs(),
+            token_types,
+            realm: self.realm,
+            required_scopes: self.scopes,
+            cookie: self.cookie,
+            revocations,
+            max_token_len: self.max_token_len,
+        })))
+    }
+}
+
+/// `typ` compared case-insensitively, with an optional `application/`
+/// prefix (RFC 7515 §4.1.9).
+pub(crate) fn normalize_typ(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
+    }
+}
+
+/// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).
+pub(crate) fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+/// RFC 6265 cookie-name: an RFC 2616 token.
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeySet, SigningKey};
+
+    fn keys() -> KeySet {
+        KeySet::builder()
+            .signing_key(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    fn base() -> AccessTokenLayerBuilder {
+        AccessTokenLayer::builder()
+            .keys(keys())
+            .issuer("iss")
+            .audience("api")
+    }
+
+    #[test]
+    fn build_checks_required_settings() {
+        assert!(base().build().is_ok());
+        let no_keys = AccessTokenLayer::builder()
+            .issuer("i")
+            .audience("a")
+            .build();
+        assert_eq!(no_keys.unwrap_err(), ConfigError::MissingKeys);
+        let empty_keys = base().keys(KeySet::default()).build();
+        assert_eq!(empty_keys.unwrap_err(), ConfigError::MissingKeys);
+        let no_iss = AccessTokenLayer::builder()
+            .keys(keys())
+            .audience("a")
+            .build();
+        assert_eq!(no_iss.unwrap_err(), ConfigError::MissingIssuer);
+        let no_aud = AccessTokenLayer::builder().keys(keys()).issuer("i").build();
+        assert_eq!(no_aud.unwrap_err(), ConfigError::MissingAudience);
+        assert_eq!(
+            base().algorithms([]).build().unwrap_err(),
+            ConfigError::EmptyAlgorithms
+        );
+        assert!(matches!(
+            base().algorithms([Algorithm::EdDSA]).build().unwrap_err(),
+            ConfigError::KeyAlgorithmNotAllowed { .. }
+        ));
+    }
+
+    #[test]
+    fn build_checks_syntax_of_strings_sent_in_headers() {
+        assert_eq!(
+            base().realm("a\"b").build().unwrap_err(),
+            ConfigError::InvalidRealm
+        );
+        assert_eq!(
+            base().realm("a\nb").build().unwrap_err(),
+            ConfigError::InvalidRealm
+        );
+        assert!(base().realm("my api").build().is_ok());
+        assert!(matches!(
+            base().require_scope("a b").build().unwrap_err(),
+            ConfigError::InvalidScope(_)
+        ));
+        assert!(matches!(
+            base().cookie("a;b").build().unwrap_err(),
+            ConfigError::InvalidCookieName(_)
+        ));
+        assert_eq!(
+            base()
+                .token_types(Vec::<String>::new())
+                .build()
+                .unwrap_err(),
+            ConfigError::EmptyTokenTypes
+        );
+    }
+
+    #[test]
+    fn leeway_may_not_outlast_revocations() {
+        let err = base().leeway(Duration::from_secs(120)).build().unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::LeewayExceedsRevocationMargin { .. }
+        ));
+        let wide = RevocationCache::builder()
+            .margin(Duration::from_secs(300))
+            .build();
+        assert!(
+            base()
+                .leeway(Duration::from_secs(120))
+                .revocations(wide)
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn typ_normalization() {
+        assert_eq!(normalize_typ("application/AT+JWT"), "at+jwt");
+        assert_eq!(normalize_typ("JWT"), "jwt");
+    }
+}

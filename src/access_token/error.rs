@@ -1,0 +1,244 @@
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::revocation::RevokedBy;
+
+/// Why a request was refused by the gate (RFC 6750 §3.1).
+///
+/// Each variant maps to one status code and `error` attribute; the
+/// description sent to the client is a fixed sentence that never contains
+/// the token or a decoder's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No bearer credentials (none sent, or another scheme): 401 with a bare
+    /// challenge, no error code.
+    #[error("request has no bearer token")]
+    MissingToken,
+    /// Bearer credentials that do not parse, or credentials sent more than
+    /// one way: 400 `invalid_request`.
+    #[error("malformed bearer credentials: {0}")]
+    InvalidRequest(&'static str),
+    /// A token that fails verification: 401 `invalid_token`.
+    #[error("invalid access token: {0}")]
+    InvalidToken(InvalidToken),
+    /// A valid token that has been revoked: 401 `invalid_token`.
+    #[error("access token has been revoked ({0:?})")]
+    Revoked(RevokedBy),
+    /// A valid token without a required scope: 403 `insufficient_scope`.
+    #[error("access token lacks scope `{required}`")]
+    InsufficientScope {
+        /// The scopes the resource requires, space-separated.
+        required: String,
+    },
+}
+
+/// What exactly was wrong with a token (kept for logs and metrics; the
+/// client only sees a fixed sentence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidToken {
+    /// Not a JWS compact serialization, or undecodable parts.
+    #[error("malformed token")]
+    Malformed,
+    /// The `typ` header is not an accepted access-token type.
+    #[error("wrong token type")]
+    WrongType,
+    /// The header lists critical extensions we do not understand.
+    #[error("unsupported critical header")]
+    UnsupportedCritical,
+    /// No configured key has the token's `kid`.
+    #[error("unknown key id")]
+    UnknownKey,
+    /// The token's `alg` is not allowed, or not the algorithm of its key.
+    #[error("algorithm not allowed")]
+    DisallowedAlgorithm,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` has passed (beyond the leeway).
+    #[error("expired")]
+    Expired,
+    /// `nbf` or `iat` is in the future (beyond the leeway).
+    #[error("not yet valid")]
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// `aud` does not name this resource.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// A required claim is missing or has the wrong type.
+    #[error("missing or malformed claim")]
+    BadClaims,
+    /// `exp - iat` is longer than the gate accepts.
+    #[error("lifetime too long")]
+    LifetimeTooLong,
+}
+
+impl AuthError {
+    /// The HTTP status of the rejection.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) | Self::Revoked(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// The RFC 6750 `error` attribute; `None` when no credentials were sent
+    /// (RFC 6750 §3.1).
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingToken => None,
+            Self::InvalidRequest(_) => Some("invalid_request"),
+            Self::InvalidToken(_) | Self::Revoked(_) => Some("invalid_token"),
+            Self::InsufficientScope { .. } => Some("insufficient_scope"),
+        }
+    }
+
+    /// The human-readable `error_description`: a fixed sentence, safe to
+    /// send (printable ASCII without `"` or `\`, as RFC 6750 §3 requires).
+    pub fn description(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::MissingToken => return None,
+            Self::InvalidRequest(why) => why,
+            Self::InvalidToken(InvalidToken::Expired) => "The access token expired",
+            Self::InvalidToken(InvalidToken::NotYetValid) => "The access token is not valid yet",
+            Self::InvalidToken(InvalidToken::WrongIssuer) => {
+                "The access token was issued by an untrusted issuer"
+            }
+            Self::InvalidToken(InvalidToken::WrongAudience) => {
+                "The access token is not meant for this resource"
+            }
+            Self::InvalidToken(InvalidToken::WrongType) => "The token is not an access token",
+            Self::InvalidToken(_) => "The access token is invalid",
+            Self::Revoked(_) => "The access token has been revoked",
+            Self::InsufficientScope { .. } => {
+                "The request requires higher privileges than provided by the access token"
+            }
+        })
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3).
+    pub fn challenge(&self, realm: Option<&str>) -> String {
+        let mut params = Vec::with_capacity(4);
+        if let Some(realm) = realm {
+            params.push(format!("realm=\"{realm}\""));
+        }
+        if let Some(code) = self.error_code() {
+            params.push(format!("error=\"{code}\""));
+        }
+        if let Some(desc) = self.description() {
+            params.push(format!("error_description=\"{desc}\""));
+        }
+        if let Self::InsufficientScope { required } = self {
+            params.push(format!("scope=\"{required}\""));
+        }
+        if params.is_empty() {
+            "Bearer".to_owned()
+        } else {
+            format!("Bearer {}", params.join(", "))
+        }
+    }
+
+    /// The rejection as an HTTP response with an empty body, so it fits any
+    /// framework's body type.
+    pub fn into_http_response<B: Default>(self, realm: Option<&str>) -> Response<B> {
+        let mut res = Response::new(B::default());
+        *res.status_mut() = self.status();
+        // Built from validated parts only (realm checked at build time, the
+        // rest fixed strings or validated scope tokens), so it is a valid
+        // header value; fall back to a bare challenge if it ever is not.
+        let challenge = HeaderValue::try_from(self.challenge(realm))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+
+    /// The gRPC status code: 16 UNAUTHENTICATED, or 7 PERMISSION_DENIED for
+    /// a missing scope.
+    pub fn grpc_status(&self) -> u16 {
+        match self {
+            Self::InsufficientScope { .. } => 7,
+            _ => 16,
+        }
+    }
+
+    /// The rejection as a gRPC trailers-only response: HTTP 200 with
+    /// `grpc-status` and `grpc-message` in the headers.
+    pub fn into_grpc_response<B: Default>(self) -> Response<B> {
+        let mut res = Response::new(B::default());
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from(self.grpc_status()));
+        let message = self.description().unwrap_or("Missing bearer token");
+        // The descriptions are printable ASCII without `%`, which the gRPC
+        // spec's percent-encoding leaves as they are.
+        headers.insert("grpc-message", HeaderValue::from_static(message));
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_follow_rfc6750() {
+        assert_eq!(
+            AuthError::MissingToken.challenge(Some("api")),
+            r#"Bearer realm="api""#
+        );
+        assert_eq!(AuthError::MissingToken.challenge(None), "Bearer");
+        assert_eq!(
+            AuthError::InvalidToken(InvalidToken::Expired).challenge(None),
+            r#"Bearer error="invalid_token", error_description="The access token expired""#
+        );
+        let scope = AuthError::InsufficientScope {
+            required: "admin".into(),
+        };
+        assert_eq!(scope.status(), StatusCode::FORBIDDEN);
+        assert!(scope.challenge(Some("r")).ends_with(r#"scope="admin""#));
+    }
+
+    #[test]
+    fn descriptions_are_valid_rfc6750_attribute_values() {
+        use InvalidToken::*;
+        let all = [
+            Malformed,
+            WrongType,
+            UnsupportedCritical,
+            UnknownKey,
+            DisallowedAlgorithm,
+            BadSignature,
+            Expired,
+            NotYetValid,
+            WrongIssuer,
+            WrongAudience,
+            BadClaims,
+            LifetimeTooLong,
+        ];
+        for e in all.map(AuthError::InvalidToken).into_iter().chain([
+            AuthError::Revoked(RevokedBy::Token),
+            AuthError::InsufficientScope {
+                required: "x".into(),
+            },
+        ]) {
+            let d = e.description().unwrap();
+            assert!(
+                d.bytes()
+                    .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+                "{d}"
+            );
+            assert!(!d.contains('%'));
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Finding the access token in a request (RFC 6750 §2).
+//!
+//! Hand-written rather than taken from a crate: the grammar is a few lines
+//! (`Bearer 1*SP b64token`), and this way the token is borrowed from the
+//! header with no allocation, and every malformed form maps to the exact
+//! RFC 6750 error.
+
+use http::{HeaderMap, header};
+
+use super::AuthError;
+
+/// Finds the bearer token in `Authorization` or, if configured, in a cookie.
+pub(crate) fn find_token<'a>(
+    headers: &'a HeaderMap,
+    cookie: Option<&str>,
+    max_len: usize,
+) -> Result<&'a str, AuthError> {
+    let from_header = authorization_bearer(headers, max_len)?;
+    let from_cookie = match cookie {
+        Some(name) => cookie_token(headers, name, max_len)?,
+        None => None,
+    };
+    match (from_header, from_cookie) {
+        (Some(_), Some(_)) => Err(AuthError::InvalidRequest(
+            "The access token was sent in more than one way",
+        )),
+        (Some(token), None) | (None, Some(token)) => Ok(token),
+        (None, None) => Err(AuthError::MissingToken),
+    }
+}
+
+/// The token of an `Authorization: Bearer` header; `None` when there is no
+/// such header or it uses another scheme (no bearer credentials).
+fn authorization_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::InvalidRequest(
+            "The request has more than one Authorization header",
+        ));
+    }
+    let bytes = value.as_bytes();
+    if bytes.len() > max_len {
+        return Err(AuthError::InvalidRequest(
+            "The Authorization header is too long",
+        ));
+    }
+    let (scheme, rest) = match bytes.iter().position(|&b| b == b' ') {
+        Some(i) => (&bytes[..i], &bytes[i..]),
+        None => (bytes, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"Bearer") {
+        return Ok(None);
+    }
+    let token = trim_ascii_spaces(rest);
+    if token.is_empty() {
+        return Err(AuthError::InvalidRequest(
+            "The Bearer credentials are empty",
+        ));
+    }
+    as_b64token(token)
+        .map(Some)
+        .ok_or(AuthError::InvalidRequest(
+            "The Bearer credentials are malformed",
+        ))
+}
+
+/// The token in the cookie `name`, if present.
+fn cookie_token<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    max_len: usize,
+) -> Result<Option<&'a str>, AuthError> {
+    let mut found = None;
+    for value in headers.get_all(header::COOKIE) {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let pair = trim_ascii_spaces(pair);
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if &pair[..eq] != name.as_bytes() {
+                continue;
+            }
+            if found.is_some() {
+                return Err(AuthError::InvalidRequest(
+                    "The access-token cookie is present more than once",
+                ));
+            }
+            let mut raw = &pair[eq + 1..];
+            if raw.len() > max_len {
+                return Err(AuthError::InvalidRequest(
+                    "The access-token cookie is too long",
+                ));
+            }
+            // RFC 6265 §4.1.1: a cookie value may be wrapped in DQUOTEs.
+            if raw.len() >= 2 && raw[0] == b'"' && raw[raw.len() - 1] == b'"' {
+                raw = &raw[1..raw.len() - 1];
+            }
+            if raw.is_empty() {
+                continue;
+            }
+            found = Some(as_b64token(raw).ok_or(AuthError::InvalidRequest(
+                "The access-token cookie is malformed",
+            ))?);
+        }
+    }
+    Ok(found)
+}
+
+/// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
+fn as_b64token(bytes: &[u8]) -> Option<&str> {
+    let body_len = bytes.iter().rposition(|&b| b != b'=')? + 1;
+    let body_ok = bytes[..body_len].iter().all(|&b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+    });
+    if !body_ok {
+        return None;
+    }
+    // Every byte is ASCII, so this cannot fail.
+    std::str::from_utf8(bytes).ok()
+}
+
+fn trim_ascii_spaces(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        h
+    }
+
+    fn find(pairs: &[(&'static str, &[u8])]) -> Result<&'static str, AuthError> {
+        let h = Box::leak(Box::new(headers(pairs)));
+        find_token(h, Some("at"), 4096)
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_token_is_borrowed() {
+        assert_eq!(
+            find(&[("authorization", b"Bearer abc.def-_~+/==")]),
+            Ok("abc.def-_~+/==")
+        );
+        assert_eq!(find(&[("authorization", b"bearer   abc")]), Ok("abc"));
+        assert_eq!(find(&[("authorization", b"BEARER abc ")]), Ok("abc"));
+    }
+
+    #[test]
+    fn other_schemes_and_absence_mean_no_credentials() {
+        assert_eq!(find(&[]), Err(AuthError::MissingToken));
+        assert_eq!(
+            find(&[("authorization", b"Basic YTpi")]),
+            Err(AuthError::MissingToken)
+        );
+        assert_eq!(
+            find(&[("authorization", b"Bearerabc")]),
+            Err(AuthError::MissingToken)
+        );
+    }
+
+    #[test]
+    fn malformed_bearer_credentials_are_invalid_request() {
+        for bad in [
+            &b"Bearer"[..],
+            b"Bearer ",
+            b"Bearer a b",
+            b"Bearer a,b",
+            b"Bearer a\"b",
+            b"Bearer =abc",
+            b"Bearer ab=c",
+            b"Bearer \xffabc",
+        ] {
+            let e = find(&[("authorization", bad)]).unwrap_err();
+            assert!(
+                matches!(e, AuthError::InvalidRequest(_)),
+                "{bad:?} gave {e:?}"
+            );
+        }
+        let two = find(&[
+            ("authorization", b"Bearer a"),
+            ("authorization", b"Bearer b"),
+        ]);
+        assert!(matches!(two, Err(AuthError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn header_length_is_capped() {
+        let mut long = b"Bearer ".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 5000));
+        let h = headers(&[("authorization", &long)]);
+        assert!(matches!(
+            find_token(&h, None, 4096),
+            Err(AuthError::InvalidRequest(_))
+        ));
+        assert!(find_token(&h, None, 8192).is_ok());
+    }
+
+    #[test]
+    fn cookie_source_when_configured() {
+        assert_eq!(find(&[("cookie", b"a=1; at=tok.en; b=2")]), Ok("tok.en"));
+        assert_eq!(find(&[("cookie", b"at=\"tok\"")]), Ok("tok"));
+        assert_eq!(find(&[("cookie", b"x=1"), ("cookie", b"at=t")]), Ok("t"));
+        assert_eq!(
+            find(&[("cookie", b"other_at=tok")]),
+            Err(AuthError::MissingToken)
+        );
+        assert!(matches!(
+            find(&[("cookie", b"at=a; at=b")]),
+            Err(AuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            find(&[("cookie", b"at=a"), ("authorization", b"Bearer a")]),
+            Err(AuthError::InvalidRequest(_))
+        ));
+        // Not configured: the cookie is ignored.
+        let h = headers(&[("cookie", b"at=tok")]);
+        assert_eq!(find_token(&h, None, 4096), Err(AuthError::MissingToken));
+    }
+}

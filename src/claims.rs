@@ -1,0 +1,139 @@
+//! The access-token claim set (RFC 9068).
+//!
+//! Every access token tollgate issues or accepts carries these claims. The
+//! gate puts the verified [`AccessClaims`] into the request's extensions, so
+//! a handler reads who is calling without parsing the token again.
+//!
+//! ```
+//! use tollgate::AccessClaims;
+//!
+//! let json = r#"{"iss":"https://auth.example","sub":"alice","aud":"api",
+//!     "exp":2000000000,"iat":1700000000,"jti":"t-1","client_id":"web",
+//!     "scope":"read write","sid":"fam-1"}"#;
+//! let claims: AccessClaims = serde_json::from_str(json).unwrap();
+//! assert!(claims.has_scope("write"));
+//! assert!(!claims.has_scope("admin"));
+//! assert_eq!(claims.aud, ["api"]);
+//! ```
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The claims of an RFC 9068 JWT access token, plus `sid` (the refresh-token
+/// family, i.e. the session the token belongs to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject: the user (or the client, for `client_credentials`).
+    pub sub: String,
+    /// Audience: one or several resource identifiers. On the wire a single
+    /// audience is a string, several are an array (RFC 7519 §4.1.3).
+    #[serde(
+        serialize_with = "serialize_audience",
+        deserialize_with = "deserialize_audience"
+    )]
+    pub aud: Vec<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: u64,
+    /// Not before, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Unique token id: the key of per-token revocation.
+    pub jti: String,
+    /// The OAuth client the token was issued to.
+    pub client_id: String,
+    /// Space-separated scopes (RFC 6749 §3.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Session id: the refresh-token family. Revoking it kills every access
+    /// token of that session at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+impl AccessClaims {
+    /// The granted scopes, in token order.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Whether the token grants `scope` (an exact, case-sensitive match, as
+    /// RFC 6749 §3.3 defines scope tokens).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+}
+
+fn serialize_audience<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match aud {
+        [one] => s.serialize_str(one),
+        many => many.serialize(s),
+    }
+}
+
+fn deserialize_audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(scope: Option<&str>, aud: &[&str]) -> AccessClaims {
+        AccessClaims {
+            iss: "iss".into(),
+            sub: "alice".into(),
+            aud: aud.iter().map(|s| s.to_string()).collect(),
+            exp: 10,
+            iat: 1,
+            nbf: None,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: scope.map(str::to_owned),
+            sid: None,
+        }
+    }
+
+    #[test]
+    fn scope_matching_is_exact_and_ignores_extra_spaces() {
+        let c = claims(Some("read  write"), &["a"]);
+        assert_eq!(c.scopes().collect::<Vec<_>>(), ["read", "write"]);
+        assert!(c.has_scope("read"));
+        assert!(!c.has_scope("rea"));
+        assert!(!c.has_scope("Read"));
+        assert!(!c.has_scope(""));
+        assert!(!claims(None, &["a"]).has_scope("read"));
+    }
+
+    #[test]
+    fn audience_round_trips_as_string_or_array() {
+        let one = serde_json::to_value(claims(None, &["api"])).unwrap();
+        assert_eq!(one["aud"], "api");
+        let many = serde_json::to_value(claims(None, &["a", "b"])).unwrap();
+        assert_eq!(many["aud"], serde_json::json!(["a", "b"]));
+        let back: AccessClaims = serde_json::from_value(many).unwrap();
+        assert_eq!(back.aud, ["a", "b"]);
+    }
+
+    #[test]
+    fn required_claims_are_required() {
+        let mut v = serde_json::to_value(claims(None, &["a"])).unwrap();
+        v.as_object_mut().unwrap().remove("jti");
+        assert!(serde_json::from_value::<AccessClaims>(v).is_err());
+    }
+}

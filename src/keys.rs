@@ -1,0 +1,572 @@
+//! Signing and verification keys, key rotation, and JWKS export.
+//!
+//! A [`KeySet`] is an immutable snapshot: at most one [`SigningKey`] (the one
+//! new tokens are signed with) and any number of [`VerifyingKey`]s, each
+//! with its own `kid` and exactly one algorithm. A token is verified only by
+//! the key its `kid` names and only with that key's algorithm, so neither
+//! `alg: none` nor HMAC-with-a-public-key can ever be accepted.
+//!
+//! [`Keys`] is the shared, swappable handle: readers load the current
+//! snapshot without a lock, [`Keys::rotate`] swaps in a new one.
+//!
+//! ```
+//! use tollgate::keys::{Algorithm, KeySet, Keys, SigningKey};
+//!
+//! let old = SigningKey::hmac("2026-10", Algorithm::HS256, &[7; 32]).unwrap();
+//! let new = SigningKey::hmac("2026-11", Algorithm::HS256, &[8; 32]).unwrap();
+//! let keys = Keys::new(KeySet::builder().signing_key(old.clone()).build().unwrap());
+//!
+//! // Rotate: sign with the new key, keep verifying tokens signed with the old one.
+//! keys.rotate(
+//!     KeySet::builder()
+//!         .signing_key(new)
+//!         .verifying_key(old.verifying_key().unwrap())
+//!         .build()
+//!         .unwrap(),
+//! );
+//! let current = keys.current();
+//! assert_eq!(current.signing_key().unwrap().kid(), "2026-11");
+//! assert!(current.find(Some("2026-10")).is_some());
+//! // HMAC secrets are never published.
+//! assert!(keys.jwks().keys.is_empty());
+//! ```
+
+use std::{fmt, sync::Arc};
+
+use arc_swap::{ArcSwap, Guard};
+use jsonwebtoken::{
+    DecodingKey, EncodingKey, Header,
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse},
+};
+use serde::Serialize;
+
+pub use jsonwebtoken::{Algorithm, AlgorithmFamily};
+
+/// The JOSE `typ` of an RFC 9068 access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Why a key could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The algorithm does not fit the kind of key given.
+    #[error("algorithm {alg:?} cannot be used with {kind} key material")]
+    AlgorithmMismatch {
+        /// The algorithm asked for.
+        alg: Algorithm,
+        /// The kind of key material given.
+        kind: &'static str,
+    },
+    /// An HMAC secret shorter than the hash output (RFC 7518 §3.2).
+    #[error("an {alg:?} secret must be at least {min} bytes")]
+    WeakSecret {
+        /// The HMAC algorithm.
+        alg: Algorithm,
+        /// The minimum length in bytes.
+        min: usize,
+    },
+    /// The key id is empty.
+    #[error("a key id must not be empty")]
+    EmptyKid,
+    /// Two keys of one set share a key id.
+    #[error("duplicate key id `{0}`")]
+    DuplicateKid(String),
+    /// The key material could not be parsed (the parser's message is kept
+    /// for the operator; it never reaches a client).
+    #[error("invalid key material")]
+    Invalid(#[source] jsonwebtoken::errors::Error),
+    /// A JWK without `kid` or `alg`.
+    #[error("a JWK needs both `kid` and `alg`")]
+    IncompleteJwk,
+    /// Signing a token failed.
+    #[error("signing failed")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+}
+
+/// Installs jsonwebtoken's aws-lc-rs crypto provider for this process unless
+/// one is installed already. With the provider chosen explicitly, a
+/// dependency graph that also enables jsonwebtoken's `rust_crypto` feature
+/// cannot turn verification into a run-time panic.
+pub(crate) fn install_crypto_provider() {
+    // An error only means a provider is installed already, which is fine.
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+/// The key that signs new access tokens.
+#[derive(Clone)]
+pub struct SigningKey {
+    kid: String,
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// An HMAC key (`HS256`, `HS384`, `HS512`). The secret must be at least as
+    /// long as the hash output (32, 48 or 64 bytes).
+    pub fn hmac(kid: impl Into<String>, alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
+        check_hmac(alg, secret)?;
+        Ok(Self {
+            kid: non_empty(kid.into())?,
+            alg,
+            key: EncodingKey::from_secret(secret),
+        })
+    }
+
+    /// A private key in PEM (PKCS#8, or PKCS#1 for RSA): RSA for `RS*`/`PS*`,
+    /// P-256/P-384 for `ES256`/`ES384`, Ed25519 for `EdDSA`.
+    pub fn from_pem(kid: impl Into<String>, alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
+        install_crypto_provider();
+        let key = match alg.family() {
+            AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem),
+            AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem),
+            AlgorithmFamily::Ed => EncodingKey::from_ed_pem(pem),
+            AlgorithmFamily::Hmac => return Err(mismatch(alg, "PEM")),
+        }
+        .map_err(KeyError::Invalid)?;
+        let key = Self {
+            kid: non_empty(kid.into())?,
+            alg,
+            key,
+        };
+        // Deriving the public half proves the key fits the algorithm (curve
+        // and size), at build time rather than at the first request.
+        key.verifying_key()?;
+        Ok(key)
+    }
+
+    /// The key id put in the `kid` header of every token signed.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The signing algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The matching verification key (the public half, or the same secret
+    /// for HMAC).
+    pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
+        install_crypto_provider();
+        if self.alg.family() == AlgorithmFamily::Hmac {
+            return Ok(VerifyingKey {
+                kid: self.kid.clone(),
+                alg: self.alg,
+                key: DecodingKey::from_secret(self.key.as_bytes()),
+                jwk: None,
+            });
+        }
+        let jwk = Jwk::from_encoding_key(&self.key, self.alg).map_err(KeyError::Invalid)?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(KeyError::Invalid)?;
+        Ok(VerifyingKey::public(self.kid.clone(), self.alg, key, jwk))
+    }
+
+    /// Signs `claims` as a JWT with `typ: at+jwt` and this key's `kid`.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
+        install_crypto_provider();
+        let mut header = Header::new(self.alg);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(KeyError::Signing)
+    }
+}
+
+/// A key that verifies access tokens, with its `kid` and its one algorithm.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    kid: String,
+    alg: Algorithm,
+    key: DecodingKey,
+    /// The public JWK; `None` for HMAC secrets, which are never published.
+    jwk: Option<Jwk>,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    /// An HMAC verification key (the shared secret).
+    pub fn hmac(kid: impl Into<String>, alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
+        check_hmac(alg, secret)?;
+        Ok(Self {
+            kid: non_empty(kid.into())?,
+            alg,
+            key: DecodingKey::from_secret(secret),
+            jwk: None,
+        })
+    }
+
+    /// A public key in PEM (SubjectPublicKeyInfo, or PKCS#1 for RSA).
+    pub fn from_pem(kid: impl Into<String>, alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
+        install_crypto_provider();
+        let key = match alg.family() {
+            AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
+            AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
+            AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
+            AlgorithmFamily::Hmac => return Err(mismatch(alg, "PEM")),
+        }
+        .map_err(KeyError::Invalid)?;
+        let jwk = Jwk::from_decoding_key(&key, Some(alg)).map_err(KeyError::Invalid)?;
+        check_curve(alg, &jwk)?;
+        Ok(Self::public(non_empty(kid.into())?, alg, key, jwk))
+    }
+
+    /// A public key from a JWK that names its `kid` and `alg`.
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
+        install_crypto_provider();
+        let kid = jwk.common.key_id.clone().ok_or(KeyError::IncompleteJwk)?;
+        let alg: Algorithm = jwk
+            .common
+            .key_algorithm
+            .and_then(|a| Algorithm::try_from(a).ok())
+            .ok_or(KeyError::IncompleteJwk)?;
+        if alg.family() == AlgorithmFamily::Hmac
+            || matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_))
+        {
+            // A JWK set is public material; a secret in it is a mistake.
+            return Err(mismatch(alg, "JWK"));
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(KeyError::Invalid)?;
+        if key.family() != alg.family() {
+            return Err(mismatch(alg, "JWK"));
+        }
+        check_curve(alg, jwk)?;
+        Ok(Self::public(non_empty(kid)?, alg, key, jwk.clone()))
+    }
+
+    fn public(kid: String, alg: Algorithm, key: DecodingKey, mut jwk: Jwk) -> Self {
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Self {
+            kid,
+            alg,
+            key,
+            jwk: Some(jwk),
+        }
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The one algorithm this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public JWK (`None` for an HMAC secret).
+    pub fn jwk(&self) -> Option<&Jwk> {
+        self.jwk.as_ref()
+    }
+
+    pub(crate) fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+}
+
+/// An immutable snapshot of keys: one optional signing key, several
+/// verification keys. Build it with [`KeySet::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    signing: Option<SigningKey>,
+    verifying: Vec<VerifyingKey>,
+}
+
+impl KeySet {
+    /// Starts a key set.
+    pub fn builder() -> KeySetBuilder {
+        KeySetBuilder::default()
+    }
+
+    /// The key new tokens are signed with, if this process signs.
+    pub fn signing_key(&self) -> Option<&SigningKey> {
+        self.signing.as_ref()
+    }
+
+    /// All verification keys.
+    pub fn verifying_keys(&self) -> &[VerifyingKey] {
+        &self.verifying
+    }
+
+    /// The key for a token's `kid`. A token without `kid` is matched only
+    /// when the set holds exactly one key, so it can never pick among keys.
+    pub fn find(&self, kid: Option<&str>) -> Option<&VerifyingKey> {
+        match kid {
+            Some(kid) => self.verifying.iter().find(|k| k.kid == kid),
+            None => match self.verifying.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            },
+        }
+    }
+
+    /// The public keys as a JWK set (RFC 7517). HMAC secrets are left out.
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: self
+                .verifying
+                .iter()
+                .filter_map(|k| k.jwk.clone())
+                .collect(),
+        }
+    }
+}
+
+/// Builds a [`KeySet`]; `build` rejects duplicate key ids.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct KeySetBuilder {
+    signing: Option<SigningKey>,
+    verifying: Vec<VerifyingKey>,
+    error: Option<KeyError>,
+}
+
+impl KeySetBuilder {
+    /// The signing key; its verification key joins the set too.
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        match key.verifying_key() {
+            Ok(v) => self.verifying.push(v),
+            Err(e) => self.error = Some(e),
+        }
+        self.signing = Some(key);
+        self
+    }
+
+    /// Another verification key (e.g. the previous signing key during a
+    /// rotation, or another issuer's public key).
+    pub fn verifying_key(mut self, key: VerifyingKey) -> Self {
+        self.verifying.push(key);
+        self
+    }
+
+    /// Checks and freezes the set.
+    pub fn build(self) -> Result<KeySet, KeyError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        for (i, k) in self.verifying.iter().enumerate() {
+            if self.verifying[..i].iter().any(|o| o.kid == k.kid) {
+                return Err(KeyError::DuplicateKid(k.kid.clone()));
+            }
+        }
+        Ok(KeySet {
+            signing: self.signing,
+            verifying: self.verifying,
+        })
+    }
+}
+
+/// The shared handle to the current [`KeySet`]. Cloning is cheap; every
+/// clone sees a rotation at once. Reading takes no lock (`arc-swap`).
+#[derive(Clone)]
+pub struct Keys {
+    current: Arc<ArcSwap<KeySet>>,
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Keys").field(&**self.current.load()).finish()
+    }
+}
+
+impl From<KeySet> for Keys {
+    fn from(set: KeySet) -> Self {
+        Self::new(set)
+    }
+}
+
+impl Keys {
+    /// A handle holding `set`.
+    pub fn new(set: KeySet) -> Self {
+        install_crypto_provider();
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(set)),
+        }
+    }
+
+    /// Replaces the key set for every holder of this handle. Requests in
+    /// flight finish with the snapshot they loaded.
+    pub fn rotate(&self, set: KeySet) {
+        self.current.store(Arc::new(set));
+    }
+
+    /// The current snapshot.
+    pub fn current(&self) -> Arc<KeySet> {
+        self.current.load_full()
+    }
+
+    /// A cheap, lock-free view of the current snapshot for one request.
+    pub(crate) fn load(&self) -> Guard<Arc<KeySet>> {
+        self.current.load()
+    }
+
+    /// The current public keys as a JWK set.
+    pub fn jwks(&self) -> JwkSet {
+        self.load().jwks()
+    }
+}
+
+fn non_empty(kid: String) -> Result<String, KeyError> {
+    if kid.is_empty() {
+        Err(KeyError::EmptyKid)
+    } else {
+        Ok(kid)
+    }
+}
+
+fn mismatch(alg: Algorithm, kind: &'static str) -> KeyError {
+    KeyError::AlgorithmMismatch { alg, kind }
+}
+
+fn check_hmac(alg: Algorithm, secret: &[u8]) -> Result<(), KeyError> {
+    let min = match alg {
+        Algorithm::HS256 => 32,
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => return Err(mismatch(alg, "HMAC secret")),
+    };
+    if secret.len() < min {
+        return Err(KeyError::WeakSecret { alg, min });
+    }
+    Ok(())
+}
+
+fn check_curve(alg: Algorithm, jwk: &Jwk) -> Result<(), KeyError> {
+    let curve = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(p) => Some(&p.curve),
+        AlgorithmParameters::OctetKeyPair(p) => Some(&p.curve),
+        _ => None,
+    };
+    let ok = match alg {
+        Algorithm::ES256 => curve == Some(&EllipticCurve::P256),
+        Algorithm::ES384 => curve == Some(&EllipticCurve::P384),
+        Algorithm::EdDSA => curve == Some(&EllipticCurve::Ed25519),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(mismatch(alg, "curve"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ES256: &[u8] = include_bytes!("../tests/keys/es256.pem");
+    const ED25519: &[u8] = include_bytes!("../tests/keys/ed25519.pem");
+    const RSA: &[u8] = include_bytes!("../tests/keys/rsa.pem");
+    const RSA_PUB: &[u8] = include_bytes!("../tests/keys/rsa.pub.pem");
+
+    #[test]
+    fn hmac_secrets_must_be_long_enough_and_hmac_only() {
+        assert!(matches!(
+            SigningKey::hmac("k", Algorithm::HS256, &[1; 31]),
+            Err(KeyError::WeakSecret { min: 32, .. })
+        ));
+        assert!(SigningKey::hmac("k", Algorithm::HS512, &[1; 63]).is_err());
+        assert!(SigningKey::hmac("k", Algorithm::HS512, &[1; 64]).is_ok());
+        assert!(matches!(
+            SigningKey::hmac("k", Algorithm::RS256, &[1; 64]),
+            Err(KeyError::AlgorithmMismatch { .. })
+        ));
+        assert!(matches!(
+            SigningKey::hmac("", Algorithm::HS256, &[1; 32]),
+            Err(KeyError::EmptyKid)
+        ));
+    }
+
+    #[test]
+    fn pem_keys_must_fit_their_algorithm() {
+        assert!(SigningKey::from_pem("k", Algorithm::ES256, ES256).is_ok());
+        assert!(SigningKey::from_pem("k", Algorithm::ES384, ES256).is_err());
+        assert!(SigningKey::from_pem("k", Algorithm::EdDSA, ES256).is_err());
+        assert!(SigningKey::from_pem("k", Algorithm::EdDSA, ED25519).is_ok());
+        assert!(SigningKey::from_pem("k", Algorithm::PS256, RSA).is_ok());
+        assert!(SigningKey::from_pem("k", Algorithm::HS256, RSA).is_err());
+        assert!(VerifyingKey::from_pem("k", Algorithm::RS256, RSA_PUB).is_ok());
+        assert!(VerifyingKey::from_pem("k", Algorithm::ES256, RSA_PUB).is_err());
+    }
+
+    #[test]
+    fn jwks_publishes_public_keys_only_with_kid_use_and_alg() {
+        let set = KeySet::builder()
+            .signing_key(SigningKey::from_pem("ec", Algorithm::ES256, ES256).unwrap())
+            .verifying_key(VerifyingKey::hmac("mac", Algorithm::HS256, &[3; 32]).unwrap())
+            .verifying_key(VerifyingKey::from_pem("rsa", Algorithm::RS256, RSA_PUB).unwrap())
+            .build()
+            .unwrap();
+        let jwks = serde_json::to_value(set.jwks()).unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0]["kid"], "ec");
+        assert_eq!(keys[0]["use"], "sig");
+        assert_eq!(keys[0]["alg"], "ES256");
+        assert_eq!(keys[0]["crv"], "P-256");
+        assert!(keys[0].get("d").is_none(), "private part leaked");
+        assert_eq!(keys[1]["kty"], "RSA");
+        assert!(!jwks.to_string().contains("\"k\""), "HMAC secret leaked");
+
+        // A published key round-trips into a verifier.
+        let jwk: Jwk = serde_json::from_value(keys[0].clone()).unwrap();
+        let v = VerifyingKey::from_jwk(&jwk).unwrap();
+        assert_eq!((v.kid(), v.algorithm()), ("ec", Algorithm::ES256));
+    }
+
+    #[test]
+    fn duplicate_kids_are_rejected() {
+        let k = SigningKey::hmac("same", Algorithm::HS256, &[1; 32]).unwrap();
+        let err = KeySet::builder()
+            .signing_key(k.clone())
+            .verifying_key(k.verifying_key().unwrap())
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, KeyError::DuplicateKid(kid) if kid == "same"));
+    }
+
+    #[test]
+    fn a_token_without_kid_matches_only_a_single_key() {
+        let a = VerifyingKey::hmac("a", Algorithm::HS256, &[1; 32]).unwrap();
+        let b = VerifyingKey::hmac("b", Algorithm::HS256, &[2; 32]).unwrap();
+        let one = KeySet::builder().verifying_key(a.clone()).build().unwrap();
+        assert_eq!(one.find(None).unwrap().kid(), "a");
+        let two = KeySet::builder()
+            .verifying_key(a)
+            .verifying_key(b)
+            .build()
+            .unwrap();
+        assert!(two.find(None).is_none());
+        assert_eq!(two.find(Some("b")).unwrap().kid(), "b");
+        assert!(two.find(Some("c")).is_none());
+    }
+
+    #[test]
+    fn debug_output_never_shows_key_material() {
+        let k = SigningKey::hmac(
+            "k",
+            Algorithm::HS256,
+            b"super-secret-super-secret-super-secret",
+        )
+        .unwrap();
+        let shown = format!("{k:?} {:?}", k.verifying_key().unwrap());
+        assert!(!shown.contains("super-secret"));
+    }
+}

@@ -1,0 +1,48 @@
+//! # tollgate
+//!
+//! Token auth for Tower services, done right:
+//!
+//! - **The gate** ([`AccessTokenLayer`]): a Tower layer that enforces JWT
+//!   access tokens (RFC 9068) on any hyper, axum or tonic stack and rejects
+//!   revoked tokens at once from an in-memory deny list
+//!   ([`RevocationCache`]), with RFC 6750 error responses.
+//! - **Keys** ([`keys`]): HMAC, RSA, ECDSA and EdDSA keys chosen by `kid`,
+//!   lock-free rotation, JWKS export.
+//!
+//! ```
+//! use tollgate::{AccessTokenLayer, RevocationCache, keys::{Algorithm, KeySet, SigningKey}};
+//!
+//! let key = SigningKey::from_pem(
+//!     "2026-11",
+//!     Algorithm::EdDSA,
+//!     include_bytes!("../tests/keys/ed25519.pem"),
+//! ).unwrap();
+//! let revocations = RevocationCache::default();
+//! let gate = AccessTokenLayer::builder()
+//!     .keys(KeySet::builder().signing_key(key).build().unwrap())
+//!     .issuer("https://auth.example")
+//!     .audience("https://api.example")
+//!     .revocations(revocations.clone())
+//!     .build()
+//!     .unwrap();
+//! // `gate` now mounts with `Router::layer`, `ServiceBuilder::layer` or
+//! // tonic's `Server::builder().layer`.
+//! # let _ = gate;
+//! ```
+//!
+//! ## Features
+//! - `grpc` (default): answer gRPC requests with `grpc-status`.
+//! - `axum`: [`AccessClaims`] as an axum extractor, [`AuthError`] as a
+//!   response.
+
+#![warn(missing_docs)]
+#![deny(unsafe_code, unreachable_pub)]
+
+pub mod access_token;
+pub mod claims;
+pub mod keys;
+pub mod revocation;
+
+pub use access_token::{AccessToken, AccessTokenLayer, AccessTokenLayerBuilder, AuthError};
+pub use claims::AccessClaims;
+pub use revocation::RevocationCache;

@@ -1,0 +1,468 @@
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use moka::{Expiry, sync::Cache};
+
+/// A source of wall-clock time. Tests inject their own to move time without
+/// sleeping.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Default extra life of every entry beyond the expiry it was given: covers
+/// the gate's leeway (tokens are accepted that long past `exp`) and clock
+/// skew between instances.
+pub const DEFAULT_MARGIN: Duration = Duration::from_secs(60);
+
+/// Default longest access-token lifetime (`exp - iat`) the gate accepts; a
+/// subject's not-before watermark lives this long (plus the margin).
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A per-subject watermark: tokens issued at or before `not_before` are dead.
+#[derive(Debug, Clone, Copy)]
+struct Watermark {
+    /// Unix seconds. JWT `iat` has one-second granularity, so a token issued
+    /// in the same second as the watermark is treated as issued before it
+    /// (it fails closed).
+    not_before: u64,
+    until: SystemTime,
+}
+
+trait Until {
+    fn until(&self) -> SystemTime;
+}
+
+impl Until for SystemTime {
+    fn until(&self) -> SystemTime {
+        *self
+    }
+}
+
+impl Until for Watermark {
+    fn until(&self) -> SystemTime {
+        self.until
+    }
+}
+
+/// Expires each entry when the last token it could match has expired (plus
+/// the margin), measured on the cache's clock.
+struct UntilTokenExpiry {
+    clock: Arc<dyn Clock>,
+    margin: Duration,
+}
+
+impl UntilTokenExpiry {
+    fn remaining(&self, until: SystemTime) -> Duration {
+        (until + self.margin)
+            .duration_since(self.clock.now())
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+impl<V: Until> Expiry<Box<str>, V> for UntilTokenExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &Box<str>,
+        value: &V,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.remaining(value.until()))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &Box<str>,
+        value: &V,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.remaining(value.until()))
+    }
+}
+
+/// The deny list the gate consults on every request: revoked token ids,
+/// revoked sessions (`sid`) and per-subject not-before watermarks.
+///
+/// Lookups are in memory only. Each entry expires on its own when the
+/// tokens it could match have expired, so memory is bounded by the number
+/// of revocations that still matter. There is deliberately no size bound:
+/// evicting a live entry for space would quietly un-revoke a token.
+///
+/// Cloning is cheap and every clone shares the same entries.
+#[derive(Clone)]
+pub struct RevocationCache {
+    tokens: Cache<Box<str>, SystemTime>,
+    sessions: Cache<Box<str>, SystemTime>,
+    subjects: Cache<Box<str>, Watermark>,
+    clock: Arc<dyn Clock>,
+    margin: Duration,
+    max_token_lifetime: Duration,
+}
+
+impl fmt::Debug for RevocationCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationCache")
+            .field("tokens", &self.tokens.entry_count())
+            .field("sessions", &self.sessions.entry_count())
+            .field("subjects", &self.subjects.entry_count())
+            .field("margin", &self.margin)
+            .field("max_token_lifetime", &self.max_token_lifetime)
+            .finish()
+    }
+}
+
+impl Default for RevocationCache {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+/// What a token matched on the deny list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevokedBy {
+    /// Its `jti` was revoked.
+    Token,
+    /// Its session (`sid`) was revoked.
+    Session,
+    /// It was issued at or before its subject's not-before watermark.
+    Subject,
+}
+
+impl RevocationCache {
+    /// Starts a cache with the defaults ([`DEFAULT_MARGIN`],
+    /// [`DEFAULT_MAX_TOKEN_LIFETIME`], the system clock).
+    pub fn builder() -> RevocationCacheBuilder {
+        RevocationCacheBuilder {
+            clock: Arc::new(SystemClock),
+            margin: DEFAULT_MARGIN,
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+        }
+    }
+
+    /// Revokes one access token until its `exp`.
+    pub fn revoke_token(&self, jti: &str, expires_at: SystemTime) {
+        upsert_latest(&self.tokens, jti, expires_at);
+    }
+
+    /// Revokes every access token of a session (`sid` claim) issued up to
+    /// now. `until` is when the last of them expires: at the latest the time
+    /// of revocation plus the longest access-token lifetime.
+    pub fn revoke_session(&self, sid: &str, until: SystemTime) {
+        upsert_latest(&self.sessions, sid, until);
+    }
+
+    /// Revokes every token of `sub` issued at or before `instant` (logout
+    /// everywhere). JWT `iat` counts whole seconds, so a token issued later
+    /// in the same second is revoked too: the rule fails closed.
+    pub fn revoke_subject_before(&self, sub: &str, instant: SystemTime) {
+        let not_before = unix_secs(instant);
+        let until = instant + self.max_token_lifetime;
+        let mark = match self.subjects.get(sub) {
+            Some(old) if old.not_before >= not_before => return,
+            _ => Watermark { not_before, until },
+        };
+        self.subjects.insert(sub.into(), mark);
+    }
+
+    /// Whether a token with these claims is revoked, and by what. A miss —
+    /// the common case — costs one `contains_key` per key kind, which
+    /// neither allocates nor records a read.
+    pub fn check(&self, jti: &str, sid: Option<&str>, sub: &str, iat: u64) -> Option<RevokedBy> {
+        if self.live(&self.tokens, jti) {
+            return Some(RevokedBy::Token);
+        }
+        if sid.is_some_and(|sid| self.live(&self.sessions, sid)) {
+            return Some(RevokedBy::Session);
+        }
+        if self.subjects.contains_key(sub) {
+            let now = self.clock.now();
+            if let Some(mark) = self.subjects.get(sub)
+                && mark.until + self.margin > now
+                && iat <= mark.not_before
+            {
+                return Some(RevokedBy::Subject);
+            }
+        }
+        None
+    }
+
+    /// Whether the token id is revoked.
+    pub fn is_token_revoked(&self, jti: &str) -> bool {
+        self.live(&self.tokens, jti)
+    }
+
+    /// Whether the session is revoked.
+    pub fn is_session_revoked(&self, sid: &str) -> bool {
+        self.live(&self.sessions, sid)
+    }
+
+    /// The longest `exp - iat` a token may have and still be covered by a
+    /// subject watermark; the gate rejects longer-lived tokens.
+    pub fn max_token_lifetime(&self) -> Duration {
+        self.max_token_lifetime
+    }
+
+    /// How long each entry outlives the expiry it was given.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
+    /// Live entries of all kinds (approximate until pending maintenance
+    /// has run; see [`RevocationCache::run_pending_tasks`]).
+    pub fn entry_count(&self) -> u64 {
+        self.tokens.entry_count() + self.sessions.entry_count() + self.subjects.entry_count()
+    }
+
+    /// Runs the cache's pending maintenance (evicting expired entries) now.
+    pub fn run_pending_tasks(&self) {
+        self.tokens.run_pending_tasks();
+        self.sessions.run_pending_tasks();
+        self.subjects.run_pending_tasks();
+    }
+
+    fn live(&self, cache: &Cache<Box<str>, SystemTime>, key: &str) -> bool {
+        // Fast path: a miss needs no clock read and no value copy.
+        if !cache.contains_key(key) {
+            return false;
+        }
+        // moka expires entries on the monotonic clock; checking the stored
+        // expiry as well keeps the answer exact on this cache's clock.
+        cache
+            .get(key)
+            .is_some_and(|until| until + self.margin > self.clock.now())
+    }
+}
+
+fn upsert_latest(cache: &Cache<Box<str>, SystemTime>, key: &str, until: SystemTime) {
+    if cache.get(key).is_some_and(|old| old >= until) {
+        return;
+    }
+    cache.insert(key.into(), until);
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Builds a [`RevocationCache`].
+#[must_use]
+pub struct RevocationCacheBuilder {
+    clock: Arc<dyn Clock>,
+    margin: Duration,
+    max_token_lifetime: Duration,
+}
+
+impl fmt::Debug for RevocationCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationCacheBuilder")
+            .field("margin", &self.margin)
+            .field("max_token_lifetime", &self.max_token_lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RevocationCacheBuilder {
+    /// Extra life of every entry beyond its expiry; must cover the gate's
+    /// leeway (checked when the gate is built). Default [`DEFAULT_MARGIN`].
+    pub fn margin(self, margin: Duration) -> Self {
+        Self { margin, ..self }
+    }
+
+    /// The longest access-token lifetime (`exp - iat`); subject watermarks
+    /// live this long. Default [`DEFAULT_MAX_TOKEN_LIFETIME`].
+    pub fn max_token_lifetime(self, max_token_lifetime: Duration) -> Self {
+        Self {
+            max_token_lifetime,
+            ..self
+        }
+    }
+
+    /// The wall clock used for expiry decisions (tests inject one).
+    pub fn clock(self, clock: impl Clock) -> Self {
+        Self {
+            clock: Arc::new(clock),
+            ..self
+        }
+    }
+
+    /// Builds the cache. No capacity is set, on purpose (see the type docs).
+    pub fn build(self) -> RevocationCache {
+        RevocationCache {
+            tokens: self.expiring(),
+            sessions: self.expiring(),
+            subjects: self.expiring(),
+            clock: self.clock,
+            margin: self.margin,
+            max_token_lifetime: self.max_token_lifetime,
+        }
+    }
+
+    fn expiring<V>(&self) -> Cache<Box<str>, V>
+    where
+        V: Until + Clone + Send + Sync + 'static,
+    {
+        Cache::builder()
+            .expire_after(UntilTokenExpiry {
+                clock: Arc::clone(&self.clock),
+                margin: self.margin,
+            })
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A clock tests move by hand.
+    #[derive(Clone, Default)]
+    struct ManualClock(Arc<AtomicU64>);
+
+    impl ManualClock {
+        fn at(secs: u64) -> Self {
+            Self(Arc::new(AtomicU64::new(secs)))
+        }
+        fn advance(&self, d: Duration) {
+            self.0.fetch_add(d.as_secs(), Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> SystemTime {
+            UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    const T0: u64 = 1_800_000_000;
+
+    fn cache(clock: &ManualClock) -> RevocationCache {
+        RevocationCache::builder()
+            .clock(clock.clone())
+            .margin(Duration::from_secs(30))
+            .max_token_lifetime(Duration::from_secs(600))
+            .build()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn revoked_token_is_denied_until_expiry_plus_margin() {
+        let clock = ManualClock::at(T0);
+        let c = cache(&clock);
+        c.revoke_token("j1", at(T0 + 100));
+        assert_eq!(c.check("j1", None, "alice", T0), Some(RevokedBy::Token));
+        assert_eq!(c.check("j2", None, "alice", T0), None);
+        clock.advance(Duration::from_secs(129));
+        assert!(c.is_token_revoked("j1"), "still inside the margin");
+        clock.advance(Duration::from_secs(1));
+        assert!(!c.is_token_revoked("j1"), "expired with its token");
+    }
+
+    #[test]
+    fn a_later_expiry_wins_an_earlier_one_never_shortens() {
+        let clock = ManualClock::at(T0);
+        let c = cache(&clock);
+        c.revoke_token("j", at(T0 + 100));
+        c.revoke_token("j", at(T0 + 10));
+        clock.advance(Duration::from_secs(120));
+        assert!(c.is_token_revoked("j"));
+        c.revoke_session("s", at(T0 + 500));
+        c.revoke_session("s", at(T0 + 200));
+        clock.advance(Duration::from_secs(300));
+        assert!(c.is_session_revoked("s"));
+    }
+
+    #[test]
+    fn session_revocation_matches_only_that_sid() {
+        let clock = ManualClock::at(T0);
+        let c = cache(&clock);
+        c.revoke_session("fam-1", at(T0 + 600));
+        assert_eq!(
+            c.check("a", Some("fam-1"), "bob", T0),
+            Some(RevokedBy::Session)
+        );
+        assert_eq!(c.check("a", Some("fam-2"), "bob", T0), None);
+        assert_eq!(c.check("a", None, "bob", T0), None);
+    }
+
+    #[test]
+    fn subject_watermark_kills_tokens_issued_up_to_that_second() {
+        let clock = ManualClock::at(T0);
+        let c = cache(&clock);
+        c.revoke_subject_before("alice", at(T0) + Duration::from_millis(700));
+        assert_eq!(
+            c.check("a", None, "alice", T0 - 5),
+            Some(RevokedBy::Subject)
+        );
+        assert_eq!(c.check("a", None, "alice", T0), Some(RevokedBy::Subject));
+        assert_eq!(c.check("a", None, "alice", T0 + 1), None);
+        assert_eq!(c.check("a", None, "bob", T0 - 5), None);
+        // An older watermark never lowers a newer one.
+        c.revoke_subject_before("alice", at(T0 - 100));
+        assert_eq!(c.check("a", None, "alice", T0), Some(RevokedBy::Subject));
+        // It lives as long as the longest token it could match.
+        // (watermark at T0 + 0.7 s, plus 600 s lifetime, plus 30 s margin)
+        clock.advance(Duration::from_secs(600 + 30));
+        assert_eq!(c.check("a", None, "alice", T0), Some(RevokedBy::Subject));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(c.check("a", None, "alice", T0), None);
+    }
+
+    #[test]
+    fn a_large_cache_never_forgets_a_live_revocation() {
+        let c = RevocationCache::default();
+        let until = SystemTime::now() + Duration::from_secs(3600);
+        let n = 100_000;
+        for i in 0..n {
+            c.revoke_token(&format!("jti-{i}"), until);
+        }
+        c.run_pending_tasks();
+        assert_eq!(c.entry_count(), n);
+        assert!((0..n).all(|i| c.is_token_revoked(&format!("jti-{i}"))));
+    }
+
+    #[test]
+    fn expired_entries_are_evicted_from_memory() {
+        // Entries already past their expiry get a zero time to live. moka
+        // evicts on its own monotonic clock (timer wheel, about 1 s ticks)
+        // which tests cannot mock, so poll until it has, with a deadline.
+        let clock = ManualClock::at(T0);
+        let c = cache(&clock);
+        for i in 0..1000 {
+            c.revoke_token(&format!("old-{i}"), at(T0 - 31));
+        }
+        c.revoke_token("live", at(T0 + 60));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            c.run_pending_tasks();
+            if c.entry_count() == 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expired entries never evicted"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(c.is_token_revoked("live"));
+        assert!(!c.is_token_revoked("old-1"));
+    }
+}

@@ -1,0 +1,33 @@
+//! The deny list: revoked token ids, sessions and subjects, in memory.
+//!
+//! The gate looks every request up here and never in a database. Entries
+//! expire on their own when the tokens they could match expire, so there is
+//! no size bound to evict live revocations. Persistence and sync across
+//! processes feed the same type from the store.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tollgate::revocation::{RevocationCache, RevokedBy};
+//!
+//! let deny = RevocationCache::default();
+//! let now = SystemTime::now();
+//! let iat = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+//!
+//! deny.revoke_token("jti-1", now + Duration::from_secs(300));
+//! deny.revoke_session("family-7", now + Duration::from_secs(900));
+//!
+//! assert_eq!(deny.check("jti-1", None, "alice", iat), Some(RevokedBy::Token));
+//! assert_eq!(deny.check("jti-2", Some("family-7"), "alice", iat), Some(RevokedBy::Session));
+//! assert_eq!(deny.check("jti-3", Some("family-8"), "alice", iat), None);
+//!
+//! // Logout everywhere: every token of bob issued up to now.
+//! deny.revoke_subject_before("bob", now);
+//! assert_eq!(deny.check("jti-4", None, "bob", iat), Some(RevokedBy::Subject));
+//! ```
+
+mod cache;
+
+pub use cache::{
+    Clock, DEFAULT_MARGIN, DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, RevocationCacheBuilder,
+    RevokedBy, SystemClock,
+};
