@@ -1,0 +1,121 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use http::{Request, Response, header};
+use tollgate::{
+    AccessClaims, AccessTokenLayer, RevocationCache,
+    keys::{Algorithm, KeySet, SigningKey},
+    revocation::Clock,
+};
+
+pub const ISS: &str = "https://auth.example";
+pub const AUD: &str = "orders-api";
+pub const REALM: &str = "orders";
+
+pub const ES256_PEM: &[u8] = include_bytes!("../keys/es256.pem");
+pub const ED25519_PEM: &[u8] = include_bytes!("../keys/ed25519.pem");
+pub const RSA_PEM: &[u8] = include_bytes!("../keys/rsa.pem");
+pub const RSA_PUB_PEM: &[u8] = include_bytes!("../keys/rsa.pub.pem");
+
+pub fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+pub fn hs256() -> SigningKey {
+    SigningKey::hmac("hs-1", Algorithm::HS256, &[42; 32]).unwrap()
+}
+
+/// A valid claim set for `jti`, issued now, expiring in five minutes.
+pub fn claims(jti: &str) -> AccessClaims {
+    let now = now();
+    AccessClaims {
+        iss: ISS.into(),
+        sub: "alice".into(),
+        aud: vec![AUD.into()],
+        exp: now + 300,
+        iat: now,
+        nbf: None,
+        jti: jti.into(),
+        client_id: "web".into(),
+        scope: Some("orders:read orders:write".into()),
+        sid: Some("fam-1".into()),
+    }
+}
+
+pub fn keyset(key: &SigningKey) -> KeySet {
+    KeySet::builder().signing_key(key.clone()).build().unwrap()
+}
+
+/// The gate most tests use: HS256 key `hs-1`, realm, the given deny list.
+pub fn gate(revocations: RevocationCache) -> AccessTokenLayer {
+    AccessTokenLayer::builder()
+        .keys(keyset(&hs256()))
+        .issuer(ISS)
+        .audience(AUD)
+        .realm(REALM)
+        .revocations(revocations)
+        .build()
+        .unwrap()
+}
+
+pub fn token(jti: &str) -> String {
+    hs256().sign(&claims(jti)).unwrap()
+}
+
+pub fn bearer(token: &str) -> Request<String> {
+    Request::builder()
+        .uri("/orders")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap()
+}
+
+/// An inner service that answers 200 with the verified subject, or 500 if
+/// the gate let a request through without claims.
+pub async fn echo_sub(req: Request<String>) -> Result<Response<String>, Infallible> {
+    Ok(match req.extensions().get::<AccessClaims>() {
+        Some(c) => Response::new(format!("{}:{}", c.sub, c.jti)),
+        None => Response::builder()
+            .status(500)
+            .body("no claims".into())
+            .unwrap(),
+    })
+}
+
+/// A wall clock that tests move by hand.
+#[derive(Clone)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    pub fn now() -> Self {
+        Self(Arc::new(AtomicU64::new(now())))
+    }
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_secs(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// A JWT with arbitrary header and payload JSON, and a given signature part.
+pub fn raw_jwt(header: &serde_json::Value, payload: &serde_json::Value, sig: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    format!(
+        "{}.{}.{sig}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string())
+    )
+}
