@@ -159,12 +159,7 @@ impl SigningKey {
     pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
         install_crypto_provider();
         if self.alg.family() == AlgorithmFamily::Hmac {
-            return Ok(VerifyingKey {
-                kid: self.kid.clone(),
-                alg: self.alg,
-                key: DecodingKey::from_secret(self.key.as_bytes()),
-                jwk: None,
-            });
+            return VerifyingKey::hmac(self.kid.clone(), self.alg, self.key.as_bytes());
         }
         let jwk = Jwk::from_encoding_key(&self.key, self.alg).map_err(KeyError::Invalid)?;
         let key = DecodingKey::from_jwk(&jwk).map_err(KeyError::Invalid)?;
@@ -187,6 +182,10 @@ pub struct VerifyingKey {
     kid: String,
     alg: Algorithm,
     key: DecodingKey,
+    /// For HMAC: the key schedule, computed once. jsonwebtoken rebuilds it
+    /// (and a boxed verifier) on every verification, which costs about as
+    /// much as the MAC itself on the gate's hot path.
+    mac: Option<aws_lc_rs::hmac::Key>,
     /// The public JWK; `None` for HMAC secrets, which are never published.
     jwk: Option<Jwk>,
 }
@@ -203,11 +202,12 @@ impl fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     /// An HMAC verification key (the shared secret).
     pub fn hmac(kid: impl Into<String>, alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
-        check_hmac(alg, secret)?;
+        let mac_alg = check_hmac(alg, secret)?;
         Ok(Self {
             kid: non_empty(kid.into())?,
             alg,
             key: DecodingKey::from_secret(secret),
+            mac: Some(aws_lc_rs::hmac::Key::new(mac_alg, secret)),
             jwk: None,
         })
     }
@@ -257,6 +257,7 @@ impl VerifyingKey {
             kid,
             alg,
             key,
+            mac: None,
             jwk: Some(jwk),
         }
     }
@@ -276,8 +277,22 @@ impl VerifyingKey {
         self.jwk.as_ref()
     }
 
-    pub(crate) fn decoding_key(&self) -> &DecodingKey {
-        &self.key
+    /// Whether `signature` (base64url, unpadded) is this key's signature of
+    /// `message` under its algorithm. MAC comparison is constant-time.
+    pub(crate) fn verify_signature(&self, message: &[u8], signature: &str) -> bool {
+        match &self.mac {
+            Some(mac) => {
+                use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+                // The longest MAC is HS512's 64 bytes: decode on the stack.
+                let mut buf = [0u8; 64];
+                match URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) {
+                    Ok(n) => aws_lc_rs::hmac::verify(mac, message, &buf[..n]).is_ok(),
+                    Err(_) => false,
+                }
+            }
+            None => jsonwebtoken::crypto::verify(signature, message, &self.key, self.alg)
+                .unwrap_or(false),
+        }
     }
 }
 
@@ -435,17 +450,18 @@ fn mismatch(alg: Algorithm, kind: &'static str) -> KeyError {
     KeyError::AlgorithmMismatch { alg, kind }
 }
 
-fn check_hmac(alg: Algorithm, secret: &[u8]) -> Result<(), KeyError> {
-    let min = match alg {
-        Algorithm::HS256 => 32,
-        Algorithm::HS384 => 48,
-        Algorithm::HS512 => 64,
+fn check_hmac(alg: Algorithm, secret: &[u8]) -> Result<aws_lc_rs::hmac::Algorithm, KeyError> {
+    use aws_lc_rs::hmac::{HMAC_SHA256, HMAC_SHA384, HMAC_SHA512};
+    let (mac_alg, min) = match alg {
+        Algorithm::HS256 => (HMAC_SHA256, 32),
+        Algorithm::HS384 => (HMAC_SHA384, 48),
+        Algorithm::HS512 => (HMAC_SHA512, 64),
         _ => return Err(mismatch(alg, "HMAC secret")),
     };
     if secret.len() < min {
         return Err(KeyError::WeakSecret { alg, min });
     }
-    Ok(())
+    Ok(mac_alg)
 }
 
 fn check_curve(alg: Algorithm, jwk: &Jwk) -> Result<(), KeyError> {

@@ -188,13 +188,19 @@ fn signed_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
 #[tokio::test]
 async fn time_claims_are_enforced_with_the_documented_leeway() {
     let g = || gate(RevocationCache::default());
-    let expired = signed_with(|c| c["exp"] = json!(now() - 31));
+    let expired = signed_with(|c| {
+        c["iat"] = json!(now() - 300);
+        c["exp"] = json!(now() - 31);
+    });
     assert_invalid_token(
         &call(g(), bearer(&expired)).await,
         "The access token expired",
         &expired,
     );
-    let within_leeway = signed_with(|c| c["exp"] = json!(now() - 5));
+    let within_leeway = signed_with(|c| {
+        c["iat"] = json!(now() - 300);
+        c["exp"] = json!(now() - 5);
+    });
     assert_eq!(
         call(g(), bearer(&within_leeway)).await.status(),
         StatusCode::OK
@@ -212,6 +218,8 @@ async fn time_claims_are_enforced_with_the_documented_leeway() {
         "The access token is not valid yet",
         &future_iat,
     );
+    let backwards = signed_with(|c| c["exp"] = json!(now() - 1));
+    assert_invalid_token(&call(g(), bearer(&backwards)).await, INVALID, &backwards);
     // Longer-lived than a subject watermark can cover.
     let too_long = signed_with(|c| c["exp"] = json!(now() + 3 * 86_400));
     assert_invalid_token(&call(g(), bearer(&too_long)).await, INVALID, &too_long);
@@ -549,4 +557,52 @@ async fn keys_rotate_at_run_time() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(call(g, bearer(&new_t)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn verdicts_agree_with_jsonwebtoken_on_every_one_character_mutation() {
+    use jsonwebtoken::{DecodingKey, Validation};
+    let cases = [
+        (hs256(), DecodingKey::from_secret(&[42; 32])),
+        (
+            SigningKey::from_pem("ed-1", Algorithm::EdDSA, ED25519_PEM).unwrap(),
+            DecodingKey::from_ed_pem(include_bytes!("keys/ed25519.pub.pem")).unwrap(),
+        ),
+    ];
+    for (key, decoding) in cases {
+        let g = AccessTokenLayer::builder()
+            .keys(keyset(&key))
+            .issuer(ISS)
+            .audience(AUD)
+            .build()
+            .unwrap();
+        let mut validation = Validation::new(key.algorithm());
+        validation.set_issuer(&[ISS]);
+        validation.set_audience(&[AUD]);
+        validation.leeway = 30;
+        let token = key.sign(&claims("diff")).unwrap();
+        let mut checked = 0;
+        for i in 0..token.len() {
+            for replacement in [b'A', b'f', b'_', b'-', b'.', b'='] {
+                let mut bytes = token.clone().into_bytes();
+                if bytes[i] == replacement {
+                    continue;
+                }
+                bytes[i] = replacement;
+                let mutated = String::from_utf8(bytes).unwrap();
+                let ours = g.verify(&mutated).is_ok();
+                let theirs = jsonwebtoken::decode::<tollgate::AccessClaims>(
+                    &mutated,
+                    &decoding,
+                    &validation,
+                )
+                .is_ok();
+                assert_eq!(ours, theirs, "position {i} -> {}", replacement as char);
+                assert!(!ours, "a mutated token verified at position {i}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000);
+        assert!(g.verify(&token).is_ok());
+    }
 }

@@ -1,7 +1,5 @@
 use std::{sync::Arc, time::Duration};
 
-use jsonwebtoken::Validation;
-
 use super::service::{AccessTokenLayer, Shared};
 use crate::{
     keys::{ACCESS_TOKEN_TYP, Algorithm, Keys},
@@ -265,24 +263,11 @@ impl AccessTokenLayerBuilder {
             });
         }
 
-        let validations = algorithms
-            .iter()
-            .map(|&alg| {
-                let mut v = Validation::new(alg);
-                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-                v.validate_exp = true;
-                v.validate_nbf = true;
-                v.validate_aud = true;
-                v.leeway = self.leeway.as_secs();
-                v.set_issuer(&[&issuer]);
-                v.set_audience(&self.audience);
-                (alg, v)
-            })
-            .collect();
-
         Ok(AccessTokenLayer::from_shared(Arc::new(Shared {
             keys,
-            validations,
+            algorithms,
+            issuer,
+            audiences: self.audience,
             leeway: self.leeway.as_secs(),
             token_types,
             realm: self.realm,
