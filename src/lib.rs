@@ -39,8 +39,10 @@
 #![deny(unsafe_code, unreachable_pub)]
 
 pub mod access_token;
+pub mod binding;
 pub mod claims;
 pub mod keys;
+pub mod refresh;
 pub mod revocation;
 
 pub use access_token::{AccessToken, AccessTokenLayer, AccessTokenLayerBuilder, AuthError};

@@ -1,12 +1,18 @@
 //! SeaORM entities of tollgate's store, one module per table.
 //!
-//! The tables (clients, token families, refresh tokens, revocations) are
-//! added together with the migrations that create them; this crate holds
-//! only what the `migration` crate has created.
-//!
 //! ```
-//! // The prelude re-exports every entity under its table name.
-//! use entity::prelude::*;
+//! use entity::{prelude::*, refresh_token};
+//! use sea_orm::{EntityTrait, QueryFilter, ColumnTrait, QueryTrait, DbBackend};
+//!
+//! // Lookups are by token hash, never by token value.
+//! let sql = RefreshToken::find()
+//!     .filter(refresh_token::Column::TokenHash.eq(vec![0u8; 32]))
+//!     .build(DbBackend::Postgres)
+//!     .to_string();
+//! assert!(sql.contains(r#""token_hash" = "#));
 //! ```
 
+pub mod client;
 pub mod prelude;
+pub mod refresh_token;
+pub mod token_family;

@@ -12,10 +12,20 @@
 //! let db = Database::connect("sqlite::memory:").await.unwrap();
 //! Migrator::up(&db, None).await.unwrap();
 //! assert!(Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
+//! Migrator::down(&db, None).await.unwrap();
+//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 3);
 //! # });
 //! ```
 
+// `MigrationTrait` is an `async_trait`, whose expansion rejects the
+// `SchemaManager<'_>` spelling that this lint asks for.
+#![allow(elided_lifetimes_in_paths)]
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_client;
+mod m20261122_000002_create_token_family;
+mod m20261122_000003_create_refresh_token;
 
 /// The ordered list of tollgate's migrations.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,6 +34,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        Vec::new()
+        vec![
+            Box::new(m20261122_000001_create_client::Migration),
+            Box::new(m20261122_000002_create_token_family::Migration),
+            Box::new(m20261122_000003_create_refresh_token::Migration),
+        ]
     }
 }

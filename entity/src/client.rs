@@ -1,0 +1,36 @@
+//! `client`: an OAuth client registered with the token endpoint.
+
+use sea_orm::entity::prelude::*;
+
+/// A registered OAuth client.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "client")]
+pub struct Model {
+    /// The `client_id`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub client_id: String,
+    /// SHA-256 of the client secret; `None` for a public client.
+    pub secret_hash: Option<Vec<u8>>,
+    /// A display name.
+    pub name: String,
+    /// Scopes this client may be granted, space-separated.
+    pub scope: String,
+    /// Whether the password grant is allowed (first-party apps only).
+    pub allow_password: bool,
+    /// Whether the client_credentials grant is allowed (confidential only).
+    pub allow_client_credentials: bool,
+    /// Access-token lifetime override, seconds.
+    pub access_ttl_secs: Option<i64>,
+    /// Refresh-token idle lifetime override, seconds.
+    pub refresh_idle_ttl_secs: Option<i64>,
+    /// Family (session) absolute lifetime override, seconds.
+    pub family_ttl_secs: Option<i64>,
+    /// When the client was registered.
+    pub created_at: DateTimeUtc,
+}
+
+/// No navigable relations; foreign keys live in the migrations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,726 @@
+use std::{
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
+
+use crate::binding::BindingPolicy;
+
+/// Why a family (or token) was revoked; stored in `revoked_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevokedReason {
+    /// The user logged out.
+    Logout,
+    /// A consumed refresh token was presented again (RFC 9700 §4.14.2).
+    ReuseDetected,
+    /// A binding mismatch or another security signal.
+    Security,
+    /// An administrator revoked it.
+    Admin,
+    /// Revoked because it expired (cleanup).
+    Expired,
+}
+
+impl RevokedReason {
+    /// The value stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::ReuseDetected => "reuse_detected",
+            Self::Security => "security",
+            Self::Admin => "admin",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// The rotation policy: grace period and binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    /// How long after a rotation the immediate predecessor is still
+    /// accepted (two tabs, a retried request). Default
+    /// [`DEFAULT_REUSE_GRACE`].
+    pub grace: Duration,
+    /// IP and User-Agent binding.
+    pub binding: BindingPolicy,
+}
+
+/// Default grace period for a concurrent or retried refresh: 5 seconds.
+pub const DEFAULT_REUSE_GRACE: Duration = Duration::from_secs(5);
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self {
+            grace: DEFAULT_REUSE_GRACE,
+            binding: BindingPolicy::default(),
+        }
+    }
+}
+
+/// The stored state of the presented refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenState {
+    /// Its generation in the family.
+    pub generation: i64,
+    /// When it was exchanged, if it was.
+    pub consumed_at: Option<SystemTime>,
+    /// Whether it is revoked.
+    pub revoked: bool,
+    /// End of its idle lifetime.
+    pub expires_at: SystemTime,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The IP it was issued to.
+    pub client_ip: Option<IpAddr>,
+    /// The User-Agent it was issued to.
+    pub user_agent: Option<String>,
+}
+
+/// The stored state of its family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyState {
+    /// Generation of the current head.
+    pub generation: i64,
+    /// Whether the family is revoked.
+    pub revoked: bool,
+    /// Absolute end of the session.
+    pub expires_at: SystemTime,
+    /// The scope granted at login.
+    pub scope: String,
+}
+
+/// The refresh request as presented.
+#[derive(Debug, Clone, Copy)]
+pub struct Presentation<'a> {
+    /// The authenticated client.
+    pub client_id: &'a str,
+    /// The request's client IP.
+    pub ip: Option<IpAddr>,
+    /// The request's User-Agent.
+    pub user_agent: Option<&'a str>,
+    /// The `scope` parameter, if sent.
+    pub scope: Option<&'a str>,
+    /// Now.
+    pub now: SystemTime,
+    /// Whether this request's conditional update consumed the token (it
+    /// was unconsumed and unrevoked, and no concurrent request got it).
+    pub won_consume: bool,
+}
+
+/// What to do with a refresh request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Issue the child token (generation + 1) and an access token with
+    /// `scope`.
+    Rotate {
+        /// Scope of the new access token.
+        scope: String,
+    },
+    /// A concurrent or retried request within the grace period: hand out
+    /// the child the winner got (never a second child) and an access token.
+    Replay {
+        /// Scope of the new access token.
+        scope: String,
+    },
+    /// Refuse; if `revoke` is set, revoke the whole family for that reason
+    /// (and keep that write), otherwise change nothing.
+    Reject {
+        /// Why.
+        error: RefreshError,
+        /// Revoke the family for this reason.
+        revoke: Option<RevokedReason>,
+    },
+}
+
+/// Why a refresh was refused. All map to `invalid_grant` except
+/// `InvalidScope` (`invalid_scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// Issued to another client.
+    #[error("refresh token was issued to another client")]
+    ClientMismatch,
+    /// The token or its family is revoked.
+    #[error("refresh token is revoked")]
+    Revoked,
+    /// The family's absolute lifetime has ended.
+    #[error("session has expired")]
+    FamilyExpired,
+    /// The token's idle lifetime has ended.
+    #[error("refresh token has expired")]
+    Expired,
+    /// IP or User-Agent differs from the one it was issued to.
+    #[error("refresh token is bound to another client context")]
+    BindingMismatch,
+    /// A consumed token was presented again outside the grace rule.
+    #[error("refresh token was already used")]
+    Reused,
+    /// The requested scope exceeds the original grant.
+    #[error("requested scope exceeds the original grant")]
+    InvalidScope,
+}
+
+impl RefreshError {
+    /// The RFC 6749 §5.2 error code.
+    pub fn error_code(self) -> &'static str {
+        match self {
+            Self::InvalidScope => "invalid_scope",
+            _ => "invalid_grant",
+        }
+    }
+}
+
+fn reject(error: RefreshError, revoke: Option<RevokedReason>) -> Decision {
+    Decision::Reject { error, revoke }
+}
+
+/// Decides a refresh request from the stored state alone. No I/O: the store
+/// applies the decision in the same transaction that read the state.
+///
+/// Order matters: a token of another client is refused before anything
+/// else is revealed; a revoked or expired family is final; a consumed token
+/// is either the grace case or reuse (which kills the family even if the
+/// replay also comes from another IP); then binding; then scope.
+pub fn decide(
+    token: &TokenState,
+    family: &FamilyState,
+    req: &Presentation<'_>,
+    policy: &RefreshPolicy,
+) -> Decision {
+    let binding_revoke = policy
+        .binding
+        .revoke_family_on_mismatch
+        .then_some(RevokedReason::Security);
+    if token.client_id != req.client_id {
+        // RFC 6749 §10.4: a refresh token is bound to its client. Someone
+        // holds another client's token: treat it as a binding breach.
+        return reject(RefreshError::ClientMismatch, binding_revoke);
+    }
+    if family.revoked || token.revoked {
+        return reject(RefreshError::Revoked, None);
+    }
+    if req.now >= family.expires_at {
+        return reject(RefreshError::FamilyExpired, None);
+    }
+    let replay = !req.won_consume;
+    if replay {
+        let Some(consumed_at) = token.consumed_at else {
+            // Not consumed, not revoked, yet not ours: the row changed
+            // between our update and read. Refuse without side effects.
+            return reject(RefreshError::Reused, None);
+        };
+        let is_predecessor = family.generation == token.generation + 1;
+        let within_grace = req
+            .now
+            .duration_since(consumed_at)
+            .map_or(true, |age| age <= policy.grace);
+        if !(is_predecessor && within_grace) {
+            return reject(RefreshError::Reused, Some(RevokedReason::ReuseDetected));
+        }
+    } else if req.now >= token.expires_at {
+        return reject(RefreshError::Expired, None);
+    }
+    if !policy.binding.ip_matches(token.client_ip, req.ip)
+        || !policy
+            .binding
+            .user_agent_matches(token.user_agent.as_deref(), req.user_agent)
+    {
+        return reject(RefreshError::BindingMismatch, binding_revoke);
+    }
+    let scope = match narrow_scope(&family.scope, req.scope) {
+        Some(scope) => scope,
+        None => return reject(RefreshError::InvalidScope, None),
+    };
+    if replay {
+        Decision::Replay { scope }
+    } else {
+        Decision::Rotate { scope }
+    }
+}
+
+/// The scope of an access token: `requested` if every one of its tokens is
+/// in `granted`, the whole grant when nothing is requested (RFC 6749 §6).
+/// `None` when the request asks for more, or is empty.
+pub fn narrow_scope(granted: &str, requested: Option<&str>) -> Option<String> {
+    let Some(requested) = requested else {
+        return Some(granted.to_owned());
+    };
+    let granted: Vec<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
+    let mut out: Vec<&str> = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !granted.contains(&s) {
+            return None;
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    if out.is_empty() {
+        return None;
+    }
+    Some(out.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binding::{IpBinding, UserAgentBinding};
+
+    const T: u64 = 1_800_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn token() -> TokenState {
+        TokenState {
+            generation: 3,
+            consumed_at: None,
+            revoked: false,
+            expires_at: at(T + 1000),
+            client_id: "web".into(),
+            client_ip: ip("203.0.113.7"),
+            user_agent: Some("Firefox".into()),
+        }
+    }
+
+    fn family() -> FamilyState {
+        FamilyState {
+            generation: 3,
+            revoked: false,
+            expires_at: at(T + 5000),
+            scope: "read write".into(),
+        }
+    }
+
+    fn req() -> Presentation<'static> {
+        Presentation {
+            client_id: "web",
+            ip: ip("203.0.113.7"),
+            user_agent: Some("Firefox"),
+            scope: None,
+            now: at(T),
+            won_consume: true,
+        }
+    }
+
+    fn strict() -> RefreshPolicy {
+        RefreshPolicy {
+            grace: Duration::from_secs(5),
+            binding: BindingPolicy {
+                ip: IpBinding::Exact,
+                user_agent: UserAgentBinding::Exact,
+                revoke_family_on_mismatch: true,
+            },
+        }
+    }
+
+    /// The state right after a winner rotated this token at `T`.
+    fn consumed() -> (TokenState, FamilyState) {
+        let mut t = token();
+        t.consumed_at = Some(at(T));
+        let mut f = family();
+        f.generation = 4;
+        (t, f)
+    }
+
+    fn rejected(d: &Decision) -> Option<(RefreshError, Option<RevokedReason>)> {
+        match d {
+            Decision::Reject { error, revoke } => Some((*error, *revoke)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn fresh_token_rotates_with_the_full_grant() {
+        let d = decide(&token(), &family(), &req(), &strict());
+        assert_eq!(
+            d,
+            Decision::Rotate {
+                scope: "read write".into()
+            }
+        );
+    }
+
+    #[test]
+    fn scope_may_narrow_never_widen() {
+        let narrow = Presentation {
+            scope: Some("read"),
+            ..req()
+        };
+        assert_eq!(
+            decide(&token(), &family(), &narrow, &strict()),
+            Decision::Rotate {
+                scope: "read".into()
+            }
+        );
+        for bad in ["read admin", "", "  ", "READ"] {
+            let wide = Presentation {
+                scope: Some(bad),
+                ..req()
+            };
+            assert_eq!(
+                rejected(&decide(&token(), &family(), &wide, &strict())),
+                Some((RefreshError::InvalidScope, None)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_clients_token_is_refused_first() {
+        let other = Presentation {
+            client_id: "evil",
+            ..req()
+        };
+        let mut t = token();
+        t.revoked = true;
+        assert_eq!(
+            rejected(&decide(&t, &family(), &other, &strict())),
+            Some((RefreshError::ClientMismatch, Some(RevokedReason::Security)))
+        );
+        let lenient = RefreshPolicy::default();
+        assert_eq!(
+            rejected(&decide(&token(), &family(), &other, &lenient)),
+            Some((RefreshError::ClientMismatch, None))
+        );
+    }
+
+    #[test]
+    fn revoked_or_expired_is_final_without_side_effects() {
+        let mut t = token();
+        t.revoked = true;
+        assert_eq!(
+            rejected(&decide(&t, &family(), &req(), &strict())),
+            Some((RefreshError::Revoked, None))
+        );
+        let mut f = family();
+        f.revoked = true;
+        assert_eq!(
+            rejected(&decide(&token(), &f, &req(), &strict())),
+            Some((RefreshError::Revoked, None))
+        );
+        let late = Presentation {
+            now: at(T + 5000),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&token(), &family(), &late, &strict())),
+            Some((RefreshError::FamilyExpired, None))
+        );
+        let idle = Presentation {
+            now: at(T + 1000),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&token(), &family(), &idle, &strict())),
+            Some((RefreshError::Expired, None))
+        );
+    }
+
+    #[test]
+    fn immediate_predecessor_within_grace_gets_a_replay() {
+        let (t, f) = consumed();
+        for secs in [0, 1, 5] {
+            let racer = Presentation {
+                won_consume: false,
+                now: at(T + secs),
+                ..req()
+            };
+            assert_eq!(
+                decide(&t, &f, &racer, &strict()),
+                Decision::Replay {
+                    scope: "read write".into()
+                },
+                "{secs}s after"
+            );
+        }
+        // A clock that stepped back counts as within grace, not as reuse.
+        let earlier = Presentation {
+            won_consume: false,
+            now: at(T - 3),
+            ..req()
+        };
+        assert!(matches!(
+            decide(&t, &f, &earlier, &strict()),
+            Decision::Replay { .. }
+        ));
+    }
+
+    #[test]
+    fn reuse_after_grace_or_of_an_older_generation_revokes_the_family() {
+        let (t, f) = consumed();
+        let late = Presentation {
+            won_consume: false,
+            now: at(T + 6),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&t, &f, &late, &strict())),
+            Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
+        );
+        // The child has itself been rotated: the grandparent is reuse even
+        // inside the grace period.
+        let mut f2 = f.clone();
+        f2.generation = 5;
+        let quick = Presentation {
+            won_consume: false,
+            now: at(T + 1),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&t, &f2, &quick, &strict())),
+            Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
+        );
+        // Reuse from another IP is still reuse (family dies), not merely a
+        // binding mismatch.
+        let thief = Presentation {
+            won_consume: false,
+            now: at(T + 60),
+            ip: ip("198.51.100.1"),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&t, &f, &thief, &RefreshPolicy::default())),
+            Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
+        );
+        // Even after the idle expiry.
+        let much_later = Presentation {
+            won_consume: false,
+            now: at(T + 2000),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&t, &f, &much_later, &strict())).map(|r| r.1),
+            Some(Some(RevokedReason::ReuseDetected))
+        );
+    }
+
+    #[test]
+    fn grace_replay_still_checks_binding_and_scope() {
+        let (t, f) = consumed();
+        let elsewhere = Presentation {
+            won_consume: false,
+            ip: ip("198.51.100.1"),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&t, &f, &elsewhere, &strict())),
+            Some((RefreshError::BindingMismatch, Some(RevokedReason::Security)))
+        );
+        let wider = Presentation {
+            won_consume: false,
+            scope: Some("admin"),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&t, &f, &wider, &strict())),
+            Some((RefreshError::InvalidScope, None))
+        );
+    }
+
+    #[test]
+    fn binding_policy_decides_mismatches() {
+        let other_ip = Presentation {
+            ip: ip("203.0.113.99"),
+            ..req()
+        };
+        let other_ua = Presentation {
+            user_agent: Some("curl"),
+            ..req()
+        };
+        let no_ua = Presentation {
+            user_agent: None,
+            ..req()
+        };
+        for r in [&other_ip, &other_ua, &no_ua] {
+            assert_eq!(
+                rejected(&decide(&token(), &family(), r, &strict())),
+                Some((RefreshError::BindingMismatch, Some(RevokedReason::Security)))
+            );
+        }
+        // Prefix binding: same /24 passes, another /24 fails.
+        let mut prefix = strict();
+        prefix.binding.ip = IpBinding::Prefix;
+        prefix.binding.revoke_family_on_mismatch = false;
+        assert!(matches!(
+            decide(&token(), &family(), &other_ip, &prefix),
+            Decision::Rotate { .. }
+        ));
+        let far = Presentation {
+            ip: ip("203.0.114.7"),
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&token(), &family(), &far, &prefix)),
+            Some((RefreshError::BindingMismatch, None))
+        );
+        // Off: anything goes.
+        let off = RefreshPolicy::default();
+        for r in [&other_ip, &other_ua, &no_ua, &far] {
+            assert!(matches!(
+                decide(&token(), &family(), r, &off),
+                Decision::Rotate { .. }
+            ));
+        }
+    }
+
+    /// Every combination of the inputs that matter: the decision never
+    /// rotates or replays what it must not, and never forks.
+    #[test]
+    fn exhaustive_invariants() {
+        let policies = [strict(), RefreshPolicy::default()];
+        let mut seen = 0;
+        for policy in &policies {
+            for client_ok in [true, false] {
+                for tok_revoked in [false, true] {
+                    for fam_revoked in [false, true] {
+                        for fam_expired in [false, true] {
+                            for idle_expired in [false, true] {
+                                for consumed_age in [None, Some(0u64), Some(5), Some(6), Some(600)]
+                                {
+                                    for head_gap in [0i64, 1, 2] {
+                                        for ip_ok in [true, false] {
+                                            for ua_ok in [true, false] {
+                                                for scope in [None, Some("read"), Some("admin")] {
+                                                    seen += 1;
+                                                    check_one(
+                                                        policy,
+                                                        client_ok,
+                                                        tok_revoked,
+                                                        fam_revoked,
+                                                        fam_expired,
+                                                        idle_expired,
+                                                        consumed_age,
+                                                        head_gap,
+                                                        ip_ok,
+                                                        ua_ok,
+                                                        scope,
+                                                    );
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(seen, 2 * 2 * 2 * 2 * 2 * 2 * 5 * 3 * 2 * 2 * 3);
+    }
+
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
+    fn check_one(
+        policy: &RefreshPolicy,
+        client_ok: bool,
+        tok_revoked: bool,
+        fam_revoked: bool,
+        fam_expired: bool,
+        idle_expired: bool,
+        consumed_age: Option<u64>,
+        head_gap: i64,
+        ip_ok: bool,
+        ua_ok: bool,
+        scope: Option<&'static str>,
+    ) {
+        let now = T + 100;
+        let mut t = token();
+        t.revoked = tok_revoked;
+        t.consumed_at = consumed_age.map(|a| at(now - a));
+        t.expires_at = if idle_expired { at(now) } else { at(now + 100) };
+        let mut f = family();
+        f.revoked = fam_revoked;
+        f.expires_at = if fam_expired { at(now) } else { at(now + 1000) };
+        f.generation = t.generation + head_gap;
+        // The store's conditional update wins only on an unconsumed,
+        // unrevoked token.
+        let won = consumed_age.is_none() && !tok_revoked;
+        let r = Presentation {
+            client_id: if client_ok { "web" } else { "other" },
+            ip: if ip_ok {
+                ip("203.0.113.7")
+            } else {
+                ip("192.0.2.1")
+            },
+            user_agent: Some(if ua_ok { "Firefox" } else { "curl" }),
+            scope,
+            now: at(now),
+            won_consume: won,
+        };
+        let d = decide(&t, &f, &r, policy);
+        let binding_on = policy.binding.ip == IpBinding::Exact;
+        let bound_ok = !binding_on || (ip_ok && ua_ok);
+        let ctx = format!(
+            "{d:?} client_ok={client_ok} tok_revoked={tok_revoked} fam_revoked={fam_revoked} fam_expired={fam_expired} idle_expired={idle_expired} consumed={consumed_age:?} gap={head_gap} ip={ip_ok} ua={ua_ok} scope={scope:?} strict={binding_on}"
+        );
+        match &d {
+            Decision::Rotate { scope: s } => {
+                assert!(
+                    won && client_ok && !fam_revoked && !fam_expired && !idle_expired && bound_ok,
+                    "{ctx}"
+                );
+                assert!(scope.is_none() || scope == Some(s.as_str()), "{ctx}");
+                assert_ne!(scope, Some("admin"), "{ctx}");
+            }
+            Decision::Replay { .. } => {
+                assert!(
+                    !won && client_ok && !tok_revoked && !fam_revoked && !fam_expired && bound_ok,
+                    "{ctx}"
+                );
+                assert_eq!(
+                    head_gap, 1,
+                    "replay only for the immediate predecessor: {ctx}"
+                );
+                assert!(
+                    consumed_age.is_some_and(|a| a <= 5),
+                    "replay only within grace: {ctx}"
+                );
+                assert_ne!(scope, Some("admin"), "{ctx}");
+            }
+            Decision::Reject { revoke, .. } => {
+                // Revocation only for reuse, or binding/client breaches under
+                // a policy that asks for it; never for a merely revoked or
+                // expired family.
+                if let Some(reason) = revoke {
+                    assert!(!fam_revoked || !client_ok, "{ctx}");
+                    match reason {
+                        RevokedReason::ReuseDetected => {
+                            assert!(!won && consumed_age.is_some(), "{ctx}");
+                        }
+                        RevokedReason::Security => {
+                            assert!(policy.binding.revoke_family_on_mismatch, "{ctx}");
+                        }
+                        _ => panic!("unexpected reason: {ctx}"),
+                    }
+                }
+                // A fresh, valid, bound request within scope is never refused.
+                assert!(
+                    !(won
+                        && client_ok
+                        && !fam_revoked
+                        && !fam_expired
+                        && !idle_expired
+                        && bound_ok
+                        && scope != Some("admin")),
+                    "{ctx}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn narrow_scope_rules() {
+        assert_eq!(narrow_scope("a b c", None).as_deref(), Some("a b c"));
+        assert_eq!(narrow_scope("a b c", Some("c a")).as_deref(), Some("c a"));
+        assert_eq!(narrow_scope("a b c", Some("a a")).as_deref(), Some("a"));
+        assert_eq!(narrow_scope("a b c", Some("d")), None);
+        assert_eq!(narrow_scope("a b c", Some("")), None);
+        assert_eq!(narrow_scope("", Some("a")), None);
+    }
+}

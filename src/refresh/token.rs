@@ -1,0 +1,113 @@
+use std::fmt;
+
+use aws_lc_rs::{digest, hmac, rand};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+/// Bytes of entropy in every refresh token, client secret and id we mint.
+pub const TOKEN_BYTES: usize = 32;
+
+/// `TOKEN_BYTES` random bytes from the operating system's CSPRNG, as
+/// unpadded base64url.
+pub fn random_token() -> String {
+    random_string(TOKEN_BYTES)
+}
+
+/// `n` random bytes from the CSPRNG, as unpadded base64url.
+pub fn random_string(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    // aws-lc's RNG only fails if the OS cannot provide entropy at all, in
+    // which case no token may be minted: aborting is the only safe answer.
+    rand::fill(&mut buf).expect("the operating system's CSPRNG failed");
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// SHA-256 of a token: what the store keeps and looks up.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    let d = digest::digest(&digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The server secret from which a refresh token's successor is derived.
+///
+/// The child of a token is `HMAC-SHA256(secret, parent)`: the store never
+/// keeps it in clear, yet a request that races the rotation (within the
+/// grace period) can be handed the very same child, so the family never
+/// forks. Keep it as secret as a signing key; rotating it only affects
+/// grace replays in flight.
+#[derive(Clone)]
+pub struct RefreshSecret {
+    key: hmac::Key,
+}
+
+impl fmt::Debug for RefreshSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshSecret(..)")
+    }
+}
+
+/// A refresh secret shorter than 32 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a refresh secret must be at least 32 bytes")]
+pub struct WeakRefreshSecret;
+
+impl RefreshSecret {
+    /// A secret from at least 32 bytes of key material.
+    pub fn new(secret: &[u8]) -> Result<Self, WeakRefreshSecret> {
+        if secret.len() < 32 {
+            return Err(WeakRefreshSecret);
+        }
+        Ok(Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        })
+    }
+
+    /// A fresh random secret (child derivation then only survives as long
+    /// as the process; persist one to keep grace replays across restarts).
+    pub fn random() -> Self {
+        let mut buf = [0u8; 32];
+        rand::fill(&mut buf).expect("the operating system's CSPRNG failed");
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &buf),
+        }
+    }
+
+    /// The successor of `parent`.
+    pub fn child_of(&self, parent: &str) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(b"tollgate/refresh-child/v1\0");
+        ctx.update(parent.as_bytes());
+        URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bit_and_distinct() {
+        let a = random_token();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+        assert_ne!(a, random_token());
+    }
+
+    #[test]
+    fn children_are_deterministic_keyed_and_distinct_from_parents() {
+        let s = RefreshSecret::new(&[1; 32]).unwrap();
+        let c = s.child_of("parent");
+        assert_eq!(c, s.child_of("parent"));
+        assert_ne!(c, s.child_of("parent2"));
+        assert_ne!(c, RefreshSecret::new(&[2; 32]).unwrap().child_of("parent"));
+        assert_eq!(URL_SAFE_NO_PAD.decode(&c).unwrap().len(), 32);
+        assert!(RefreshSecret::new(&[1; 31]).is_err());
+        assert!(!format!("{s:?}").contains('1'));
+    }
+
+    #[test]
+    fn hash_is_sha256() {
+        // SHA-256("abc"), FIPS 180-2 test vector.
+        assert_eq!(hash_token("abc")[..4], [0xba, 0x78, 0x16, 0xbf]);
+    }
+}
