@@ -96,7 +96,7 @@ impl BindingPolicy {
 
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, as dual-stack sockets
 /// report them) compare as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

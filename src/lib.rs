@@ -41,9 +41,15 @@
 pub mod access_token;
 pub mod binding;
 pub mod claims;
+#[cfg(feature = "store")]
+pub mod issuer;
 pub mod keys;
 pub mod refresh;
 pub mod revocation;
+#[cfg(feature = "store")]
+pub mod store;
+#[cfg(feature = "store")]
+pub mod token_endpoint;
 
 pub use access_token::{AccessToken, AccessTokenLayer, AccessTokenLayerBuilder, AuthError};
 pub use claims::AccessClaims;

@@ -1,0 +1,526 @@
+//! The one place that mints tokens: RFC 9068 access tokens and opaque,
+//! rotating refresh tokens.
+//!
+//! An application's own login handler (after checking the password, a
+//! passkey, an SSO assertion…) calls [`Issuer::issue`] to start a session;
+//! the token endpoint uses the same issuer for its grants.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tollgate::{
+//!     issuer::{ClientMeta, Issuer},
+//!     keys::{Algorithm, KeySet, SigningKey},
+//!     refresh::RefreshSecret,
+//!     store::{self, clients::NewClient},
+//! };
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+//! store::migrate(&db).await.unwrap();
+//! store::clients::register(&db, NewClient::public("spa", "read write")).await.unwrap();
+//!
+//! let key = SigningKey::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap();
+//! let issuer = Issuer::builder()
+//!     .db(db)
+//!     .keys(KeySet::builder().signing_key(key).build().unwrap())
+//!     .issuer("https://auth.example")
+//!     .audience("https://api.example")
+//!     .refresh_secret(RefreshSecret::new(&[9; 32]).unwrap())
+//!     .build()
+//!     .unwrap();
+//!
+//! // In your login handler, once the user is authenticated:
+//! let tokens = issuer.issue("alice", "spa", Some("read"), &ClientMeta::default()).await.unwrap();
+//! assert_eq!(tokens.token_type, "Bearer");
+//! assert_eq!(tokens.scope, "read");
+//! assert!(tokens.refresh_token.is_some());
+//! # });
+//! ```
+
+use std::{
+    fmt,
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use entity::client;
+use sea_orm::DatabaseConnection;
+use serde::Serialize;
+
+use crate::{
+    claims::AccessClaims,
+    keys::{KeyError, Keys},
+    refresh::{
+        RefreshError, RefreshPolicy, RefreshSecret, hash_token, narrow_scope, random_string,
+        random_token,
+    },
+    revocation::{Clock, SystemClock},
+    store::{
+        self, StoreError,
+        families::{NewSession, Rotated, Rotation},
+    },
+};
+
+/// Token lifetimes. Clients may override each (see
+/// [`NewClient`](crate::store::clients::NewClient)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Access tokens. Default 15 minutes.
+    pub access: Duration,
+    /// Refresh tokens, idle: each must be used within this. Default 14 days.
+    pub refresh_idle: Duration,
+    /// Sessions, absolute: no refresh extends a session past this.
+    /// Default 90 days.
+    pub family: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            access: Duration::from_secs(15 * 60),
+            refresh_idle: Duration::from_secs(14 * 86_400),
+            family: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
+impl Lifetimes {
+    fn for_client(&self, c: &client::Model) -> Self {
+        let pick = |o: Option<i64>, d: Duration| {
+            o.and_then(|s| u64::try_from(s).ok())
+                .map_or(d, Duration::from_secs)
+        };
+        Self {
+            access: pick(c.access_ttl_secs, self.access),
+            refresh_idle: pick(c.refresh_idle_ttl_secs, self.refresh_idle),
+            family: pick(c.family_ttl_secs, self.family),
+        }
+    }
+}
+
+/// Where a request came from: what refresh tokens are bound to and what
+/// sessions show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientMeta {
+    /// The client's IP.
+    pub ip: Option<IpAddr>,
+    /// The client's User-Agent.
+    pub user_agent: Option<String>,
+    /// A device fingerprint, if the application computes one.
+    pub device_fingerprint: Option<String>,
+    /// Tenant, for multi-tenant deployments.
+    pub tenant: Option<String>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenResponse {
+    /// The access token (a JWT).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The refresh token, when the grant issues one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The scope of the access token.
+    pub scope: String,
+}
+
+impl fmt::Display for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print tokens.
+        write!(
+            f,
+            "TokenResponse(scope={:?}, expires_in={})",
+            self.scope, self.expires_in
+        )
+    }
+}
+
+/// Why tokens could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// No such client.
+    #[error("unknown client")]
+    UnknownClient,
+    /// The scope is not allowed for the client (or the grant).
+    #[error("scope not allowed")]
+    InvalidScope,
+    /// The refresh token is unknown.
+    #[error("unknown refresh token")]
+    UnknownToken,
+    /// The refresh was refused by the rotation rules.
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    /// The store failed; nothing was half-written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No signing key, or signing failed.
+    #[error("cannot sign access tokens")]
+    Signing(#[source] Option<KeyError>),
+}
+
+/// A configuration the issuer refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerConfigError {
+    /// No database.
+    #[error("no database configured")]
+    MissingDb,
+    /// No keys, or no signing key among them.
+    #[error("no signing key configured")]
+    MissingSigningKey,
+    /// No issuer.
+    #[error("no issuer configured")]
+    MissingIssuer,
+    /// No audience.
+    #[error("no audience configured")]
+    MissingAudience,
+    /// No refresh secret (every instance must share one, so it is never
+    /// made up).
+    #[error("no refresh secret configured")]
+    MissingRefreshSecret,
+    /// A lifetime is zero, or access tokens outlive sessions.
+    #[error("invalid lifetimes")]
+    InvalidLifetimes,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    keys: Keys,
+    issuer: String,
+    audience: Vec<String>,
+    lifetimes: Lifetimes,
+    refresh_secret: RefreshSecret,
+    policy: RefreshPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+/// Mints access and refresh tokens and rotates refresh tokens. Cloning is
+/// cheap.
+#[derive(Clone)]
+pub struct Issuer {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer", &self.inner.issuer)
+            .field("audience", &self.inner.audience)
+            .field("lifetimes", &self.inner.lifetimes)
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// Starts a builder.
+    pub fn builder() -> IssuerBuilder {
+        IssuerBuilder::default()
+    }
+
+    /// The database.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// The `iss` of every token.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// Starts a session for `user_id` on `client_id`: a new refresh-token
+    /// family and an access token. `scope` defaults to everything the client
+    /// may have; asking for more is [`IssueError::InvalidScope`].
+    pub async fn issue(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: Option<&str>,
+        meta: &ClientMeta,
+    ) -> Result<TokenResponse, IssueError> {
+        let client = store::clients::find(&self.inner.db, client_id)
+            .await?
+            .ok_or(IssueError::UnknownClient)?;
+        self.issue_for(&client, user_id, scope, meta).await
+    }
+
+    pub(crate) async fn issue_for(
+        &self,
+        client: &client::Model,
+        user_id: &str,
+        scope: Option<&str>,
+        meta: &ClientMeta,
+    ) -> Result<TokenResponse, IssueError> {
+        let scope = narrow_scope(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
+        let lifetimes = self.inner.lifetimes.for_client(client);
+        let now = self.inner.clock.now();
+        let refresh_token = random_token();
+        let family_expires_at = now + lifetimes.family;
+        let family_id = store::families::start(
+            &self.inner.db,
+            &NewSession {
+                client_id: &client.client_id,
+                user_id,
+                tenant: meta.tenant.as_deref(),
+                scope: &scope,
+                token_hash: hash_token(&refresh_token),
+                ip: meta.ip,
+                user_agent: meta.user_agent.as_deref(),
+                device_fingerprint: meta.device_fingerprint.as_deref(),
+                now,
+                token_expires_at: now + lifetimes.refresh_idle,
+                family_expires_at,
+            },
+        )
+        .await?;
+        let (access_token, expires_in) = self.mint(
+            user_id,
+            &client.client_id,
+            &scope,
+            Some(&family_id),
+            now,
+            lifetimes.access,
+            Some(family_expires_at),
+        )?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            refresh_token: Some(refresh_token),
+            scope,
+        })
+    }
+
+    /// The client_credentials grant: an access token whose subject is the
+    /// client itself, no refresh token (RFC 6749 §4.4.3).
+    pub(crate) fn client_credentials(
+        &self,
+        client: &client::Model,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, IssueError> {
+        let scope = narrow_scope(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
+        let lifetimes = self.inner.lifetimes.for_client(client);
+        let now = self.inner.clock.now();
+        let (access_token, expires_in) = self.mint(
+            &client.client_id,
+            &client.client_id,
+            &scope,
+            None,
+            now,
+            lifetimes.access,
+            None,
+        )?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            refresh_token: None,
+            scope,
+        })
+    }
+
+    /// The refresh_token grant: rotate `token` exactly once.
+    pub(crate) async fn refresh(
+        &self,
+        client: &client::Model,
+        token: &str,
+        scope: Option<&str>,
+        meta: &ClientMeta,
+    ) -> Result<TokenResponse, IssueError> {
+        let lifetimes = self.inner.lifetimes.for_client(client);
+        let now = self.inner.clock.now();
+        let child = self.inner.refresh_secret.child_of(token);
+        let outcome = store::families::rotate(
+            &self.inner.db,
+            &Rotation {
+                presented_hash: hash_token(token),
+                child_hash: hash_token(&child),
+                client_id: &client.client_id,
+                ip: meta.ip,
+                user_agent: meta.user_agent.as_deref(),
+                scope,
+                now,
+                idle_ttl: lifetimes.refresh_idle,
+                policy: &self.inner.policy,
+            },
+        )
+        .await?;
+        let session = match outcome {
+            Rotated::Rotated(s) | Rotated::Replayed(s) => s,
+            Rotated::Rejected(e) => return Err(e.into()),
+            Rotated::Unknown => return Err(IssueError::UnknownToken),
+        };
+        let (access_token, expires_in) = self.mint(
+            &session.user_id,
+            &session.client_id,
+            &session.access_scope,
+            Some(&session.family_id),
+            now,
+            lifetimes.access,
+            Some(session.expires_at),
+        )?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            refresh_token: Some(child),
+            scope: session.access_scope,
+        })
+    }
+
+    /// Signs an access token; it never outlives `cap` (its session).
+    #[allow(clippy::too_many_arguments)]
+    fn mint(
+        &self,
+        sub: &str,
+        client_id: &str,
+        scope: &str,
+        sid: Option<&str>,
+        now: SystemTime,
+        ttl: Duration,
+        cap: Option<SystemTime>,
+    ) -> Result<(String, u64), IssueError> {
+        let keys = self.inner.keys.current();
+        let key = keys.signing_key().ok_or(IssueError::Signing(None))?;
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let iat = secs(now);
+        let exp = secs(cap.map_or(now + ttl, |cap| cap.min(now + ttl))).max(iat + 1);
+        let claims = AccessClaims {
+            iss: self.inner.issuer.clone(),
+            sub: sub.to_owned(),
+            aud: self.inner.audience.clone(),
+            exp,
+            iat,
+            nbf: None,
+            jti: random_string(16),
+            client_id: client_id.to_owned(),
+            scope: (!scope.is_empty()).then(|| scope.to_owned()),
+            sid: sid.map(str::to_owned),
+        };
+        let token = key
+            .sign(&claims)
+            .map_err(|e| IssueError::Signing(Some(e)))?;
+        Ok((token, exp - iat))
+    }
+}
+
+/// Builds an [`Issuer`].
+#[derive(Default)]
+#[must_use]
+pub struct IssuerBuilder {
+    db: Option<DatabaseConnection>,
+    keys: Option<Keys>,
+    issuer: Option<String>,
+    audience: Vec<String>,
+    lifetimes: Lifetimes,
+    refresh_secret: Option<RefreshSecret>,
+    policy: RefreshPolicy,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl fmt::Debug for IssuerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerBuilder")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuerBuilder {
+    /// The database (required; migrated with [`store::migrate`]).
+    pub fn db(self, db: DatabaseConnection) -> Self {
+        Self {
+            db: Some(db),
+            ..self
+        }
+    }
+
+    /// The keys; the current set's signing key signs (required).
+    pub fn keys(self, keys: impl Into<Keys>) -> Self {
+        Self {
+            keys: Some(keys.into()),
+            ..self
+        }
+    }
+
+    /// The `iss` claim (required).
+    pub fn issuer(self, issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: Some(issuer.into()),
+            ..self
+        }
+    }
+
+    /// An `aud` value (required, repeatable).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience.push(audience.into());
+        self
+    }
+
+    /// Default lifetimes.
+    pub fn lifetimes(self, lifetimes: Lifetimes) -> Self {
+        Self { lifetimes, ..self }
+    }
+
+    /// The secret refresh-token successors are derived with (required; the
+    /// same on every instance).
+    pub fn refresh_secret(self, secret: RefreshSecret) -> Self {
+        Self {
+            refresh_secret: Some(secret),
+            ..self
+        }
+    }
+
+    /// Grace period and binding policy.
+    pub fn policy(self, policy: RefreshPolicy) -> Self {
+        Self { policy, ..self }
+    }
+
+    /// The clock (tests inject one).
+    pub fn clock(self, clock: impl Clock) -> Self {
+        Self {
+            clock: Some(Arc::new(clock)),
+            ..self
+        }
+    }
+
+    /// Checks and builds.
+    pub fn build(self) -> Result<Issuer, IssuerConfigError> {
+        let keys = self.keys.ok_or(IssuerConfigError::MissingSigningKey)?;
+        if keys.current().signing_key().is_none() {
+            return Err(IssuerConfigError::MissingSigningKey);
+        }
+        let l = self.lifetimes;
+        if l.access.is_zero()
+            || l.refresh_idle.is_zero()
+            || l.family.is_zero()
+            || l.access > l.family
+        {
+            return Err(IssuerConfigError::InvalidLifetimes);
+        }
+        if self.audience.is_empty() {
+            return Err(IssuerConfigError::MissingAudience);
+        }
+        Ok(Issuer {
+            inner: Arc::new(Inner {
+                db: self.db.ok_or(IssuerConfigError::MissingDb)?,
+                keys,
+                issuer: self.issuer.ok_or(IssuerConfigError::MissingIssuer)?,
+                audience: self.audience,
+                lifetimes: l,
+                refresh_secret: self
+                    .refresh_secret
+                    .ok_or(IssuerConfigError::MissingRefreshSecret)?,
+                policy: self.policy,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            }),
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! Token families (sessions) and the rotation of their refresh tokens.
+
+use std::{
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
+
+use entity::{refresh_token, token_family};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+};
+
+use super::{StoreError, db_time, system_time};
+use crate::{
+    binding::{canonical, truncate_user_agent},
+    refresh::{
+        Decision, FamilyState, Presentation, RefreshError, RefreshPolicy, RevokedReason,
+        TokenState, decide, random_string,
+    },
+};
+
+/// A login to record: a new family and its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// The client.
+    pub client_id: &'a str,
+    /// The subject.
+    pub user_id: &'a str,
+    /// Tenant.
+    pub tenant: Option<&'a str>,
+    /// The scope granted.
+    pub scope: &'a str,
+    /// SHA-256 of the first refresh token.
+    pub token_hash: [u8; 32],
+    /// Client IP.
+    pub ip: Option<IpAddr>,
+    /// User-Agent.
+    pub user_agent: Option<&'a str>,
+    /// Device fingerprint, if the application has one.
+    pub device_fingerprint: Option<&'a str>,
+    /// Now.
+    pub now: SystemTime,
+    /// End of the first token's idle lifetime.
+    pub token_expires_at: SystemTime,
+    /// End of the session.
+    pub family_expires_at: SystemTime,
+}
+
+/// Records a login; returns the family id (the `sid`).
+pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String, StoreError> {
+    let family_id = random_string(16);
+    let now = db_time(s.now);
+    let ip = s.ip.map(|ip| canonical(ip).to_string());
+    let ua = s.user_agent.map(|ua| truncate_user_agent(ua).to_owned());
+    let txn = db.begin().await?;
+    token_family::ActiveModel {
+        id: Set(family_id.clone()),
+        client_id: Set(s.client_id.to_owned()),
+        user_id: Set(s.user_id.to_owned()),
+        tenant: Set(s.tenant.map(str::to_owned)),
+        scope: Set(s.scope.to_owned()),
+        generation: Set(0),
+        created_at: Set(now),
+        expires_at: Set(db_time(s.family_expires_at)),
+        last_used_at: Set(now),
+        last_ip: Set(ip.clone()),
+        last_user_agent: Set(ua.clone()),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    refresh_token::ActiveModel {
+        family_id: Set(family_id.clone()),
+        parent_id: Set(None),
+        generation: Set(0),
+        token_hash: Set(s.token_hash.to_vec()),
+        user_id: Set(s.user_id.to_owned()),
+        client_id: Set(s.client_id.to_owned()),
+        tenant: Set(s.tenant.map(str::to_owned)),
+        scope: Set(s.scope.to_owned()),
+        client_ip: Set(ip),
+        user_agent: Set(ua),
+        device_fingerprint: Set(s.device_fingerprint.map(str::to_owned)),
+        issued_at: Set(now),
+        expires_at: Set(db_time(s.token_expires_at.min(s.family_expires_at))),
+        last_used_at: Set(None),
+        consumed_at: Set(None),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(family_id)
+}
+
+/// A refresh request, ready for the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    /// SHA-256 of the presented token.
+    pub presented_hash: [u8; 32],
+    /// SHA-256 of its child (derived from the presented token).
+    pub child_hash: [u8; 32],
+    /// The authenticated client.
+    pub client_id: &'a str,
+    /// Client IP.
+    pub ip: Option<IpAddr>,
+    /// User-Agent.
+    pub user_agent: Option<&'a str>,
+    /// The `scope` parameter.
+    pub scope: Option<&'a str>,
+    /// Now.
+    pub now: SystemTime,
+    /// Idle lifetime of the child.
+    pub idle_ttl: Duration,
+    /// Grace and binding.
+    pub policy: &'a RefreshPolicy,
+}
+
+/// The session a successful refresh continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The family id (`sid`).
+    pub family_id: String,
+    /// The subject.
+    pub user_id: String,
+    /// The client.
+    pub client_id: String,
+    /// Tenant.
+    pub tenant: Option<String>,
+    /// Scope for the new access token.
+    pub access_scope: String,
+    /// End of the session: no token may outlive it.
+    pub expires_at: SystemTime,
+}
+
+/// The outcome of a refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotated {
+    /// The token was consumed and its child stored.
+    Rotated(Session),
+    /// A racer within the grace period: the child already stored is the
+    /// answer (re-derive it from the presented token).
+    Replayed(Session),
+    /// Refused; any revocation the decision asked for is committed.
+    Rejected(RefreshError),
+    /// No such token.
+    Unknown,
+}
+
+/// Rotates a refresh token, exactly once, in one transaction.
+pub async fn rotate(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotated, StoreError> {
+    use refresh_token::Column as T;
+    let now = db_time(r.now);
+    let txn = db.begin().await?;
+    // First statement: the conditional consume. It takes the write lock
+    // (SQLite) or the row lock (PostgreSQL), so racers queue here and the
+    // losers find the token consumed.
+    let won = refresh_token::Entity::update_many()
+        .col_expr(T::ConsumedAt, Expr::value(now))
+        .col_expr(T::LastUsedAt, Expr::value(now))
+        .col_expr(T::UpdatedAt, Expr::value(now))
+        .filter(T::TokenHash.eq(r.presented_hash.to_vec()))
+        .filter(T::ConsumedAt.is_null())
+        .filter(T::RevokedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    let Some(token) = refresh_token::Entity::find()
+        .filter(T::TokenHash.eq(r.presented_hash.to_vec()))
+        .one(&txn)
+        .await?
+    else {
+        txn.rollback().await?;
+        return Ok(Rotated::Unknown);
+    };
+    let Some(family) = token_family::Entity::find_by_id(token.family_id.clone())
+        .one(&txn)
+        .await?
+    else {
+        txn.rollback().await?;
+        return Ok(Rotated::Unknown);
+    };
+    let presentation = Presentation {
+        client_id: r.client_id,
+        ip: r.ip,
+        user_agent: r.user_agent,
+        scope: r.scope,
+        now: r.now,
+        won_consume: won,
+    };
+    let decision = decide(
+        &token_state(&token),
+        &family_state(&family),
+        &presentation,
+        r.policy,
+    );
+    let session = |access_scope: String| Session {
+        family_id: family.id.clone(),
+        user_id: family.user_id.clone(),
+        client_id: family.client_id.clone(),
+        tenant: family.tenant.clone(),
+        access_scope,
+        expires_at: system_time(family.expires_at),
+    };
+    match decision {
+        Decision::Rotate { scope } => {
+            let ip = r.ip.map(|ip| canonical(ip).to_string());
+            let ua = r.user_agent.map(|ua| truncate_user_agent(ua).to_owned());
+            let child_expires = db_time(r.now + r.idle_ttl).min(family.expires_at);
+            refresh_token::ActiveModel {
+                family_id: Set(family.id.clone()),
+                parent_id: Set(Some(token.id)),
+                generation: Set(token.generation + 1),
+                token_hash: Set(r.child_hash.to_vec()),
+                user_id: Set(token.user_id.clone()),
+                client_id: Set(token.client_id.clone()),
+                tenant: Set(token.tenant.clone()),
+                // RFC 6749 §6: the new refresh token has the scope of the
+                // old one; only the access token narrows.
+                scope: Set(token.scope.clone()),
+                client_ip: Set(ip.clone()),
+                user_agent: Set(ua.clone()),
+                device_fingerprint: Set(token.device_fingerprint.clone()),
+                issued_at: Set(now),
+                expires_at: Set(child_expires),
+                last_used_at: Set(None),
+                consumed_at: Set(None),
+                revoked_at: Set(None),
+                revoked_reason: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+            use token_family::Column as F;
+            let moved = token_family::Entity::update_many()
+                .col_expr(F::Generation, Expr::value(token.generation + 1))
+                .col_expr(F::LastUsedAt, Expr::value(now))
+                .col_expr(F::LastIp, Expr::value(ip))
+                .col_expr(F::LastUserAgent, Expr::value(ua))
+                .filter(F::Id.eq(family.id.clone()))
+                .filter(F::Generation.eq(token.generation))
+                .filter(F::RevokedAt.is_null())
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if moved != 1 {
+                txn.rollback().await?;
+                return Err(StoreError::Conflict);
+            }
+            txn.commit().await?;
+            Ok(Rotated::Rotated(session(scope)))
+        }
+        Decision::Replay { scope } => {
+            // Nothing to write: the child is stored already.
+            txn.rollback().await?;
+            Ok(Rotated::Replayed(session(scope)))
+        }
+        Decision::Reject {
+            error,
+            revoke: Some(reason),
+        } => {
+            revoke_in(&txn, &family.id, reason, r.now).await?;
+            txn.commit().await?;
+            tracing::warn!(
+                family = %family.id,
+                reason = reason.as_str(),
+                error = %error,
+                "refresh token family revoked"
+            );
+            Ok(Rotated::Rejected(error))
+        }
+        Decision::Reject {
+            error,
+            revoke: None,
+        } => {
+            // Undo our consume, if any: a refused request changes nothing.
+            txn.rollback().await?;
+            Ok(Rotated::Rejected(error))
+        }
+    }
+}
+
+/// Revokes a family and all its tokens (idempotent: rows already revoked
+/// keep their first reason).
+pub async fn revoke(
+    db: &DatabaseConnection,
+    family_id: &str,
+    reason: RevokedReason,
+) -> Result<bool, StoreError> {
+    let txn = db.begin().await?;
+    let changed = revoke_in(&txn, family_id, reason, SystemTime::now()).await?;
+    txn.commit().await?;
+    Ok(changed)
+}
+
+async fn revoke_in(
+    db: &impl ConnectionTrait,
+    family_id: &str,
+    reason: RevokedReason,
+    now: SystemTime,
+) -> Result<bool, StoreError> {
+    let now = db_time(now);
+    use refresh_token::Column as T;
+    use token_family::Column as F;
+    let families = token_family::Entity::update_many()
+        .col_expr(F::RevokedAt, Expr::value(now))
+        .col_expr(F::RevokedReason, Expr::value(reason.as_str()))
+        .filter(F::Id.eq(family_id))
+        .filter(F::RevokedAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected;
+    refresh_token::Entity::update_many()
+        .col_expr(T::RevokedAt, Expr::value(now))
+        .col_expr(T::RevokedReason, Expr::value(reason.as_str()))
+        .col_expr(T::UpdatedAt, Expr::value(now))
+        .filter(T::FamilyId.eq(family_id))
+        .filter(T::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(families == 1)
+}
+
+fn token_state(t: &refresh_token::Model) -> TokenState {
+    TokenState {
+        generation: t.generation,
+        consumed_at: t.consumed_at.map(system_time),
+        revoked: t.revoked_at.is_some(),
+        expires_at: system_time(t.expires_at),
+        client_id: t.client_id.clone(),
+        client_ip: t.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+        user_agent: t.user_agent.clone(),
+    }
+}
+
+fn family_state(f: &token_family::Model) -> FamilyState {
+    FamilyState {
+        generation: f.generation,
+        revoked: f.revoked_at.is_some(),
+        expires_at: system_time(f.expires_at),
+        scope: f.scope.clone(),
+    }
+}

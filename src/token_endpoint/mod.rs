@@ -1,0 +1,95 @@
+//! The token endpoint (RFC 6749 §3.2, §5) as a Tower service.
+//!
+//! Grants: `refresh_token` (rotating, reuse-detecting, see
+//! [`refresh`](crate::refresh)), `password` (opt-in, through a
+//! [`PasswordVerifier`]), and `client_credentials`. Clients authenticate with
+//! `client_secret_basic`, `client_secret_post`, or by `client_id` alone when
+//! public.
+//!
+//! ```
+//! use http::{Request, StatusCode, header};
+//! use http_body_util::{BodyExt, Full};
+//! use bytes::Bytes;
+//! use tollgate::{
+//!     issuer::Issuer, keys::{Algorithm, KeySet, SigningKey}, refresh::RefreshSecret,
+//!     store::{self, clients::NewClient}, token_endpoint::TokenEndpoint,
+//! };
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+//! store::migrate(&db).await.unwrap();
+//! let mut client = NewClient::public("cli", "read");
+//! client.allow_password = true;
+//! store::clients::register(&db, client).await.unwrap();
+//! let issuer = Issuer::builder()
+//!     .db(db)
+//!     .keys(KeySet::builder()
+//!         .signing_key(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())
+//!         .build().unwrap())
+//!     .issuer("https://auth.example")
+//!     .audience("api")
+//!     .refresh_secret(RefreshSecret::new(&[2; 32]).unwrap())
+//!     .build()
+//!     .unwrap();
+//! let endpoint = TokenEndpoint::builder(issuer)
+//!     .password_verifier(|user: String, password: String| async move {
+//!         Ok((user == "alice" && password == "wonderland").then_some(user))
+//!     })
+//!     .build();
+//!
+//! let req = Request::post("/token")
+//!     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+//!     .body(Full::new(Bytes::from("grant_type=password&client_id=cli&username=alice&password=wonderland")))
+//!     .unwrap();
+//! let res = endpoint.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK);
+//! assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+//! let json: serde_json::Value =
+//!     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+//! assert_eq!(json["token_type"], "Bearer");
+//! # });
+//! ```
+
+mod client_auth;
+mod form;
+mod response;
+mod service;
+
+use std::{future::Future, pin::Pin};
+
+pub use response::TokenError;
+pub use service::{DEFAULT_MAX_BODY, TokenEndpoint, TokenEndpointBuilder};
+
+/// An error of the application's password check (its database is down,
+/// say): answered with 503, never with `invalid_grant`.
+pub type VerifyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Checks a username and password for the password grant; the application
+/// implements it (with argon2 for stored passwords). Returns the subject
+/// (user id) on success, `None` on bad credentials.
+///
+/// Any `Fn(String, String) -> impl Future<Output = Result<Option<String>,
+/// VerifyError>>` is a verifier.
+pub trait PasswordVerifier: Send + Sync + 'static {
+    /// Verifies the credentials.
+    fn verify<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, VerifyError>> + Send + 'a>>;
+}
+
+impl<F, Fut> PasswordVerifier for F
+where
+    F: Fn(String, String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<String>, VerifyError>> + Send + 'static,
+{
+    fn verify<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, VerifyError>> + Send + 'a>> {
+        Box::pin(self(username.to_owned(), password.to_owned()))
+    }
+}

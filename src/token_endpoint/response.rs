@@ -1,0 +1,132 @@
+//! RFC 6749 §5 responses.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use serde::Serialize;
+
+/// An error answer of the token endpoint (RFC 6749 §5.2). The description
+/// is a fixed sentence: never SQL, a secret or a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// 400 `invalid_request`.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    /// 401 `invalid_client`; `basic` when the client used HTTP Basic.
+    #[error("invalid_client")]
+    InvalidClient {
+        /// Whether HTTP Basic was used.
+        basic: bool,
+    },
+    /// 400 `invalid_grant`.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
+    /// 400 `unauthorized_client`.
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(&'static str),
+    /// 400 `unsupported_grant_type`.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// 400 `invalid_scope`.
+    #[error("invalid_scope")]
+    InvalidScope,
+    /// 413 `invalid_request`: the body is over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 405 `invalid_request`: not POST.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503 `temporarily_unavailable`: the store failed; retry.
+    #[error("temporarily unavailable")]
+    Unavailable,
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    error_description: &'static str,
+}
+
+impl TokenError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::MethodNotAllowed => {
+                "invalid_request"
+            }
+            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::Unavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// The `error_description`.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(d) | Self::InvalidGrant(d) | Self::UnauthorizedClient(d) => d,
+            Self::InvalidClient { .. } => "Client authentication failed",
+            Self::UnsupportedGrantType => "The grant type is not supported",
+            Self::InvalidScope => "The requested scope is invalid or exceeds the grant",
+            Self::PayloadTooLarge => "The request body is too large",
+            Self::MethodNotAllowed => "The token endpoint accepts POST only",
+            Self::Unavailable => "The service is temporarily unavailable, retry later",
+        }
+    }
+
+    /// The JSON error response, with the headers RFC 6749 asks for.
+    pub fn into_response(self, realm: &str) -> Response<Full<Bytes>> {
+        let body = serde_json::to_vec(&ErrorBody {
+            error: self.code(),
+            error_description: self.description(),
+        })
+        .unwrap_or_default();
+        let mut res = json(self.status(), body);
+        let h = res.headers_mut();
+        match self {
+            Self::InvalidClient { .. } => {
+                // RFC 9110 §15.5.2: a 401 carries a challenge.
+                if let Ok(v) = HeaderValue::try_from(format!("Basic realm=\"{realm}\"")) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            Self::MethodNotAllowed => {
+                h.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            Self::Unavailable => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+/// A JSON response with `Cache-Control: no-store` and `Pragma: no-cache`
+/// (RFC 6749 §5.1).
+pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
