@@ -210,10 +210,13 @@ pub fn decide(
             return reject(RefreshError::Reused, None);
         };
         let is_predecessor = family.generation == token.generation + 1;
-        let within_grace = req
-            .now
-            .duration_since(consumed_at)
-            .map_or(true, |age| age <= policy.grace);
+        // A strict window: zero grace means no replay at all. A clock that
+        // stepped back (now before consumed_at) counts as inside it.
+        let within_grace = !policy.grace.is_zero()
+            && req
+                .now
+                .duration_since(consumed_at)
+                .map_or(true, |age| age < policy.grace);
         if !(is_predecessor && within_grace) {
             return reject(RefreshError::Reused, Some(RevokedReason::ReuseDetected));
         }
@@ -425,7 +428,7 @@ mod tests {
     #[test]
     fn immediate_predecessor_within_grace_gets_a_replay() {
         let (t, f) = consumed();
-        for secs in [0, 1, 5] {
+        for secs in [0, 1, 4] {
             let racer = Presentation {
                 won_consume: false,
                 now: at(T + secs),
@@ -581,7 +584,7 @@ mod tests {
                     for fam_revoked in [false, true] {
                         for fam_expired in [false, true] {
                             for idle_expired in [false, true] {
-                                for consumed_age in [None, Some(0u64), Some(5), Some(6), Some(600)]
+                                for consumed_age in [None, Some(0u64), Some(4), Some(5), Some(600)]
                                 {
                                     for head_gap in [0i64, 1, 2] {
                                         for ip_ok in [true, false] {
@@ -711,6 +714,26 @@ mod tests {
                     "{ctx}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn zero_grace_never_replays() {
+        let (t, f) = consumed();
+        let zero = RefreshPolicy {
+            grace: Duration::ZERO,
+            ..strict()
+        };
+        for now in [at(T), at(T - 1), at(T + 1)] {
+            let racer = Presentation {
+                won_consume: false,
+                now,
+                ..req()
+            };
+            assert_eq!(
+                rejected(&decide(&t, &f, &racer, &zero)),
+                Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
+            );
         }
     }
 

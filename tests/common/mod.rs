@@ -10,6 +10,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+#[cfg(feature = "store")]
+pub mod store;
+
 use http::{Request, Response, header};
 use tollgate::{
     AccessClaims, AccessTokenLayer, RevocationCache,

@@ -1,0 +1,253 @@
+//! Databases and a token-endpoint harness for the store tests.
+
+use std::{net::SocketAddr, time::Duration};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tollgate::{
+    AccessTokenLayer, RevocationCache,
+    binding::PeerAddr,
+    issuer::{Issuer, Lifetimes},
+    refresh::{RefreshPolicy, RefreshSecret, random_string},
+    store::{self, clients::NewClient},
+    token_endpoint::TokenEndpoint,
+};
+use tower::ServiceExt;
+
+use super::{AUD, ISS, ManualClock, hs256, keyset};
+
+/// A database under test, named for failure messages.
+pub struct Backend {
+    pub name: &'static str,
+    pub db: DatabaseConnection,
+}
+
+/// In-memory SQLite (sea-orm keeps one connection).
+pub async fn sqlite_memory() -> DatabaseConnection {
+    let db = Database::connect("sqlite::memory:").await.unwrap();
+    store::migrate(&db).await.unwrap();
+    db
+}
+
+/// A SQLite file in WAL mode with several connections, so transactions
+/// really contend.
+pub async fn sqlite_file() -> DatabaseConnection {
+    let dir = std::env::temp_dir().join(format!("tollgate-test-{}", random_string(9)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(8)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(30))
+        });
+    let db = Database::connect(opts).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    db
+}
+
+/// A fresh database on the test PostgreSQL (`TOLLGATE_TEST_PG_URL`). Under
+/// CI the URL must be set: the PostgreSQL tests fail rather than skip.
+pub async fn postgres() -> Option<DatabaseConnection> {
+    let Ok(url) = std::env::var("TOLLGATE_TEST_PG_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but TOLLGATE_TEST_PG_URL is not: PostgreSQL tests must run"
+        );
+        eprintln!("TOLLGATE_TEST_PG_URL not set: skipping PostgreSQL");
+        return None;
+    };
+    let admin = Database::connect(url.as_str()).await.unwrap();
+    let name = format!(
+        "t_{}",
+        random_string(9).to_lowercase().replace(['-', '_'], "x")
+    );
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let mut opts = ConnectOptions::new(format!("{base}/{name}"));
+    opts.max_connections(40).sqlx_logging(false);
+    let db = Database::connect(opts).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    Some(db)
+}
+
+/// Every backend: SQLite in memory, SQLite file, and PostgreSQL when there.
+pub async fn backends() -> Vec<Backend> {
+    let mut all = vec![
+        Backend {
+            name: "sqlite-memory",
+            db: sqlite_memory().await,
+        },
+        Backend {
+            name: "sqlite-file",
+            db: sqlite_file().await,
+        },
+    ];
+    if let Some(db) = postgres().await {
+        all.push(Backend {
+            name: "postgres",
+            db,
+        });
+    }
+    all
+}
+
+pub const WEB_SECRET_NAME: &str = "web";
+
+/// An endpoint with clients `web` (confidential, password grant), `spa`
+/// (public, password grant), `svc` (confidential, client_credentials), a
+/// user alice/wonderland, and a gate that trusts its tokens.
+pub struct Harness {
+    pub backend: &'static str,
+    pub db: DatabaseConnection,
+    pub endpoint: TokenEndpoint,
+    pub gate: AccessTokenLayer,
+    pub clock: ManualClock,
+    pub web_secret: String,
+    pub svc_secret: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: serde_json::Value,
+    pub raw: String,
+}
+
+impl Reply {
+    pub fn refresh_token(&self) -> String {
+        self.json["refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no refresh token in {}", self.raw))
+            .to_owned()
+    }
+    pub fn access_token(&self) -> String {
+        self.json["access_token"].as_str().unwrap().to_owned()
+    }
+    pub fn error(&self) -> &str {
+        self.json["error"].as_str().unwrap_or_default()
+    }
+}
+
+pub async fn harness(backend: Backend, policy: RefreshPolicy) -> Harness {
+    harness_with(backend, policy, Lifetimes::default()).await
+}
+
+pub async fn harness_with(
+    backend: Backend,
+    policy: RefreshPolicy,
+    lifetimes: Lifetimes,
+) -> Harness {
+    let db = backend.db;
+    let mut web = NewClient::confidential("web", "read write");
+    web.allow_password = true;
+    let web_secret = store::clients::register(&db, web).await.unwrap().unwrap();
+    let mut spa = NewClient::public("spa", "read");
+    spa.allow_password = true;
+    store::clients::register(&db, spa).await.unwrap();
+    let mut svc = NewClient::confidential("svc", "reports");
+    svc.allow_client_credentials = true;
+    let svc_secret = store::clients::register(&db, svc).await.unwrap().unwrap();
+
+    let clock = ManualClock::now();
+    let issuer = Issuer::builder()
+        .db(db.clone())
+        .keys(keyset(&hs256()))
+        .issuer(ISS)
+        .audience(AUD)
+        .refresh_secret(RefreshSecret::new(&[5; 32]).unwrap())
+        .policy(policy)
+        .lifetimes(lifetimes)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let endpoint = TokenEndpoint::builder(issuer)
+        .password_verifier(|user: String, password: String| async move {
+            Ok((user == "alice" && password == "wonderland").then_some(user))
+        })
+        .build();
+    let gate = AccessTokenLayer::builder()
+        .keys(keyset(&hs256()))
+        .issuer(ISS)
+        .audience(AUD)
+        .revocations(RevocationCache::default())
+        .build()
+        .unwrap();
+    Harness {
+        backend: backend.name,
+        db,
+        endpoint,
+        gate,
+        clock,
+        web_secret,
+        svc_secret,
+    }
+}
+
+impl Harness {
+    /// POSTs a form to the endpoint, from `peer`, with extra headers.
+    pub async fn post_from(
+        &self,
+        body: &str,
+        headers: &[(&str, &str)],
+        peer: Option<SocketAddr>,
+    ) -> Reply {
+        let mut req = Request::post("/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(PeerAddr(peer));
+        }
+        self.send(req).await
+    }
+
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
+        let res = self.endpoint.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let raw = String::from_utf8(bytes.to_vec()).unwrap();
+        let json = serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
+        Reply {
+            status,
+            headers,
+            json,
+            raw,
+        }
+    }
+
+    pub async fn post(&self, body: &str) -> Reply {
+        self.post_from(body, &[], None).await
+    }
+
+    /// alice logs in on `web` with client_secret_post.
+    pub async fn login(&self) -> Reply {
+        let r = self
+            .post(&format!(
+                "grant_type=password&username=alice&password=wonderland&client_id=web&client_secret={}",
+                self.web_secret
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}: {}", self.backend, r.raw);
+        r
+    }
+
+    /// Refreshes on `web`.
+    pub async fn refresh(&self, token: &str) -> Reply {
+        self.post(&format!(
+            "grant_type=refresh_token&refresh_token={token}&client_id=web&client_secret={}",
+            self.web_secret
+        ))
+        .await
+    }
+}
