@@ -8,7 +8,8 @@ use std::{
 use entity::{refresh_token, token_family};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, RuntimeErr, TransactionTrait,
+    sea_query::Expr,
 };
 
 use super::{StoreError, db_time, system_time};
@@ -153,14 +154,70 @@ pub enum Rotated {
     Unknown,
 }
 
+/// How many times a rotation is tried when the database aborts it for a
+/// deadlock or a serialization failure (it was rolled back whole).
+const ROTATION_ATTEMPTS: usize = 4;
+
 /// Rotates a refresh token, exactly once, in one transaction.
 pub async fn rotate(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotated, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match rotate_once(db, r).await {
+            Err(StoreError::Database(e)) if attempt < ROTATION_ATTEMPTS && is_transient(&e) => {
+                tracing::debug!(attempt, error = %e, "rotation rolled back by the database; retrying");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// PostgreSQL's deadlock (40P01) and serialization failure (40001): the
+/// transaction was rolled back and can simply run again.
+fn is_transient(e: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))
+    | DbErr::Conn(RuntimeErr::SqlxError(e))) = e
+    else {
+        return false;
+    };
+    match &**e {
+        sea_orm::sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
+async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotated, StoreError> {
     use refresh_token::Column as T;
+    use token_family::Column as F;
     let now = db_time(r.now);
+    let row_locks = db.get_database_backend() != DbBackend::Sqlite;
     let txn = db.begin().await?;
-    // First statement: the conditional consume. It takes the write lock
-    // (SQLite) or the row lock (PostgreSQL), so racers queue here and the
-    // losers find the token consumed.
+    // Lock order: the family row first, then its tokens. Every writer of a
+    // family (rotation, replay, revocation) queues on that one row lock.
+    // (Locking the token first deadlocks: PostgreSQL's re-check of a losing
+    // UPDATE keeps the row locked although it no longer matches, while the
+    // loser then waits for the family.) SQLite has no row locks: there the
+    // consume below is the first statement, which takes the database write
+    // lock at once, so racers queue on it and never upgrade a read lock.
+    if row_locks {
+        token_family::Entity::find()
+            .filter(
+                F::Id.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(T::FamilyId)
+                        .from(refresh_token::Entity)
+                        .and_where(T::TokenHash.eq(r.presented_hash.to_vec()))
+                        .to_owned(),
+                ),
+            )
+            .lock_exclusive()
+            .one(&txn)
+            .await?;
+    }
+    // The conditional consume: exactly one request sees rows_affected == 1.
     let won = refresh_token::Entity::update_many()
         .col_expr(T::ConsumedAt, Expr::value(now))
         .col_expr(T::LastUsedAt, Expr::value(now))
@@ -240,7 +297,6 @@ pub async fn rotate(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotated
             }
             .insert(&txn)
             .await?;
-            use token_family::Column as F;
             let moved = token_family::Entity::update_many()
                 .col_expr(F::Generation, Expr::value(token.generation + 1))
                 .col_expr(F::LastUsedAt, Expr::value(now))

@@ -1,0 +1,162 @@
+//! Refresh races with real concurrency: 32 tasks present the same refresh
+//! token at once, round after round, on SQLite (memory and a WAL file with
+//! several connections) and PostgreSQL.
+
+mod common;
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use common::store::{Harness, backends, harness};
+use entity::{refresh_token, token_family};
+use http::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use tollgate::refresh::RefreshPolicy;
+
+const RACERS: usize = 32;
+const ROUNDS: usize = 10;
+
+/// Fires `RACERS` refreshes of `token` at once; returns (status, body).
+async fn race(h: &Arc<Harness>, token: &str) -> Vec<(StatusCode, serde_json::Value)> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (h, token, barrier) = (Arc::clone(h), token.to_owned(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let r = h.refresh(&token).await;
+                (r.status, r.json)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(RACERS);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+async fn family_of(
+    h: &Harness,
+    refresh_token: &str,
+) -> (token_family::Model, Vec<refresh_token::Model>) {
+    let hash = tollgate::refresh::hash_token(refresh_token).to_vec();
+    let t = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .one(&h.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let f = token_family::Entity::find_by_id(t.family_id.clone())
+        .one(&h.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let all = refresh_token::Entity::find()
+        .filter(refresh_token::Column::FamilyId.eq(t.family_id))
+        .all(&h.db)
+        .await
+        .unwrap();
+    (f, all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_within_grace_never_fork_the_family() {
+    let policy = RefreshPolicy {
+        grace: Duration::from_secs(60),
+        ..RefreshPolicy::default()
+    };
+    for b in backends().await {
+        let h = Arc::new(harness(b, policy.clone()).await);
+        let first = h.login().await.refresh_token();
+        let mut current = first.clone();
+        for round in 0..ROUNDS {
+            let results = race(&h, &current).await;
+            for (status, body) in &results {
+                assert_eq!(
+                    *status,
+                    StatusCode::OK,
+                    "{} round {round}: {body}",
+                    h.backend
+                );
+            }
+            let children: HashSet<&str> = results
+                .iter()
+                .map(|(_, b)| b["refresh_token"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                children.len(),
+                1,
+                "{} round {round}: the family forked",
+                h.backend
+            );
+            current = children.into_iter().next().unwrap().to_owned();
+        }
+        let (family, tokens) = family_of(&h, &current).await;
+        assert_eq!(family.generation, ROUNDS as i64, "{}", h.backend);
+        assert_eq!(
+            tokens.len(),
+            ROUNDS + 1,
+            "{}: one row per generation",
+            h.backend
+        );
+        let generations: HashSet<i64> = tokens.iter().map(|t| t.generation).collect();
+        assert_eq!(generations.len(), ROUNDS + 1);
+        assert_eq!(tokens.iter().filter(|t| t.consumed_at.is_none()).count(), 1);
+
+        // Long after, the first token comes back: reuse kills every
+        // descendant, including the live head.
+        h.clock.advance(Duration::from_secs(61));
+        assert_eq!(h.refresh(&first).await.error(), "invalid_grant");
+        let (family, tokens) = family_of(&h, &current).await;
+        assert_eq!(
+            family.revoked_reason.as_deref(),
+            Some("reuse_detected"),
+            "{}",
+            h.backend
+        );
+        assert!(
+            tokens.iter().all(|t| t.revoked_at.is_some()),
+            "{}",
+            h.backend
+        );
+        assert_eq!(
+            h.refresh(&current).await.error(),
+            "invalid_grant",
+            "{}",
+            h.backend
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_grace_exactly_one_racer_wins_and_reuse_kills_the_family() {
+    let policy = RefreshPolicy {
+        grace: Duration::ZERO,
+        ..RefreshPolicy::default()
+    };
+    for b in backends().await {
+        let h = Arc::new(harness(b, policy.clone()).await);
+        for round in 0..ROUNDS {
+            let token = h.login().await.refresh_token();
+            let results = race(&h, &token).await;
+            let ok: Vec<_> = results
+                .iter()
+                .filter(|(s, _)| *s == StatusCode::OK)
+                .collect();
+            assert_eq!(ok.len(), 1, "{} round {round}: {results:?}", h.backend);
+            for (status, body) in &results {
+                assert!(!status.is_server_error(), "{}: {body}", h.backend);
+                if *status != StatusCode::OK {
+                    assert_eq!(body["error"], "invalid_grant");
+                }
+            }
+            // The losers were replays outside any grace: the family is dead,
+            // so the winner's child is worthless too.
+            let child = ok[0].1["refresh_token"].as_str().unwrap();
+            let (family, tokens) = family_of(&h, child).await;
+            assert_eq!(family.revoked_reason.as_deref(), Some("reuse_detected"));
+            assert_eq!(tokens.len(), 2, "{}: exactly one child", h.backend);
+            assert_eq!(h.refresh(child).await.error(), "invalid_grant");
+        }
+    }
+}
