@@ -202,7 +202,7 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
     // loser then waits for the family.) SQLite has no row locks: there the
     // consume below is the first statement, which takes the database write
     // lock at once, so racers queue on it and never upgrade a read lock.
-    if row_locks {
+    let locked_family = if row_locks {
         token_family::Entity::find()
             .filter(
                 F::Id.in_subquery(
@@ -215,34 +215,51 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
             )
             .lock_exclusive()
             .one(&txn)
-            .await?;
-    }
-    // The conditional consume: exactly one request sees rows_affected == 1.
-    let won = refresh_token::Entity::update_many()
+            .await?
+    } else {
+        None
+    };
+    // The conditional consume: exactly one request gets the row back (or
+    // sees rows_affected == 1 where RETURNING is not available).
+    let consume = refresh_token::Entity::update_many()
         .col_expr(T::ConsumedAt, Expr::value(now))
         .col_expr(T::LastUsedAt, Expr::value(now))
         .col_expr(T::UpdatedAt, Expr::value(now))
         .filter(T::TokenHash.eq(r.presented_hash.to_vec()))
         .filter(T::ConsumedAt.is_null())
-        .filter(T::RevokedAt.is_null())
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
-    let Some(token) = refresh_token::Entity::find()
-        .filter(T::TokenHash.eq(r.presented_hash.to_vec()))
-        .one(&txn)
-        .await?
-    else {
-        txn.rollback().await?;
-        return Ok(Rotated::Unknown);
+        .filter(T::RevokedAt.is_null());
+    let (won, consumed) = if txn.support_returning() {
+        let mut rows = consume.exec_with_returning(&txn).await?;
+        (rows.len() == 1, rows.pop())
+    } else {
+        (consume.exec(&txn).await?.rows_affected == 1, None)
     };
-    let Some(family) = token_family::Entity::find_by_id(token.family_id.clone())
-        .one(&txn)
-        .await?
-    else {
-        txn.rollback().await?;
-        return Ok(Rotated::Unknown);
+    let token = match consumed {
+        Some(token) => token,
+        None => match refresh_token::Entity::find()
+            .filter(T::TokenHash.eq(r.presented_hash.to_vec()))
+            .one(&txn)
+            .await?
+        {
+            Some(token) => token,
+            None => {
+                txn.rollback().await?;
+                return Ok(Rotated::Unknown);
+            }
+        },
+    };
+    let family = match locked_family {
+        Some(f) if f.id == token.family_id => f,
+        _ => match token_family::Entity::find_by_id(token.family_id.clone())
+            .one(&txn)
+            .await?
+        {
+            Some(f) => f,
+            None => {
+                txn.rollback().await?;
+                return Ok(Rotated::Unknown);
+            }
+        },
     };
     let presentation = Presentation {
         client_id: r.client_id,
