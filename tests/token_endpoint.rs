@@ -484,3 +484,36 @@ async fn idle_and_absolute_lifetimes() {
         assert_eq!(h.refresh(&r.refresh_token()).await.error(), "invalid_grant");
     }
 }
+
+#[tokio::test]
+async fn client_rows_are_cached_only_as_long_as_configured() {
+    use sea_orm::ConnectionTrait;
+    for b in backends().await {
+        let mut h = harness(b, no_grace()).await;
+        let svc = format!(
+            "grant_type=client_credentials&client_id=svc&client_secret={}",
+            h.svc_secret
+        );
+        // Default TTL: the client is read once, then served from the cache.
+        assert_eq!(h.post(&svc).await.status, StatusCode::OK);
+        h.db.execute_unprepared("DELETE FROM client WHERE client_id = 'svc'")
+            .await
+            .unwrap();
+        assert_eq!(
+            h.post(&svc).await.status,
+            StatusCode::OK,
+            "{}: cached",
+            h.backend
+        );
+        // No cache: the removal applies to the very next request.
+        h.endpoint = tollgate::token_endpoint::TokenEndpoint::builder(h.issuer.clone())
+            .client_cache_ttl(Duration::ZERO)
+            .build();
+        assert_eq!(
+            h.post(&svc).await.error(),
+            "invalid_client",
+            "{}",
+            h.backend
+        );
+    }
+}

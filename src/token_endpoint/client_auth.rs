@@ -1,6 +1,8 @@
 //! Client authentication (RFC 6749 §2.3): `client_secret_basic`,
 //! `client_secret_post`, and public clients by `client_id` alone.
 
+use std::sync::Arc;
+
 use base64::{Engine, engine::general_purpose::STANDARD};
 use entity::client;
 use http::{HeaderMap, header};
@@ -8,6 +10,11 @@ use sea_orm::DatabaseConnection;
 
 use super::{TokenError, form::Form, form::decode_component};
 use crate::store::{self, clients};
+
+/// Registered clients, kept briefly so a token request does not read the
+/// client row every time. Losing an entry only costs a read, so the cache
+/// is bounded; a changed secret or permission applies within its TTL.
+pub(crate) type ClientCache = moka::sync::Cache<String, Arc<client::Model>>;
 
 /// Credentials as presented.
 #[derive(Debug)]
@@ -104,12 +111,25 @@ pub(crate) fn presented(basic: Option<Presented>, form: &Form) -> Result<Present
 /// the same answer.
 pub(crate) async fn authenticate(
     db: &DatabaseConnection,
+    cache: &ClientCache,
     p: &Presented,
-) -> Result<client::Model, TokenError> {
+) -> Result<Arc<client::Model>, TokenError> {
     let failed = TokenError::InvalidClient { basic: p.basic };
-    let found = store::clients::find(db, &p.client_id)
-        .await
-        .map_err(|e| unavailable(&e))?;
+    let found = match cache.get(&p.client_id) {
+        Some(client) => Some(client),
+        None => {
+            let found = store::clients::find(db, &p.client_id)
+                .await
+                .map_err(|e| unavailable(&e))?
+                .map(Arc::new);
+            // Only clients that exist are cached: a flood of made-up ids
+            // cannot fill the cache (it is bounded anyway).
+            if let Some(client) = &found {
+                cache.insert(p.client_id.clone(), Arc::clone(client));
+            }
+            found
+        }
+    };
     match found {
         Some(client) if clients::secret_matches(&client, p.secret.as_deref()) => Ok(client),
         Some(_) => Err(failed),

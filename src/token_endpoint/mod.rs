@@ -59,7 +59,9 @@ mod service;
 use std::{future::Future, pin::Pin};
 
 pub use response::TokenError;
-pub use service::{DEFAULT_MAX_BODY, TokenEndpoint, TokenEndpointBuilder};
+pub use service::{
+    DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, TokenEndpoint, TokenEndpointBuilder,
+};
 
 /// An error of the application's password check (its database is down,
 /// say): answered with 503, never with `invalid_grant`.

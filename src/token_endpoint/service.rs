@@ -5,6 +5,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -28,8 +29,12 @@ use crate::{
 /// Default cap on a token request body: 16 KiB.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024;
 
+/// Default time a client row is cached: 5 seconds.
+pub const DEFAULT_CLIENT_CACHE_TTL: Duration = Duration::from_secs(5);
+
 struct Inner {
     issuer: Issuer,
+    clients: client_auth::ClientCache,
     verifier: Option<Arc<dyn PasswordVerifier>>,
     proxies: TrustedProxies,
     max_body: usize,
@@ -64,6 +69,7 @@ impl TokenEndpoint {
             proxies: TrustedProxies::none(),
             max_body: DEFAULT_MAX_BODY,
             realm: "tollgate".to_owned(),
+            client_cache_ttl: DEFAULT_CLIENT_CACHE_TTL,
         }
     }
 
@@ -104,7 +110,8 @@ impl TokenEndpoint {
         let form = Form::parse(&body)?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
         let presented = client_auth::presented(basic, &form)?;
-        let client = client_auth::authenticate(inner.issuer.db(), &presented).await?;
+        let client =
+            client_auth::authenticate(inner.issuer.db(), &inner.clients, &presented).await?;
         let confidential = client.secret_hash.is_some();
         let scope = form.get("scope");
         let result = match grant_type {
@@ -244,6 +251,7 @@ pub struct TokenEndpointBuilder {
     proxies: TrustedProxies,
     max_body: usize,
     realm: String,
+    client_cache_ttl: Duration,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
@@ -284,10 +292,29 @@ impl TokenEndpointBuilder {
         }
     }
 
+    /// How long a client row is cached (a changed secret or permission
+    /// takes effect within it). Zero disables the cache. Default
+    /// [`DEFAULT_CLIENT_CACHE_TTL`].
+    pub fn client_cache_ttl(self, client_cache_ttl: Duration) -> Self {
+        Self {
+            client_cache_ttl,
+            ..self
+        }
+    }
+
     /// Builds the endpoint.
     pub fn build(self) -> TokenEndpoint {
+        let capacity = if self.client_cache_ttl.is_zero() {
+            0
+        } else {
+            10_000
+        };
         TokenEndpoint {
             inner: Arc::new(Inner {
+                clients: moka::sync::Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(self.client_cache_ttl.max(Duration::from_millis(1)))
+                    .build(),
                 issuer: self.issuer,
                 verifier: self.verifier,
                 proxies: self.proxies,

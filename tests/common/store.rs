@@ -107,6 +107,7 @@ pub const WEB_SECRET_NAME: &str = "web";
 pub struct Harness {
     pub backend: &'static str,
     pub db: DatabaseConnection,
+    pub issuer: Issuer,
     pub endpoint: TokenEndpoint,
     pub gate: AccessTokenLayer,
     pub clock: ManualClock,
@@ -168,7 +169,7 @@ pub async fn harness_with(
         .clock(clock.clone())
         .build()
         .unwrap();
-    let endpoint = TokenEndpoint::builder(issuer)
+    let endpoint = TokenEndpoint::builder(issuer.clone())
         .password_verifier(|user: String, password: String| async move {
             Ok((user == "alice" && password == "wonderland").then_some(user))
         })
@@ -183,6 +184,7 @@ pub async fn harness_with(
     Harness {
         backend: backend.name,
         db,
+        issuer,
         endpoint,
         gate,
         clock,
