@@ -170,13 +170,11 @@ impl RevocationCache {
     /// everywhere). JWT `iat` counts whole seconds, so a token issued later
     /// in the same second is revoked too: the rule fails closed.
     pub fn revoke_subject_before(&self, sub: &str, instant: SystemTime) {
-        let not_before = unix_secs(instant);
-        let until = instant + self.max_token_lifetime;
-        let mark = match self.subjects.get(sub) {
-            Some(old) if old.not_before >= not_before => return,
-            _ => Watermark { not_before, until },
+        let mark = Watermark {
+            not_before: unix_secs(instant),
+            until: instant + self.max_token_lifetime,
         };
-        self.subjects.insert(sub.into(), mark);
+        upsert_latest(&self.subjects, sub, mark);
     }
 
     /// Whether a token with these claims is revoked, and by what. A miss —
@@ -248,11 +246,18 @@ impl RevocationCache {
     }
 }
 
-fn upsert_latest(cache: &Cache<Box<str>, SystemTime>, key: &str, until: SystemTime) {
-    if cache.get(key).is_some_and(|old| old >= until) {
-        return;
-    }
-    cache.insert(key.into(), until);
+/// Stores `value` unless the entry already reaches further. Atomic per key
+/// (moka's key lock): two concurrent revocations can never leave the
+/// earlier expiry, which would lift a revocation too soon.
+fn upsert_latest<V: Until + Clone + Send + Sync + 'static>(
+    cache: &Cache<Box<str>, V>,
+    key: &str,
+    value: V,
+) {
+    cache.entry(key.into()).and_upsert_with(|old| match old {
+        Some(old) if old.value().until() >= value.until() => old.into_value(),
+        _ => value,
+    });
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -388,6 +393,43 @@ mod tests {
         c.revoke_session("s", at(T0 + 200));
         clock.advance(Duration::from_secs(300));
         assert!(c.is_session_revoked("s"));
+    }
+
+    #[test]
+    fn concurrent_revocations_of_one_key_keep_the_later_expiry() {
+        // Two threads revoke the same keys at once, one with an early and one
+        // with a late expiry: whatever the interleaving, the late one must
+        // stand, or the revocation lapses early.
+        let clock = ManualClock::at(T0);
+        let c = cache(&clock);
+        let keys: Vec<String> = (0..10_000).map(|i| format!("k{i}")).collect();
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for until in [T0 + 10, T0 + 1000] {
+                let (c, keys, barrier) = (&c, &keys, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    for k in keys {
+                        c.revoke_token(k, at(until));
+                        c.revoke_session(k, at(until));
+                        c.revoke_subject_before(k, at(until - 600));
+                    }
+                });
+            }
+        });
+        clock.advance(Duration::from_secs(100));
+        for k in &keys {
+            assert!(c.is_token_revoked(k), "{k}: token revocation lapsed early");
+            assert!(
+                c.is_session_revoked(k),
+                "{k}: session revocation lapsed early"
+            );
+            assert_eq!(
+                c.check("x", None, k, T0 + 399),
+                Some(RevokedBy::Subject),
+                "{k}"
+            );
+        }
     }
 
     #[test]
