@@ -113,8 +113,9 @@ pub struct ClientMeta {
     pub tenant: Option<String>,
 }
 
-/// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A successful token response (RFC 6749 §5.1). Its `Debug` output shows
+/// no token.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct TokenResponse {
     /// The access token (a JWT).
     pub access_token: String,
@@ -129,14 +130,15 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-impl fmt::Display for TokenResponse {
+impl fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print tokens.
-        write!(
-            f,
-            "TokenResponse(scope={:?}, expires_in={})",
-            self.scope, self.expires_in
-        )
+        // Never print tokens: responses end up in logs.
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| ".."))
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }
 

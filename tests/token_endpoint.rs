@@ -74,6 +74,18 @@ async fn password_grant_issues_rfc6749_tokens_the_gate_accepts() {
         assert_eq!(tokens.len(), 1);
         // Only the hash is stored.
         let rt = r.refresh_token();
+        // Debug output of what the issuer returns shows no token.
+        let issued = h
+            .issuer
+            .issue("alice", "web", None, &Default::default())
+            .await
+            .unwrap();
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains(&issued.access_token), "{shown}");
+        assert!(
+            !shown.contains(issued.refresh_token.as_deref().unwrap()),
+            "{shown}"
+        );
         assert_eq!(
             tokens[0].token_hash,
             tollgate::refresh::hash_token(&rt).to_vec()

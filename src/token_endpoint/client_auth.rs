@@ -16,8 +16,7 @@ use crate::store::{self, clients};
 /// is bounded; a changed secret or permission applies within its TTL.
 pub(crate) type ClientCache = moka::sync::Cache<String, Arc<client::Model>>;
 
-/// Credentials as presented.
-#[derive(Debug)]
+/// Credentials as presented. No `Debug`: it holds the secret.
 pub(crate) struct Presented {
     pub(crate) client_id: String,
     pub(crate) secret: Option<String>,
