@@ -388,7 +388,7 @@ impl Issuer {
         ttl: Duration,
         cap: Option<SystemTime>,
     ) -> Result<(String, u64), IssueError> {
-        let keys = self.inner.keys.current();
+        let keys = self.inner.keys.load();
         let key = keys.signing_key().ok_or(IssueError::Signing(None))?;
         let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let iat = secs(now);

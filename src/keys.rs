@@ -84,7 +84,8 @@ pub enum KeyError {
 }
 
 /// Installs jsonwebtoken's aws-lc-rs crypto provider for this process unless
-/// one is installed already. With the provider chosen explicitly, a
+/// one is installed already. Every key constructor that jsonwebtoken's
+/// provider will later serve calls it, so signing and verifying need not. With the provider chosen explicitly, a
 /// dependency graph that also enables jsonwebtoken's `rust_crypto` feature
 /// cannot turn verification into a run-time panic.
 pub(crate) fn install_crypto_provider() {
@@ -115,6 +116,7 @@ impl SigningKey {
     /// long as the hash output (32, 48 or 64 bytes).
     pub fn hmac(kid: impl Into<String>, alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
         check_hmac(alg, secret)?;
+        install_crypto_provider();
         Ok(Self {
             kid: non_empty(kid.into())?,
             alg,
@@ -157,7 +159,6 @@ impl SigningKey {
     /// The matching verification key (the public half, or the same secret
     /// for HMAC).
     pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
-        install_crypto_provider();
         if self.alg.family() == AlgorithmFamily::Hmac {
             return VerifyingKey::hmac(self.kid.clone(), self.alg, self.key.as_bytes());
         }
@@ -168,7 +169,6 @@ impl SigningKey {
 
     /// Signs `claims` as a JWT with `typ: at+jwt` and this key's `kid`.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
-        install_crypto_provider();
         let mut header = Header::new(self.alg);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(self.kid.clone());
@@ -410,7 +410,6 @@ impl From<KeySet> for Keys {
 impl Keys {
     /// A handle holding `set`.
     pub fn new(set: KeySet) -> Self {
-        install_crypto_provider();
         Self {
             current: Arc::new(ArcSwap::from_pointee(set)),
         }

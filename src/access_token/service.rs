@@ -71,7 +71,6 @@ impl AccessTokenLayer {
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
-        crate::keys::install_crypto_provider();
         Self { shared }
     }
 

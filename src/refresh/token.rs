@@ -63,16 +63,6 @@ impl RefreshSecret {
         })
     }
 
-    /// A fresh random secret (child derivation then only survives as long
-    /// as the process; persist one to keep grace replays across restarts).
-    pub fn random() -> Self {
-        let mut buf = [0u8; 32];
-        rand::fill(&mut buf).expect("the operating system's CSPRNG failed");
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &buf),
-        }
-    }
-
     /// The successor of `parent`.
     pub fn child_of(&self, parent: &str) -> String {
         let mut ctx = hmac::Context::with_key(&self.key);
