@@ -11,10 +11,13 @@ use sea_orm::DatabaseConnection;
 use super::{TokenError, form::Form, form::decode_component};
 use crate::store::{self, clients};
 
-/// Registered clients, kept briefly so a token request does not read the
-/// client row every time. Losing an entry only costs a read, so the cache
-/// is bounded; a changed secret or permission applies within its TTL.
-pub(crate) type ClientCache = moka::sync::Cache<String, Arc<client::Model>>;
+/// Client lookups, kept briefly so a token request does not read the client
+/// row every time. "No such client" is cached too: otherwise a known id
+/// would be answered from memory and an unknown one from the database, and
+/// the timing would tell them apart. Losing an entry only costs a read, so
+/// the cache is bounded; a changed, added or removed client applies within
+/// its TTL.
+pub(crate) type ClientCache = moka::sync::Cache<String, Option<Arc<client::Model>>>;
 
 /// Credentials as presented. No `Debug`: it holds the secret.
 pub(crate) struct Presented {
@@ -115,17 +118,13 @@ pub(crate) async fn authenticate(
 ) -> Result<Arc<client::Model>, TokenError> {
     let failed = TokenError::InvalidClient { basic: p.basic };
     let found = match cache.get(&p.client_id) {
-        Some(client) => Some(client),
+        Some(cached) => cached,
         None => {
             let found = store::clients::find(db, &p.client_id)
                 .await
                 .map_err(|e| unavailable(&e))?
                 .map(Arc::new);
-            // Only clients that exist are cached: a flood of made-up ids
-            // cannot fill the cache (it is bounded anyway).
-            if let Some(client) = &found {
-                cache.insert(p.client_id.clone(), Arc::clone(client));
-            }
+            cache.insert(p.client_id.clone(), found.clone());
             found
         }
     };

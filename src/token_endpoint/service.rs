@@ -292,8 +292,8 @@ impl TokenEndpointBuilder {
         }
     }
 
-    /// How long a client row is cached (a changed secret or permission
-    /// takes effect within it). Zero disables the cache. Default
+    /// How long a client lookup is cached, found or not (a changed secret
+    /// or permission, or a newly registered client, takes effect within it). Zero disables the cache. Default
     /// [`DEFAULT_CLIENT_CACHE_TTL`].
     pub fn client_cache_ttl(self, client_cache_ttl: Duration) -> Self {
         Self {
