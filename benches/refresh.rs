@@ -147,8 +147,10 @@ async fn login(s: &Setup) -> String {
 
 /// N keep-alive HTTP clients refreshing their own sessions for `dur`.
 async fn http_run(name: String, s: &Setup, clients: usize, dur: Duration) -> Run {
-    let app = axum::Router::new()
-        .route_service("/token", TokenEndpoint::builder(s.issuer.clone()).build());
+    let app = axum::Router::new().route_service(
+        "/token",
+        TokenEndpoint::builder(s.issuer.clone()).build().unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {

@@ -345,6 +345,12 @@ async fn client_authentication_methods() {
             )
             .await;
         assert_eq!(both.error(), "invalid_request");
+        // Another scheme is not client authentication the endpoint knows.
+        let bearer = h
+            .post_from(body, &[("authorization", "Bearer abc")], None)
+            .await;
+        assert_eq!(bearer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(bearer.error(), "invalid_request");
         // Garbage Basic.
         for bad in ["Basic !!!", "Basic", "Basic bm9jb2xvbg=="] {
             let r = h.post_from(body, &[("authorization", bad)], None).await;
@@ -520,7 +526,8 @@ async fn client_rows_are_cached_only_as_long_as_configured() {
         // No cache: the removal applies to the very next request.
         h.endpoint = tollgate::token_endpoint::TokenEndpoint::builder(h.issuer.clone())
             .client_cache_ttl(Duration::ZERO)
-            .build();
+            .build()
+            .unwrap();
         assert_eq!(
             h.post(&svc).await.error(),
             "invalid_client",
@@ -528,4 +535,45 @@ async fn client_rows_are_cached_only_as_long_as_configured() {
             h.backend
         );
     }
+}
+
+#[tokio::test]
+async fn bad_endpoint_and_client_settings_are_refused() {
+    use tollgate::token_endpoint::{EndpointConfigError, TokenEndpoint};
+    let h = harness(
+        common::store::Backend {
+            name: "sqlite-memory",
+            db: common::store::sqlite_memory().await,
+        },
+        no_grace(),
+    )
+    .await;
+    for realm in ["a\"b", "a\\b", "line\nbreak", "tab\there"] {
+        let err = TokenEndpoint::builder(h.issuer.clone())
+            .realm(realm)
+            .build()
+            .unwrap_err();
+        assert_eq!(err, EndpointConfigError::InvalidRealm, "{realm:?}");
+    }
+    let err = TokenEndpoint::builder(h.issuer.clone())
+        .max_body(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(err, EndpointConfigError::ZeroBodyLimit);
+    assert!(
+        TokenEndpoint::builder(h.issuer.clone())
+            .realm("my api")
+            .build()
+            .is_ok()
+    );
+
+    for scope in ["read \"write\"", "a\\b", "read\u{1}"] {
+        let r = store::clients::register(&h.db, NewClient::public("bad", scope)).await;
+        assert!(matches!(r, Err(store::StoreError::Invalid(_))), "{scope:?}");
+    }
+    assert!(
+        store::clients::register(&h.db, NewClient::public("good", " read  write "))
+            .await
+            .is_ok()
+    );
 }

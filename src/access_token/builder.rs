@@ -236,9 +236,7 @@ impl AccessTokenLayerBuilder {
             });
         }
         if let Some(realm) = &self.realm
-            && !realm
-                .bytes()
-                .all(|b| matches!(b, 0x20..=0x7E) && b != b'"' && b != b'\\')
+            && !is_quotable(realm)
         {
             return Err(ConfigError::InvalidRealm);
         }
@@ -287,6 +285,13 @@ pub(crate) fn normalize_typ(typ: &str) -> String {
         Some(rest) => rest.to_owned(),
         None => lower,
     }
+}
+
+/// Printable ASCII without `"` or `\`: safe inside a quoted-string of an
+/// HTTP challenge (a realm) without escaping.
+pub(crate) fn is_quotable(s: &str) -> bool {
+    s.bytes()
+        .all(|b| matches!(b, 0x20..=0x7E) && b != b'"' && b != b'\\')
 }
 
 /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).

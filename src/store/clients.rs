@@ -11,7 +11,10 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 use subtle::ConstantTimeEq;
 
 use super::{StoreError, db_time};
-use crate::refresh::{hash_token, random_token};
+use crate::{
+    access_token::is_scope_token,
+    refresh::{hash_token, random_token},
+};
 
 /// A client to register.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +96,17 @@ async fn insert(
     new: NewClient,
     secret: Option<&str>,
 ) -> Result<(), StoreError> {
+    // RFC 6749 §3.3 scope tokens, since they end up in responses and tokens.
+    if !new
+        .scope
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .all(is_scope_token)
+    {
+        return Err(StoreError::Invalid(
+            "a client scope is not a valid scope token",
+        ));
+    }
     let secs = |d: Option<Duration>| d.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     client::ActiveModel {
         client_id: Set(new.client_id),

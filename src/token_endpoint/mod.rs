@@ -36,7 +36,8 @@
 //!     .password_verifier(|user: String, password: String| async move {
 //!         Ok((user == "alice" && password == "wonderland").then_some(user))
 //!     })
-//!     .build();
+//!     .build()
+//!     .unwrap();
 //!
 //! let req = Request::post("/token")
 //!     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -60,7 +61,8 @@ use std::{future::Future, pin::Pin};
 
 pub use response::TokenError;
 pub use service::{
-    DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, TokenEndpoint, TokenEndpointBuilder,
+    DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointConfigError, TokenEndpoint,
+    TokenEndpointBuilder,
 };
 
 /// An error of the application's password check (its database is down,

@@ -21,6 +21,7 @@ use super::{
     response::json,
 };
 use crate::{
+    access_token::is_quotable,
     binding::{TrustedProxies, peer_addr},
     issuer::{ClientMeta, IssueError, Issuer, TokenResponse},
     refresh::RefreshError,
@@ -284,10 +285,11 @@ impl TokenEndpointBuilder {
         Self { max_body, ..self }
     }
 
-    /// The realm of the `WWW-Authenticate: Basic` challenge.
+    /// The realm of the `WWW-Authenticate: Basic` challenge: printable
+    /// ASCII without `"` or `\` (checked by `build`).
     pub fn realm(self, realm: impl Into<String>) -> Self {
         Self {
-            realm: realm.into().replace(['"', '\\'], ""),
+            realm: realm.into(),
             ..self
         }
     }
@@ -302,14 +304,20 @@ impl TokenEndpointBuilder {
         }
     }
 
-    /// Builds the endpoint.
-    pub fn build(self) -> TokenEndpoint {
+    /// Checks the settings and builds the endpoint.
+    pub fn build(self) -> Result<TokenEndpoint, EndpointConfigError> {
+        if !is_quotable(&self.realm) {
+            return Err(EndpointConfigError::InvalidRealm);
+        }
+        if self.max_body == 0 {
+            return Err(EndpointConfigError::ZeroBodyLimit);
+        }
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
             10_000
         };
-        TokenEndpoint {
+        Ok(TokenEndpoint {
             inner: Arc::new(Inner {
                 clients: moka::sync::Cache::builder()
                     .max_capacity(capacity)
@@ -321,6 +329,18 @@ impl TokenEndpointBuilder {
                 max_body: self.max_body,
                 realm: self.realm,
             }),
-        }
+        })
     }
+}
+
+/// A setting the token endpoint refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointConfigError {
+    /// The realm has characters a quoted-string cannot carry.
+    #[error("the realm must be printable ASCII without `\"` or `\\`")]
+    InvalidRealm,
+    /// A zero body limit would refuse every request.
+    #[error("the body limit must be above zero")]
+    ZeroBodyLimit,
 }

@@ -173,7 +173,8 @@ pub async fn harness_with(
         .password_verifier(|user: String, password: String| async move {
             Ok((user == "alice" && password == "wonderland").then_some(user))
         })
-        .build();
+        .build()
+        .unwrap();
     let gate = AccessTokenLayer::builder()
         .keys(keyset(&hs256()))
         .issuer(ISS)
