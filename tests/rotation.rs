@@ -160,3 +160,41 @@ async fn without_grace_exactly_one_racer_wins_and_reuse_kills_the_family() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serialization_failures_are_retried_not_answered_503() {
+    // At SERIALIZABLE, a racer's FOR UPDATE of the family the winner just
+    // changed fails with 40001; the whole rotation must run again.
+    let Some(db) =
+        common::store::postgres_with(&[("default_transaction_isolation", "serializable")]).await
+    else {
+        return;
+    };
+    let policy = RefreshPolicy {
+        grace: Duration::from_secs(60),
+        ..RefreshPolicy::default()
+    };
+    let h = Arc::new(
+        harness(
+            common::store::Backend {
+                name: "postgres-serializable",
+                db,
+            },
+            policy,
+        )
+        .await,
+    );
+    let mut current = h.login().await.refresh_token();
+    for round in 0..ROUNDS {
+        let results = race(&h, &current).await;
+        for (status, body) in &results {
+            assert_eq!(*status, StatusCode::OK, "round {round}: {body}");
+        }
+        let children: HashSet<&str> = results
+            .iter()
+            .map(|(_, b)| b["refresh_token"].as_str().unwrap())
+            .collect();
+        assert_eq!(children.len(), 1, "round {round}: the family forked");
+        current = children.into_iter().next().unwrap().to_owned();
+    }
+}

@@ -52,6 +52,14 @@ pub async fn sqlite_file() -> DatabaseConnection {
 /// A fresh database on the test PostgreSQL (`TOLLGATE_TEST_PG_URL`). Under
 /// CI the URL must be set: the PostgreSQL tests fail rather than skip.
 pub async fn postgres() -> Option<DatabaseConnection> {
+    postgres_with(&[]).await
+}
+
+/// Like [`postgres`], with server settings for every connection
+/// (e.g. `default_transaction_isolation`).
+pub async fn postgres_with(
+    settings: &'static [(&'static str, &'static str)],
+) -> Option<DatabaseConnection> {
     let Ok(url) = std::env::var("TOLLGATE_TEST_PG_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -72,7 +80,9 @@ pub async fn postgres() -> Option<DatabaseConnection> {
     admin.close().await.unwrap();
     let (base, _) = url.rsplit_once('/').unwrap();
     let mut opts = ConnectOptions::new(format!("{base}/{name}"));
-    opts.max_connections(40).sqlx_logging(false);
+    opts.max_connections(40)
+        .sqlx_logging(false)
+        .map_sqlx_postgres_opts(move |o| o.options(settings.iter().copied()));
     let db = Database::connect(opts).await.unwrap();
     store::migrate(&db).await.unwrap();
     Some(db)
