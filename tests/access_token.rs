@@ -262,13 +262,7 @@ async fn issuer_audience_and_type_are_enforced() {
     assert_eq!(call(g(), bearer(&t)).await.status(), StatusCode::OK);
 
     // Legacy issuers: explicitly configured.
-    let legacy = AccessTokenLayer::builder()
-        .keys(keyset(&hs256()))
-        .issuer(ISS)
-        .audience(AUD)
-        .token_types(["JWT"])
-        .build()
-        .unwrap();
+    let legacy = gate_builder(&hs256()).token_types(["JWT"]).build().unwrap();
     header.typ = Some("JWT".into());
     let t =
         jsonwebtoken::encode(&header, &claims("t"), &EncodingKey::from_secret(&[42; 32])).unwrap();
@@ -377,10 +371,7 @@ async fn a_revocation_lapses_when_its_entry_expires() {
 
 #[tokio::test]
 async fn missing_scope_is_403_with_the_scope_in_the_challenge() {
-    let admin_gate = AccessTokenLayer::builder()
-        .keys(keyset(&hs256()))
-        .issuer(ISS)
-        .audience(AUD)
+    let admin_gate = gate_builder(&hs256())
         .realm(REALM)
         .require_scope("admin")
         .build()
@@ -419,10 +410,7 @@ async fn grpc_requests_get_grpc_status() {
     assert_eq!(res.headers()[header::CONTENT_TYPE], "application/grpc");
     assert!(!res.headers()["grpc-message"].is_empty());
 
-    let scoped = AccessTokenLayer::builder()
-        .keys(keyset(&hs256()))
-        .issuer(ISS)
-        .audience(AUD)
+    let scoped = gate_builder(&hs256())
         .require_scope("admin")
         .build()
         .unwrap();
@@ -445,13 +433,7 @@ async fn cookie_source_is_opt_in_and_exclusive() {
         StatusCode::UNAUTHORIZED
     );
 
-    let with_cookie = AccessTokenLayer::builder()
-        .keys(keyset(&hs256()))
-        .issuer(ISS)
-        .audience(AUD)
-        .cookie("at")
-        .build()
-        .unwrap();
+    let with_cookie = gate_builder(&hs256()).cookie("at").build().unwrap();
     assert_eq!(
         call(with_cookie.clone(), cookie_req(&t)).await.status(),
         StatusCode::OK
@@ -491,12 +473,7 @@ async fn every_supported_algorithm_verifies_with_our_crypto_backend() {
     ];
     for key in keys {
         let key = key.unwrap();
-        let g = AccessTokenLayer::builder()
-            .keys(keyset(&key))
-            .issuer(ISS)
-            .audience(AUD)
-            .build()
-            .unwrap();
+        let g = gate_builder(&key).build().unwrap();
         let t = key.sign(&claims("t")).unwrap();
         let res = call(g.clone(), bearer(&t)).await;
         assert_eq!(res.status(), StatusCode::OK, "{:?}", key.algorithm());
@@ -570,12 +547,7 @@ async fn verdicts_agree_with_jsonwebtoken_on_every_one_character_mutation() {
         ),
     ];
     for (key, decoding) in cases {
-        let g = AccessTokenLayer::builder()
-            .keys(keyset(&key))
-            .issuer(ISS)
-            .audience(AUD)
-            .build()
-            .unwrap();
+        let g = gate_builder(&key).build().unwrap();
         let mut validation = Validation::new(key.algorithm());
         validation.set_issuer(&[ISS]);
         validation.set_audience(&[AUD]);

@@ -15,7 +15,7 @@ pub mod store;
 
 use http::{Request, Response, header};
 use tollgate::{
-    AccessClaims, AccessTokenLayer, RevocationCache,
+    AccessClaims, AccessTokenLayer, AccessTokenLayerBuilder, RevocationCache,
     keys::{Algorithm, KeySet, SigningKey},
     revocation::Clock,
 };
@@ -58,12 +58,17 @@ pub fn keyset(key: &SigningKey) -> KeySet {
     KeySet::builder().signing_key(key.clone()).build().unwrap()
 }
 
-/// The gate most tests use: HS256 key `hs-1`, realm, the given deny list.
-pub fn gate(revocations: RevocationCache) -> AccessTokenLayer {
+/// A gate builder trusting `key` for the test issuer and audience.
+pub fn gate_builder(key: &SigningKey) -> AccessTokenLayerBuilder {
     AccessTokenLayer::builder()
-        .keys(keyset(&hs256()))
+        .keys(keyset(key))
         .issuer(ISS)
         .audience(AUD)
+}
+
+/// The gate most tests use: HS256 key `hs-1`, realm, the given deny list.
+pub fn gate(revocations: RevocationCache) -> AccessTokenLayer {
+    gate_builder(&hs256())
         .realm(REALM)
         .revocations(revocations)
         .build()

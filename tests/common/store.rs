@@ -16,7 +16,7 @@ use tollgate::{
 };
 use tower::ServiceExt;
 
-use super::{AUD, ISS, ManualClock, hs256, keyset};
+use super::{AUD, ISS, ManualClock, gate_builder, hs256, keyset};
 
 /// A database under test, named for failure messages.
 pub struct Backend {
@@ -185,10 +185,7 @@ pub async fn harness_with(
         })
         .build()
         .unwrap();
-    let gate = AccessTokenLayer::builder()
-        .keys(keyset(&hs256()))
-        .issuer(ISS)
-        .audience(AUD)
+    let gate = gate_builder(&hs256())
         .revocations(RevocationCache::default())
         .build()
         .unwrap();
