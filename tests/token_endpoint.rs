@@ -577,3 +577,90 @@ async fn bad_endpoint_and_client_settings_are_refused() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn bad_issuer_settings_are_refused() {
+    use tollgate::{
+        issuer::{Issuer, IssuerConfigError},
+        keys::KeySet,
+        refresh::RefreshSecret,
+    };
+    let db = common::store::sqlite_memory().await;
+    let full = || {
+        Issuer::builder()
+            .db(db.clone())
+            .keys(common::keyset(&common::hs256()))
+            .issuer(common::ISS)
+            .audience(common::AUD)
+            .refresh_secret(RefreshSecret::new(&[1; 32]).unwrap())
+    };
+    assert!(full().build().is_ok());
+    let verify_only = KeySet::builder()
+        .verifying_key(common::hs256().verifying_key().unwrap())
+        .build()
+        .unwrap();
+    let cases = [
+        (
+            full().keys(verify_only).build(),
+            IssuerConfigError::MissingSigningKey,
+        ),
+        (
+            full()
+                .lifetimes(Lifetimes {
+                    access: Duration::from_secs(7200),
+                    family: Duration::from_secs(3600),
+                    ..Lifetimes::default()
+                })
+                .build(),
+            IssuerConfigError::InvalidLifetimes,
+        ),
+        (
+            full()
+                .lifetimes(Lifetimes {
+                    refresh_idle: Duration::ZERO,
+                    ..Lifetimes::default()
+                })
+                .build(),
+            IssuerConfigError::InvalidLifetimes,
+        ),
+        (
+            Issuer::builder()
+                .db(db.clone())
+                .keys(common::keyset(&common::hs256()))
+                .issuer(common::ISS)
+                .audience(common::AUD)
+                .build(),
+            IssuerConfigError::MissingRefreshSecret,
+        ),
+        (
+            Issuer::builder()
+                .db(db.clone())
+                .keys(common::keyset(&common::hs256()))
+                .audience(common::AUD)
+                .refresh_secret(RefreshSecret::new(&[1; 32]).unwrap())
+                .build(),
+            IssuerConfigError::MissingIssuer,
+        ),
+        (
+            Issuer::builder()
+                .db(db.clone())
+                .keys(common::keyset(&common::hs256()))
+                .issuer(common::ISS)
+                .refresh_secret(RefreshSecret::new(&[1; 32]).unwrap())
+                .build(),
+            IssuerConfigError::MissingAudience,
+        ),
+        (
+            Issuer::builder()
+                .keys(common::keyset(&common::hs256()))
+                .issuer(common::ISS)
+                .audience(common::AUD)
+                .refresh_secret(RefreshSecret::new(&[1; 32]).unwrap())
+                .build(),
+            IssuerConfigError::MissingDb,
+        ),
+    ];
+    for (result, expected) in cases {
+        assert_eq!(result.unwrap_err(), expected);
+    }
+}
