@@ -55,10 +55,11 @@ use crate::{
         RefreshError, RefreshPolicy, RefreshSecret, hash_token, narrow_scope, random_string,
         random_token,
     },
-    revocation::{Clock, SystemClock},
+    revocation::{Clock, DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, SystemClock},
     store::{
         self, StoreError,
         families::{NewSession, Rotated, Rotation},
+        revocations::Revocation,
     },
 };
 
@@ -186,7 +187,8 @@ pub enum IssuerConfigError {
     /// made up).
     #[error("no refresh secret configured")]
     MissingRefreshSecret,
-    /// A lifetime is zero, or access tokens outlive sessions.
+    /// A lifetime is zero, access tokens outlive sessions, or they outlive
+    /// the deny list's `max_token_lifetime`.
     #[error("invalid lifetimes")]
     InvalidLifetimes,
 }
@@ -200,6 +202,7 @@ struct Inner {
     refresh_secret: RefreshSecret,
     policy: RefreshPolicy,
     clock: Arc<dyn Clock>,
+    revocations: RevocationCache,
 }
 
 /// Mints access and refresh tokens and rotates refresh tokens. Cloning is
@@ -234,6 +237,41 @@ impl Issuer {
     /// The `iss` of every token.
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
+    }
+
+    /// The `aud` of every token.
+    pub fn audience(&self) -> &[String] {
+        &self.inner.audience
+    }
+
+    /// The keys tokens are signed with.
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// The deny list this issuer's revocations go to at once (before any
+    /// other instance learns of them from the store), and that
+    /// `/introspect` consults.
+    pub fn revocations(&self) -> &RevocationCache {
+        &self.inner.revocations
+    }
+
+    /// The issuer's clock.
+    pub fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    /// How long a revoked session or subject stays denied: the longest
+    /// access-token lifetime the gate accepts.
+    pub(crate) fn max_token_lifetime(&self) -> Duration {
+        self.inner.revocations.max_token_lifetime()
+    }
+
+    /// Puts committed revocations on the local deny list.
+    pub(crate) fn deny<'a>(&self, revoked: impl IntoIterator<Item = &'a Revocation>) {
+        for r in revoked {
+            r.apply_to(&self.inner.revocations);
+        }
     }
 
     /// Starts a session for `user_id` on `client_id`: a new refresh-token
@@ -350,12 +388,16 @@ impl Issuer {
                 now,
                 idle_ttl: lifetimes.refresh_idle,
                 policy: &self.inner.policy,
+                max_token_lifetime: self.max_token_lifetime(),
             },
         )
         .await?;
         let session = match outcome {
             Rotated::Rotated(s) | Rotated::Replayed(s) => s,
-            Rotated::Rejected(e) => return Err(e.into()),
+            Rotated::Rejected(e, revoked) => {
+                self.deny(&revoked);
+                return Err(e.into());
+            }
             Rotated::Unknown => return Err(IssueError::UnknownToken),
         };
         let (access_token, expires_in) = self.mint(
@@ -424,6 +466,7 @@ pub struct IssuerBuilder {
     refresh_secret: Option<RefreshSecret>,
     policy: RefreshPolicy,
     clock: Option<Arc<dyn Clock>>,
+    revocations: Option<RevocationCache>,
 }
 
 impl fmt::Debug for IssuerBuilder {
@@ -493,6 +536,18 @@ impl IssuerBuilder {
         }
     }
 
+    /// The deny list of this process — give the gate and the
+    /// [`RevocationSync`](crate::revocation::RevocationSync) the same one.
+    /// Revocations made through this issuer (reuse detection, `/revoke`,
+    /// logout) reach it at once; its `max_token_lifetime` sets how long
+    /// revoked sessions stay denied. Default: a private, empty list.
+    pub fn revocations(self, cache: RevocationCache) -> Self {
+        Self {
+            revocations: Some(cache),
+            ..self
+        }
+    }
+
     /// Checks and builds.
     pub fn build(self) -> Result<Issuer, IssuerConfigError> {
         let keys = self.keys.ok_or(IssuerConfigError::MissingSigningKey)?;
@@ -504,6 +559,11 @@ impl IssuerBuilder {
             || l.refresh_idle.is_zero()
             || l.family.is_zero()
             || l.access > l.family
+            || l.access
+                > self.revocations.as_ref().map_or(
+                    DEFAULT_MAX_TOKEN_LIFETIME,
+                    RevocationCache::max_token_lifetime,
+                )
         {
             return Err(IssuerConfigError::InvalidLifetimes);
         }
@@ -522,6 +582,7 @@ impl IssuerBuilder {
                     .ok_or(IssuerConfigError::MissingRefreshSecret)?,
                 policy: self.policy,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                revocations: self.revocations.unwrap_or_default(),
             }),
         })
     }

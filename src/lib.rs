@@ -47,6 +47,8 @@ pub mod keys;
 pub mod refresh;
 pub mod revocation;
 #[cfg(feature = "store")]
+pub mod sessions;
+#[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "store")]
 pub mod token_endpoint;

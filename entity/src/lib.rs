@@ -15,4 +15,6 @@
 pub mod client;
 pub mod prelude;
 pub mod refresh_token;
+pub mod revocation;
+pub mod revocation_counter;
 pub mod token_family;

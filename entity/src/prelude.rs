@@ -2,4 +2,6 @@
 
 pub use crate::client::Entity as Client;
 pub use crate::refresh_token::Entity as RefreshToken;
+pub use crate::revocation::Entity as Revocation;
+pub use crate::revocation_counter::Entity as RevocationCounter;
 pub use crate::token_family::Entity as TokenFamily;

@@ -13,7 +13,7 @@
 //! Migrator::up(&db, None).await.unwrap();
 //! assert!(Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
 //! Migrator::down(&db, None).await.unwrap();
-//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 3);
+//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 4);
 //! # });
 //! ```
 
@@ -26,6 +26,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_client;
 mod m20261122_000002_create_token_family;
 mod m20261122_000003_create_refresh_token;
+mod m20261122_000004_create_revocation;
 
 /// The ordered list of tollgate's migrations.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_client::Migration),
             Box::new(m20261122_000002_create_token_family::Migration),
             Box::new(m20261122_000003_create_refresh_token::Migration),
+            Box::new(m20261122_000004_create_revocation::Migration),
         ]
     }
 }

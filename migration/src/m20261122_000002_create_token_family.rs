@@ -76,6 +76,16 @@ impl MigrationTrait for Migration {
                     .col(TokenFamily::ExpiresAt)
                     .to_owned(),
             )
+            .await?;
+        // For the janitor, which deletes families revoked long ago.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_token_family_revoked_at")
+                    .table(TokenFamily::Table)
+                    .col(TokenFamily::RevokedAt)
+                    .to_owned(),
+            )
             .await
     }
 

@@ -24,6 +24,11 @@ pub enum AuthError {
     /// A valid token that has been revoked: 401 `invalid_token`.
     #[error("access token has been revoked ({0:?})")]
     Revoked(RevokedBy),
+    /// The deny list is too stale to trust and the gate is configured to
+    /// fail closed: 503 with `Retry-After` (gRPC: 14 UNAVAILABLE). The
+    /// token itself may be fine, so no `invalid_token`.
+    #[error("the deny list is stale")]
+    Unavailable,
     /// A valid token without a required scope: 403 `insufficient_scope`.
     #[error("access token lacks scope `{required}`")]
     InsufficientScope {
@@ -84,6 +89,7 @@ impl AuthError {
             }
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -91,7 +97,7 @@ impl AuthError {
     /// (RFC 6750 §3.1).
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Self::MissingToken => None,
+            Self::MissingToken | Self::Unavailable => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) | Self::Revoked(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
@@ -115,6 +121,7 @@ impl AuthError {
             Self::InvalidToken(InvalidToken::WrongType) => "The token is not an access token",
             Self::InvalidToken(_) => "The access token is invalid",
             Self::Revoked(_) => "The access token has been revoked",
+            Self::Unavailable => "Token revocation status is unavailable, retry later",
             Self::InsufficientScope { .. } => {
                 "The request requires higher privileges than provided by the access token"
             }
@@ -148,6 +155,13 @@ impl AuthError {
     pub fn into_http_response<B: Default>(self, realm: Option<&str>) -> Response<B> {
         let mut res = Response::new(B::default());
         *res.status_mut() = self.status();
+        if self == Self::Unavailable {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return res;
+        }
         // Built from validated parts only (realm checked at build time, the
         // rest fixed strings or validated scope tokens), so it is a valid
         // header value; fall back to a bare challenge if it ever is not.
@@ -160,11 +174,12 @@ impl AuthError {
         res
     }
 
-    /// The gRPC status code: 16 UNAUTHENTICATED, or 7 PERMISSION_DENIED for
-    /// a missing scope.
+    /// The gRPC status code: 16 UNAUTHENTICATED, 7 PERMISSION_DENIED for a
+    /// missing scope, 14 UNAVAILABLE for a stale deny list.
     pub fn grpc_status(&self) -> u16 {
         match self {
             Self::InsufficientScope { .. } => 7,
+            Self::Unavailable => 14,
             _ => 16,
         }
     }
@@ -228,6 +243,7 @@ mod tests {
         ];
         for e in all.map(AuthError::InvalidToken).into_iter().chain([
             AuthError::Revoked(RevokedBy::Token),
+            AuthError::Unavailable,
             AuthError::InsufficientScope {
                 required: "x".into(),
             },

@@ -66,6 +66,7 @@ mod service;
 mod axum;
 
 pub use builder::{AccessTokenLayerBuilder, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN};
+#[cfg_attr(not(feature = "store"), allow(unused_imports))]
 pub(crate) use builder::{is_quotable, is_scope_token};
 pub use error::{AuthError, InvalidToken};
 pub use future::ResponseFuture;

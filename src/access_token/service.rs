@@ -161,6 +161,9 @@ impl AccessTokenLayer {
         {
             return Err(AuthError::Revoked(by));
         }
+        if s.revocations.is_stale() {
+            return Err(AuthError::Unavailable);
+        }
         Ok(claims)
     }
 

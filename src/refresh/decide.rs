@@ -32,6 +32,18 @@ impl RevokedReason {
             Self::Expired => "expired",
         }
     }
+
+    /// The reason a stored value names, if any.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Some(match stored {
+            "logout" => Self::Logout,
+            "reuse_detected" => Self::ReuseDetected,
+            "security" => Self::Security,
+            "admin" => Self::Admin,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
 }
 
 /// The rotation policy: grace period and binding.
@@ -130,6 +142,16 @@ pub enum Decision {
         /// Revoke the family for this reason.
         revoke: Option<RevokedReason>,
     },
+}
+
+/// Whether a refresh token is usable now: not consumed, not revoked, not
+/// expired, in a live family. What `/introspect` calls "active".
+pub fn is_live(token: &TokenState, family: &FamilyState, now: SystemTime) -> bool {
+    token.consumed_at.is_none()
+        && !token.revoked
+        && !family.revoked
+        && token.expires_at > now
+        && family.expires_at > now
 }
 
 /// Why a refresh was refused. All map to `invalid_grant` except

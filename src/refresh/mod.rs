@@ -45,7 +45,7 @@ mod token;
 
 pub use decide::{
     DEFAULT_REUSE_GRACE, Decision, FamilyState, Presentation, RefreshError, RefreshPolicy,
-    RevokedReason, TokenState, decide, narrow_scope,
+    RevokedReason, TokenState, decide, is_live, narrow_scope,
 };
 pub use token::{
     RefreshSecret, TOKEN_BYTES, WeakRefreshSecret, hash_token, random_string, random_token,

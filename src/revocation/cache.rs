@@ -1,6 +1,9 @@
 use std::{
     fmt,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -111,6 +114,11 @@ pub struct RevocationCache {
     clock: Arc<dyn Clock>,
     margin: Duration,
     max_token_lifetime: Duration,
+    /// Unix milliseconds after which the list counts as stale and the gate
+    /// fails closed; `u64::MAX` when no limit applies (set by a
+    /// [`RevocationSync`](crate::revocation::RevocationSync) configured to
+    /// fail closed).
+    fresh_until: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for RevocationCache {
@@ -199,6 +207,28 @@ impl RevocationCache {
         None
     }
 
+    /// Whether the list is too stale to be trusted: its sync is configured
+    /// to fail closed and has not succeeded for longer than allowed. The
+    /// gate then refuses every token (503). Without such a limit this is
+    /// always `false` and costs one atomic load.
+    pub fn is_stale(&self) -> bool {
+        let until = self.fresh_until.load(Ordering::Acquire);
+        until != u64::MAX && unix_millis(self.clock.now()) > until
+    }
+
+    /// Sets the instant the list stops counting as fresh (`None`: never).
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn set_fresh_until(&self, until: Option<SystemTime>) {
+        self.fresh_until
+            .store(until.map_or(u64::MAX, unix_millis), Ordering::Release);
+    }
+
+    /// The current time on this cache's clock.
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
     /// Whether the token id is revoked.
     pub fn is_token_revoked(&self, jti: &str) -> bool {
         self.live(&self.tokens, jti)
@@ -264,6 +294,11 @@ fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1))
+}
+
 /// Builds a [`RevocationCache`].
 #[must_use]
 pub struct RevocationCacheBuilder {
@@ -314,6 +349,7 @@ impl RevocationCacheBuilder {
             clock: self.clock,
             margin: self.margin,
             max_token_lifetime: self.max_token_lifetime,
+            fresh_until: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
 

@@ -2,8 +2,10 @@
 //!
 //! The gate looks every request up here and never in a database. Entries
 //! expire on their own when the tokens they could match expire, so there is
-//! no size bound to evict live revocations. Persistence and sync across
-//! processes feed the same type from the store.
+//! no size bound to evict live revocations. With feature `store`,
+//! [`RevocationSync`] feeds the same type from the persisted revocation
+//! table, so every instance learns of every revocation within its poll
+//! interval and a restart brings nothing back to life.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -26,8 +28,12 @@
 //! ```
 
 mod cache;
+#[cfg(feature = "store")]
+mod sync;
 
 pub use cache::{
     Clock, DEFAULT_MARGIN, DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, RevocationCacheBuilder,
     RevokedBy, SystemClock,
 };
+#[cfg(feature = "store")]
+pub use sync::{DEFAULT_BATCH, DEFAULT_POLL_INTERVAL, RevocationSync, RevocationSyncBuilder};

@@ -12,7 +12,11 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::{StoreError, db_time, system_time};
+use super::{
+    StoreError, db_time,
+    revocations::{self, NewRevocation, Revocation, RevocationKind, session_until},
+    system_time,
+};
 use crate::{
     binding::{canonical, truncate_user_agent},
     refresh::{
@@ -121,6 +125,9 @@ pub struct Rotation<'a> {
     pub idle_ttl: Duration,
     /// Grace and binding.
     pub policy: &'a RefreshPolicy,
+    /// The longest access-token lifetime: how long a revoked session stays
+    /// on the deny list.
+    pub max_token_lifetime: Duration,
 }
 
 /// The session a successful refresh continues.
@@ -148,8 +155,9 @@ pub enum Rotated {
     /// A racer within the grace period: the child already stored is the
     /// answer (re-derive it from the presented token).
     Replayed(Session),
-    /// Refused; any revocation the decision asked for is committed.
-    Rejected(RefreshError),
+    /// Refused; any revocation the decision asked for is committed and
+    /// returned, for the caller's deny list.
+    Rejected(RefreshError, Option<Revocation>),
     /// No such token.
     Unknown,
 }
@@ -160,11 +168,21 @@ const ROTATION_ATTEMPTS: usize = 4;
 
 /// Rotates a refresh token, exactly once, in one transaction.
 pub async fn rotate(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotated, StoreError> {
+    retrying(|| rotate_once(db, r)).await
+}
+
+/// Runs a transaction again when the database rolled it back for a
+/// deadlock or a serialization failure.
+pub(crate) async fn retrying<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
     let mut attempt = 1;
     loop {
-        match rotate_once(db, r).await {
+        match op().await {
             Err(StoreError::Database(e)) if attempt < ROTATION_ATTEMPTS && is_transient(&e) => {
-                tracing::debug!(attempt, error = %e, "rotation rolled back by the database; retrying");
+                tracing::debug!(attempt, error = %e, "transaction rolled back by the database; retrying");
                 attempt += 1;
             }
             other => return other,
@@ -341,7 +359,7 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
             error,
             revoke: Some(reason),
         } => {
-            revoke_in(&txn, &family.id, reason, r.now).await?;
+            let revoked = revoke_in(&txn, &family.id, reason, r.now, r.max_token_lifetime).await?;
             txn.commit().await?;
             tracing::warn!(
                 family = %family.id,
@@ -349,7 +367,7 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
                 error = %error,
                 "refresh token family revoked"
             );
-            Ok(Rotated::Rejected(error))
+            Ok(Rotated::Rejected(error, revoked))
         }
         Decision::Reject {
             error,
@@ -357,50 +375,291 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
         } => {
             // Undo our consume, if any: a refused request changes nothing.
             txn.rollback().await?;
-            Ok(Rotated::Rejected(error))
+            Ok(Rotated::Rejected(error, None))
         }
     }
 }
 
-/// Revokes a family and all its tokens (idempotent: rows already revoked
-/// keep their first reason).
+/// Revokes a family and all its tokens and denies its `sid`, in one
+/// transaction. Idempotent: a family already revoked keeps its first
+/// reason and yields `None`.
 pub async fn revoke(
     db: &DatabaseConnection,
     family_id: &str,
     reason: RevokedReason,
-) -> Result<bool, StoreError> {
-    let txn = db.begin().await?;
-    let changed = revoke_in(&txn, family_id, reason, SystemTime::now()).await?;
-    txn.commit().await?;
-    Ok(changed)
+    now: SystemTime,
+    max_token_lifetime: Duration,
+) -> Result<Option<Revocation>, StoreError> {
+    retrying(|| async move {
+        let txn = db.begin().await?;
+        let revoked = revoke_in(&txn, family_id, reason, now, max_token_lifetime).await?;
+        txn.commit().await?;
+        Ok(revoked)
+    })
+    .await
 }
 
+/// Revokes a family inside the caller's transaction; returns the `sid`
+/// revocation recorded, or `None` if the family was revoked already (or is
+/// unknown).
 async fn revoke_in(
-    db: &impl ConnectionTrait,
+    txn: &impl ConnectionTrait,
     family_id: &str,
     reason: RevokedReason,
     now: SystemTime,
-) -> Result<bool, StoreError> {
-    let now = db_time(now);
+    max_token_lifetime: Duration,
+) -> Result<Option<Revocation>, StoreError> {
+    let at = db_time(now);
     use refresh_token::Column as T;
     use token_family::Column as F;
+    // A write first: SQLite takes its write lock here, PostgreSQL the row.
     let families = token_family::Entity::update_many()
-        .col_expr(F::RevokedAt, Expr::value(now))
+        .col_expr(F::RevokedAt, Expr::value(at))
         .col_expr(F::RevokedReason, Expr::value(reason.as_str()))
         .filter(F::Id.eq(family_id))
         .filter(F::RevokedAt.is_null())
-        .exec(db)
+        .exec(txn)
         .await?
         .rows_affected;
+    if families != 1 {
+        return Ok(None);
+    }
     refresh_token::Entity::update_many()
-        .col_expr(T::RevokedAt, Expr::value(now))
+        .col_expr(T::RevokedAt, Expr::value(at))
         .col_expr(T::RevokedReason, Expr::value(reason.as_str()))
-        .col_expr(T::UpdatedAt, Expr::value(now))
+        .col_expr(T::UpdatedAt, Expr::value(at))
         .filter(T::FamilyId.eq(family_id))
         .filter(T::RevokedAt.is_null())
-        .exec(db)
+        .exec(txn)
         .await?;
-    Ok(families == 1)
+    let expires_at = token_family::Entity::find_by_id(family_id)
+        .one(txn)
+        .await?
+        .map_or(now, |f| system_time(f.expires_at));
+    let mut recorded = revocations::record(
+        txn,
+        now,
+        &[NewRevocation {
+            kind: RevocationKind::Session,
+            target: family_id,
+            expires_at: session_until(now, expires_at, max_token_lifetime),
+            reason,
+        }],
+    )
+    .await?;
+    Ok(recorded.pop())
+}
+
+/// A user's session as listed to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The family id (`sid`).
+    pub family_id: String,
+    /// The client.
+    pub client_id: String,
+    /// Login time.
+    pub created_at: SystemTime,
+    /// Last refresh (or the login).
+    pub last_used_at: SystemTime,
+    /// End of the session.
+    pub expires_at: SystemTime,
+    /// Client IP of the last use.
+    pub last_ip: Option<String>,
+    /// User-Agent of the last use.
+    pub last_user_agent: Option<String>,
+}
+
+/// The live (unrevoked, unexpired) sessions of a user, newest first.
+pub async fn live_sessions(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    now: SystemTime,
+) -> Result<Vec<SessionRow>, StoreError> {
+    use sea_orm::QueryOrder;
+    use token_family::Column as F;
+    Ok(token_family::Entity::find()
+        .filter(F::UserId.eq(user_id))
+        .filter(F::RevokedAt.is_null())
+        .filter(F::ExpiresAt.gt(db_time(now)))
+        .order_by_desc(F::LastUsedAt)
+        .order_by_asc(F::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|f| SessionRow {
+            family_id: f.id,
+            client_id: f.client_id,
+            created_at: system_time(f.created_at),
+            last_used_at: system_time(f.last_used_at),
+            expires_at: system_time(f.expires_at),
+            last_ip: f.last_ip,
+            last_user_agent: f.last_user_agent,
+        })
+        .collect())
+}
+
+/// The owner of a family, if it exists.
+pub async fn owner(
+    db: &impl ConnectionTrait,
+    family_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(token_family::Entity::find_by_id(family_id)
+        .one(db)
+        .await?
+        .map(|f| f.user_id))
+}
+
+/// Which of a user's sessions [`revoke_user`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRevocation<'a> {
+    /// Every session, and every access token issued to the user up to now
+    /// (a not-before watermark on the subject).
+    Everywhere,
+    /// Every session but this one; each revoked session's `sid` is denied.
+    AllBut(&'a str),
+}
+
+/// Revokes a user's sessions in one transaction; returns the deny-list
+/// entries recorded and how many sessions were revoked.
+pub async fn revoke_user(
+    db: &DatabaseConnection,
+    user_id: &str,
+    which: UserRevocation<'_>,
+    reason: RevokedReason,
+    now: SystemTime,
+    max_token_lifetime: Duration,
+) -> Result<(Vec<Revocation>, u64), StoreError> {
+    use refresh_token::Column as T;
+    use token_family::Column as F;
+    let at = db_time(now);
+    let keep = match which {
+        UserRevocation::Everywhere => None,
+        UserRevocation::AllBut(current) => Some(current),
+    };
+    retrying(|| async move {
+        let txn = db.begin().await?;
+        let mut families = token_family::Entity::update_many()
+            .col_expr(F::RevokedAt, Expr::value(at))
+            .col_expr(F::RevokedReason, Expr::value(reason.as_str()))
+            .filter(F::UserId.eq(user_id))
+            .filter(F::RevokedAt.is_null());
+        let mut tokens = refresh_token::Entity::update_many()
+            .col_expr(T::RevokedAt, Expr::value(at))
+            .col_expr(T::RevokedReason, Expr::value(reason.as_str()))
+            .col_expr(T::UpdatedAt, Expr::value(at))
+            .filter(T::UserId.eq(user_id))
+            .filter(T::RevokedAt.is_null());
+        if let Some(keep) = keep {
+            families = families.filter(F::Id.ne(keep));
+            tokens = tokens.filter(T::FamilyId.ne(keep));
+        }
+        let revoked = families.exec(&txn).await?.rows_affected;
+        tokens.exec(&txn).await?;
+        let new: Vec<(String, SystemTime)> = match keep {
+            None => vec![(user_id.to_owned(), now + max_token_lifetime)],
+            // The families this transaction revoked: it holds their locks,
+            // and `at` is its own timestamp.
+            Some(keep) => token_family::Entity::find()
+                .filter(F::UserId.eq(user_id))
+                .filter(F::RevokedAt.eq(at))
+                .filter(F::Id.ne(keep))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|f| {
+                    let until = session_until(now, system_time(f.expires_at), max_token_lifetime);
+                    (f.id, until)
+                })
+                .collect(),
+        };
+        let kind = match keep {
+            None => RevocationKind::Subject,
+            Some(_) => RevocationKind::Session,
+        };
+        let new: Vec<NewRevocation<'_>> = new
+            .iter()
+            .map(|(target, expires_at)| NewRevocation {
+                kind,
+                target,
+                expires_at: *expires_at,
+                reason,
+            })
+            .collect();
+        let recorded = revocations::record(&txn, now, &new).await?;
+        txn.commit().await?;
+        Ok((recorded, revoked))
+    })
+    .await
+}
+
+/// Records the revocation of one access token (`jti`) until its `exp`.
+pub async fn revoke_access_token(
+    db: &DatabaseConnection,
+    jti: &str,
+    expires_at: SystemTime,
+    reason: RevokedReason,
+    now: SystemTime,
+) -> Result<Option<Revocation>, StoreError> {
+    retrying(|| async move {
+        let txn = db.begin().await?;
+        let mut recorded = revocations::record(
+            &txn,
+            now,
+            &[NewRevocation {
+                kind: RevocationKind::Token,
+                target: jti,
+                expires_at,
+                reason,
+            }],
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(recorded.pop())
+    })
+    .await
+}
+
+/// A stored refresh token and its family, as `/revoke` and `/introspect`
+/// see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// The family id (`sid`).
+    pub family_id: String,
+    /// The subject.
+    pub user_id: String,
+    /// Scope of the refresh token.
+    pub scope: String,
+    /// When this token was issued.
+    pub issued_at: SystemTime,
+    /// The token's state (client, expiry, consumed, revoked).
+    pub token: TokenState,
+    /// Its family's state.
+    pub family: FamilyState,
+}
+
+/// Looks a refresh token up by its SHA-256.
+pub async fn find_token(
+    db: &impl ConnectionTrait,
+    token_hash: [u8; 32],
+) -> Result<Option<StoredToken>, StoreError> {
+    let Some(token) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(token_hash.to_vec()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let family = token_family::Entity::find_by_id(token.family_id.clone())
+        .one(db)
+        .await?;
+    Ok(family.map(|family| StoredToken {
+        family_id: family.id.clone(),
+        user_id: token.user_id.clone(),
+        scope: token.scope.clone(),
+        issued_at: system_time(token.issued_at),
+        token: token_state(&token),
+        family: family_state(&family),
+    }))
 }
 
 fn token_state(t: &refresh_token::Model) -> TokenState {

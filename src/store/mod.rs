@@ -23,8 +23,10 @@
 //! # });
 //! ```
 
+pub mod cleanup;
 pub mod clients;
 pub mod families;
+pub mod revocations;
 
 use std::time::SystemTime;
 

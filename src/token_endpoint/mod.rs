@@ -54,12 +54,16 @@
 
 mod client_auth;
 mod form;
+mod jwks;
 mod response;
+mod revoke;
 mod service;
 
 use std::{future::Future, pin::Pin};
 
+pub use jwks::{DEFAULT_JWKS_MAX_AGE, JwksEndpoint};
 pub use response::TokenError;
+pub use revoke::{IntrospectionEndpoint, RevocationEndpoint};
 pub use service::{
     DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointConfigError, TokenEndpoint,
     TokenEndpointBuilder,

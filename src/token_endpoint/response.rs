@@ -83,7 +83,7 @@ impl TokenError {
             Self::UnsupportedGrantType => "The grant type is not supported",
             Self::InvalidScope => "The requested scope is invalid or exceeds the grant",
             Self::PayloadTooLarge => "The request body is too large",
-            Self::MethodNotAllowed => "The token endpoint accepts POST only",
+            Self::MethodNotAllowed => "This endpoint accepts POST only",
             Self::Unavailable => "The service is temporarily unavailable, retry later",
         }
     }

@@ -1,18 +1,11 @@
-use std::{
-    convert::Infallible,
-    fmt,
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use tower_service::Service;
+
+use entity::client;
 
 use super::{
     PasswordVerifier, TokenError,
@@ -21,6 +14,7 @@ use super::{
     response::json,
 };
 use crate::{
+    AccessTokenLayer,
     access_token::is_quotable,
     binding::{TrustedProxies, peer_addr},
     issuer::{ClientMeta, IssueError, Issuer, TokenResponse},
@@ -33,13 +27,77 @@ pub const DEFAULT_MAX_BODY: usize = 16 * 1024;
 /// Default time a client row is cached: 5 seconds.
 pub const DEFAULT_CLIENT_CACHE_TTL: Duration = Duration::from_secs(5);
 
-struct Inner {
-    issuer: Issuer,
+pub(crate) struct Inner {
+    pub(crate) issuer: Issuer,
     clients: client_auth::ClientCache,
     verifier: Option<Arc<dyn PasswordVerifier>>,
     proxies: TrustedProxies,
     max_body: usize,
-    realm: String,
+    pub(crate) realm: String,
+    /// Verifies access tokens presented to `/revoke` and `/introspect`:
+    /// the issuer's keys, `iss` and `aud`, and its deny list.
+    pub(crate) access_tokens: AccessTokenLayer,
+}
+
+/// A request to one of the endpoints, read and checked up to client
+/// authentication.
+pub(crate) struct Incoming {
+    pub(crate) form: Form,
+    pub(crate) basic: Option<client_auth::Presented>,
+    pub(crate) meta: ClientMeta,
+}
+
+impl Inner {
+    /// POST, form-encoded, within the size limit, parsed strictly.
+    pub(crate) async fn read<B>(&self, req: Request<B>) -> Result<Incoming, TokenError>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        if req.method() != Method::POST {
+            return Err(TokenError::MethodNotAllowed);
+        }
+        check_content_type(req.headers())?;
+        if content_length(req.headers()).is_some_and(|n| n > self.max_body as u64) {
+            return Err(TokenError::PayloadTooLarge);
+        }
+        let meta = ClientMeta {
+            ip: peer_addr(&req).map(|peer| self.proxies.client_ip(peer, req.headers())),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            ..ClientMeta::default()
+        };
+        let basic = client_auth::basic_credentials(req.headers())?;
+        let body = Limited::new(req.into_body(), self.max_body)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    TokenError::PayloadTooLarge
+                } else {
+                    TokenError::InvalidRequest("The request body could not be read")
+                }
+            })?
+            .to_bytes();
+        Ok(Incoming {
+            form: Form::parse(&body)?,
+            basic,
+            meta,
+        })
+    }
+
+    /// Authenticates the calling client (RFC 6749 §2.3).
+    pub(crate) async fn client(
+        &self,
+        basic: Option<client_auth::Presented>,
+        form: &Form,
+    ) -> Result<Arc<client::Model>, TokenError> {
+        let presented = client_auth::presented(basic, form)?;
+        client_auth::authenticate(self.issuer.db(), &self.clients, &presented).await
+    }
 }
 
 /// The `/token` endpoint (RFC 6749 §3.2) as a Tower service: POST,
@@ -80,39 +138,9 @@ impl TokenEndpoint {
         B::Error: Into<BoxError>,
     {
         let inner = &*self.inner;
-        if req.method() != Method::POST {
-            return Err(TokenError::MethodNotAllowed);
-        }
-        check_content_type(req.headers())?;
-        if content_length(req.headers()).is_some_and(|n| n > inner.max_body as u64) {
-            return Err(TokenError::PayloadTooLarge);
-        }
-        let meta = ClientMeta {
-            ip: peer_addr(&req).map(|peer| inner.proxies.client_ip(peer, req.headers())),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            ..ClientMeta::default()
-        };
-        let basic = client_auth::basic_credentials(req.headers())?;
-        let body = Limited::new(req.into_body(), inner.max_body)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
-                    TokenError::PayloadTooLarge
-                } else {
-                    TokenError::InvalidRequest("The request body could not be read")
-                }
-            })?
-            .to_bytes();
-        let form = Form::parse(&body)?;
+        let Incoming { form, basic, meta } = inner.read(req).await?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
-        let presented = client_auth::presented(basic, &form)?;
-        let client =
-            client_auth::authenticate(inner.issuer.db(), &inner.clients, &presented).await?;
+        let client = inner.client(basic, &form).await?;
         let confidential = client.secret_hash.is_some();
         let scope = form.get("scope");
         let result = match grant_type {
@@ -211,37 +239,88 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl<B> Service<Request<B>> for TokenEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+/// Implements `Service` for an endpoint with an `answer` method: requests
+/// in any body type, a `Full<Bytes>` response, never an error (every
+/// failure is an RFC-shaped response).
+macro_rules! endpoint_service {
+    ($endpoint:ty) => {
+        impl<B> tower_service::Service<http::Request<B>> for $endpoint
+        where
+            B: http_body::Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        {
+            type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
+            type Error = std::convert::Infallible;
+            type Future = std::pin::Pin<
+                Box<
+                    dyn std::future::Future<Output = Result<Self::Response, Self::Error>>
+                        + Send,
+                >,
+            >;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+            fn poll_ready(
+                &mut self,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, req: http::Request<B>) -> Self::Future {
+                let this = self.clone();
+                Box::pin(async move {
+                    Ok(this.answer(req).await.unwrap_or_else(|e| {
+                        tracing::debug!(error = %e, endpoint = stringify!($endpoint), "request refused");
+                        e.into_response(&this.inner.realm)
+                    }))
+                })
+            }
+        }
+    };
+}
+pub(crate) use endpoint_service;
+
+impl TokenEndpoint {
+    async fn answer<B>(&self, req: Request<B>) -> Result<Response<Full<Bytes>>, TokenError>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let tokens = self.handle(req).await?;
+        ok_json(&tokens)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            Ok(match this.handle(req).await {
-                Ok(tokens) => match serde_json::to_vec(&tokens) {
-                    Ok(body) => json(StatusCode::OK, body),
-                    Err(_) => TokenError::Unavailable.into_response(&this.inner.realm),
-                },
-                Err(e) => {
-                    tracing::debug!(error = %e, "token request refused");
-                    e.into_response(&this.inner.realm)
-                }
-            })
-        })
+    /// The `/revoke` endpoint (RFC 7009) over the same issuer, clients and
+    /// settings.
+    pub fn revocation(&self) -> super::RevocationEndpoint {
+        super::RevocationEndpoint {
+            inner: Arc::clone(&self.inner),
+        }
     }
+
+    /// The JWKS of the issuer's public keys (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> super::JwksEndpoint {
+        super::JwksEndpoint::new(self.inner.issuer.keys().clone())
+    }
+
+    /// The `/introspect` endpoint (RFC 7662) over the same issuer, clients
+    /// and settings.
+    pub fn introspection(&self) -> super::IntrospectionEndpoint {
+        super::IntrospectionEndpoint {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+endpoint_service!(TokenEndpoint);
+
+/// A 200 JSON answer (with RFC 6749's no-store headers).
+pub(crate) fn ok_json<T: serde::Serialize>(value: &T) -> Result<Response<Full<Bytes>>, TokenError> {
+    serde_json::to_vec(value)
+        .map(|body| json(StatusCode::OK, body))
+        .map_err(|_| TokenError::Unavailable)
 }
 
 /// Builds a [`TokenEndpoint`].
@@ -312,6 +391,16 @@ impl TokenEndpointBuilder {
         if self.max_body == 0 {
             return Err(EndpointConfigError::ZeroBodyLimit);
         }
+        let mut access_tokens = AccessTokenLayer::builder()
+            .keys(self.issuer.keys().clone())
+            .issuer(self.issuer.issuer())
+            .revocations(self.issuer.revocations().clone());
+        for aud in self.issuer.audience() {
+            access_tokens = access_tokens.audience(aud.clone());
+        }
+        let access_tokens = access_tokens
+            .build()
+            .map_err(|_| EndpointConfigError::UnverifiableAccessTokens)?;
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
@@ -328,6 +417,7 @@ impl TokenEndpointBuilder {
                 proxies: self.proxies,
                 max_body: self.max_body,
                 realm: self.realm,
+                access_tokens,
             }),
         })
     }
@@ -343,4 +433,8 @@ pub enum EndpointConfigError {
     /// A zero body limit would refuse every request.
     #[error("the body limit must be above zero")]
     ZeroBodyLimit,
+    /// The issuer's keys cannot verify the tokens they sign (`/revoke` and
+    /// `/introspect` need to).
+    #[error("the issuer's keys cannot verify its access tokens")]
+    UnverifiableAccessTokens,
 }

@@ -1,0 +1,272 @@
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use sea_orm::DatabaseConnection;
+
+use super::RevocationCache;
+use crate::store::{StoreError, revocations};
+
+/// Default time between two polls of the revocation table: 1 second.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Default number of rows read per query while catching up: 1000.
+pub const DEFAULT_BATCH: u64 = 1000;
+
+/// No cursor yet: the cache has not been warmed up.
+const COLD: i64 = i64::MIN;
+
+struct Inner {
+    db: DatabaseConnection,
+    cache: RevocationCache,
+    interval: Duration,
+    batch: u64,
+    fail_closed_after: Option<Duration>,
+    /// The last `seq` applied, or [`COLD`].
+    cursor: AtomicI64,
+    /// Unix milliseconds (cache clock) of the last successful sync; 0 =
+    /// never.
+    synced_at: AtomicU64,
+}
+
+/// Keeps a [`RevocationCache`] in step with the store's revocation table,
+/// so that a revocation made on any instance reaches this one within the
+/// poll interval, and a restarted process starts with every revocation
+/// that still matters.
+///
+/// The first [`sync`](RevocationSync::sync) warms the cache with every
+/// live row; later ones read the rows after the cursor. Rows commit in
+/// sequence order (see [`store::revocations`](crate::store::revocations)),
+/// so polling by cursor never skips one, on SQLite, PostgreSQL or MySQL.
+///
+/// When syncing fails the cache keeps its entries and the gate keeps
+/// serving from them; [`staleness`](RevocationSync::staleness) says for
+/// how long, and each failed poll logs a warning. With
+/// [`fail_closed_after`](RevocationSyncBuilder::fail_closed_after) the gate
+/// refuses every token (503) once the list is older than that — and until
+/// the first sync has succeeded.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use tollgate::{RevocationCache, revocation::RevocationSync, store};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+/// store::migrate(&db).await.unwrap();
+/// let deny = RevocationCache::default();
+/// let sync = RevocationSync::builder(db, deny.clone())
+///     .interval(Duration::from_millis(500))
+///     .fail_closed_after(Duration::from_secs(30))
+///     .build();
+/// assert!(deny.is_stale()); // nothing loaded yet: fail closed
+/// sync.sync().await.unwrap(); // warm up before serving
+/// assert!(!deny.is_stale());
+/// let poller = sync.spawn(); // then poll in the background
+/// # poller.abort();
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct RevocationSync {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RevocationSync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationSync")
+            .field("interval", &self.inner.interval)
+            .field("cursor", &self.cursor())
+            .field("staleness", &self.staleness())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RevocationSync {
+    /// Starts a builder feeding `cache` from `db`.
+    pub fn builder(db: DatabaseConnection, cache: RevocationCache) -> RevocationSyncBuilder {
+        RevocationSyncBuilder {
+            db,
+            cache,
+            interval: DEFAULT_POLL_INTERVAL,
+            batch: DEFAULT_BATCH,
+            fail_closed_after: None,
+        }
+    }
+
+    /// One round: warm up if this is the first success, else read every row
+    /// after the cursor. Returns how many revocations were applied.
+    pub async fn sync(&self) -> Result<usize, StoreError> {
+        let inner = &*self.inner;
+        let started = inner.cache.now();
+        let applied = match inner.cursor.load(Ordering::Acquire) {
+            COLD => {
+                let since = started
+                    .checked_sub(inner.cache.margin())
+                    .unwrap_or(UNIX_EPOCH);
+                let (cursor, rows) = revocations::live(&inner.db, since).await?;
+                for r in &rows {
+                    r.apply_to(&inner.cache);
+                }
+                inner.cursor.fetch_max(cursor, Ordering::AcqRel);
+                rows.len()
+            }
+            mut cursor => {
+                let mut applied = 0;
+                loop {
+                    let rows = revocations::after(&inner.db, cursor, inner.batch).await?;
+                    for r in &rows {
+                        r.apply_to(&inner.cache);
+                    }
+                    applied += rows.len();
+                    let Some(last) = rows.last() else { break };
+                    cursor = last.seq;
+                    inner.cursor.fetch_max(cursor, Ordering::AcqRel);
+                    if (rows.len() as u64) < inner.batch {
+                        break;
+                    }
+                }
+                applied
+            }
+        };
+        // Fresh as of when this round started: anything committed before
+        // that is now applied.
+        inner
+            .synced_at
+            .fetch_max(unix_millis(started), Ordering::AcqRel);
+        if let Some(limit) = inner.fail_closed_after {
+            let synced =
+                UNIX_EPOCH + Duration::from_millis(inner.synced_at.load(Ordering::Acquire));
+            inner.cache.set_fresh_until(Some(synced + limit));
+        }
+        Ok(applied)
+    }
+
+    /// Polls forever on the current tokio runtime: a [`sync`](Self::sync)
+    /// every interval, logging a warning with the staleness when one fails.
+    /// Abort the handle to stop. Await one `sync` first if the process must
+    /// not serve before its deny list is loaded.
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(this.inner.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = this.sync().await {
+                    tracing::warn!(
+                        error = %e,
+                        stale_ms = this.staleness().map(|d| d.as_millis()),
+                        "revocation sync failed; serving from the last known deny list"
+                    );
+                }
+            }
+        })
+    }
+
+    /// How long ago (on the cache's clock) the last successful sync
+    /// started; `None` before the first.
+    pub fn staleness(&self) -> Option<Duration> {
+        let synced = self.last_synced()?;
+        Some(
+            self.inner
+                .cache
+                .now()
+                .duration_since(synced)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// When the last successful sync started; `None` before the first.
+    pub fn last_synced(&self) -> Option<SystemTime> {
+        match self.inner.synced_at.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+        }
+    }
+
+    /// The last revocation `seq` applied; `None` before the warm-up.
+    pub fn cursor(&self) -> Option<i64> {
+        match self.inner.cursor.load(Ordering::Acquire) {
+            COLD => None,
+            c => Some(c),
+        }
+    }
+}
+
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1))
+        .max(1)
+}
+
+/// Builds a [`RevocationSync`].
+#[must_use]
+pub struct RevocationSyncBuilder {
+    db: DatabaseConnection,
+    cache: RevocationCache,
+    interval: Duration,
+    batch: u64,
+    fail_closed_after: Option<Duration>,
+}
+
+impl fmt::Debug for RevocationSyncBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationSyncBuilder")
+            .field("interval", &self.interval)
+            .field("batch", &self.batch)
+            .field("fail_closed_after", &self.fail_closed_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RevocationSyncBuilder {
+    /// Time between polls. Default [`DEFAULT_POLL_INTERVAL`]; at least 1 ms.
+    pub fn interval(self, interval: Duration) -> Self {
+        Self {
+            interval: interval.max(Duration::from_millis(1)),
+            ..self
+        }
+    }
+
+    /// Rows per query while catching up. Default [`DEFAULT_BATCH`]; at
+    /// least 1.
+    pub fn batch(self, batch: u64) -> Self {
+        Self {
+            batch: batch.max(1),
+            ..self
+        }
+    }
+
+    /// Refuse every token once the list has not been synced for this long
+    /// (and before the first sync). Off by default: a failing store then
+    /// only makes the list stale, never empty.
+    pub fn fail_closed_after(self, limit: Duration) -> Self {
+        Self {
+            fail_closed_after: Some(limit),
+            ..self
+        }
+    }
+
+    /// Builds the sync. With a fail-closed limit, the cache counts as stale
+    /// from now until the first successful sync.
+    pub fn build(self) -> RevocationSync {
+        if self.fail_closed_after.is_some() {
+            self.cache.set_fresh_until(Some(UNIX_EPOCH));
+        }
+        RevocationSync {
+            inner: Arc::new(Inner {
+                db: self.db,
+                cache: self.cache,
+                interval: self.interval,
+                batch: self.batch,
+                fail_closed_after: self.fail_closed_after,
+                cursor: AtomicI64::new(COLD),
+                synced_at: AtomicU64::new(0),
+            }),
+        }
+    }
+}

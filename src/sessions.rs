@@ -1,0 +1,215 @@
+//! A user's sessions (devices): list them, log out of one, of all, or of
+//! all but the current one.
+//!
+//! A session is a refresh-token family; its id is the `sid` claim of every
+//! access token minted in it. Ending a session revokes the family in the
+//! store (its refresh tokens stop working), records the `sid` on the
+//! persisted deny list (every instance learns of it by polling), and puts
+//! it on this process's deny list at once (see
+//! [`IssuerBuilder::revocations`](crate::issuer::IssuerBuilder::revocations)).
+//! Nothing is deleted: revoked rows keep `revoked_at` and `revoked_reason`.
+//!
+//! ```
+//! use tollgate::{
+//!     RevocationCache,
+//!     issuer::{ClientMeta, Issuer},
+//!     keys::{Algorithm, KeySet, SigningKey},
+//!     refresh::RefreshSecret,
+//!     store::{self, clients::NewClient},
+//! };
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+//! store::migrate(&db).await.unwrap();
+//! store::clients::register(&db, NewClient::public("spa", "read")).await.unwrap();
+//! let deny = RevocationCache::default();
+//! let key = SigningKey::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap();
+//! let issuer = Issuer::builder()
+//!     .db(db)
+//!     .keys(KeySet::builder().signing_key(key).build().unwrap())
+//!     .issuer("https://auth.example")
+//!     .audience("https://api.example")
+//!     .refresh_secret(RefreshSecret::new(&[9; 32]).unwrap())
+//!     .revocations(deny.clone())
+//!     .build()
+//!     .unwrap();
+//!
+//! let phone = ClientMeta { user_agent: Some("phone".into()), ..ClientMeta::default() };
+//! let laptop = ClientMeta { user_agent: Some("laptop".into()), ..ClientMeta::default() };
+//! issuer.issue("alice", "spa", None, &phone).await.unwrap();
+//! issuer.issue("alice", "spa", None, &laptop).await.unwrap();
+//!
+//! let sessions = issuer.sessions();
+//! let listed = sessions.list("alice", None).await.unwrap();
+//! assert_eq!(listed.len(), 2);
+//!
+//! // Log out the phone from the laptop.
+//! let phone_sid = &listed.iter().find(|s| s.last_user_agent.as_deref() == Some("phone")).unwrap().sid;
+//! assert!(sessions.revoke("alice", phone_sid).await.unwrap());
+//! assert!(deny.is_session_revoked(phone_sid));
+//! assert_eq!(sessions.list("alice", None).await.unwrap().len(), 1);
+//! # });
+//! ```
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Serialize, Serializer};
+
+use crate::{
+    claims::AccessClaims,
+    issuer::Issuer,
+    refresh::RevokedReason,
+    store::{
+        StoreError,
+        families::{self, UserRevocation},
+    },
+};
+
+/// A session as shown to its user. Serializes with times as Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session id (`sid`).
+    pub sid: String,
+    /// The client (application) it was started on.
+    pub client_id: String,
+    /// Login time.
+    #[serde(serialize_with = "unix_secs")]
+    pub created_at: SystemTime,
+    /// Last refresh, or the login.
+    #[serde(serialize_with = "unix_secs")]
+    pub last_used_at: SystemTime,
+    /// When the session ends at the latest.
+    #[serde(serialize_with = "unix_secs")]
+    pub expires_at: SystemTime,
+    /// Client IP of the last use.
+    pub last_ip: Option<String>,
+    /// User-Agent of the last use.
+    pub last_user_agent: Option<String>,
+    /// Whether this is the session the request came from.
+    pub current: bool,
+}
+
+fn unix_secs<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+/// Session management over an [`Issuer`]'s store and deny list.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    issuer: Issuer,
+}
+
+impl Issuer {
+    /// Session management with this issuer's store, clock and deny list.
+    pub fn sessions(&self) -> Sessions {
+        Sessions {
+            issuer: self.clone(),
+        }
+    }
+}
+
+impl Sessions {
+    /// The user's live sessions, most recently used first; `current` (the
+    /// `sid` of the caller's token) is marked.
+    pub async fn list(
+        &self,
+        user_id: &str,
+        current: Option<&str>,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows = families::live_sessions(self.issuer.db(), user_id, self.issuer.now()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionInfo {
+                current: current == Some(r.family_id.as_str()),
+                sid: r.family_id,
+                client_id: r.client_id,
+                created_at: r.created_at,
+                last_used_at: r.last_used_at,
+                expires_at: r.expires_at,
+                last_ip: r.last_ip,
+                last_user_agent: r.last_user_agent,
+            })
+            .collect())
+    }
+
+    /// Logs out the session of this (verified) access token: its family is
+    /// revoked and its `sid` denied, so every access token of the session
+    /// dies at once. A token without a session (client_credentials) has
+    /// only itself revoked. Returns whether anything was revoked now.
+    pub async fn logout(&self, claims: &AccessClaims) -> Result<bool, StoreError> {
+        match &claims.sid {
+            Some(sid) => self.end(sid, RevokedReason::Logout).await,
+            None => {
+                let exp = UNIX_EPOCH + std::time::Duration::from_secs(claims.exp);
+                let revoked = families::revoke_access_token(
+                    self.issuer.db(),
+                    &claims.jti,
+                    exp,
+                    RevokedReason::Logout,
+                    self.issuer.now(),
+                )
+                .await?;
+                self.issuer.deny(&revoked);
+                Ok(revoked.is_some())
+            }
+        }
+    }
+
+    /// Ends one of the user's sessions (from a device list, say). A session
+    /// of another user is left alone (`false`), so a user cannot end
+    /// someone else's session by guessing its id.
+    pub async fn revoke(&self, user_id: &str, sid: &str) -> Result<bool, StoreError> {
+        if families::owner(self.issuer.db(), sid).await?.as_deref() != Some(user_id) {
+            return Ok(false);
+        }
+        self.end(sid, RevokedReason::Logout).await
+    }
+
+    /// Ends a session for an administrative or security reason, whoever
+    /// owns it.
+    pub async fn revoke_as(&self, sid: &str, reason: RevokedReason) -> Result<bool, StoreError> {
+        self.end(sid, reason).await
+    }
+
+    /// Logs the user out everywhere: every session is revoked and every
+    /// access token issued to the user up to now is denied (a not-before
+    /// watermark on the subject). Returns how many sessions were revoked.
+    pub async fn revoke_all(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.end_user(user_id, UserRevocation::Everywhere).await
+    }
+
+    /// Logs the user out of every session but `current`. Returns how many
+    /// sessions were revoked.
+    pub async fn revoke_others(&self, user_id: &str, current: &str) -> Result<u64, StoreError> {
+        self.end_user(user_id, UserRevocation::AllBut(current))
+            .await
+    }
+
+    async fn end(&self, sid: &str, reason: RevokedReason) -> Result<bool, StoreError> {
+        let revoked = families::revoke(
+            self.issuer.db(),
+            sid,
+            reason,
+            self.issuer.now(),
+            self.issuer.max_token_lifetime(),
+        )
+        .await?;
+        self.issuer.deny(&revoked);
+        Ok(revoked.is_some())
+    }
+
+    async fn end_user(&self, user_id: &str, which: UserRevocation<'_>) -> Result<u64, StoreError> {
+        let (revoked, sessions) = families::revoke_user(
+            self.issuer.db(),
+            user_id,
+            which,
+            RevokedReason::Logout,
+            self.issuer.now(),
+            self.issuer.max_token_lifetime(),
+        )
+        .await?;
+        self.issuer.deny(&revoked);
+        Ok(sessions)
+    }
+}

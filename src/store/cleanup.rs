@@ -1,0 +1,210 @@
+//! The janitor: hard-deletes what no longer matters, in bounded batches.
+//!
+//! Revocation never deletes (rows keep `revoked_at` and `revoked_reason`
+//! for audit); this does, once a retention period has passed:
+//!
+//! - sessions (families) that expired or were revoked more than
+//!   `retention` ago, with all their refresh tokens — consumed tokens of a
+//!   live family are kept, since reuse detection needs them;
+//! - revocation rows whose tokens have all expired (plus the deny list's
+//!   margin): no gate can match them any more.
+//!
+//! Every statement touches at most `batch` rows, so a large backlog never
+//! holds long locks, and running it on several instances at once is safe:
+//! a row deleted twice is simply not there the second time.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tollgate::store::{self, cleanup::Janitor};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+//! store::migrate(&db).await.unwrap();
+//! let janitor = Janitor::builder(db)
+//!     .retention(Duration::from_secs(7 * 86_400))
+//!     .interval(Duration::from_secs(3600))
+//!     .build();
+//! let report = janitor.run_once(SystemTime::now()).await.unwrap();
+//! assert_eq!(report.sessions, 0);
+//! let task = janitor.spawn(); // or run it from your own scheduler
+//! # task.abort();
+//! # });
+//! ```
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use entity::{refresh_token, token_family};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::{StoreError, db_time, revocations};
+use crate::revocation::DEFAULT_MARGIN;
+
+/// Default retention of dead sessions: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
+/// Default time between two janitor runs: 1 hour.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Default rows per statement: 500.
+pub const DEFAULT_BATCH: u64 = 500;
+
+/// What one run deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// Sessions (token families).
+    pub sessions: u64,
+    /// Refresh tokens.
+    pub tokens: u64,
+    /// Revocation rows.
+    pub revocations: u64,
+}
+
+/// Deletes expired sessions, tokens and revocations; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Janitor {
+    db: DatabaseConnection,
+    retention: Duration,
+    interval: Duration,
+    batch: u64,
+    margin: Duration,
+}
+
+impl Janitor {
+    /// Starts a builder with the defaults.
+    pub fn builder(db: DatabaseConnection) -> JanitorBuilder {
+        JanitorBuilder {
+            janitor: Self {
+                db,
+                retention: DEFAULT_RETENTION,
+                interval: DEFAULT_INTERVAL,
+                batch: DEFAULT_BATCH,
+                margin: DEFAULT_MARGIN,
+            },
+        }
+    }
+
+    /// One full run, as of `now`.
+    pub async fn run_once(&self, now: SystemTime) -> Result<CleanupReport, StoreError> {
+        let mut report = CleanupReport::default();
+        let cutoff = db_time(now.checked_sub(self.retention).unwrap_or(UNIX_EPOCH));
+        let dead = Condition::any()
+            .add(token_family::Column::ExpiresAt.lt(cutoff))
+            .add(token_family::Column::RevokedAt.lt(cutoff));
+        loop {
+            let families: Vec<String> = token_family::Entity::find()
+                .select_only()
+                .column(token_family::Column::Id)
+                .filter(dead.clone())
+                .order_by_asc(token_family::Column::Id)
+                .limit(self.batch)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            if families.is_empty() {
+                break;
+            }
+            report.tokens += self.delete_tokens_of(&families).await?;
+            report.sessions += token_family::Entity::delete_many()
+                .filter(token_family::Column::Id.is_in(families))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        let before = now.checked_sub(self.margin).unwrap_or(UNIX_EPOCH);
+        loop {
+            let n = revocations::purge(&self.db, before, self.batch).await?;
+            report.revocations += n;
+            if n < self.batch {
+                break;
+            }
+        }
+        if report != CleanupReport::default() {
+            tracing::info!(?report, "janitor deleted expired rows");
+        }
+        Ok(report)
+    }
+
+    /// Deletes the refresh tokens of these families, newest first, so that
+    /// no delete cascades along the parent links beyond its batch.
+    async fn delete_tokens_of(&self, families: &[String]) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let ids: Vec<i64> = refresh_token::Entity::find()
+                .select_only()
+                .column(refresh_token::Column::Id)
+                .filter(refresh_token::Column::FamilyId.is_in(families.iter().cloned()))
+                .order_by_desc(refresh_token::Column::Id)
+                .limit(self.batch)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            deleted += refresh_token::Entity::delete_many()
+                .filter(refresh_token::Column::Id.is_in(ids))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+    }
+
+    /// Runs every interval on the current tokio runtime (the first run at
+    /// once), logging failures. Abort the handle to stop.
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(this.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = this.run_once(SystemTime::now()).await {
+                    tracing::warn!(error = %e, "janitor run failed; will retry");
+                }
+            }
+        })
+    }
+}
+
+/// Builds a [`Janitor`].
+#[derive(Debug)]
+#[must_use]
+pub struct JanitorBuilder {
+    janitor: Janitor,
+}
+
+impl JanitorBuilder {
+    /// How long dead sessions and their tokens are kept for audit.
+    /// Default [`DEFAULT_RETENTION`].
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.janitor.retention = retention;
+        self
+    }
+
+    /// Time between runs of [`Janitor::spawn`]. Default
+    /// [`DEFAULT_INTERVAL`]; at least 1 s.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.janitor.interval = interval.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Rows per statement. Default [`DEFAULT_BATCH`]; at least 1.
+    pub fn batch(mut self, batch: u64) -> Self {
+        self.janitor.batch = batch.max(1);
+        self
+    }
+
+    /// How long a revocation row outlives its tokens' expiry; use the deny
+    /// list's margin (default [`DEFAULT_MARGIN`]).
+    pub fn revocation_margin(mut self, margin: Duration) -> Self {
+        self.janitor.margin = margin;
+        self
+    }
+
+    /// Builds the janitor.
+    pub fn build(self) -> Janitor {
+        self.janitor
+    }
+}

@@ -1,0 +1,239 @@
+//! The persisted deny list: every revocation the gate must honour, as rows
+//! numbered by a sequence that commits in order.
+//!
+//! A revoking transaction takes its `seq` values from the single
+//! `revocation_counter` row, whose lock it holds until it commits. So rows
+//! become visible in `seq` order on every backend, and a poller that has
+//! seen `seq = n` has seen every row below `n` — unlike an auto-increment
+//! column, whose values are handed out at insert and may commit out of
+//! order (a poller would then skip the late one for good). The price is
+//! that revocations, which are rare next to refreshes, commit one at a time.
+
+use std::time::{Duration, SystemTime};
+
+use entity::{revocation, revocation_counter};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{StoreError, db_time, system_time};
+use crate::{refresh::RevokedReason, revocation::RevocationCache};
+
+/// What a revocation denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationKind {
+    /// One access token, by `jti`.
+    Token,
+    /// Every access token of a session, by `sid`.
+    Session,
+    /// Every token of a subject (`sub`) issued up to the revocation.
+    Subject,
+}
+
+impl RevocationKind {
+    /// The value stored in `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Session => "session",
+            Self::Subject => "subject",
+        }
+    }
+
+    fn parse(stored: &str) -> Option<Self> {
+        Some(match stored {
+            "token" => Self::Token,
+            "session" => Self::Session,
+            "subject" => Self::Subject,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Position in the sequence.
+    pub seq: i64,
+    /// What it denies.
+    pub kind: RevocationKind,
+    /// The `jti`, `sid` or `sub`.
+    pub target: String,
+    /// When it was revoked; for a subject, its not-before watermark.
+    pub revoked_at: SystemTime,
+    /// When the last token it can match expires.
+    pub expires_at: SystemTime,
+    /// Why.
+    pub reason: RevokedReason,
+}
+
+impl Revocation {
+    /// Puts the revocation on an in-memory deny list (idempotent).
+    pub fn apply_to(&self, cache: &RevocationCache) {
+        match self.kind {
+            RevocationKind::Token => cache.revoke_token(&self.target, self.expires_at),
+            RevocationKind::Session => cache.revoke_session(&self.target, self.expires_at),
+            RevocationKind::Subject => cache.revoke_subject_before(&self.target, self.revoked_at),
+        }
+    }
+
+    fn from_row(row: revocation::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            seq: row.seq,
+            kind: RevocationKind::parse(&row.kind)
+                .ok_or(StoreError::Invalid("unknown revocation kind"))?,
+            target: row.target,
+            revoked_at: system_time(row.revoked_at),
+            expires_at: system_time(row.expires_at),
+            reason: RevokedReason::parse(&row.revoked_reason)
+                .ok_or(StoreError::Invalid("unknown revocation reason"))?,
+        })
+    }
+}
+
+/// A revocation to record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewRevocation<'a> {
+    pub(crate) kind: RevocationKind,
+    pub(crate) target: &'a str,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) reason: RevokedReason,
+}
+
+/// Records revocations inside the caller's transaction. Call it last in
+/// that transaction: it locks the counter row until commit, and taking
+/// that lock last keeps the lock order (family rows, then the counter)
+/// the same everywhere.
+pub(crate) async fn record(
+    txn: &impl ConnectionTrait,
+    now: SystemTime,
+    new: &[NewRevocation<'_>],
+) -> Result<Vec<Revocation>, StoreError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = i64::try_from(new.len()).map_err(|_| StoreError::Invalid("too many revocations"))?;
+    use revocation_counter::Column as C;
+    // The UPDATE comes first so that SQLite takes its write lock at once
+    // and PostgreSQL the row lock, before the value is read back.
+    revocation_counter::Entity::update_many()
+        .col_expr(C::Last, Expr::col(C::Last).add(n))
+        .filter(C::Id.eq(1))
+        .exec(txn)
+        .await?;
+    let last = revocation_counter::Entity::find_by_id(1)
+        .one(txn)
+        .await?
+        .ok_or(StoreError::Invalid("the revocation counter row is missing"))?
+        .last;
+    let revoked_at = db_time(now);
+    let mut rows = Vec::with_capacity(new.len());
+    for (seq, r) in (last - n + 1..).zip(new) {
+        rows.push(revocation::ActiveModel {
+            seq: Set(seq),
+            kind: Set(r.kind.as_str().to_owned()),
+            target: Set(r.target.to_owned()),
+            revoked_at: Set(revoked_at),
+            expires_at: Set(Ord::max(db_time(r.expires_at), revoked_at)),
+            revoked_reason: Set(r.reason.as_str().to_owned()),
+        });
+    }
+    revocation::Entity::insert_many(rows.clone())
+        .exec_without_returning(txn)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            Revocation::from_row(revocation::Model {
+                seq: row.seq.unwrap(),
+                kind: row.kind.unwrap(),
+                target: row.target.unwrap(),
+                revoked_at: row.revoked_at.unwrap(),
+                expires_at: row.expires_at.unwrap(),
+                revoked_reason: row.revoked_reason.unwrap(),
+            })
+        })
+        .collect()
+}
+
+/// The last `seq` handed out, and every revocation that still matters at
+/// `since` (its tokens expire after it). Everything up to the returned
+/// cursor is included: the counter is read first, and a counter value is
+/// only visible once the rows it numbers are.
+pub async fn live(
+    db: &impl ConnectionTrait,
+    since: SystemTime,
+) -> Result<(i64, Vec<Revocation>), StoreError> {
+    let cursor = revocation_counter::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or(StoreError::Invalid("the revocation counter row is missing"))?
+        .last;
+    let rows = revocation::Entity::find()
+        .filter(revocation::Column::ExpiresAt.gt(db_time(since)))
+        .filter(revocation::Column::Seq.lte(cursor))
+        .order_by_asc(revocation::Column::Seq)
+        .all(db)
+        .await?;
+    let rows = rows
+        .into_iter()
+        .map(Revocation::from_row)
+        .collect::<Result<_, _>>()?;
+    Ok((cursor, rows))
+}
+
+/// Up to `limit` revocations after `cursor`, in order.
+pub async fn after(
+    db: &impl ConnectionTrait,
+    cursor: i64,
+    limit: u64,
+) -> Result<Vec<Revocation>, StoreError> {
+    revocation::Entity::find()
+        .filter(revocation::Column::Seq.gt(cursor))
+        .order_by_asc(revocation::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Revocation::from_row)
+        .collect()
+}
+
+/// Deletes up to `limit` revocations whose tokens all expired before
+/// `before`; returns how many went.
+pub(crate) async fn purge(
+    db: &impl ConnectionTrait,
+    before: SystemTime,
+    limit: u64,
+) -> Result<u64, StoreError> {
+    let seqs: Vec<i64> = revocation::Entity::find()
+        .select_only()
+        .column(revocation::Column::Seq)
+        .filter(revocation::Column::ExpiresAt.lt(db_time(before)))
+        .order_by_asc(revocation::Column::Seq)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    Ok(revocation::Entity::delete_many()
+        .filter(revocation::Column::Seq.is_in(seqs))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// How long a session revocation must last: until the last access token
+/// issued in the session so far expires — at most `max_token_lifetime`
+/// from now, and never past the session's own end.
+pub(crate) fn session_until(
+    now: SystemTime,
+    family_expires_at: SystemTime,
+    max_token_lifetime: Duration,
+) -> SystemTime {
+    (now + max_token_lifetime).min(family_expires_at).max(now)
+}
