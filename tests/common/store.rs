@@ -34,19 +34,29 @@ pub async fn sqlite_memory() -> DatabaseConnection {
 /// A SQLite file in WAL mode with several connections, so transactions
 /// really contend.
 pub async fn sqlite_file() -> DatabaseConnection {
+    let db = connect_sqlite_file(&new_sqlite_file()).await;
+    store::migrate(&db).await.unwrap();
+    db
+}
+
+/// The URL of a new, empty SQLite file.
+pub fn new_sqlite_file() -> String {
     let dir = std::env::temp_dir().join(format!("tollgate-test-{}", random_string(9)));
     std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
-    let mut opts = ConnectOptions::new(url);
+    format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display())
+}
+
+/// A pool of its own on a SQLite file (WAL, 8 connections), as a second
+/// process would open it.
+pub async fn connect_sqlite_file(url: &str) -> DatabaseConnection {
+    let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(8)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(30))
         });
-    let db = Database::connect(opts).await.unwrap();
-    store::migrate(&db).await.unwrap();
-    db
+    Database::connect(opts).await.unwrap()
 }
 
 /// A fresh database on the test PostgreSQL (`TOLLGATE_TEST_PG_URL`). Under
@@ -60,6 +70,19 @@ pub async fn postgres() -> Option<DatabaseConnection> {
 pub async fn postgres_with(
     settings: &'static [(&'static str, &'static str)],
 ) -> Option<DatabaseConnection> {
+    let url = new_postgres_database().await?;
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(40)
+        .sqlx_logging(false)
+        .map_sqlx_postgres_opts(move |o| o.options(settings.iter().copied()));
+    let db = Database::connect(opts).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    Some(db)
+}
+
+/// The URL of a new, empty database on the test PostgreSQL, or `None`
+/// outside CI when there is none.
+pub async fn new_postgres_database() -> Option<String> {
     let Ok(url) = std::env::var("TOLLGATE_TEST_PG_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -79,13 +102,7 @@ pub async fn postgres_with(
         .unwrap();
     admin.close().await.unwrap();
     let (base, _) = url.rsplit_once('/').unwrap();
-    let mut opts = ConnectOptions::new(format!("{base}/{name}"));
-    opts.max_connections(40)
-        .sqlx_logging(false)
-        .map_sqlx_postgres_opts(move |o| o.options(settings.iter().copied()));
-    let db = Database::connect(opts).await.unwrap();
-    store::migrate(&db).await.unwrap();
-    Some(db)
+    Some(format!("{base}/{name}"))
 }
 
 /// Every backend: SQLite in memory, SQLite file, and PostgreSQL when there.
@@ -120,6 +137,9 @@ pub struct Harness {
     pub issuer: Issuer,
     pub endpoint: TokenEndpoint,
     pub gate: AccessTokenLayer,
+    /// The deny list shared by the issuer (and so the endpoints) and the
+    /// gate, as in one process.
+    pub deny: RevocationCache,
     pub clock: ManualClock,
     pub web_secret: String,
     pub svc_secret: String,
@@ -168,7 +188,9 @@ pub async fn harness_with(
     let svc_secret = store::clients::register(&db, svc).await.unwrap().unwrap();
 
     let clock = ManualClock::now();
+    let deny = RevocationCache::default();
     let issuer = Issuer::builder()
+        .revocations(deny.clone())
         .db(db.clone())
         .keys(keyset(&hs256()))
         .issuer(ISS)
@@ -186,7 +208,7 @@ pub async fn harness_with(
         .build()
         .unwrap();
     let gate = gate_builder(&hs256())
-        .revocations(RevocationCache::default())
+        .revocations(deny.clone())
         .build()
         .unwrap();
     Harness {
@@ -195,6 +217,7 @@ pub async fn harness_with(
         issuer,
         endpoint,
         gate,
+        deny,
         clock,
         web_secret,
         svc_secret,
@@ -222,20 +245,67 @@ impl Harness {
     }
 
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
-        let res = self.endpoint.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let raw = String::from_utf8(bytes.to_vec()).unwrap();
-        let json = serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
-        Reply {
-            status,
-            headers,
-            json,
-            raw,
-        }
+        call(self.endpoint.clone(), req).await
     }
 
+    /// POSTs a form to `/revoke`.
+    pub async fn revoke(&self, body: &str) -> Reply {
+        call(self.endpoint.revocation(), form(body)).await
+    }
+
+    /// POSTs a form to `/introspect`.
+    pub async fn introspect(&self, body: &str) -> Reply {
+        call(self.endpoint.introspection(), form(body)).await
+    }
+
+    /// Credentials of `web` for a form body.
+    pub fn web_auth(&self) -> String {
+        format!("client_id=web&client_secret={}", self.web_secret)
+    }
+
+    /// Credentials of `svc` for a form body.
+    pub fn svc_auth(&self) -> String {
+        format!("client_id=svc&client_secret={}", self.svc_secret)
+    }
+
+    /// Whether the gate accepts the access token now.
+    pub fn accepts(&self, access_token: &str) -> bool {
+        self.gate.verify(access_token).is_ok()
+    }
+}
+
+/// A form POST.
+pub fn form(body: &str) -> Request<Full<Bytes>> {
+    Request::post("/")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// Calls one of the endpoints and reads its answer.
+pub async fn call<S>(svc: S, req: Request<Full<Bytes>>) -> Reply
+where
+    S: tower::Service<
+            Request<Full<Bytes>>,
+            Response = http::Response<Full<Bytes>>,
+            Error = std::convert::Infallible,
+        >,
+{
+    let res = svc.oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let raw = String::from_utf8(bytes.to_vec()).unwrap();
+    let json = serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null);
+    Reply {
+        status,
+        headers,
+        json,
+        raw,
+    }
+}
+
+impl Harness {
     pub async fn post(&self, body: &str) -> Reply {
         self.post_from(body, &[], None).await
     }
