@@ -1,1 +1,496 @@
+//! The deny list across instances: two independent "processes" (each its
+//! own pool, cache, issuer and gate) over one PostgreSQL database and over
+//! one SQLite file. A revocation on one reaches the other within the poll
+//! interval; a restarted instance brings nothing back to life; an instance
+//! cut off from the database keeps serving its last list and catches up
+//! after; and with a staleness limit the gate fails closed.
 
+mod common;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use common::{
+    AUD, ISS, ManualClock, bearer, echo_sub, gate_builder, hs256, keyset,
+    store::{connect_sqlite_file, new_postgres_database, new_sqlite_file},
+};
+use http::{StatusCode, header};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+use tollgate::{
+    AccessClaims, AccessTokenLayer, AuthError, RevocationCache,
+    issuer::{ClientMeta, Issuer},
+    refresh::{RefreshSecret, RevokedReason},
+    revocation::RevocationSync,
+    store::{self, clients::NewClient, families},
+};
+use tower::{Layer, ServiceExt, service_fn};
+
+/// The poll interval of the instances under test.
+const INTERVAL: Duration = Duration::from_millis(100);
+
+/// One process: its own pool, deny list, issuer, gate and poller.
+struct Instance {
+    issuer: Issuer,
+    gate: AccessTokenLayer,
+    deny: RevocationCache,
+    sync: RevocationSync,
+    poller: Option<JoinHandle<()>>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(p) = &self.poller {
+            p.abort();
+        }
+    }
+}
+
+/// Starts an instance: warms its deny list up before serving, then polls
+/// in the background if `poll`.
+async fn instance(db: DatabaseConnection, poll: bool) -> Instance {
+    let deny = RevocationCache::default();
+    let issuer = Issuer::builder()
+        .db(db.clone())
+        .keys(keyset(&hs256()))
+        .issuer(ISS)
+        .audience(AUD)
+        .refresh_secret(RefreshSecret::new(&[5; 32]).unwrap())
+        .revocations(deny.clone())
+        .build()
+        .unwrap();
+    let gate = gate_builder(&hs256())
+        .revocations(deny.clone())
+        .build()
+        .unwrap();
+    let sync = RevocationSync::builder(db, deny.clone())
+        .interval(INTERVAL)
+        .build();
+    sync.sync().await.unwrap();
+    let poller = poll.then(|| sync.spawn());
+    Instance {
+        issuer,
+        gate,
+        deny,
+        sync,
+        poller,
+    }
+}
+
+impl Instance {
+    async fn login(&self, user: &str) -> (String, AccessClaims) {
+        let t = self
+            .issuer
+            .issue(user, "app", None, &ClientMeta::default())
+            .await
+            .unwrap();
+        let claims = self.gate.verify(&t.access_token).unwrap();
+        (t.access_token, claims)
+    }
+
+    fn accepts(&self, token: &str) -> bool {
+        self.gate.verify(token).is_ok()
+    }
+}
+
+/// How to open the shared database once more, as another process would.
+enum Shared {
+    SqliteFile(String),
+    Postgres(String),
+}
+
+impl Shared {
+    /// A migrated database with client `app`, or `None` without PostgreSQL.
+    async fn all() -> Vec<Self> {
+        let mut all = vec![Self::SqliteFile(new_sqlite_file())];
+        if let Some(url) = new_postgres_database().await {
+            all.push(Self::Postgres(url));
+        }
+        for s in &all {
+            let db = s.connect().await;
+            store::migrate(&db).await.unwrap();
+            store::clients::register(&db, NewClient::public("app", "read"))
+                .await
+                .unwrap();
+        }
+        all
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::SqliteFile(_) => "sqlite-file",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn connect(&self) -> DatabaseConnection {
+        match self {
+            Self::SqliteFile(url) => connect_sqlite_file(url).await,
+            Self::Postgres(url) => connect_pg(url).await,
+        }
+    }
+}
+
+async fn connect_pg(url: &str) -> DatabaseConnection {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(4)
+        .connect_timeout(Duration::from_secs(1))
+        .acquire_timeout(Duration::from_secs(1))
+        .sqlx_logging(false);
+    Database::connect(opts).await.unwrap()
+}
+
+/// Waits until `token` is refused by `b`, for at most `limit`; returns how
+/// long it took. (Polls a condition; the propagation itself is what is
+/// measured.)
+async fn refused_within(b: &Instance, token: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while b.accepts(token) {
+        assert!(
+            start.elapsed() < limit,
+            "still accepted after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_on_one_instance_reach_the_other_within_the_poll_interval() {
+    // The bound: one interval, plus a margin for a slow CI machine.
+    let bound = INTERVAL + Duration::from_millis(900);
+    for shared in Shared::all().await {
+        let a = instance(shared.connect().await, true).await;
+        let b = instance(shared.connect().await, true).await;
+        let (session, session_claims) = a.login("alice").await;
+        let (single, single_claims) = a.login("alice").await;
+        let (everywhere, _) = a.login("bob").await;
+        for t in [&session, &single, &everywhere] {
+            assert!(b.accepts(t), "{}", shared.name());
+        }
+
+        // Logout of one session (sid), one access token (jti), and bob
+        // everywhere (subject watermark).
+        let mut took = Vec::new();
+        a.issuer.sessions().logout(&session_claims).await.unwrap();
+        took.push(refused_within(&b, &session, bound).await);
+        families::revoke_access_token(
+            a.issuer.db(),
+            &single_claims.jti,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(single_claims.exp),
+            RevokedReason::Admin,
+            SystemTime::now(),
+        )
+        .await
+        .unwrap();
+        took.push(refused_within(&b, &single, bound).await);
+        a.issuer.sessions().revoke_all("bob").await.unwrap();
+        took.push(refused_within(&b, &everywhere, bound).await);
+        // A refuses at once: its own revocations need no poll.
+        assert!(!a.accepts(&session) && !a.accepts(&everywhere));
+        eprintln!(
+            "{}: propagation took {took:?} (poll interval {INTERVAL:?})",
+            shared.name()
+        );
+        assert_eq!(b.sync.cursor(), Some(3), "{}", shared.name());
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_instance_does_not_resurrect_revoked_tokens() {
+    for shared in Shared::all().await {
+        let a = instance(shared.connect().await, false).await;
+        let (revoked, revoked_claims) = a.login("alice").await;
+        let (denied_jti, denied_claims) = a.login("alice").await;
+        let (live, _) = a.login("alice").await;
+        let (bobs, _) = a.login("bob").await;
+        a.issuer.sessions().logout(&revoked_claims).await.unwrap();
+        families::revoke_access_token(
+            a.issuer.db(),
+            &denied_claims.jti,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(denied_claims.exp),
+            RevokedReason::Admin,
+            SystemTime::now(),
+        )
+        .await
+        .unwrap();
+        a.issuer.sessions().revoke_all("bob").await.unwrap();
+        // A revocation that no longer matters: not loaded.
+        let long_ago = SystemTime::now() - Duration::from_secs(3 * 86_400);
+        families::revoke_access_token(
+            a.issuer.db(),
+            "old",
+            long_ago,
+            RevokedReason::Admin,
+            long_ago,
+        )
+        .await
+        .unwrap();
+        drop(a);
+
+        // A new process: empty memory, warmed from the store.
+        let c = instance(shared.connect().await, false).await;
+        assert!(!c.accepts(&revoked), "{}", shared.name());
+        assert!(!c.accepts(&denied_jti), "{}", shared.name());
+        assert!(!c.accepts(&bobs), "{}", shared.name());
+        assert!(c.accepts(&live), "{}", shared.name());
+        c.deny.run_pending_tasks();
+        assert_eq!(c.deny.entry_count(), 3, "{}", shared.name());
+        assert!(!c.deny.is_token_revoked("old"));
+    }
+}
+
+/// A TCP proxy to PostgreSQL that the test can cut and restore: the other
+/// instance's connection goes down while the database stays up.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let (up, conns) = (Arc::clone(&up), Arc::clone(&conns));
+            async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !up.load(Ordering::SeqCst) {
+                        drop(inbound); // refused: the "network" is down
+                        continue;
+                    }
+                    let conn = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    conns.lock().unwrap().push(conn);
+                }
+            }
+        });
+        Self {
+            addr,
+            up,
+            conns,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_made_while_an_instance_was_cut_off_reaches_it_after_recovery() {
+    let Some(url) = new_postgres_database().await else {
+        return;
+    };
+    let admin = connect_pg(&url).await;
+    store::migrate(&admin).await.unwrap();
+    store::clients::register(&admin, NewClient::public("app", "read"))
+        .await
+        .unwrap();
+    // postgres://user@host:port/db → the same through the proxy.
+    let (scheme_user, rest) = url.split_once('@').unwrap();
+    let (host_port, db_name) = rest.split_once('/').unwrap();
+    let proxy = Proxy::start(host_port.parse().unwrap()).await;
+    let proxied = format!("{scheme_user}@{}/{db_name}", proxy.addr);
+
+    let a = instance(connect_pg(&url).await, false).await;
+    // B's polls are driven by hand here, so each outcome is observed.
+    let b = instance(connect_pg(&proxied).await, false).await;
+    let (early, early_claims) = a.login("alice").await;
+    let (late, late_claims) = a.login("alice").await;
+    a.issuer.sessions().logout(&early_claims).await.unwrap();
+    b.sync.sync().await.unwrap();
+    assert!(!b.accepts(&early) && b.accepts(&late));
+
+    proxy.cut();
+    assert!(b.sync.sync().await.is_err(), "the database is unreachable");
+    // Revoked on A while B cannot see it.
+    a.issuer.sessions().logout(&late_claims).await.unwrap();
+    assert!(b.sync.sync().await.is_err());
+    // B serves from its last known list: what it knew stays revoked.
+    assert!(!b.accepts(&early));
+    assert!(b.sync.staleness().is_some());
+
+    proxy.restore();
+    let start = Instant::now();
+    while b.sync.sync().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "B never recovered"
+        );
+    }
+    assert!(
+        !b.accepts(&late),
+        "the revocation made during the outage arrived"
+    );
+    assert!(!b.accepts(&early));
+}
+
+#[tokio::test]
+async fn with_a_staleness_limit_the_gate_fails_closed() {
+    let db = common::store::sqlite_memory().await;
+    let clock = ManualClock::now();
+    let deny = RevocationCache::builder().clock(clock.clone()).build();
+    let gate = gate_builder(&hs256())
+        .revocations(deny.clone())
+        .build()
+        .unwrap();
+    let sync = RevocationSync::builder(db, deny.clone())
+        .fail_closed_after(Duration::from_secs(10))
+        .build();
+    let token = common::token("t-1");
+    let svc = gate.layer(service_fn(echo_sub));
+
+    // Nothing loaded yet: no token is trusted.
+    assert_eq!(gate.verify(&token).unwrap_err(), AuthError::Unavailable);
+    let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+    assert_eq!(sync.staleness(), None);
+
+    sync.sync().await.unwrap();
+    assert!(gate.verify(&token).is_ok());
+    clock.advance(Duration::from_secs(10));
+    assert!(
+        gate.verify(&token).is_ok(),
+        "exactly at the limit: still fresh"
+    );
+    assert_eq!(sync.staleness(), Some(Duration::from_secs(10)));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(gate.verify(&token).unwrap_err(), AuthError::Unavailable);
+    let grpc = bearer(&token);
+    let (mut parts, body) = grpc.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, "application/grpc".parse().unwrap());
+    let res = svc
+        .clone()
+        .oneshot(http::Request::from_parts(parts, body))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["grpc-status"], "14");
+
+    sync.sync().await.unwrap();
+    assert!(gate.verify(&token).is_ok());
+}
+
+#[tokio::test]
+async fn without_a_limit_a_stale_list_keeps_serving() {
+    let db = common::store::sqlite_memory().await;
+    let clock = ManualClock::now();
+    let deny = RevocationCache::builder().clock(clock.clone()).build();
+    let gate = gate_builder(&hs256())
+        .revocations(deny.clone())
+        .build()
+        .unwrap();
+    let sync = RevocationSync::builder(db, deny.clone()).build();
+    sync.sync().await.unwrap();
+    clock.advance(Duration::from_secs(86_400));
+    assert!(!deny.is_stale());
+    assert!(gate.verify(&common::token("t-1")).is_ok());
+    assert_eq!(sync.staleness(), Some(Duration::from_secs(86_400)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_never_skips_a_row_committed_while_others_race() {
+    const WRITERS: usize = 8;
+    const EACH: usize = 15;
+    for shared in Shared::all().await {
+        let a = instance(shared.connect().await, false).await;
+        let b = Arc::new(instance(shared.connect().await, false).await);
+        let done = Arc::new(AtomicBool::new(false));
+        // B polls as fast as it can while the writers race.
+        let poller = tokio::spawn({
+            let (b, done) = (Arc::clone(&b), Arc::clone(&done));
+            async move {
+                let mut rounds = 0u32;
+                while !done.load(Ordering::SeqCst) {
+                    b.sync.sync().await.unwrap();
+                    rounds += 1;
+                    tokio::task::yield_now().await;
+                }
+                rounds
+            }
+        });
+        let exp = SystemTime::now() + Duration::from_secs(600);
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let db = a.issuer.db().clone();
+                tokio::spawn(async move {
+                    for i in 0..EACH {
+                        let jti = format!("w{w}-{i}");
+                        families::revoke_access_token(
+                            &db,
+                            &jti,
+                            exp,
+                            RevokedReason::Admin,
+                            SystemTime::now(),
+                        )
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        let rounds = poller.await.unwrap();
+        // One more round picks up what came after the last one; a row that
+        // committed behind the cursor would be missing for good.
+        b.sync.sync().await.unwrap();
+        let total = WRITERS * EACH;
+        assert_eq!(b.sync.cursor(), Some(total as i64), "{}", shared.name());
+        for w in 0..WRITERS {
+            for i in 0..EACH {
+                assert!(
+                    b.deny.is_token_revoked(&format!("w{w}-{i}")),
+                    "{}: w{w}-{i} skipped",
+                    shared.name()
+                );
+            }
+        }
+        eprintln!(
+            "{}: {total} revocations, {rounds} poll rounds",
+            shared.name()
+        );
+    }
+}
