@@ -50,7 +50,11 @@ impl MigrationTrait for Migration {
                             .name("fk_refresh_token_parent")
                             .from(RefreshToken::Table, RefreshToken::ParentId)
                             .to(RefreshToken::Table, RefreshToken::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
+                            // Not CASCADE: deleting an old token must never
+                            // take its chain of successors with it in one
+                            // unbounded statement (InnoDB also caps cascades
+                            // at depth 15). The janitor deletes newest first.
+                            .on_delete(ForeignKeyAction::NoAction),
                     )
                     .check((
                         "refresh_token_expiry_after_issue",

@@ -126,8 +126,9 @@ impl Janitor {
         Ok(report)
     }
 
-    /// Deletes the refresh tokens of these families, newest first, so that
-    /// no delete cascades along the parent links beyond its batch.
+    /// Deletes the refresh tokens of these families, newest first: a
+    /// child's id is above its parent's, so no batch deletes a parent whose
+    /// child is still there (the parent link does not cascade).
     async fn delete_tokens_of(&self, families: &[String]) -> Result<u64, StoreError> {
         let mut deleted = 0;
         loop {
