@@ -34,6 +34,10 @@
 //! - `grpc` (default): answer gRPC requests with `grpc-status`.
 //! - `axum`: [`AccessClaims`] as an axum extractor, [`AuthError`] as a
 //!   response.
+//! - `store`: the ticket office on SeaORM (SQLite, PostgreSQL) — `/token`,
+//!   `/revoke`, `/introspect`, JWKS (`token_endpoint`), the `issuer`,
+//!   `sessions`, the persisted deny list and its `RevocationSync`, and the
+//!   janitor (`store::cleanup`).
 
 #![warn(missing_docs)]
 #![deny(unsafe_code, unreachable_pub)]

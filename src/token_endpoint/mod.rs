@@ -1,10 +1,16 @@
-//! The token endpoint (RFC 6749 §3.2, §5) as a Tower service.
+//! The token endpoint (RFC 6749 §3.2, §5) and its companions as Tower
+//! services.
 //!
-//! Grants: `refresh_token` (rotating, reuse-detecting, see
-//! [`refresh`](crate::refresh)), `password` (opt-in, through a
-//! [`PasswordVerifier`]), and `client_credentials`. Clients authenticate with
-//! `client_secret_basic`, `client_secret_post`, or by `client_id` alone when
-//! public.
+//! - [`TokenEndpoint`] (`/token`). Grants: `refresh_token` (rotating,
+//!   reuse-detecting, see [`refresh`](crate::refresh)), `password` (opt-in,
+//!   through a [`PasswordVerifier`]), and `client_credentials`. Clients
+//!   authenticate with `client_secret_basic`, `client_secret_post`, or by
+//!   `client_id` alone when public.
+//! - [`RevocationEndpoint`] (`/revoke`, RFC 7009) and
+//!   [`IntrospectionEndpoint`] (`/introspect`, RFC 7662), from
+//!   [`TokenEndpoint::revocation`] and [`TokenEndpoint::introspection`]:
+//!   same clients, same request rules.
+//! - [`JwksEndpoint`] (`/.well-known/jwks.json`): the public keys.
 //!
 //! ```
 //! use http::{Request, StatusCode, header};
