@@ -127,7 +127,9 @@ impl Config {
             "exact" => IpBinding::Exact,
             "prefix" => IpBinding::Prefix,
             other => {
-                return Err(format!("TOLLGATE_BIND_IP: off, exact or prefix, not `{other}`").into());
+                return Err(
+                    format!("TOLLGATE_BIND_IP: off, exact or prefix, not `{other}`").into(),
+                );
             }
         };
         let user_agent = match var("TOLLGATE_BIND_UA", "off").as_str() {

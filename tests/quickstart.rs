@@ -1,0 +1,306 @@
+//! End to end: the quickstart binary, started as a user would start it,
+//! driven over a real socket with reqwest through every flow — and
+//! restarted, to show that neither its key nor its deny list is lost.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use reqwest::{Client, StatusCode, header};
+use serde_json::Value;
+
+/// The quickstart binary, built by `cargo build --examples` (the test
+/// command builds every target first).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples")
+        .join("quickstart");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the examples first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running quickstart server; killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(binary())
+            .env("TOLLGATE_ADDR", "127.0.0.1:0")
+            .env("TOLLGATE_DATA_DIR", data_dir)
+            .env_remove("DATABASE_URL")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        // Keep reading, so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let base = first
+            .trim()
+            .strip_prefix("tollgate quickstart listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+            .to_owned();
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CLIENT: (&str, &str) = ("demo-client", "demo-secret");
+
+struct Session {
+    access: String,
+    refresh: String,
+}
+
+async fn token(s: &Server, ua: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let res = Client::new()
+        .post(s.url("/token"))
+        .basic_auth(CLIENT.0, Some(CLIENT.1))
+        .header(header::USER_AGENT, ua)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+async fn login(s: &Server, ua: &str) -> Session {
+    let (status, j) = token(
+        s,
+        ua,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "wonderland"),
+            ("scope", "read write"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{j}");
+    assert_eq!(j["token_type"], "Bearer");
+    assert_eq!(j["scope"], "read write");
+    Session {
+        access: j["access_token"].as_str().unwrap().to_owned(),
+        refresh: j["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn refresh(s: &Server, ua: &str, token_: &str) -> (StatusCode, Value) {
+    token(
+        s,
+        ua,
+        &[("grant_type", "refresh_token"), ("refresh_token", token_)],
+    )
+    .await
+}
+
+async fn get(s: &Server, path: &str, access: &str) -> reqwest::Response {
+    Client::new()
+        .get(s.url(path))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn me(s: &Server, access: &str) -> StatusCode {
+    get(s, "/me", access).await.status()
+}
+
+#[tokio::test]
+async fn every_flow_of_the_quickstart_over_a_real_socket() {
+    let dir = std::env::temp_dir().join(format!("tollgate-qs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let env = [
+        ("TOLLGATE_REUSE_GRACE_SECS", "0"),
+        ("TOLLGATE_BIND_UA", "exact"),
+    ];
+    let s = Server::start(&dir, &env);
+    let ua = "e2e/1.0";
+
+    // Password grant, then a protected route.
+    let first = login(&s, ua).await;
+    let res = get(&s, "/me", &first.access).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let claims: Value = res.json().await.unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["client_id"], "demo-client");
+    // No token: a bare challenge. Not enough scope: 403.
+    let res = Client::new().get(s.url("/me")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers()[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"quickstart\""
+    );
+    let res = get(&s, "/admin", &first.access).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+
+    // The JWKS names the key the tokens are signed with.
+    let jwks: Value = Client::new()
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&first.access).unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], header.kid.unwrap().as_str());
+
+    // Rotation: the new pair works, the old refresh token is spent.
+    let (status, j) = refresh(&s, ua, &first.refresh).await;
+    assert_eq!(status, StatusCode::OK, "{j}");
+    let second = Session {
+        access: j["access_token"].as_str().unwrap().to_owned(),
+        refresh: j["refresh_token"].as_str().unwrap().to_owned(),
+    };
+    assert_ne!(second.refresh, first.refresh);
+    assert_eq!(me(&s, &second.access).await, StatusCode::OK);
+    // A refresh from another User-Agent is refused (bound by policy).
+    let (status, j) = refresh(&s, "thief/0.1", &second.refresh).await;
+    assert_eq!(
+        (status, j["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    // Another client cannot use demo-client's refresh token.
+    let res = Client::new()
+        .post(s.url("/token"))
+        .header(header::USER_AGENT, ua)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", second.refresh.as_str()),
+            ("client_id", "demo-spa"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Reuse of the spent token kills the family and its access tokens.
+    let (status, j) = refresh(&s, ua, &first.refresh).await;
+    assert_eq!(
+        (status, j["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(me(&s, &second.access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&s, &first.access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh(&s, ua, &second.refresh).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // /revoke of an access token is honoured on the next request; the
+    // session itself goes on.
+    let third = login(&s, ua).await;
+    let res = Client::new()
+        .post(s.url("/revoke"))
+        .basic_auth(CLIENT.0, Some(CLIENT.1))
+        .form(&[
+            ("token", third.access.as_str()),
+            ("token_type_hint", "access_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(me(&s, &third.access).await, StatusCode::UNAUTHORIZED);
+    let (status, j) = refresh(&s, ua, &third.refresh).await;
+    assert_eq!(status, StatusCode::OK, "{j}");
+    let third = Session {
+        access: j["access_token"].as_str().unwrap().to_owned(),
+        refresh: j["refresh_token"].as_str().unwrap().to_owned(),
+    };
+
+    // Sessions: list, end another one, end all but the current one.
+    let phone = login(&s, "phone/2").await;
+    let laptop = login(&s, "laptop/3").await;
+    let list: Value = get(&s, "/sessions", &third.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert_eq!(list.iter().filter(|x| x["current"] == true).count(), 1);
+    let phone_sid = list
+        .iter()
+        .find(|x| x["last_user_agent"] == "phone/2")
+        .unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = Client::new()
+        .delete(s.url(&format!("/sessions/{phone_sid}")))
+        .bearer_auth(&third.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(me(&s, &phone.access).await, StatusCode::UNAUTHORIZED);
+    let res = Client::new()
+        .delete(s.url("/sessions"))
+        .bearer_auth(&third.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(me(&s, &laptop.access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&s, &third.access).await, StatusCode::OK);
+
+    // Logout: the current session's access token dies at once.
+    let res = Client::new()
+        .post(s.url("/logout"))
+        .bearer_auth(&third.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(me(&s, &third.access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh(&s, ua, &third.refresh).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // A restart keeps the key (tokens stay valid) and the deny list
+    // (revoked tokens stay dead).
+    let fourth = login(&s, ua).await;
+    drop(s);
+    let s = Server::start(&dir, &env);
+    assert_eq!(me(&s, &fourth.access).await, StatusCode::OK);
+    assert_eq!(me(&s, &third.access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&s, &phone.access).await, StatusCode::UNAUTHORIZED);
+    let health = Client::new().get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
