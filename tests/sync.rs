@@ -9,6 +9,7 @@ mod common;
 
 use std::{
     net::SocketAddr,
+    path::PathBuf,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -313,8 +314,47 @@ impl Drop for Proxy {
     }
 }
 
+/// A revocation made on A while B cannot reach the database reaches B once
+/// it can again; meanwhile B keeps refusing what it already knew.
+async fn outage(a: &Instance, b: &Instance, cut: impl Fn(), restore: impl Fn(), name: &str) {
+    let (early, early_claims) = a.login("alice").await;
+    let (late, late_claims) = a.login("alice").await;
+    a.issuer.sessions().logout(&early_claims).await.unwrap();
+    b.sync.sync().await.unwrap();
+    assert!(!b.accepts(&early) && b.accepts(&late), "{name}");
+
+    cut();
+    let start = Instant::now();
+    while b.sync.sync().await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{name}: never cut off"
+        );
+    }
+    // Revoked on A while B cannot see it.
+    a.issuer.sessions().logout(&late_claims).await.unwrap();
+    assert!(b.sync.sync().await.is_err(), "{name}");
+    // B serves from its last known list: what it knew stays revoked.
+    assert!(!b.accepts(&early), "{name}");
+    assert!(b.sync.staleness().is_some());
+
+    restore();
+    let start = Instant::now();
+    while b.sync.sync().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{name}: B never recovered"
+        );
+    }
+    assert!(
+        !b.accepts(&late),
+        "{name}: the revocation made during the outage arrived"
+    );
+    assert!(!b.accepts(&early), "{name}");
+}
+
 #[tokio::test]
-async fn a_revocation_made_while_an_instance_was_cut_off_reaches_it_after_recovery() {
+async fn a_revocation_made_while_postgres_was_unreachable_arrives_after_recovery() {
     let Some(url) = new_postgres_database().await else {
         return;
     };
@@ -332,34 +372,49 @@ async fn a_revocation_made_while_an_instance_was_cut_off_reaches_it_after_recove
     let a = instance(connect_pg(&url).await, false).await;
     // B's polls are driven by hand here, so each outcome is observed.
     let b = instance(connect_pg(&proxied).await, false).await;
-    let (early, early_claims) = a.login("alice").await;
-    let (late, late_claims) = a.login("alice").await;
-    a.issuer.sessions().logout(&early_claims).await.unwrap();
-    b.sync.sync().await.unwrap();
-    assert!(!b.accepts(&early) && b.accepts(&late));
+    outage(&a, &b, || proxy.cut(), || proxy.restore(), "postgres").await;
+}
 
-    proxy.cut();
-    assert!(b.sync.sync().await.is_err(), "the database is unreachable");
-    // Revoked on A while B cannot see it.
-    a.issuer.sessions().logout(&late_claims).await.unwrap();
-    assert!(b.sync.sync().await.is_err());
-    // B serves from its last known list: what it knew stays revoked.
-    assert!(!b.accepts(&early));
-    assert!(b.sync.staleness().is_some());
-
-    proxy.restore();
-    let start = Instant::now();
-    while b.sync.sync().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "B never recovered"
-        );
-    }
-    assert!(
-        !b.accepts(&late),
-        "the revocation made during the outage arrived"
+#[tokio::test]
+async fn a_revocation_made_while_the_sqlite_file_was_unreachable_arrives_after_recovery() {
+    let url = new_sqlite_file();
+    let path = PathBuf::from(
+        url.strip_prefix("sqlite://")
+            .and_then(|u| u.strip_suffix("?mode=rwc"))
+            .unwrap(),
     );
-    assert!(!b.accepts(&early));
+    let dir = path.parent().unwrap().to_owned();
+    let setup = connect_sqlite_file(&url).await;
+    store::migrate(&setup).await.unwrap();
+    store::clients::register(&setup, NewClient::public("app", "read"))
+        .await
+        .unwrap();
+    // B opens the file through a symlink to its directory, with no
+    // connection kept: pointing the link at an empty directory makes
+    // every new connection fail, as a lost volume would.
+    let link = dir.with_extension("link");
+    let empty = dir.with_extension("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::os::unix::fs::symlink(&dir, &link).unwrap();
+    let repoint = |to: &std::path::Path| {
+        let tmp = link.with_extension("next");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(to, &tmp).unwrap();
+        std::fs::rename(&tmp, &link).unwrap();
+    };
+    let mut opts = ConnectOptions::new(format!(
+        "sqlite://{}?mode=rw",
+        link.join(path.file_name().unwrap()).display()
+    ));
+    opts.max_connections(1)
+        .min_connections(0)
+        .max_lifetime(Duration::from_millis(1))
+        .acquire_timeout(Duration::from_secs(1))
+        .sqlx_logging(false);
+
+    let a = instance(connect_sqlite_file(&url).await, false).await;
+    let b = instance(Database::connect(opts).await.unwrap(), false).await;
+    outage(&a, &b, || repoint(&empty), || repoint(&dir), "sqlite-file").await;
 }
 
 #[tokio::test]
