@@ -38,6 +38,8 @@
 //!   `/revoke`, `/introspect`, JWKS (`token_endpoint`), the `issuer`,
 //!   `sessions`, the persisted deny list and its `RevocationSync`, and the
 //!   janitor (`store::cleanup`).
+//! - `testing`: `testing::TestServer`, an in-process token service on
+//!   in-memory SQLite for your own integration tests.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code, unreachable_pub)]
@@ -54,6 +56,8 @@ pub mod revocation;
 pub mod sessions;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "store")]
 pub mod token_endpoint;
 
