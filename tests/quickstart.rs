@@ -1,6 +1,7 @@
 //! End to end: the quickstart binary, started as a user would start it,
 //! driven over a real socket with reqwest through every flow — and
-//! restarted, to show that neither its key nor its deny list is lost.
+//! restarted, to show that neither its key nor its deny list is lost. And
+//! the smoke tests of the hyper and tonic examples.
 
 use std::{
     io::{BufRead, BufReader},
@@ -11,16 +12,16 @@ use std::{
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
 
-/// The quickstart binary, built by `cargo build --examples` (the test
-/// command builds every target first).
-fn binary() -> PathBuf {
+/// An example binary, built by `cargo build --examples` (scripts/test
+/// does that first).
+fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe
         .parent()
         .and_then(|deps| deps.parent())
         .unwrap()
         .join("examples")
-        .join("quickstart");
+        .join(name);
     assert!(
         bin.exists(),
         "{} is missing: build the examples first (scripts/test does)",
@@ -37,7 +38,7 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(binary())
+        let mut child = Command::new(binary("quickstart"))
             .env("TOLLGATE_ADDR", "127.0.0.1:0")
             .env("TOLLGATE_DATA_DIR", data_dir)
             .env_remove("DATABASE_URL")
@@ -303,4 +304,47 @@ async fn every_flow_of_the_quickstart_over_a_real_socket() {
     assert_eq!(health.status(), StatusCode::OK);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs an example's `--self-test` (it serves on a free port, calls itself
+/// as a client would, and asserts what it sees).
+fn self_test(name: &str, expect: &[&str]) {
+    let out = Command::new(binary(name))
+        .arg("--self-test")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in expect {
+        assert!(stdout.contains(line), "{name}: no `{line}` in {stdout}");
+    }
+}
+
+#[test]
+fn the_hyper_example_refuses_then_serves() {
+    self_test(
+        "hyper_server",
+        &[
+            "GET /me without a token: 401",
+            "POST /token: 200",
+            "GET /me with the token: 200",
+            "self-test passed",
+        ],
+    );
+}
+
+#[test]
+fn the_tonic_example_answers_unauthenticated_then_serves() {
+    self_test(
+        "tonic_server",
+        &[
+            "Check without a token: Unauthenticated",
+            "Check with the token: Serving",
+            "self-test passed",
+        ],
+    );
 }
