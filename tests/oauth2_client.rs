@@ -1,6 +1,7 @@
-//! A real OAuth2 client library (the `oauth2` crate) against the endpoint
+//! A real OAuth2 client library (the `oauth2` crate) against the endpoints
 //! over a real loopback socket: password grant with client_secret_basic,
-//! refresh, and the consumed refresh token refused with `invalid_grant`.
+//! refresh, the consumed refresh token refused with `invalid_grant`, and
+//! RFC 7662 introspection and RFC 7009 revocation as the crate speaks them.
 
 mod common;
 
@@ -12,8 +13,9 @@ use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use oauth2::{
-    ClientId, ClientSecret, RequestTokenError, ResourceOwnerPassword, ResourceOwnerUsername, Scope,
-    TokenResponse, TokenUrl,
+    ClientId, ClientSecret, IntrospectionUrl, RequestTokenError, ResourceOwnerPassword,
+    ResourceOwnerUsername, RevocationUrl, Scope, StandardRevocableToken,
+    TokenIntrospectionResponse, TokenResponse, TokenUrl,
     basic::{BasicClient, BasicErrorResponseType},
 };
 use std::time::Duration;
@@ -45,6 +47,11 @@ async fn http(req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, std::io:
     Ok(Response::from_parts(parts, body))
 }
 
+fn basic(id: &str, secret: &str) -> String {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
 #[tokio::test]
 async fn the_oauth2_crate_logs_in_refreshes_and_is_refused_a_replay() {
     let policy = RefreshPolicy {
@@ -53,7 +60,10 @@ async fn the_oauth2_crate_logs_in_refreshes_and_is_refused_a_replay() {
     };
     for b in backends().await {
         let h = harness(b, policy.clone()).await;
-        let app = axum::Router::new().route_service("/token", h.endpoint.clone());
+        let app = axum::Router::new()
+            .route_service("/token", h.endpoint.clone())
+            .route_service("/revoke", h.endpoint.revocation())
+            .route_service("/introspect", h.endpoint.introspection());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -67,7 +77,11 @@ async fn the_oauth2_crate_logs_in_refreshes_and_is_refused_a_replay() {
 
         let client = BasicClient::new(ClientId::new("web".into()))
             .set_client_secret(ClientSecret::new(h.web_secret.clone()))
-            .set_token_uri(TokenUrl::new(format!("http://{addr}/token")).unwrap());
+            .set_token_uri(TokenUrl::new(format!("http://{addr}/token")).unwrap())
+            .set_revocation_url(RevocationUrl::new(format!("http://{addr}/revoke")).unwrap())
+            .set_introspection_url(
+                IntrospectionUrl::new(format!("http://{addr}/introspect")).unwrap(),
+            );
 
         let login = client
             .exchange_password(
@@ -118,6 +132,55 @@ async fn the_oauth2_crate_logs_in_refreshes_and_is_refused_a_replay() {
             }
             other => panic!("{}: expected invalid_grant, got {other:?}", h.backend),
         }
+
+        // Introspection and revocation, as the crate sends them.
+        let session = client
+            .exchange_password(
+                &ResourceOwnerUsername::new("alice".into()),
+                &ResourceOwnerPassword::new("wonderland".into()),
+            )
+            .request_async(&http)
+            .await
+            .unwrap();
+        let info = client
+            .introspect(session.access_token())
+            .request_async(&http)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", h.backend));
+        assert!(info.active());
+        assert_eq!(info.sub(), Some("alice"));
+        assert_eq!(info.client_id().map(|c| c.as_str()), Some("web"));
+        // The crate builds the RFC 7009 request but refuses to send it
+        // over plain HTTP (RFC 7009 §2 requires TLS), so this test sends
+        // the same form itself.
+        assert!(matches!(
+            client.revoke_token(StandardRevocableToken::RefreshToken(
+                session.refresh_token().unwrap().clone(),
+            )),
+            Err(oauth2::ConfigurationError::InsecureUrl("revocation"))
+        ));
+        let revoke = Request::post(format!("http://{addr}/revoke"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::AUTHORIZATION, basic("web", &h.web_secret))
+            .body(
+                format!(
+                    "token={}&token_type_hint=refresh_token",
+                    session.refresh_token().unwrap().secret()
+                )
+                .into_bytes(),
+            )
+            .unwrap();
+        assert_eq!(http(revoke).await.unwrap().status(), 200);
+        let info = client
+            .introspect(session.access_token())
+            .request_async(&http)
+            .await
+            .unwrap();
+        assert!(
+            !info.active(),
+            "{}: the session's access token died",
+            h.backend
+        );
         server.abort();
     }
 }
