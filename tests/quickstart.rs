@@ -348,3 +348,110 @@ fn the_tonic_example_answers_unauthenticated_then_serves() {
         ],
     );
 }
+
+/// A fresh database on the test PostgreSQL, as a `DATABASE_URL`; `None`
+/// outside CI when there is none.
+async fn postgres_database() -> Option<String> {
+    use sea_orm::ConnectionTrait;
+    let Ok(url) = std::env::var("TOLLGATE_TEST_PG_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but TOLLGATE_TEST_PG_URL is not"
+        );
+        return None;
+    };
+    let name = format!("qs_{}_{}", std::process::id(), line!());
+    let admin = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+#[tokio::test]
+async fn the_oauth2_crate_against_the_quickstart_on_sqlite_and_postgres() {
+    oauth2_flows(None).await;
+    if let Some(url) = postgres_database().await {
+        oauth2_flows(Some(&url)).await;
+    }
+}
+
+async fn oauth2_flows(database_url: Option<&str>) {
+    use oauth2::{
+        ClientId, ClientSecret, IntrospectionUrl, RequestTokenError, ResourceOwnerPassword,
+        ResourceOwnerUsername, Scope, TokenIntrospectionResponse, TokenResponse, TokenUrl,
+        basic::{BasicClient, BasicErrorResponseType},
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-qs-oauth2-{}-{}",
+        std::process::id(),
+        database_url.is_some()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut env = vec![("TOLLGATE_REUSE_GRACE_SECS", "0")];
+    if let Some(url) = database_url {
+        env.push(("DATABASE_URL", url));
+    }
+    let s = Server::start(&dir, &env);
+    let client = BasicClient::new(ClientId::new(CLIENT.0.into()))
+        .set_client_secret(ClientSecret::new(CLIENT.1.into()))
+        .set_token_uri(TokenUrl::new(s.url("/token")).unwrap())
+        .set_introspection_url(IntrospectionUrl::new(s.url("/introspect")).unwrap());
+    // oauth2 wants a client that does not follow redirects (SSRF).
+    let http = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let login = client
+        .exchange_password(
+            &ResourceOwnerUsername::new("alice".into()),
+            &ResourceOwnerPassword::new("wonderland".into()),
+        )
+        .add_scope(Scope::new("read".into()))
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(login.scopes().unwrap()[0].as_str(), "read");
+    assert_eq!(me(&s, login.access_token().secret()).await, StatusCode::OK);
+
+    let first = login.refresh_token().unwrap().clone();
+    let next = client
+        .exchange_refresh_token(&first)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let info = client
+        .introspect(next.access_token())
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(info.active());
+    assert_eq!(info.sub(), Some("alice"));
+
+    match client
+        .exchange_refresh_token(&first)
+        .request_async(&http)
+        .await
+    {
+        Err(RequestTokenError::ServerResponse(e)) => {
+            assert_eq!(*e.error(), BasicErrorResponseType::InvalidGrant);
+        }
+        other => panic!("expected invalid_grant, got {other:?}"),
+    }
+    // The replay killed the session: its access token is now inactive.
+    let info = client
+        .introspect(next.access_token())
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(!info.active());
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
