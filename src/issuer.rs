@@ -41,7 +41,7 @@ use std::{
     fmt,
     net::IpAddr,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use entity::client;
@@ -61,6 +61,7 @@ use crate::{
         families::{NewSession, Rotated, Rotation},
         revocations::Revocation,
     },
+    time::unix_secs,
 };
 
 /// Token lifetimes. Clients may override each (see
@@ -432,9 +433,8 @@ impl Issuer {
     ) -> Result<(String, u64), IssueError> {
         let keys = self.inner.keys.load();
         let key = keys.signing_key().ok_or(IssueError::Signing(None))?;
-        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let iat = secs(now);
-        let exp = secs(cap.map_or(now + ttl, |cap| cap.min(now + ttl))).max(iat + 1);
+        let iat = unix_secs(now);
+        let exp = unix_secs(cap.map_or(now + ttl, |cap| cap.min(now + ttl))).max(iat + 1);
         let claims = AccessClaims {
             iss: self.inner.issuer.clone(),
             sub: sub.to_owned(),

@@ -58,6 +58,7 @@ pub mod sessions;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod time;
 #[cfg(feature = "store")]
 pub mod token_endpoint;
 

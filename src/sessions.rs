@@ -51,7 +51,7 @@
 //! # });
 //! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 
@@ -74,13 +74,13 @@ pub struct SessionInfo {
     /// The client (application) it was started on.
     pub client_id: String,
     /// Login time.
-    #[serde(serialize_with = "unix_secs")]
+    #[serde(serialize_with = "as_unix_secs")]
     pub created_at: SystemTime,
     /// Last refresh, or the login.
-    #[serde(serialize_with = "unix_secs")]
+    #[serde(serialize_with = "as_unix_secs")]
     pub last_used_at: SystemTime,
     /// When the session ends at the latest.
-    #[serde(serialize_with = "unix_secs")]
+    #[serde(serialize_with = "as_unix_secs")]
     pub expires_at: SystemTime,
     /// Client IP of the last use.
     pub last_ip: Option<String>,
@@ -90,8 +90,8 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-fn unix_secs<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+fn as_unix_secs<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(crate::time::unix_secs(*t))
 }
 
 /// Session management over an [`Issuer`]'s store and deny list.
@@ -141,7 +141,7 @@ impl Sessions {
         match &claims.sid {
             Some(sid) => self.end(sid, RevokedReason::Logout).await,
             None => {
-                let exp = UNIX_EPOCH + std::time::Duration::from_secs(claims.exp);
+                let exp = crate::time::from_unix_secs(claims.exp);
                 let revoked = families::revoke_access_token(
                     self.issuer.db(),
                     &claims.jti,

@@ -4,10 +4,12 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use moka::{Expiry, sync::Cache};
+
+use crate::time::{unix_millis, unix_secs};
 
 /// A source of wall-clock time. Tests inject their own to move time without
 /// sleeping.
@@ -290,15 +292,6 @@ fn upsert_latest<V: Until + Clone + Send + Sync + 'static>(
     });
 }
 
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn unix_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1))
-}
-
 /// Builds a [`RevocationCache`].
 #[must_use]
 pub struct RevocationCacheBuilder {
@@ -386,7 +379,7 @@ mod tests {
 
     impl Clock for ManualClock {
         fn now(&self) -> SystemTime {
-            UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
+            crate::time::from_unix_secs(self.0.load(Ordering::SeqCst))
         }
     }
 
@@ -401,7 +394,7 @@ mod tests {
     }
 
     fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
+        crate::time::from_unix_secs(secs)
     }
 
     #[test]

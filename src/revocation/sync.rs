@@ -10,7 +10,10 @@ use std::{
 use sea_orm::DatabaseConnection;
 
 use super::RevocationCache;
-use crate::store::{StoreError, revocations};
+use crate::{
+    store::{StoreError, revocations},
+    time::{from_unix_millis, unix_millis},
+};
 
 /// Default time between two polls of the revocation table: 1 second.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -134,13 +137,16 @@ impl RevocationSync {
         };
         // Fresh as of when this round started: anything committed before
         // that is now applied.
-        inner
+        // At least 1 ms: 0 means "never".
+        let started = unix_millis(started).max(1);
+        let synced = inner
             .synced_at
-            .fetch_max(unix_millis(started), Ordering::AcqRel);
+            .fetch_max(started, Ordering::AcqRel)
+            .max(started);
         if let Some(limit) = inner.fail_closed_after {
-            let synced =
-                UNIX_EPOCH + Duration::from_millis(inner.synced_at.load(Ordering::Acquire));
-            inner.cache.set_fresh_until(Some(synced + limit));
+            inner
+                .cache
+                .set_fresh_until(Some(from_unix_millis(synced) + limit));
         }
         Ok(applied)
     }
@@ -184,7 +190,7 @@ impl RevocationSync {
     pub fn last_synced(&self) -> Option<SystemTime> {
         match self.inner.synced_at.load(Ordering::Acquire) {
             0 => None,
-            ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+            ms => Some(from_unix_millis(ms)),
         }
     }
 
@@ -195,12 +201,6 @@ impl RevocationSync {
             c => Some(c),
         }
     }
-}
-
-fn unix_millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1))
-        .max(1)
 }
 
 /// Builds a [`RevocationSync`].

@@ -1,10 +1,6 @@
 //! `/revoke` (RFC 7009) and `/introspect` (RFC 7662).
 
-use std::{
-    fmt,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
 use entity::client;
@@ -26,6 +22,7 @@ use crate::{
         StoreError,
         families::{self, StoredToken},
     },
+    time::{from_unix_secs, unix_secs},
 };
 
 /// Whether a token is one of our access tokens rather than a refresh
@@ -122,7 +119,7 @@ impl RevocationEndpoint {
         let revoked = families::revoke_access_token(
             issuer.db(),
             &claims.jti,
-            UNIX_EPOCH + Duration::from_secs(claims.exp),
+            from_unix_secs(claims.exp),
             RevokedReason::Logout,
             issuer.now(),
         )
@@ -261,13 +258,14 @@ impl IntrospectionEndpoint {
         if !is_live(&stored.token, &stored.family, issuer.now()) {
             return Ok(Introspection::default());
         }
-        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Ok(Introspection {
             active: true,
             scope: (!stored.scope.is_empty()).then_some(stored.scope),
             client_id: Some(stored.token.client_id),
-            exp: Some(secs(stored.token.expires_at.min(stored.family.expires_at))),
-            iat: Some(secs(stored.issued_at)),
+            exp: Some(unix_secs(
+                stored.token.expires_at.min(stored.family.expires_at),
+            )),
+            iat: Some(unix_secs(stored.issued_at)),
             sub: Some(stored.user_id),
             iss: Some(issuer.issuer().to_owned()),
             sid: Some(stored.family_id),
