@@ -549,3 +549,25 @@ async fn polling_never_skips_a_row_committed_while_others_race() {
         );
     }
 }
+
+#[tokio::test]
+async fn what_an_instance_applies_is_what_the_others_read_back() {
+    for shared in Shared::all().await {
+        let db = shared.connect().await;
+        let now = SystemTime::now();
+        let recorded = families::revoke_access_token(
+            &db,
+            "j-1",
+            now + Duration::from_secs(600),
+            RevokedReason::Admin,
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let read = store::revocations::after(&db, recorded.seq - 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(read, vec![recorded], "{}", shared.name());
+    }
+}

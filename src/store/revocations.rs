@@ -129,33 +129,31 @@ pub(crate) async fn record(
         .await?
         .ok_or(StoreError::Invalid("the revocation counter row is missing"))?
         .last;
+    // As stored (microseconds), so what the caller applies equals what
+    // every other instance will read back.
     let revoked_at = db_time(now);
-    let mut rows = Vec::with_capacity(new.len());
-    for (seq, r) in (last - n + 1..).zip(new) {
-        rows.push(revocation::ActiveModel {
-            seq: Set(seq),
-            kind: Set(r.kind.as_str().to_owned()),
-            target: Set(r.target.to_owned()),
-            revoked_at: Set(revoked_at),
-            expires_at: Set(Ord::max(db_time(r.expires_at), revoked_at)),
-            revoked_reason: Set(r.reason.as_str().to_owned()),
-        });
-    }
-    revocation::Entity::insert_many(rows.clone())
-        .exec_without_returning(txn)
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            Revocation::from_row(revocation::Model {
-                seq: row.seq.unwrap(),
-                kind: row.kind.unwrap(),
-                target: row.target.unwrap(),
-                revoked_at: row.revoked_at.unwrap(),
-                expires_at: row.expires_at.unwrap(),
-                revoked_reason: row.revoked_reason.unwrap(),
-            })
+    let recorded: Vec<Revocation> = (last - n + 1..)
+        .zip(new)
+        .map(|(seq, r)| Revocation {
+            seq,
+            kind: r.kind,
+            target: r.target.to_owned(),
+            revoked_at: system_time(revoked_at),
+            expires_at: system_time(Ord::max(db_time(r.expires_at), revoked_at)),
+            reason: r.reason,
         })
-        .collect()
+        .collect();
+    revocation::Entity::insert_many(recorded.iter().map(|r| revocation::ActiveModel {
+        seq: Set(r.seq),
+        kind: Set(r.kind.as_str().to_owned()),
+        target: Set(r.target.clone()),
+        revoked_at: Set(db_time(r.revoked_at)),
+        expires_at: Set(db_time(r.expires_at)),
+        revoked_reason: Set(r.reason.as_str().to_owned()),
+    }))
+    .exec_without_returning(txn)
+    .await?;
+    Ok(recorded)
 }
 
 /// The last `seq` handed out, and every revocation that still matters at
