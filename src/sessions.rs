@@ -141,19 +141,29 @@ impl Sessions {
         match &claims.sid {
             Some(sid) => self.end(sid, RevokedReason::Logout).await,
             None => {
-                let exp = crate::time::from_unix_secs(claims.exp);
-                let revoked = families::revoke_access_token(
-                    self.issuer.db(),
-                    &claims.jti,
-                    exp,
-                    RevokedReason::Logout,
-                    self.issuer.now(),
-                )
-                .await?;
-                self.issuer.deny(&revoked);
-                Ok(revoked.is_some())
+                self.revoke_access_token(claims, RevokedReason::Logout)
+                    .await
             }
         }
+    }
+
+    /// Denies one (verified) access token until it expires; its session,
+    /// if any, goes on. Returns whether it was revoked now.
+    pub async fn revoke_access_token(
+        &self,
+        claims: &AccessClaims,
+        reason: RevokedReason,
+    ) -> Result<bool, StoreError> {
+        let revoked = families::revoke_access_token(
+            self.issuer.db(),
+            &claims.jti,
+            crate::time::from_unix_secs(claims.exp),
+            reason,
+            self.issuer.now(),
+        )
+        .await?;
+        self.issuer.deny(&revoked);
+        Ok(revoked.is_some())
     }
 
     /// Ends one of the user's sessions (from a device list, say). A session

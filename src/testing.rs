@@ -44,7 +44,7 @@ use sea_orm::{Database, DatabaseConnection};
 use tokio::{net::TcpListener, sync::Mutex, task::JoinHandle};
 
 use crate::{
-    AccessClaims, AccessTokenLayer, RevocationCache,
+    AccessTokenLayer, RevocationCache,
     issuer::{ClientMeta, Issuer, TokenResponse},
     keys::{Algorithm, KeySet, SigningKey},
     refresh::RefreshSecret,
@@ -181,28 +181,11 @@ impl TestServer {
     /// Revokes a token as `/revoke` would: an access token's `jti`, or a
     /// refresh token's whole session. Unknown tokens are ignored.
     pub async fn revoke(&self, token: &str) {
-        if let Ok(claims) = self.gate().verify(token) {
-            self.issuer
-                .sessions()
-                .logout(&AccessClaims {
-                    sid: None,
-                    ..claims
-                })
-                .await
-                .expect("revoking a test token");
-            return;
-        }
-        if let Some(stored) =
-            store::families::find_token(&self.db, crate::refresh::hash_token(token))
-                .await
-                .expect("looking a refresh token up")
-        {
-            self.issuer
-                .sessions()
-                .revoke_as(&stored.family_id, crate::refresh::RevokedReason::Logout)
-                .await
-                .expect("revoking a test session");
-        }
+        self.endpoint
+            .revocation()
+            .revoke(None, token)
+            .await
+            .expect("revoking a test token");
     }
 
     /// The issuer, for anything else (sessions, logout everywhere…).

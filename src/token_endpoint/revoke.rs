@@ -18,11 +18,8 @@ use super::{
 use crate::{
     claims::AccessClaims,
     refresh::{RevokedReason, hash_token, is_live},
-    store::{
-        StoreError,
-        families::{self, StoredToken},
-    },
-    time::{from_unix_secs, unix_secs},
+    store::{StoreError, families},
+    time::unix_secs,
 };
 
 /// Whether a token is one of our access tokens rather than a refresh
@@ -47,17 +44,6 @@ where
     let client = inner.client(basic, &form).await?;
     let token = form.require("token", "The token parameter is missing")?;
     Ok((client, token.to_owned()))
-}
-
-/// A refresh token issued to `client`; another client's is as good as
-/// unknown.
-async fn own_refresh_token(
-    inner: &Inner,
-    client: &client::Model,
-    token: &str,
-) -> Result<Option<StoredToken>, StoreError> {
-    let stored = families::find_token(inner.issuer.db(), hash_token(token)).await?;
-    Ok(stored.filter(|s| s.token.client_id == client.client_id))
 }
 
 /// The claims of one of our access tokens that is valid now, if `token`
@@ -91,68 +77,51 @@ impl RevocationEndpoint {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let inner = &*self.inner;
-        let (client, token) = token_request(inner, req).await?;
-        let outcome = if is_jwt(&token) {
-            self.revoke_access_token(&client, &token).await
-        } else {
-            self.revoke_refresh_token(&client, &token).await
-        };
-        let revoked = outcome.map_err(|e| unavailable(&e))?;
+        let (client, token) = token_request(&self.inner, req).await?;
+        let revoked = self
+            .revoke(Some(&client.client_id), &token)
+            .await
+            .map_err(|e| unavailable(&e))?;
         tracing::debug!(revoked, "revocation request handled");
         // RFC 7009 §2.2: 200, and the body is ignored.
         Ok(json(http::StatusCode::OK, Vec::new()))
     }
 
-    async fn revoke_access_token(
+    /// Revokes `token` as this endpoint does, on behalf of `client_id`
+    /// (`None`: whichever client it was issued to). Returns whether
+    /// anything was revoked now.
+    pub(crate) async fn revoke(
         &self,
-        client: &client::Model,
+        client_id: Option<&str>,
         token: &str,
     ) -> Result<bool, StoreError> {
         let issuer = &self.inner.issuer;
-        let Some(claims) = verified_access_token(&self.inner, token) else {
-            return Ok(false);
-        };
-        if claims.client_id != client.client_id {
-            return Ok(false);
+        let owned_by_caller = |owner: &str| client_id.is_none_or(|c| c == owner);
+        let sessions = issuer.sessions();
+        if is_jwt(token) {
+            return match verified_access_token(&self.inner, token) {
+                Some(claims) if owned_by_caller(&claims.client_id) => {
+                    sessions
+                        .revoke_access_token(&claims, RevokedReason::Logout)
+                        .await
+                }
+                _ => Ok(false),
+            };
         }
-        let revoked = families::revoke_access_token(
-            issuer.db(),
-            &claims.jti,
-            from_unix_secs(claims.exp),
-            RevokedReason::Logout,
-            issuer.now(),
-        )
-        .await?;
-        issuer.deny(&revoked);
-        Ok(revoked.is_some())
-    }
-
-    async fn revoke_refresh_token(
-        &self,
-        client: &client::Model,
-        token: &str,
-    ) -> Result<bool, StoreError> {
-        let issuer = &self.inner.issuer;
-        let Some(stored) = own_refresh_token(&self.inner, client, token).await? else {
-            return Ok(false);
-        };
-        let now = issuer.now();
-        if stored.family.expires_at <= now {
-            return Ok(false);
+        match families::find_token(issuer.db(), hash_token(token)).await? {
+            // Any token of the family, consumed or not, ends the session: a
+            // client logging out may hold a predecessor after a lost
+            // response.
+            Some(stored)
+                if owned_by_caller(&stored.token.client_id)
+                    && stored.family.expires_at > issuer.now() =>
+            {
+                sessions
+                    .revoke_as(&stored.family_id, RevokedReason::Logout)
+                    .await
+            }
+            _ => Ok(false),
         }
-        // Any token of the family, consumed or not, ends the session: a
-        // client logging out may hold a predecessor after a lost response.
-        let revoked = families::revoke(
-            issuer.db(),
-            &stored.family_id,
-            RevokedReason::Logout,
-            now,
-            issuer.max_token_lifetime(),
-        )
-        .await?;
-        issuer.deny(&revoked);
-        Ok(revoked.is_some())
     }
 }
 
@@ -252,12 +221,13 @@ impl IntrospectionEndpoint {
         token: &str,
     ) -> Result<Introspection, StoreError> {
         let issuer = &self.inner.issuer;
-        let Some(stored) = own_refresh_token(&self.inner, client, token).await? else {
+        // Another client's refresh token is as good as unknown.
+        let stored = families::find_token(issuer.db(), hash_token(token)).await?;
+        let Some(stored) = stored.filter(|s| {
+            s.token.client_id == client.client_id && is_live(&s.token, &s.family, issuer.now())
+        }) else {
             return Ok(Introspection::default());
         };
-        if !is_live(&stored.token, &stored.family, issuer.now()) {
-            return Ok(Introspection::default());
-        }
         Ok(Introspection {
             active: true,
             scope: (!stored.scope.is_empty()).then_some(stored.scope),
