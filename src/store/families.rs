@@ -5,6 +5,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use chrono::{DateTime, Utc};
 use entity::{refresh_token, token_family};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -56,8 +57,7 @@ pub struct NewSession<'a> {
 pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String, StoreError> {
     let family_id = random_string(16);
     let now = db_time(s.now);
-    let ip = s.ip.map(|ip| canonical(ip).to_string());
-    let ua = s.user_agent.map(|ua| truncate_user_agent(ua).to_owned());
+    let (ip, ua) = device(s.ip, s.user_agent);
     let txn = db.begin().await?;
     token_family::ActiveModel {
         id: Set(family_id.clone()),
@@ -88,20 +88,36 @@ pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String
         client_ip: Set(ip),
         user_agent: Set(ua),
         device_fingerprint: Set(s.device_fingerprint.map(str::to_owned)),
-        issued_at: Set(now),
         expires_at: Set(db_time(s.token_expires_at.min(s.family_expires_at))),
-        last_used_at: Set(None),
-        consumed_at: Set(None),
-        revoked_at: Set(None),
-        revoked_reason: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
+        ..unused_token(now)
     }
     .insert(&txn)
     .await?;
     txn.commit().await?;
     Ok(family_id)
+}
+
+/// The columns every new refresh token shares: issued now, never used,
+/// consumed or revoked.
+fn unused_token(now: DateTime<Utc>) -> refresh_token::ActiveModel {
+    refresh_token::ActiveModel {
+        issued_at: Set(now),
+        created_at: Set(now),
+        updated_at: Set(now),
+        last_used_at: Set(None),
+        consumed_at: Set(None),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        ..Default::default()
+    }
+}
+
+/// The client IP and User-Agent as stored.
+fn device(ip: Option<IpAddr>, user_agent: Option<&str>) -> (Option<String>, Option<String>) {
+    (
+        ip.map(|ip| canonical(ip).to_string()),
+        user_agent.map(|ua| truncate_user_agent(ua).to_owned()),
+    )
 }
 
 /// A refresh request, ready for the store.
@@ -162,9 +178,9 @@ pub enum Rotated {
     Unknown,
 }
 
-/// How many times a rotation is tried when the database aborts it for a
-/// deadlock or a serialization failure (it was rolled back whole).
-const ROTATION_ATTEMPTS: usize = 4;
+/// How many times a transaction is tried when the database aborts it for
+/// a deadlock or a serialization failure (it was rolled back whole).
+const TRANSACTION_ATTEMPTS: usize = 4;
 
 /// Rotates a refresh token, exactly once, in one transaction.
 pub async fn rotate(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotated, StoreError> {
@@ -181,7 +197,7 @@ where
     let mut attempt = 1;
     loop {
         match op().await {
-            Err(StoreError::Database(e)) if attempt < ROTATION_ATTEMPTS && is_transient(&e) => {
+            Err(StoreError::Database(e)) if attempt < TRANSACTION_ATTEMPTS && is_transient(&e) => {
                 tracing::debug!(attempt, error = %e, "transaction rolled back by the database; retrying");
                 attempt += 1;
             }
@@ -303,8 +319,7 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
     };
     match decision {
         Decision::Rotate { scope } => {
-            let ip = r.ip.map(|ip| canonical(ip).to_string());
-            let ua = r.user_agent.map(|ua| truncate_user_agent(ua).to_owned());
+            let (ip, ua) = device(r.ip, r.user_agent);
             let child_expires = db_time(r.now + r.idle_ttl).min(family.expires_at);
             refresh_token::ActiveModel {
                 family_id: Set(family.id.clone()),
@@ -320,15 +335,8 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
                 client_ip: Set(ip.clone()),
                 user_agent: Set(ua.clone()),
                 device_fingerprint: Set(token.device_fingerprint.clone()),
-                issued_at: Set(now),
                 expires_at: Set(child_expires),
-                last_used_at: Set(None),
-                consumed_at: Set(None),
-                revoked_at: Set(None),
-                revoked_reason: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
+                ..unused_token(now)
             }
             .insert(&txn)
             .await?;
