@@ -566,6 +566,27 @@ async fn bad_endpoint_and_client_settings_are_refused() {
             .build()
             .is_ok()
     );
+    // A deny list whose entries die before the leeway ends could let
+    // /introspect call a revoked token active.
+    let short_margin = tollgate::issuer::Issuer::builder()
+        .db(h.db.clone())
+        .keys(common::keyset(&common::hs256()))
+        .issuer(common::ISS)
+        .audience(common::AUD)
+        .refresh_secret(tollgate::refresh::RefreshSecret::new(&[1; 32]).unwrap())
+        .revocations(
+            tollgate::RevocationCache::builder()
+                .margin(Duration::from_secs(10))
+                .build(),
+        )
+        .build()
+        .unwrap();
+    assert!(matches!(
+        TokenEndpoint::builder(short_margin).build().unwrap_err(),
+        EndpointConfigError::AccessTokens(
+            tollgate::access_token::ConfigError::LeewayExceedsRevocationMargin { .. }
+        )
+    ));
 
     for scope in ["read \"write\"", "a\\b", "read\u{1}"] {
         let r = store::clients::register(&h.db, NewClient::public("bad", scope)).await;
@@ -611,6 +632,17 @@ async fn bad_issuer_settings_are_refused() {
                     family: Duration::from_secs(3600),
                     ..Lifetimes::default()
                 })
+                .build(),
+            IssuerConfigError::InvalidLifetimes,
+        ),
+        (
+            // Access tokens the gate would refuse as too long-lived.
+            full()
+                .revocations(
+                    tollgate::RevocationCache::builder()
+                        .max_token_lifetime(Duration::from_secs(600))
+                        .build(),
+                )
                 .build(),
             IssuerConfigError::InvalidLifetimes,
         ),

@@ -400,7 +400,7 @@ impl TokenEndpointBuilder {
         }
         let access_tokens = access_tokens
             .build()
-            .map_err(|_| EndpointConfigError::UnverifiableAccessTokens)?;
+            .map_err(EndpointConfigError::AccessTokens)?;
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
@@ -433,8 +433,9 @@ pub enum EndpointConfigError {
     /// A zero body limit would refuse every request.
     #[error("the body limit must be above zero")]
     ZeroBodyLimit,
-    /// The issuer's keys cannot verify the tokens they sign (`/revoke` and
-    /// `/introspect` need to).
-    #[error("the issuer's keys cannot verify its access tokens")]
-    UnverifiableAccessTokens,
+    /// `/revoke` and `/introspect` cannot verify the issuer's access tokens
+    /// with its keys and deny list (e.g. the deny list's margin is shorter
+    /// than the verification leeway).
+    #[error("cannot verify the issuer's access tokens: {0}")]
+    AccessTokens(#[source] crate::access_token::ConfigError),
 }
