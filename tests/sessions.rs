@@ -82,6 +82,10 @@ async fn sessions_are_listed_with_their_device_and_the_current_one_marked() {
         assert_eq!(list[0].last_ip.as_deref(), Some("203.0.113.9"));
         assert_eq!(list[0].last_user_agent.as_deref(), Some("Phone/1.1"));
         assert!(sessions.list("bob", None).await.unwrap().is_empty());
+
+        // Sessions past their absolute end are not listed.
+        h.clock.advance(Duration::from_secs(91 * 86_400));
+        assert!(sessions.list("alice", None).await.unwrap().is_empty());
     })
     .await;
 }

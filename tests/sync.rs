@@ -571,3 +571,30 @@ async fn what_an_instance_applies_is_what_the_others_read_back() {
         assert_eq!(read, vec![recorded], "{}", shared.name());
     }
 }
+
+#[tokio::test]
+async fn a_sync_catches_up_on_a_backlog_larger_than_its_batch() {
+    let db = common::store::sqlite_memory().await;
+    let deny = RevocationCache::default();
+    let sync = RevocationSync::builder(db.clone(), deny.clone())
+        .batch(2)
+        .build();
+    sync.sync().await.unwrap();
+    let exp = SystemTime::now() + Duration::from_secs(600);
+    for i in 0..5 {
+        families::revoke_access_token(
+            &db,
+            &format!("j-{i}"),
+            exp,
+            RevokedReason::Admin,
+            SystemTime::now(),
+        )
+        .await
+        .unwrap();
+    }
+    // One round reads 2 + 2 + 1 rows.
+    assert_eq!(sync.sync().await.unwrap(), 5);
+    assert_eq!(sync.cursor(), Some(5));
+    assert!((0..5).all(|i| deny.is_token_revoked(&format!("j-{i}"))));
+    assert_eq!(sync.sync().await.unwrap(), 0);
+}
