@@ -205,17 +205,17 @@ impl TestServer {
 
     async fn client_for(&self, scope: &str) -> String {
         let mut scopes = self.scopes.lock().await;
-        let index = match scopes.iter().position(|s| s == scope) {
-            Some(i) => i,
-            None => {
-                let id = format!("test-client-{}", scopes.len());
-                store::clients::register(&self.db, NewClient::public(id, scope))
-                    .await
-                    .expect("registering a test client");
-                scopes.push(scope.to_owned());
-                scopes.len() - 1
-            }
-        };
-        format!("test-client-{index}")
+        let index = scopes
+            .iter()
+            .position(|s| s == scope)
+            .unwrap_or(scopes.len());
+        let id = format!("test-client-{index}");
+        if index == scopes.len() {
+            store::clients::register(&self.db, NewClient::public(id.clone(), scope))
+                .await
+                .expect("registering a test client");
+            scopes.push(scope.to_owned());
+        }
+        id
     }
 }
