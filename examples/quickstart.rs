@@ -338,7 +338,7 @@ fn signing_key(cfg: &Config) -> Result<SigningKey, BoxError> {
                     }
                     _ => return Err("RS256 needs TOLLGATE_SIGNING_KEY_FILE".into()),
                 };
-                Ok(pem("PRIVATE KEY", &der).into_bytes())
+                Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der)).into_bytes())
             })?
         }
     };
@@ -376,17 +376,6 @@ fn kept(
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     std::io::Write::write_all(&mut opts.open(file)?, &bytes)?;
     Ok(bytes)
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 async fn me(claims: AccessClaims) -> Json<AccessClaims> {
