@@ -55,7 +55,7 @@ use crate::{
         RefreshError, RefreshPolicy, RefreshSecret, hash_token, narrow_scope, random_string,
         random_token,
     },
-    revocation::{Clock, DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, SystemClock},
+    revocation::{Clock, RevocationCache, SystemClock},
     store::{
         self, StoreError,
         families::{NewSession, Rotated, Rotation},
@@ -554,16 +554,13 @@ impl IssuerBuilder {
         if keys.current().signing_key().is_none() {
             return Err(IssuerConfigError::MissingSigningKey);
         }
+        let revocations = self.revocations.unwrap_or_default();
         let l = self.lifetimes;
         if l.access.is_zero()
             || l.refresh_idle.is_zero()
             || l.family.is_zero()
             || l.access > l.family
-            || l.access
-                > self.revocations.as_ref().map_or(
-                    DEFAULT_MAX_TOKEN_LIFETIME,
-                    RevocationCache::max_token_lifetime,
-                )
+            || l.access > revocations.max_token_lifetime()
         {
             return Err(IssuerConfigError::InvalidLifetimes);
         }
@@ -582,7 +579,7 @@ impl IssuerBuilder {
                     .ok_or(IssuerConfigError::MissingRefreshSecret)?,
                 policy: self.policy,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                revocations: self.revocations.unwrap_or_default(),
+                revocations,
             }),
         })
     }
