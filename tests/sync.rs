@@ -150,6 +150,13 @@ async fn connect_pg(url: &str) -> DatabaseConnection {
     Database::connect(opts).await.unwrap()
 }
 
+/// Records the revocation of `jti` until `exp`, as any instance would.
+async fn deny_jti(db: &DatabaseConnection, jti: &str, exp: SystemTime) {
+    families::revoke_access_token(db, jti, exp, RevokedReason::Admin, SystemTime::now())
+        .await
+        .unwrap();
+}
+
 /// Waits until `token` is refused by `b`, for at most `limit`; returns how
 /// long it took. (Polls a condition; the propagation itself is what is
 /// measured.)
@@ -185,15 +192,11 @@ async fn revocations_on_one_instance_reach_the_other_within_the_poll_interval() 
         let mut took = Vec::new();
         a.issuer.sessions().logout(&session_claims).await.unwrap();
         took.push(refused_within(&b, &session, bound).await);
-        families::revoke_access_token(
-            a.issuer.db(),
-            &single_claims.jti,
-            SystemTime::UNIX_EPOCH + Duration::from_secs(single_claims.exp),
-            RevokedReason::Admin,
-            SystemTime::now(),
-        )
-        .await
-        .unwrap();
+        a.issuer
+            .sessions()
+            .revoke_access_token(&single_claims, RevokedReason::Admin)
+            .await
+            .unwrap();
         took.push(refused_within(&b, &single, bound).await);
         a.issuer.sessions().revoke_all("bob").await.unwrap();
         took.push(refused_within(&b, &everywhere, bound).await);
@@ -216,15 +219,11 @@ async fn a_restarted_instance_does_not_resurrect_revoked_tokens() {
         let (live, _) = a.login("alice").await;
         let (bobs, _) = a.login("bob").await;
         a.issuer.sessions().logout(&revoked_claims).await.unwrap();
-        families::revoke_access_token(
-            a.issuer.db(),
-            &denied_claims.jti,
-            SystemTime::UNIX_EPOCH + Duration::from_secs(denied_claims.exp),
-            RevokedReason::Admin,
-            SystemTime::now(),
-        )
-        .await
-        .unwrap();
+        a.issuer
+            .sessions()
+            .revoke_access_token(&denied_claims, RevokedReason::Admin)
+            .await
+            .unwrap();
         a.issuer.sessions().revoke_all("bob").await.unwrap();
         // A revocation that no longer matters: not loaded.
         let long_ago = SystemTime::now() - Duration::from_secs(3 * 86_400);
@@ -511,15 +510,7 @@ async fn polling_never_skips_a_row_committed_while_others_race() {
                 tokio::spawn(async move {
                     for i in 0..EACH {
                         let jti = format!("w{w}-{i}");
-                        families::revoke_access_token(
-                            &db,
-                            &jti,
-                            exp,
-                            RevokedReason::Admin,
-                            SystemTime::now(),
-                        )
-                        .await
-                        .unwrap();
+                        deny_jti(&db, &jti, exp).await;
                     }
                 })
             })
@@ -582,15 +573,7 @@ async fn a_sync_catches_up_on_a_backlog_larger_than_its_batch() {
     sync.sync().await.unwrap();
     let exp = SystemTime::now() + Duration::from_secs(600);
     for i in 0..5 {
-        families::revoke_access_token(
-            &db,
-            &format!("j-{i}"),
-            exp,
-            RevokedReason::Admin,
-            SystemTime::now(),
-        )
-        .await
-        .unwrap();
+        deny_jti(&db, &format!("j-{i}"), exp).await;
     }
     // One round reads 2 + 2 + 1 rows.
     assert_eq!(sync.sync().await.unwrap(), 5);
