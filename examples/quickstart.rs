@@ -45,7 +45,7 @@ use tollgate::{
     revocation::RevocationSync,
     sessions::Sessions,
     store::{self, cleanup::Janitor, clients::NewClient},
-    token_endpoint::TokenEndpoint,
+    token_endpoint::{RateLimits, TokenEndpoint},
 };
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
@@ -53,8 +53,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Largest request body the server reads.
 const BODY_LIMIT: usize = 64 * 1024;
-/// Longest a request may take, body included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -91,6 +89,8 @@ struct Config {
     lifetimes: Lifetimes,
     policy: RefreshPolicy,
     proxies: TrustedProxies,
+    limits: RateLimits,
+    request_timeout: Duration,
     alg: Algorithm,
     key_file: Option<PathBuf>,
     hmac_secret: Option<String>,
@@ -137,6 +137,11 @@ impl Config {
             "exact" => UserAgentBinding::Exact,
             other => return Err(format!("TOLLGATE_BIND_UA: off or exact, not `{other}`").into()),
         };
+        let limits = match var("TOLLGATE_RATE_LIMITS", "on").as_str() {
+            "on" => RateLimits::recommended(),
+            "off" => RateLimits::none(),
+            other => return Err(format!("TOLLGATE_RATE_LIMITS: on or off, not `{other}`").into()),
+        };
         let alg = match var("TOLLGATE_SIGNING_ALG", "EdDSA").as_str() {
             "EdDSA" => Algorithm::EdDSA,
             "ES256" => Algorithm::ES256,
@@ -169,6 +174,8 @@ impl Config {
                 },
             },
             proxies: TrustedProxies::from_str(&var("TOLLGATE_TRUSTED_PROXIES", ""))?,
+            limits,
+            request_timeout: secs("TOLLGATE_REQUEST_TIMEOUT_SECS", 10)?,
             alg,
             key_file: env::var_os("TOLLGATE_SIGNING_KEY_FILE").map(PathBuf::from),
             hmac_secret: env::var("TOLLGATE_HMAC_SECRET").ok(),
@@ -222,6 +229,7 @@ impl App {
         let demo_user = cfg.user.clone();
         let endpoint = TokenEndpoint::builder(issuer.clone())
             .trusted_proxies(cfg.proxies.clone())
+            .rate_limits(cfg.limits.clone())
             .password_verifier(move |user: String, given: String| {
                 let (demo_user, password) = (demo_user.clone(), password.clone());
                 async move {
@@ -269,12 +277,16 @@ impl App {
             .route_service("/introspect", endpoint.introspection())
             .route_service("/.well-known/jwks.json", endpoint.jwks())
             .route("/healthz", get(move || healthz(db.clone())))
-            .merge(protected)
-            .merge(admin)
-            .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+            // The token endpoints cap their own bodies (16 KiB) and answer
+            // in RFC 6749's JSON; the rest of the app gets tower-http's cap.
+            .merge(
+                protected
+                    .merge(admin)
+                    .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+            )
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
-                REQUEST_TIMEOUT,
+                cfg.request_timeout,
             ));
         Ok(Self {
             router,

@@ -12,6 +12,10 @@
 //!   same clients, same request rules.
 //! - [`JwksEndpoint`] (`/.well-known/jwks.json`): the public keys.
 //!
+//! Abuse: [`RateLimits`] caps requests per source IP and per client, and
+//! blocks sources and usernames after repeated failed client
+//! authentications or passwords (429 with `Retry-After`). Off by default.
+//!
 //! ```
 //! use http::{Request, StatusCode, header};
 //! use http_body_util::{BodyExt, Full};
@@ -61,6 +65,7 @@
 mod client_auth;
 mod form;
 mod jwks;
+mod limits;
 mod response;
 mod revoke;
 mod service;
@@ -68,6 +73,7 @@ mod service;
 use std::{future::Future, pin::Pin};
 
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, JwksEndpoint};
+pub use limits::{Limit, RateLimits};
 pub use response::TokenError;
 pub use revoke::{IntrospectionEndpoint, RevocationEndpoint};
 pub use service::{

@@ -40,6 +40,14 @@ pub enum TokenError {
     /// 503 `temporarily_unavailable`: the store failed; retry.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// 429 `temporarily_unavailable`: a rate limit or lockout of
+    /// [`RateLimits`](super::RateLimits); retry after `retry_after`
+    /// seconds.
+    #[error("too many requests, retry after {retry_after} s")]
+    TooManyRequests {
+        /// Seconds until a retry may succeed (`Retry-After`).
+        retry_after: u64,
+    },
 }
 
 #[derive(Serialize)]
@@ -56,6 +64,7 @@ impl TokenError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -71,7 +80,7 @@ impl TokenError {
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
-            Self::Unavailable => "temporarily_unavailable",
+            Self::Unavailable | Self::TooManyRequests { .. } => "temporarily_unavailable",
         }
     }
 
@@ -85,6 +94,7 @@ impl TokenError {
             Self::PayloadTooLarge => "The request body is too large",
             Self::MethodNotAllowed => "This endpoint accepts POST only",
             Self::Unavailable => "The service is temporarily unavailable, retry later",
+            Self::TooManyRequests { .. } => "Too many requests, retry later",
         }
     }
 
@@ -109,6 +119,9 @@ impl TokenError {
             }
             Self::Unavailable => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::TooManyRequests { retry_after } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
             _ => {}
         }

@@ -40,8 +40,8 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let Incoming { form, basic, .. } = inner.read(req).await?;
-    let client = inner.client(basic, &form).await?;
+    let Incoming { form, basic, meta } = inner.read(req).await?;
+    let client = inner.client(basic, &form, &meta).await?;
     let token = form.require("token", "The token parameter is missing")?;
     Ok((client, token.to_owned()))
 }

@@ -8,9 +8,10 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use entity::client;
 
 use super::{
-    PasswordVerifier, TokenError,
+    PasswordVerifier, RateLimits, TokenError,
     client_auth::{self, unavailable},
     form::Form,
+    limits::Limiters,
     response::json,
 };
 use crate::{
@@ -33,6 +34,7 @@ pub(crate) struct Inner {
     verifier: Option<Arc<dyn PasswordVerifier>>,
     proxies: TrustedProxies,
     max_body: usize,
+    limits: Limiters,
     pub(crate) realm: String,
     /// Verifies access tokens presented to `/revoke` and `/introspect`:
     /// the issuer's keys, `iss` and `aud`, and its deny list.
@@ -57,10 +59,6 @@ impl Inner {
         if req.method() != Method::POST {
             return Err(TokenError::MethodNotAllowed);
         }
-        check_content_type(req.headers())?;
-        if content_length(req.headers()).is_some_and(|n| n > self.max_body as u64) {
-            return Err(TokenError::PayloadTooLarge);
-        }
         let meta = ClientMeta {
             ip: peer_addr(&req).map(|peer| self.proxies.client_ip(peer, req.headers())),
             user_agent: req
@@ -70,6 +68,11 @@ impl Inner {
                 .map(str::to_owned),
             ..ClientMeta::default()
         };
+        self.limits.request(meta.ip)?;
+        check_content_type(req.headers())?;
+        if content_length(req.headers()).is_some_and(|n| n > self.max_body as u64) {
+            return Err(TokenError::PayloadTooLarge);
+        }
         let basic = client_auth::basic_credentials(req.headers())?;
         let body = Limited::new(req.into_body(), self.max_body)
             .collect()
@@ -89,14 +92,25 @@ impl Inner {
         })
     }
 
-    /// Authenticates the calling client (RFC 6749 §2.3).
+    /// Authenticates the calling client (RFC 6749 §2.3), within the rate
+    /// limits.
     pub(crate) async fn client(
         &self,
         basic: Option<client_auth::Presented>,
         form: &Form,
+        meta: &ClientMeta,
     ) -> Result<Arc<client::Model>, TokenError> {
+        self.limits.client_auth_allowed(meta.ip)?;
         let presented = client_auth::presented(basic, form)?;
-        client_auth::authenticate(self.issuer.db(), &self.clients, &presented).await
+        let client = client_auth::authenticate(self.issuer.db(), &self.clients, &presented)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, TokenError::InvalidClient { .. }) {
+                    self.limits.client_auth_failed(meta.ip);
+                }
+            })?;
+        self.limits.client(&client.client_id)?;
+        Ok(client)
     }
 }
 
@@ -129,6 +143,7 @@ impl TokenEndpoint {
             max_body: DEFAULT_MAX_BODY,
             realm: "tollgate".to_owned(),
             client_cache_ttl: DEFAULT_CLIENT_CACHE_TTL,
+            limits: RateLimits::none(),
         }
     }
 
@@ -140,7 +155,7 @@ impl TokenEndpoint {
         let inner = &*self.inner;
         let Incoming { form, basic, meta } = inner.read(req).await?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
-        let client = inner.client(basic, &form).await?;
+        let client = inner.client(basic, &form, &meta).await?;
         let confidential = client.secret_hash.is_some();
         let scope = form.get("scope");
         let result = match grant_type {
@@ -160,6 +175,7 @@ impl TokenEndpoint {
                 }
                 let username = form.require("username", "The username parameter is missing")?;
                 let password = form.require("password", "The password parameter is missing")?;
+                inner.limits.password_allowed(username, meta.ip)?;
                 let subject = verifier
                     .verify(username, password)
                     .await
@@ -167,9 +183,10 @@ impl TokenEndpoint {
                         tracing::error!(error = %e, "password verifier failed");
                         TokenError::Unavailable
                     })?
-                    .ok_or(TokenError::InvalidGrant(
-                        "The username or password is incorrect",
-                    ))?;
+                    .ok_or_else(|| {
+                        inner.limits.password_failed(username, meta.ip);
+                        TokenError::InvalidGrant("The username or password is incorrect")
+                    })?;
                 inner
                     .issuer
                     .issue_for(&client, &subject, scope, &meta)
@@ -332,12 +349,14 @@ pub struct TokenEndpointBuilder {
     max_body: usize,
     realm: String,
     client_cache_ttl: Duration,
+    limits: RateLimits,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenEndpointBuilder")
             .field("max_body", &self.max_body)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -383,6 +402,12 @@ impl TokenEndpointBuilder {
         }
     }
 
+    /// Rate limits and lockouts for this endpoint and its `/revoke` and
+    /// `/introspect`. Default [`RateLimits::none`].
+    pub fn rate_limits(self, limits: RateLimits) -> Self {
+        Self { limits, ..self }
+    }
+
     /// Checks the settings and builds the endpoint.
     pub fn build(self) -> Result<TokenEndpoint, EndpointConfigError> {
         if !is_quotable(&self.realm) {
@@ -401,6 +426,7 @@ impl TokenEndpointBuilder {
         let access_tokens = access_tokens
             .build()
             .map_err(EndpointConfigError::AccessTokens)?;
+        let limits = Limiters::new(&self.limits).map_err(|_| EndpointConfigError::ZeroLimit)?;
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
@@ -416,6 +442,7 @@ impl TokenEndpointBuilder {
                 verifier: self.verifier,
                 proxies: self.proxies,
                 max_body: self.max_body,
+                limits,
                 realm: self.realm,
                 access_tokens,
             }),
@@ -433,6 +460,9 @@ pub enum EndpointConfigError {
     /// A zero body limit would refuse every request.
     #[error("the body limit must be above zero")]
     ZeroBodyLimit,
+    /// A rate limit with a zero count or period.
+    #[error("a rate limit needs a count and a period above zero")]
+    ZeroLimit,
     /// `/revoke` and `/introspect` cannot verify the issuer's access tokens
     /// with its keys and deny list (e.g. the deny list's margin is shorter
     /// than the verification leeway).
