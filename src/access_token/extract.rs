@@ -231,4 +231,52 @@ mod tests {
         let h = headers(&[("cookie", b"at=tok")]);
         assert_eq!(find_token(&h, None, 4096), Err(AuthError::MissingToken));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let grammar = proptest::sample::select(b"Bearer =;\"\t.a".to_vec());
+            proptest::collection::vec(prop_oneof![any::<u8>(), grammar], 0..600)
+        }
+
+        proptest! {
+            /// Any `Authorization` and `Cookie` values: a token that obeys
+            /// the b64token grammar and the size cap, no token, or
+            /// `invalid_request`; never a panic.
+            #[test]
+            fn any_header_gives_a_wellformed_token_or_an_rfc6750_error(
+                auth in header_bytes(),
+                cookie in header_bytes(),
+                prefix in any::<bool>(),
+            ) {
+                let mut auth_value = if prefix { b"Bearer ".to_vec() } else { Vec::new() };
+                auth_value.extend(auth);
+                let mut h = HeaderMap::new();
+                for (name, value) in [(header::AUTHORIZATION, auth_value), (header::COOKIE, cookie)] {
+                    if let Ok(v) = HeaderValue::from_bytes(&value) {
+                        h.insert(name, v);
+                    }
+                }
+                match find_token(&h, Some("at"), 256) {
+                    Ok(token) => {
+                        prop_assert!(!token.is_empty() && token.len() <= 256);
+                        prop_assert!(as_b64token(token.as_bytes()).is_some());
+                    }
+                    Err(AuthError::MissingToken | AuthError::InvalidRequest(_)) => {}
+                    Err(e) => prop_assert!(false, "unexpected {:?}", e),
+                }
+            }
+
+            /// Every b64token is found as it was sent.
+            #[test]
+            fn b64tokens_are_returned_as_sent(token in "[A-Za-z0-9._~+/-]{1,200}={0,2}", spaces in 1usize..4) {
+                let value = format!("Bearer{}{token}", " ".repeat(spaces));
+                let h = headers(&[("authorization", value.as_bytes())]);
+                prop_assert_eq!(find_token(&h, None, 4096), Ok(token.as_str()));
+            }
+        }
+    }
 }

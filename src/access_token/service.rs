@@ -16,6 +16,7 @@ use crate::{
     claims::AccessClaims,
     keys::{Algorithm, Keys},
     revocation::RevocationCache,
+    time::unix_secs,
 };
 
 /// Everything a request needs, built once and shared read-only.
@@ -154,7 +155,7 @@ impl AccessTokenLayer {
         let payload = b64(payload_b64).ok_or(invalid(InvalidToken::Malformed))?;
         let claims: AccessClaims =
             serde_json::from_slice(&payload).map_err(|_| invalid(InvalidToken::BadClaims))?;
-        check_claims(s, &claims, jsonwebtoken::get_current_timestamp())?;
+        check_claims(s, &claims, unix_secs(s.revocations.now()))?;
         if let Some(by) =
             s.revocations
                 .check(&claims.jti, claims.sid.as_deref(), &claims.sub, claims.iat)

@@ -226,7 +226,6 @@ impl RevocationCache {
     }
 
     /// The current time on this cache's clock.
-    #[cfg_attr(not(feature = "store"), allow(dead_code))]
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.now()
     }
@@ -325,7 +324,9 @@ impl RevocationCacheBuilder {
         }
     }
 
-    /// The wall clock used for expiry decisions (tests inject one).
+    /// The wall clock for expiry decisions, also read by every gate and
+    /// issuer sharing this cache (for `exp`, `nbf`, `iat` and lifetimes), so
+    /// one process runs on one clock. Tests inject one to jump in time.
     pub fn clock(self, clock: impl Clock) -> Self {
         Self {
             clock: Arc::new(clock),

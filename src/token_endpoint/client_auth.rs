@@ -142,3 +142,87 @@ pub(crate) fn unavailable(e: &store::StoreError) -> TokenError {
     tracing::error!(error = %e, source = ?std::error::Error::source(e), "store failure at the token endpoint");
     TokenError::Unavailable
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn basic(value: &[u8]) -> Result<Option<Presented>, TokenError> {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        basic_credentials(&headers)
+    }
+
+    fn encode(text: &str) -> String {
+        text.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let value = format!("Basic {}", STANDARD.encode("my%3Aclient:s%C3%A9cret+x"));
+        let p = basic(value.as_bytes()).unwrap().unwrap();
+        assert_eq!(p.client_id, "my:client");
+        assert_eq!(p.secret.as_deref(), Some("sécret x"));
+        assert!(p.basic);
+    }
+
+    #[test]
+    fn malformed_basic_credentials_are_invalid_client() {
+        let long = format!("Basic {}", "A".repeat(4 * MAX_CREDENTIAL_LEN));
+        for bad in [
+            "Basic",
+            "Basic !!!",
+            "Basic bm9jb2xvbg==", // "nocolon"
+            "Basic OnNlY3JldA==", // ":secret", no id
+            "Basic YSUwMDpi",     // "a%00:b", a control character
+            "Basic /w==",         // not UTF-8
+            long.as_str(),
+        ] {
+            let e = basic(bad.as_bytes()).err();
+            assert_eq!(e, Some(TokenError::InvalidClient { basic: true }), "{bad}");
+        }
+        assert!(matches!(
+            basic(b"Bearer abc"),
+            Err(TokenError::InvalidRequest(_))
+        ));
+    }
+
+    proptest! {
+        /// Any header value: credentials, `invalid_client` or
+        /// `invalid_request`, never a panic.
+        #[test]
+        fn any_authorization_value_is_handled(value in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            if let Err(e) = basic(&value) {
+                prop_assert!(matches!(e.code(), "invalid_client" | "invalid_request"), "{:?}", e);
+            }
+        }
+
+        /// Base64 of arbitrary bytes behind `Basic`.
+        #[test]
+        fn any_basic_payload_is_handled(payload in proptest::collection::vec(any::<u8>(), 0..1200)) {
+            let value = format!("Basic {}", STANDARD.encode(&payload));
+            match basic(value.as_bytes()) {
+                Ok(Some(p)) => {
+                    prop_assert!(!p.client_id.is_empty());
+                    prop_assert!(p.client_id.len() + p.secret.map_or(0, |s| s.len()) <= payload.len());
+                }
+                Ok(None) => prop_assert!(false, "Basic credentials were ignored"),
+                Err(e) => prop_assert_eq!(e, TokenError::InvalidClient { basic: true }),
+            }
+        }
+
+        /// Whatever id and secret a client encodes come back exactly.
+        #[test]
+        fn encoded_credentials_round_trip(id in "\\PC{1,40}", secret in "\\PC{0,60}") {
+            let value = format!("Basic {}", STANDARD.encode(format!("{}:{}", encode(&id), encode(&secret))));
+            let p = basic(value.as_bytes()).unwrap().unwrap();
+            prop_assert_eq!(p.client_id, id);
+            prop_assert_eq!(p.secret, Some(secret));
+        }
+    }
+}

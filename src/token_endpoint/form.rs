@@ -119,4 +119,74 @@ mod tests {
         assert!(Form::parse(&many).is_err());
         assert!(Form::parse(b"").unwrap().get("a").is_none());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Form-encodes `text` as HTML forms do: space as `+`, letters and
+        /// digits as they are, every other byte percent-encoded.
+        fn encode(text: &str, plus: bool) -> String {
+            text.bytes()
+                .map(|b| match b {
+                    b' ' if plus => "+".to_owned(),
+                    b if b.is_ascii_alphanumeric() && plus => char::from(b).to_string(),
+                    b => format!("%{b:02X}"),
+                })
+                .collect()
+        }
+
+        /// Text without control characters.
+        fn text(max: usize) -> impl Strategy<Value = String> {
+            proptest::collection::vec(any::<char>(), 0..max)
+                .prop_map(|cs| cs.into_iter().filter(|c| !c.is_control()).collect())
+        }
+
+        /// Bytes, half of them from the form grammar's own alphabet so that
+        /// names, values, escapes and separators actually occur.
+        fn form_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let grammar = proptest::sample::select(b"&&==%%+aF09".to_vec());
+            proptest::collection::vec(prop_oneof![any::<u8>(), grammar], 0..2048)
+        }
+
+        proptest! {
+            /// Arbitrary bytes: a result or an `invalid_request`, never a
+            /// panic, and never more text out than bytes in.
+            #[test]
+            fn any_body_parses_or_is_invalid_request(body in form_bytes()) {
+                match Form::parse(&body) {
+                    Ok(form) => {
+                        let out: usize = form.pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
+                        prop_assert!(out <= body.len());
+                        prop_assert!(form.pairs.len() <= MAX_PARAMS);
+                        for (i, (name, value)) in form.pairs.iter().enumerate() {
+                            prop_assert!(!name.is_empty());
+                            prop_assert!(!name.chars().chain(value.chars()).any(char::is_control));
+                            prop_assert!(form.pairs[..i].iter().all(|(n, _)| n != name));
+                        }
+                    }
+                    Err(e) => prop_assert_eq!(e.code(), "invalid_request"),
+                }
+            }
+
+            /// Whatever a client encodes comes back exactly.
+            #[test]
+            fn encoded_pairs_round_trip(
+                pairs in proptest::collection::btree_map(text(12), text(40), 0..8),
+                plus in any::<bool>(),
+            ) {
+                let body = pairs
+                    .iter()
+                    .filter(|(n, _)| !n.is_empty())
+                    .map(|(n, v)| format!("{}={}", encode(n, plus), encode(v, plus)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                let form = Form::parse(body.as_bytes()).unwrap();
+                for (n, v) in pairs.iter().filter(|(n, _)| !n.is_empty()) {
+                    prop_assert_eq!(form.get(n), Some(v.as_str()).filter(|v| !v.is_empty()));
+                }
+            }
+        }
+    }
 }
