@@ -3,73 +3,14 @@
 //! restarted, to show that neither its key nor its deny list is lost. And
 //! the smoke tests of the hyper and tonic examples.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-};
+mod common;
+
+use std::process::Command;
+
+use common::quickstart::{Server, binary};
 
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
-
-/// An example binary, built by `cargo build --examples` (scripts/test
-/// does that first).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: build the examples first (scripts/test does)",
-        bin.display()
-    );
-    bin
-}
-
-/// A running quickstart server; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(binary("quickstart"))
-            .env("TOLLGATE_ADDR", "127.0.0.1:0")
-            .env("TOLLGATE_DATA_DIR", data_dir)
-            .env_remove("DATABASE_URL")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        // Keep reading, so the server never writes into a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let base = first
-            .trim()
-            .strip_prefix("tollgate quickstart listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .to_owned();
-        Self { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const CLIENT: (&str, &str) = ("demo-client", "demo-secret");
 

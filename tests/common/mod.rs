@@ -10,6 +10,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub mod quickstart;
 #[cfg(feature = "store")]
 pub mod store;
 
