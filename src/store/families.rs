@@ -255,8 +255,13 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
     };
     // The conditional consume: exactly one request gets the row back (or
     // sees rows_affected == 1 where RETURNING is not available).
+    // A clock stepped back may read earlier than the token's issue: the
+    // consumption is then recorded at the issue instant, never before it
+    // (and the refresh still succeeds rather than tripping the CHECK).
+    let consumed_at = Expr::case(T::IssuedAt.gt(now), Expr::col(T::IssuedAt))
+        .finally(Expr::value(now));
     let consume = refresh_token::Entity::update_many()
-        .col_expr(T::ConsumedAt, Expr::value(now))
+        .col_expr(T::ConsumedAt, consumed_at.into())
         .col_expr(T::LastUsedAt, Expr::value(now))
         .col_expr(T::UpdatedAt, Expr::value(now))
         .filter(T::TokenHash.eq(r.presented_hash.to_vec()))

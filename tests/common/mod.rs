@@ -111,6 +111,13 @@ impl ManualClock {
     pub fn advance(&self, d: Duration) {
         self.0.fetch_add(d.as_secs(), Ordering::SeqCst);
     }
+    /// Steps the clock back, as an NTP correction may.
+    pub fn rewind(&self, d: Duration) {
+        self.0.fetch_sub(d.as_secs(), Ordering::SeqCst);
+    }
+    pub fn unix_secs(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 impl Clock for ManualClock {

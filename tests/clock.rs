@@ -1,0 +1,111 @@
+//! Clock jumps, forward and back, on an injected clock shared by the
+//! issuer and the gate: the leeway is exactly as documented, and no token
+//! outlives its session's absolute expiry.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    gate_builder, hs256,
+    store::{Harness, backends, harness_with},
+};
+use entity::{refresh_token, token_family};
+use http::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use tollgate::{AccessTokenLayer, RevocationCache, issuer::Lifetimes, refresh::RefreshPolicy};
+
+const MIN: u64 = 60;
+
+/// A gate on the harness clock (the harness's own gate reads the system
+/// clock).
+fn gate_on_clock(h: &Harness) -> AccessTokenLayer {
+    let deny = RevocationCache::builder().clock(h.clock.clone()).build();
+    gate_builder(&hs256()).revocations(deny).build().unwrap()
+}
+
+fn jump(h: &Harness, minutes: u64) {
+    h.clock.advance(Duration::from_secs(minutes * MIN));
+}
+
+/// Every refresh row of the family expires no later than the family.
+async fn assert_rows_within_family(h: &Harness, family: &str) {
+    let f = token_family::Entity::find_by_id(family.to_owned())
+        .one(&h.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = refresh_token::Entity::find()
+        .filter(refresh_token::Column::FamilyId.eq(family))
+        .all(&h.db)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert!(
+            r.expires_at <= f.expires_at,
+            "{}: a refresh token outlives its family",
+            h.backend
+        );
+    }
+}
+
+#[tokio::test]
+async fn jumps_forward_and_back_never_stretch_a_session_past_its_absolute_expiry() {
+    let lifetimes = Lifetimes {
+        access: Duration::from_secs(15 * MIN),
+        refresh_idle: Duration::from_secs(60 * MIN),
+        family: Duration::from_secs(120 * MIN),
+    };
+    for b in backends().await {
+        let h = harness_with(b, RefreshPolicy::default(), lifetimes).await;
+        let gate = gate_on_clock(&h);
+        let t0 = h.clock.unix_secs();
+        let end = t0 + 120 * MIN;
+        let login = h.login().await;
+        let family = gate.verify(&login.access_token()).unwrap().sid.unwrap();
+
+        // Forward in big steps, each within the idle lifetime.
+        jump(&h, 50);
+        // The first access token expired 35 minutes ago.
+        assert!(gate.verify(&login.access_token()).is_err());
+        let r1 = h.refresh(&login.refresh_token()).await;
+        assert_eq!(r1.status, StatusCode::OK, "{}: {}", h.backend, r1.raw);
+        jump(&h, 58);
+        let r2 = h.refresh(&r1.refresh_token()).await;
+        assert_eq!(r2.status, StatusCode::OK, "{}: {}", h.backend, r2.raw);
+        // 108 minutes in: a 15-minute access token is cut at the session's end.
+        let access = gate.verify(&r2.access_token()).unwrap();
+        assert_eq!(access.exp, end, "{}", h.backend);
+        assert_rows_within_family(&h, &family).await;
+
+        // At the end: refused, and the access token lives exactly the
+        // documented 30 s leeway past it.
+        jump(&h, 12);
+        let late = h.refresh(&r2.refresh_token()).await;
+        assert_eq!(late.error(), "invalid_grant", "{}", h.backend);
+        h.clock.advance(Duration::from_secs(30));
+        assert!(gate.verify(&r2.access_token()).is_ok(), "{}", h.backend);
+        h.clock.advance(Duration::from_secs(1));
+        assert!(gate.verify(&r2.access_token()).is_err(), "{}", h.backend);
+
+        // The clock steps back 40 minutes: the head token works again (it is
+        // that time again), but what it yields still ends at the same
+        // instant.
+        h.clock.rewind(Duration::from_secs(40 * MIN + 31));
+        let back = h.refresh(&r2.refresh_token()).await;
+        assert_eq!(back.status, StatusCode::OK, "{}: {}", h.backend, back.raw);
+        assert_eq!(
+            gate.verify(&back.access_token()).unwrap().exp,
+            t0 + 95 * MIN
+        );
+        assert_rows_within_family(&h, &family).await;
+        // And forward again past the end: all of it is dead.
+        jump(&h, 50);
+        assert_eq!(
+            h.refresh(&back.refresh_token()).await.error(),
+            "invalid_grant"
+        );
+        assert!(gate.verify(&back.access_token()).is_err());
+    }
+}
