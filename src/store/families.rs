@@ -258,8 +258,8 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
     // A clock stepped back may read earlier than the token's issue: the
     // consumption is then recorded at the issue instant, never before it
     // (and the refresh still succeeds rather than tripping the CHECK).
-    let consumed_at = Expr::case(T::IssuedAt.gt(now), Expr::col(T::IssuedAt))
-        .finally(Expr::value(now));
+    let consumed_at =
+        Expr::case(T::IssuedAt.gt(now), Expr::col(T::IssuedAt)).finally(Expr::value(now));
     let consume = refresh_token::Entity::update_many()
         .col_expr(T::ConsumedAt, consumed_at.into())
         .col_expr(T::LastUsedAt, Expr::value(now))
