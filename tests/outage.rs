@@ -140,7 +140,9 @@ async fn postgres_crashing_and_restarting_under_load_loses_and_forks_nothing() {
     db.execute_unprepared("ALTER SYSTEM SET synchronous_commit = on")
         .await
         .unwrap();
-    db.execute_unprepared("SELECT pg_reload_conf()").await.unwrap();
+    db.execute_unprepared("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
     tollgate::store::migrate(&db).await.unwrap();
     // A grace period longer than the outage: a rotation that committed
     // just before the crash but whose answer was lost is retried with the
