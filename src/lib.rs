@@ -47,6 +47,9 @@
 pub mod access_token;
 pub mod binding;
 pub mod claims;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "store")]
 pub mod issuer;
 pub mod keys;

@@ -58,7 +58,7 @@
 
 mod builder;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod future;
 mod service;
 

@@ -62,8 +62,8 @@
 //! # });
 //! ```
 
-mod client_auth;
-mod form;
+pub(crate) mod client_auth;
+pub(crate) mod form;
 mod jwks;
 mod limits;
 mod response;
