@@ -1,7 +1,8 @@
 //! Refresh grants per second over HTTP (loopback) beside a raw-SQL floor,
 //! in one run, on a SQLite file (WAL) and on PostgreSQL.
 //!
-//! `cargo bench --bench refresh` runs 5 s per variant; PostgreSQL is used
+//! `cargo bench --bench refresh` runs 5 s per variant (`BENCH_SECS`) at 1, 16
+//! and 64 clients; PostgreSQL is used
 //! when `TOLLGATE_BENCH_PG_URL` (or `TOLLGATE_TEST_PG_URL`) names a server
 //! (`eval "$(scripts/pg-start)"` starts one). Without `--bench` (a test
 //! run) every variant runs for a fraction of a second as a smoke test.
@@ -344,7 +345,8 @@ fn main() {
         return;
     }
     let dur = if bench {
-        Duration::from_secs(5)
+        let secs = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok());
+        Duration::from_secs(secs.unwrap_or(5))
     } else {
         Duration::from_millis(300)
     };
@@ -361,7 +363,7 @@ fn main() {
             };
             let conns = if kind == "sqlite" { 1 } else { 20 };
             let s = setup(&url, conns).await;
-            for clients in [1usize, 16] {
+            for clients in [1usize, 16, 64] {
                 runs.push(
                     floor_run(
                         format!("{kind} floor (sqlx) x{clients}"),
@@ -378,17 +380,24 @@ fn main() {
             }
         }
         println!(
-            "\n{:<32} {:>10} {:>9} {:>9} {:>7}",
-            "variant", "ops/s", "p50 ms", "p99 ms", "errors"
+            "\n{:<32} {:>10} {:>9} {:>9} {:>7} {:>11}",
+            "variant", "ops/s", "p50 ms", "p99 ms", "errors", "http/floor"
         );
-        for r in &runs {
+        for (i, r) in runs.iter().enumerate() {
+            // Runs come in pairs: the floor, then HTTP at the same load.
+            let ratio = if i % 2 == 1 {
+                format!("{:.0}%", 100.0 * r.rate() / runs[i - 1].rate())
+            } else {
+                String::new()
+            };
             println!(
-                "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>7}",
+                "{:<32} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>11}",
                 r.name,
                 r.rate(),
                 r.pct(0.50).as_secs_f64() * 1e3,
                 r.pct(0.99).as_secs_f64() * 1e3,
-                r.errors
+                r.errors,
+                ratio
             );
             assert_eq!(r.errors, 0, "{}: errors", r.name);
             assert!(r.ops > 0, "{}: no operations", r.name);

@@ -1,0 +1,321 @@
+//! The servers `scripts/bench` drives: one hello-world route, behind
+//! nothing, behind tollgate's gate, or behind a hand-written minimal
+//! middleware (the floor). Not an example to copy; a measuring tool.
+//!
+//! ```text
+//! bench_server bare
+//! bench_server tollgate HS256|EdDSA|ES256 REVOCATIONS
+//! bench_server floor    HS256|EdDSA|ES256 REVOCATIONS
+//! bench_server memory   tollgate|moka|moka-u128|hashset ENTRIES
+//! bench_server token    HS256|EdDSA|ES256
+//! ```
+//!
+//! Serving, it prints `listening on http://ADDR` and then `token TOKEN`
+//! (a valid access token for the chosen algorithm; HS256 for `bare`, so
+//! every variant receives the same bytes). The HS256 secret, issuer and
+//! audience come from `BENCH_HS256_SECRET`, `BENCH_ISSUER` and
+//! `BENCH_AUDIENCE`, which the jwt-authorizer peer reads too. `memory`
+//! fills a deny list (or a bare moka cache, or a `HashSet`) with live
+//! entries and prints the resident memory it added, per entry.
+
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http::{StatusCode, header};
+use tollgate::{
+    AccessClaims, AccessTokenLayer, RevocationCache,
+    keys::{Algorithm, KeySet, SigningKey},
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const ES256_PEM: &[u8] = include_bytes!("../tests/keys/es256.pem");
+const ED25519_PEM: &[u8] = include_bytes!("../tests/keys/ed25519.pem");
+
+struct Settings {
+    secret: String,
+    issuer: String,
+    audience: String,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Self {
+            secret: var(
+                "BENCH_HS256_SECRET",
+                "bench-secret-bench-secret-bench-secret",
+            ),
+            issuer: var("BENCH_ISSUER", "https://issuer.bench"),
+            audience: var("BENCH_AUDIENCE", "bench-api"),
+        }
+    }
+
+    fn key(&self, alg: Algorithm) -> Result<SigningKey, BoxError> {
+        Ok(match alg {
+            Algorithm::HS256 => SigningKey::hmac("bench-hs", alg, self.secret.as_bytes())?,
+            Algorithm::EdDSA => SigningKey::from_pem("bench-ed", alg, ED25519_PEM)?,
+            Algorithm::ES256 => SigningKey::from_pem("bench-es", alg, ES256_PEM)?,
+            other => return Err(format!("unsupported {other:?}").into()),
+        })
+    }
+
+    fn claims(&self, jti: &str) -> AccessClaims {
+        let now = jsonwebtoken::get_current_timestamp();
+        AccessClaims {
+            iss: self.issuer.clone(),
+            sub: "bench-user".into(),
+            aud: vec![self.audience.clone()],
+            exp: now + 3600,
+            iat: now,
+            nbf: None,
+            jti: jti.into(),
+            client_id: "bench-client".into(),
+            scope: Some("read".into()),
+            sid: Some("bench-session".into()),
+        }
+    }
+}
+
+fn parse_alg(s: &str) -> Result<Algorithm, BoxError> {
+    Ok(match s {
+        "HS256" => Algorithm::HS256,
+        "EdDSA" => Algorithm::EdDSA,
+        "ES256" => Algorithm::ES256,
+        other => return Err(format!("algorithm: HS256, EdDSA or ES256, not {other}").into()),
+    })
+}
+
+/// Live-looking jti values: 22 characters, like tollgate's own.
+fn jti(i: usize) -> String {
+    format!("revoked-{i:014}")
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let settings = Settings::from_env();
+    if let ["memory", kind, entries] = args.as_slice() {
+        return memory(kind, entries.parse()?);
+    }
+    if let ["token", alg] = args.as_slice() {
+        let key = settings.key(parse_alg(alg)?)?;
+        println!("{}", key.sign(&settings.claims("bench-jti-0000000001"))?);
+        return Ok(());
+    }
+    let router = Router::new().route("/", get(hello));
+    let (router, alg) = match args.as_slice() {
+        ["bare"] => (router, Algorithm::HS256),
+        ["tollgate", alg, n] => {
+            let alg = parse_alg(alg)?;
+            let deny = RevocationCache::default();
+            let exp = SystemTime::now() + Duration::from_secs(3600);
+            for i in 0..n.parse()? {
+                deny.revoke_token(&jti(i), exp);
+            }
+            deny.run_pending_tasks();
+            let gate = AccessTokenLayer::builder()
+                .keys(KeySet::builder().signing_key(settings.key(alg)?).build()?)
+                .issuer(settings.issuer.clone())
+                .audience(settings.audience.clone())
+                .revocations(deny)
+                .build()?;
+            (router.layer(gate), alg)
+        }
+        ["floor", alg, n] => {
+            let alg = parse_alg(alg)?;
+            let floor = Arc::new(Floor::new(&settings, alg, n.parse()?)?);
+            (
+                router.layer(middleware::from_fn_with_state(floor, floor_middleware)),
+                alg,
+            )
+        }
+        _ => {
+            return Err(
+                "usage: bench_server bare | tollgate|floor ALG REVOCATIONS | memory KIND ENTRIES"
+                    .into(),
+            );
+        }
+    };
+    let token = settings
+        .key(alg)?
+        .sign(&settings.claims("bench-jti-0000000001"))?;
+    // One worker unless TOKIO_WORKER_THREADS says otherwise: the load
+    // generator gets the other core.
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            println!("listening on http://{}", listener.local_addr()?);
+            println!("token {token}");
+            axum::serve(listener, router).await?;
+            Ok(())
+        })
+}
+
+/// The floor: what a straightforward hand-written middleware does —
+/// `jsonwebtoken::decode` with the same checks, then one lookup in a
+/// `HashSet` of revoked ids (read-only, so no lock).
+struct Floor {
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+    revoked: HashSet<String>,
+}
+
+impl Floor {
+    fn new(settings: &Settings, alg: Algorithm, revocations: usize) -> Result<Self, BoxError> {
+        let key = match alg {
+            Algorithm::HS256 => jsonwebtoken::DecodingKey::from_secret(settings.secret.as_bytes()),
+            _ => {
+                let public = settings.key(alg)?.verifying_key()?;
+                jsonwebtoken::DecodingKey::from_jwk(public.jwk().ok_or("no JWK")?)?
+            }
+        };
+        let mut validation = jsonwebtoken::Validation::new(match alg {
+            Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            _ => jsonwebtoken::Algorithm::ES256,
+        });
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Ok(Self {
+            key,
+            validation,
+            revoked: (0..revocations).map(jti).collect(),
+        })
+    }
+}
+
+async fn floor_middleware(
+    State(floor): State<Arc<Floor>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    match jsonwebtoken::decode::<AccessClaims>(token, &floor.key, &floor.validation) {
+        Ok(data) if !floor.revoked.contains(&data.claims.jti) => {
+            req.extensions_mut().insert(data.claims);
+            next.run(req).await
+        }
+        _ => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// Resident memory, in bytes (`VmRSS`).
+fn rss() -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .ok_or("no VmRSS")?
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()?;
+    Ok(kb * 1024)
+}
+
+/// Fills one kind of deny list with `n` live entries and prints the
+/// resident memory added per entry (the keys are built beforehand, so
+/// their own allocation is not counted twice: each structure owns a copy).
+fn memory(kind: &str, n: usize) -> Result<(), BoxError> {
+    let exp = SystemTime::now() + Duration::from_secs(3600);
+    let before = rss()?;
+    let kept: Box<dyn std::any::Any> = match kind {
+        "tollgate" => {
+            let deny = RevocationCache::default();
+            for i in 0..n {
+                deny.revoke_token(&jti(i), exp);
+            }
+            deny.run_pending_tasks();
+            assert_eq!(deny.entry_count(), n as u64);
+            Box::new(deny)
+        }
+        "moka" => {
+            // moka with per-entry expiry alone: the same key, a u64 expiry.
+            struct Until;
+            impl moka::Expiry<String, u64> for Until {
+                fn expire_after_create(
+                    &self,
+                    _: &String,
+                    v: &u64,
+                    _: std::time::Instant,
+                ) -> Option<Duration> {
+                    Some(Duration::from_secs(*v))
+                }
+            }
+            let cache: moka::sync::Cache<String, u64> =
+                moka::sync::Cache::builder().expire_after(Until).build();
+            for i in 0..n {
+                cache.insert(jti(i), 3600);
+            }
+            cache.run_pending_tasks();
+            assert_eq!(cache.entry_count(), n as u64);
+            Box::new(cache)
+        }
+        "moka-u128" => {
+            // moka's own cost per entry, with the smallest key that can
+            // still name a token (a 128-bit digest) and a u64 expiry.
+            struct Until;
+            impl moka::Expiry<u128, u64> for Until {
+                fn expire_after_create(
+                    &self,
+                    _: &u128,
+                    v: &u64,
+                    _: std::time::Instant,
+                ) -> Option<Duration> {
+                    Some(Duration::from_secs(*v))
+                }
+            }
+            let cache: moka::sync::Cache<u128, u64> =
+                moka::sync::Cache::builder().expire_after(Until).build();
+            for i in 0..n {
+                cache.insert(i as u128 * 0x9E37_79B9_7F4A_7C15, 3600);
+            }
+            cache.run_pending_tasks();
+            assert_eq!(cache.entry_count(), n as u64);
+            Box::new(cache)
+        }
+        "hashset" => Box::new((0..n).map(jti).collect::<HashSet<String>>()),
+        other => {
+            return Err(format!("memory: tollgate, moka, moka-u128 or hashset, not {other}").into());
+        }
+    };
+    let after = rss()?;
+    println!(
+        "{kind} {n} entries: {} bytes resident, {:.0} bytes per entry",
+        after - before,
+        (after - before) as f64 / n as f64
+    );
+    drop(kept);
+    Ok(())
+}
