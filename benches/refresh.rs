@@ -345,7 +345,9 @@ fn main() {
         return;
     }
     let dur = if bench {
-        let secs = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok());
+        let secs = std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok());
         Duration::from_secs(secs.unwrap_or(5))
     } else {
         Duration::from_millis(300)

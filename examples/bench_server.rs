@@ -8,6 +8,7 @@
 //! bench_server floor    HS256|EdDSA|ES256 REVOCATIONS
 //! bench_server memory   tollgate|moka|moka-u128|hashset ENTRIES
 //! bench_server token    HS256|EdDSA|ES256
+//! bench_server calls    HS256|EdDSA|ES256 REVOCATIONS N
 //! ```
 //!
 //! Serving, it prints `listening on http://ADDR` and then `token TOKEN`
@@ -113,6 +114,9 @@ fn main() -> Result<(), BoxError> {
     if let ["memory", kind, entries] = args.as_slice() {
         return memory(kind, entries.parse()?);
     }
+    if let ["calls", alg, revocations, n] = args.as_slice() {
+        return calls(&settings, parse_alg(alg)?, revocations.parse()?, n.parse()?);
+    }
     if let ["token", alg] = args.as_slice() {
         let key = settings.key(parse_alg(alg)?)?;
         println!("{}", key.sign(&settings.claims("bench-jti-0000000001"))?);
@@ -123,18 +127,7 @@ fn main() -> Result<(), BoxError> {
         ["bare"] => (router, Algorithm::HS256),
         ["tollgate", alg, n] => {
             let alg = parse_alg(alg)?;
-            let deny = RevocationCache::default();
-            let exp = SystemTime::now() + Duration::from_secs(3600);
-            for i in 0..n.parse()? {
-                deny.revoke_token(&jti(i), exp);
-            }
-            deny.run_pending_tasks();
-            let gate = AccessTokenLayer::builder()
-                .keys(KeySet::builder().signing_key(settings.key(alg)?).build()?)
-                .issuer(settings.issuer.clone())
-                .audience(settings.audience.clone())
-                .revocations(deny)
-                .build()?;
+            let (gate, _) = tollgate_gate(&settings, alg, n.parse()?)?;
             (router.layer(gate), alg)
         }
         ["floor", alg, n] => {
@@ -172,6 +165,62 @@ fn main() -> Result<(), BoxError> {
             axum::serve(listener, router).await?;
             Ok(())
         })
+}
+
+/// Calls the gate (as a Tower service, extraction to extensions) `n`
+/// times with one valid token and no I/O: run it under
+/// `valgrind --tool=callgrind` with two values of `n` to count the
+/// instructions of one call, repeatably on any machine.
+fn calls(
+    settings: &Settings,
+    alg: Algorithm,
+    revocations: usize,
+    n: usize,
+) -> Result<(), BoxError> {
+    use tower::{Layer, Service};
+    let (gate, _) = tollgate_gate(settings, alg, revocations)?;
+    let mut svc = gate.layer(tower::service_fn(|req: http::Request<()>| async move {
+        Ok::<_, std::convert::Infallible>(http::Response::new(req.extensions().len()))
+    }));
+    let token = settings
+        .key(alg)?
+        .sign(&settings.claims("bench-jti-0000000001"))?;
+    let value = http::HeaderValue::try_from(format!("Bearer {token}"))?;
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut ok = 0;
+    for _ in 0..n {
+        let mut req = http::Request::new(());
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, value.clone());
+        let mut fut = std::pin::pin!(svc.call(req));
+        if let std::task::Poll::Ready(Ok(res)) = fut.as_mut().poll(&mut cx) {
+            ok += usize::from(res.status() == StatusCode::OK && *res.body() == 1);
+        }
+    }
+    assert_eq!(ok, n, "the gate refused the token");
+    Ok(())
+}
+
+/// The gate of the `tollgate` variant, and the deny list behind it.
+fn tollgate_gate(
+    settings: &Settings,
+    alg: Algorithm,
+    revocations: usize,
+) -> Result<(AccessTokenLayer, RevocationCache), BoxError> {
+    let deny = RevocationCache::default();
+    let exp = SystemTime::now() + Duration::from_secs(3600);
+    for i in 0..revocations {
+        deny.revoke_token(&jti(i), exp);
+    }
+    deny.run_pending_tasks();
+    let gate = AccessTokenLayer::builder()
+        .keys(KeySet::builder().signing_key(settings.key(alg)?).build()?)
+        .issuer(settings.issuer.clone())
+        .audience(settings.audience.clone())
+        .revocations(deny.clone())
+        .build()?;
+    Ok((gate, deny))
 }
 
 /// The floor: what a straightforward hand-written middleware does —
@@ -307,7 +356,9 @@ fn memory(kind: &str, n: usize) -> Result<(), BoxError> {
         }
         "hashset" => Box::new((0..n).map(jti).collect::<HashSet<String>>()),
         other => {
-            return Err(format!("memory: tollgate, moka, moka-u128 or hashset, not {other}").into());
+            return Err(
+                format!("memory: tollgate, moka, moka-u128 or hashset, not {other}").into(),
+            );
         }
     };
     let after = rss()?;

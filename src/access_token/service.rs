@@ -117,7 +117,8 @@ impl AccessTokenLayer {
         if payload_b64.contains('.') {
             return Err(invalid(InvalidToken::Malformed));
         }
-        let header_json = b64(header_b64).ok_or(invalid(InvalidToken::Malformed))?;
+        let mut buf = [0u8; 1024];
+        let header_json = b64(header_b64, &mut buf).ok_or(invalid(InvalidToken::Malformed))?;
         let header: JoseHeader<'_> =
             serde_json::from_slice(&header_json).map_err(|_| invalid(InvalidToken::Malformed))?;
         // Unknown names (`none` among them) do not parse.
@@ -152,7 +153,7 @@ impl AccessTokenLayer {
         }
 
         // Only now, with the signature checked, are the claims read.
-        let payload = b64(payload_b64).ok_or(invalid(InvalidToken::Malformed))?;
+        let payload = b64(payload_b64, &mut buf).ok_or(invalid(InvalidToken::Malformed))?;
         let claims: AccessClaims =
             serde_json::from_slice(&payload).map_err(|_| invalid(InvalidToken::BadClaims))?;
         check_claims(s, &claims, unix_secs(s.revocations.now()))?;
@@ -247,9 +248,16 @@ struct JoseHeader<'a> {
 }
 
 /// Strict base64url without padding (non-canonical trailing bits rejected).
-fn b64(part: &str) -> Option<Vec<u8>> {
+/// Decodes a base64url part into `buf` when it fits (the usual case: no
+/// allocation), else onto the heap.
+fn b64<'a>(part: &str, buf: &'a mut [u8]) -> Option<Cow<'a, [u8]>> {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    URL_SAFE_NO_PAD.decode(part).ok()
+    if part.len() / 4 * 3 + 3 <= buf.len() {
+        let n = URL_SAFE_NO_PAD.decode_slice(part, buf).ok()?;
+        Some(Cow::Borrowed(&buf[..n]))
+    } else {
+        URL_SAFE_NO_PAD.decode(part).ok().map(Cow::Owned)
+    }
 }
 
 /// The registered-claim rules of RFC 7519 §4.1 and RFC 9068 §4, with the

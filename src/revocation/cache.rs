@@ -7,7 +7,13 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use moka::{Expiry, sync::Cache};
+use moka::{Expiry, sync::Cache as MokaCache};
+
+/// A deny-list map. Hashed with foldhash rather than SipHash: its keys
+/// (`jti`, `sid`, `sub`) are looked up only after a token's signature has
+/// verified, so they are values our issuer chose, and hash flooding is not
+/// a threat; SipHash cost three hashes per request for nothing.
+type Cache<K, V> = MokaCache<K, V, foldhash::fast::RandomState>;
 
 use crate::time::{unix_millis, unix_secs};
 
@@ -351,12 +357,12 @@ impl RevocationCacheBuilder {
     where
         V: Until + Clone + Send + Sync + 'static,
     {
-        Cache::builder()
+        MokaCache::builder()
             .expire_after(UntilTokenExpiry {
                 clock: Arc::clone(&self.clock),
                 margin: self.margin,
             })
-            .build()
+            .build_with_hasher(foldhash::fast::RandomState::default())
     }
 }
 
