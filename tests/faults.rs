@@ -27,6 +27,10 @@ async fn inject_insert_failure(h: &Harness, kill_connection: bool) {
         DbBackend::Sqlite => "CREATE TRIGGER fault BEFORE INSERT ON refresh_token \
              WHEN NEW.generation > 0 BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
             .to_owned(),
+        DbBackend::MySql => "CREATE TRIGGER fault BEFORE INSERT ON refresh_token \
+             FOR EACH ROW BEGIN IF NEW.generation > 0 THEN \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected fault'; END IF; END"
+            .to_owned(),
         _ => {
             let action = if kill_connection {
                 // The server ends this very connection mid-transaction.
@@ -50,7 +54,7 @@ async fn inject_insert_failure(h: &Harness, kill_connection: bool) {
 
 async fn heal(h: &Harness) {
     let sql = match h.db.get_database_backend() {
-        DbBackend::Sqlite => "DROP TRIGGER fault",
+        DbBackend::Sqlite | DbBackend::MySql => "DROP TRIGGER fault",
         _ => "DROP TRIGGER fault ON refresh_token; DROP FUNCTION fault()",
     };
     h.db.execute_unprepared(sql).await.unwrap();

@@ -107,14 +107,19 @@ impl Instance {
 enum Shared {
     SqliteFile(String),
     Postgres(String),
+    MariaDb(String),
 }
 
 impl Shared {
-    /// A migrated database with client `app`, or `None` without PostgreSQL.
+    /// Each shared database: a SQLite file, and PostgreSQL and MariaDB when
+    /// there; migrated, with client `app`.
     async fn all() -> Vec<Self> {
         let mut all = vec![Self::SqliteFile(new_sqlite_file())];
         if let Some(url) = new_postgres_database().await {
             all.push(Self::Postgres(url));
+        }
+        if let Some(url) = common::store::new_mysql_database().await {
+            all.push(Self::MariaDb(url));
         }
         for s in &all {
             let db = s.connect().await;
@@ -130,18 +135,19 @@ impl Shared {
         match self {
             Self::SqliteFile(_) => "sqlite-file",
             Self::Postgres(_) => "postgres",
+            Self::MariaDb(_) => "mariadb",
         }
     }
 
     async fn connect(&self) -> DatabaseConnection {
         match self {
             Self::SqliteFile(url) => connect_sqlite_file(url).await,
-            Self::Postgres(url) => connect_pg(url).await,
+            Self::Postgres(url) | Self::MariaDb(url) => connect_server(url).await,
         }
     }
 }
 
-async fn connect_pg(url: &str) -> DatabaseConnection {
+async fn connect_server(url: &str) -> DatabaseConnection {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(4)
         .connect_timeout(Duration::from_secs(1))
@@ -357,7 +363,7 @@ async fn a_revocation_made_while_postgres_was_unreachable_arrives_after_recovery
     let Some(url) = new_postgres_database().await else {
         return;
     };
-    let admin = connect_pg(&url).await;
+    let admin = connect_server(&url).await;
     store::migrate(&admin).await.unwrap();
     store::clients::register(&admin, NewClient::public("app", "read"))
         .await
@@ -368,9 +374,9 @@ async fn a_revocation_made_while_postgres_was_unreachable_arrives_after_recovery
     let proxy = Proxy::start(host_port.parse().unwrap()).await;
     let proxied = format!("{scheme_user}@{}/{db_name}", proxy.addr);
 
-    let a = instance(connect_pg(&url).await, false).await;
+    let a = instance(connect_server(&url).await, false).await;
     // B's polls are driven by hand here, so each outcome is observed.
-    let b = instance(connect_pg(&proxied).await, false).await;
+    let b = instance(connect_server(&proxied).await, false).await;
     outage(&a, &b, || proxy.cut(), || proxy.restore(), "postgres").await;
 }
 

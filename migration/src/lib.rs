@@ -28,6 +28,22 @@ mod m20261122_000002_create_token_family;
 mod m20261122_000003_create_refresh_token;
 mod m20261122_000004_create_revocation;
 
+/// A UTC instant with microseconds: `timestamp with time zone` as
+/// sea-query writes it for PostgreSQL and SQLite, but `DATETIME(6)` on
+/// MySQL/MariaDB, whose `TIMESTAMP` keeps whole seconds and ends in 2038.
+/// (Connections run in UTC, which sqlx sets for MySQL.)
+pub(crate) fn instant(manager: &SchemaManager, col: impl IntoIden, null: bool) -> ColumnDef {
+    let mut def = if null {
+        sea_orm_migration::schema::timestamp_with_time_zone_null(col)
+    } else {
+        sea_orm_migration::schema::timestamp_with_time_zone(col)
+    };
+    if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::MySql {
+        def.custom(Alias::new("DATETIME(6)"));
+    }
+    def
+}
+
 /// The ordered list of tollgate's migrations.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Migrator;

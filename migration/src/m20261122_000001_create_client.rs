@@ -23,7 +23,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(Client::AccessTtlSecs))
                     .col(big_integer_null(Client::RefreshIdleTtlSecs))
                     .col(big_integer_null(Client::FamilyTtlSecs))
-                    .col(timestamp_with_time_zone(Client::CreatedAt))
+                    .col(crate::instant(manager, Client::CreatedAt, false))
                     .check(("client_id_not_empty", Expr::cust("length(client_id) > 0")))
                     // Only a client that can authenticate gets tokens for itself.
                     .check((

@@ -44,8 +44,8 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Revocation::Seq).primary_key())
                     .col(string_len(Revocation::Kind, 16))
                     .col(string_len(Revocation::Target, 255))
-                    .col(timestamp_with_time_zone(Revocation::RevokedAt))
-                    .col(timestamp_with_time_zone(Revocation::ExpiresAt))
+                    .col(crate::instant(manager, Revocation::RevokedAt, false))
+                    .col(crate::instant(manager, Revocation::ExpiresAt, false))
                     .col(string_len(Revocation::RevokedReason, 32))
                     .check((
                         "revocation_kind",

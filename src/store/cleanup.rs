@@ -35,7 +35,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use entity::{refresh_token, token_family};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Order,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Query,
 };
 
 use super::{StoreError, db_time, revocations};
@@ -144,11 +145,19 @@ impl Janitor {
             if ids.is_empty() {
                 return Ok(deleted);
             }
-            deleted += refresh_token::Entity::delete_many()
-                .filter(refresh_token::Column::Id.is_in(ids))
-                .exec(&self.db)
-                .await?
-                .rows_affected;
+            // MySQL checks the parent link row by row as it deletes, so
+            // there the statement itself must go newest first; PostgreSQL
+            // and SQLite check at the end of the statement (and have no
+            // DELETE ... ORDER BY).
+            let mut delete = Query::delete()
+                .from_table(refresh_token::Entity)
+                .and_where(refresh_token::Column::Id.is_in(ids))
+                .to_owned();
+            let backend = self.db.get_database_backend();
+            if backend == DbBackend::MySql {
+                delete.order_by(refresh_token::Column::Id, Order::Desc);
+            }
+            deleted += self.db.execute(&delete).await?.rows_affected();
         }
     }
 

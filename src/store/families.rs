@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 use entity::{refresh_token, token_family};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, RuntimeErr, TransactionTrait,
-    sea_query::Expr,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, RuntimeErr, sea_query::Expr,
 };
 
 use super::{
@@ -58,7 +57,7 @@ pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String
     let family_id = random_string(16);
     let now = db_time(s.now);
     let (ip, ua) = device(s.ip, s.user_agent);
-    let txn = db.begin().await?;
+    let txn = super::begin(db).await?;
     token_family::ActiveModel {
         id: Set(family_id.clone()),
         client_id: Set(s.client_id.to_owned()),
@@ -228,7 +227,7 @@ async fn rotate_once(db: &DatabaseConnection, r: &Rotation<'_>) -> Result<Rotate
     use token_family::Column as F;
     let now = db_time(r.now);
     let row_locks = db.get_database_backend() != DbBackend::Sqlite;
-    let txn = db.begin().await?;
+    let txn = super::begin(db).await?;
     // Lock order: the family row first, then its tokens. Every writer of a
     // family (rotation, replay, revocation) queues on that one row lock.
     // (Locking the token first deadlocks: PostgreSQL's re-check of a losing
@@ -404,7 +403,7 @@ pub async fn revoke(
     max_token_lifetime: Duration,
 ) -> Result<Option<Revocation>, StoreError> {
     retrying(|| async move {
-        let txn = db.begin().await?;
+        let txn = super::begin(db).await?;
         let revoked = revoke_in(&txn, family_id, reason, now, max_token_lifetime).await?;
         txn.commit().await?;
         Ok(revoked)
@@ -550,7 +549,7 @@ pub async fn revoke_user(
         UserRevocation::AllBut(current) => Some(current),
     };
     retrying(|| async move {
-        let txn = db.begin().await?;
+        let txn = super::begin(db).await?;
         let mut families = token_family::Entity::update_many()
             .col_expr(F::RevokedAt, Expr::value(at))
             .col_expr(F::RevokedReason, Expr::value(reason.as_str()))
@@ -614,7 +613,7 @@ pub async fn revoke_access_token(
     now: SystemTime,
 ) -> Result<Option<Revocation>, StoreError> {
     retrying(|| async move {
-        let txn = db.begin().await?;
+        let txn = super::begin(db).await?;
         let mut recorded = revocations::record(
             &txn,
             now,

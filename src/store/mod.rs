@@ -32,7 +32,9 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use migration::MigratorTrait;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, TransactionTrait,
+};
 
 /// A store operation that failed. Every variant means "try again later"
 /// to a client (503); nothing was half-written.
@@ -53,6 +55,20 @@ pub enum StoreError {
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     migration::Migrator::up(db, None).await
+}
+
+/// Begins a transaction at READ COMMITTED, which PostgreSQL uses by
+/// default and MySQL/MariaDB do not (REPEATABLE READ). Our transactions
+/// lock a row, then read what the lock protects; under REPEATABLE READ such
+/// a read can still see the snapshot taken before the lock wait, so a
+/// refresh that lost a race would not see the winner's consumption.
+pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() == DbBackend::MySql {
+        db.begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+            .await
+    } else {
+        db.begin().await
+    }
 }
 
 /// A time as stored: UTC, microsecond precision (what PostgreSQL keeps), so

@@ -83,12 +83,24 @@ pub async fn postgres_with(
 /// The URL of a new, empty database on the test PostgreSQL, or `None`
 /// outside CI when there is none.
 pub async fn new_postgres_database() -> Option<String> {
-    let Ok(url) = std::env::var("TOLLGATE_TEST_PG_URL") else {
+    new_server_database("TOLLGATE_TEST_PG_URL", "PostgreSQL").await
+}
+
+/// The URL of a new, empty database on the test MariaDB/MySQL
+/// (`TOLLGATE_TEST_MYSQL_URL`), or `None` outside CI when there is none.
+pub async fn new_mysql_database() -> Option<String> {
+    new_server_database("TOLLGATE_TEST_MYSQL_URL", "MariaDB").await
+}
+
+/// A new database on the server that `var` names. Under CI the variable
+/// must be set: those tests fail rather than skip.
+async fn new_server_database(var: &str, server: &str) -> Option<String> {
+    let Ok(url) = std::env::var(var) else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI is set but TOLLGATE_TEST_PG_URL is not: PostgreSQL tests must run"
+            "CI is set but {var} is not: {server} tests must run"
         );
-        eprintln!("TOLLGATE_TEST_PG_URL not set: skipping PostgreSQL");
+        eprintln!("{var} not set: skipping {server}");
         return None;
     };
     let admin = Database::connect(url.as_str()).await.unwrap();
@@ -105,7 +117,18 @@ pub async fn new_postgres_database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-/// Every backend: SQLite in memory, SQLite file, and PostgreSQL when there.
+/// A fresh, migrated database on the test MariaDB, when there is one.
+pub async fn mysql() -> Option<DatabaseConnection> {
+    let url = new_mysql_database().await?;
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(40).sqlx_logging(false);
+    let db = Database::connect(opts).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    Some(db)
+}
+
+/// Every backend: SQLite in memory, SQLite file, and PostgreSQL and
+/// MariaDB when there.
 pub async fn backends() -> Vec<Backend> {
     let mut all = vec![
         Backend {
@@ -120,6 +143,12 @@ pub async fn backends() -> Vec<Backend> {
     if let Some(db) = postgres().await {
         all.push(Backend {
             name: "postgres",
+            db,
+        });
+    }
+    if let Some(db) = mysql().await {
+        all.push(Backend {
+            name: "mariadb",
             db,
         });
     }

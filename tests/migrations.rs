@@ -1,0 +1,65 @@
+//! The migrations go up, down and up again on every backend, and what the
+//! schema stores comes back exactly: microseconds, and instants past 2038
+//! where the driver allows (sqlx binds chrono's UTC instants to MySQL as
+//! `TIMESTAMP` parameters, which end in January 2038, whatever the column).
+
+mod common;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use common::store::backends;
+use migration::{Migrator, MigratorTrait};
+use tollgate::store::clients::{self, NewClient};
+
+#[tokio::test]
+async fn migrations_go_down_and_up_again_on_every_backend() {
+    for b in backends().await {
+        // backends() hands them over migrated.
+        assert!(
+            Migrator::get_pending_migrations(&b.db)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            b.name
+        );
+        Migrator::down(&b.db, None).await.unwrap();
+        assert_eq!(
+            Migrator::get_pending_migrations(&b.db).await.unwrap().len(),
+            Migrator::migrations().len(),
+            "{}",
+            b.name
+        );
+        Migrator::up(&b.db, None).await.unwrap();
+        clients::register(&b.db, NewClient::public("app", "read"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn instants_keep_microseconds_and_outlive_2038_on_every_backend() {
+    for b in backends().await {
+        let secs = if b.name == "mariadb" {
+            2_145_916_800 // 2038-01-01
+        } else {
+            4_102_444_800 // 2100-01-01
+        };
+        let far = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(123_456);
+        let recorded = tollgate::store::families::revoke_access_token(
+            &b.db,
+            "j-2100",
+            far,
+            tollgate::refresh::RevokedReason::Admin,
+            far - Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let read = tollgate::store::revocations::after(&b.db, recorded.seq - 1, 1)
+            .await
+            .unwrap();
+        assert_eq!(read, vec![recorded], "{}", b.name);
+        assert_eq!(read[0].expires_at, far, "{}", b.name);
+    }
+}
