@@ -66,17 +66,12 @@ async fn services() -> Result<(TokenEndpoint, AccessTokenLayer), BoxError> {
         .build()?;
     let issuer = Issuer::builder()
         .db(db)
-        .keys(keys.clone())
+        .keys(keys)
         .issuer("http://hyper.example")
         .audience("hyper-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
         .build()?;
-    let gate = AccessTokenLayer::builder()
-        .keys(keys)
-        .issuer("http://hyper.example")
-        .audience("hyper-api")
-        .revocations(issuer.revocations().clone())
-        .build()?;
+    let gate = issuer.gate().build()?;
     let endpoint = TokenEndpoint::builder(issuer)
         .password_verifier(|user: String, password: String| async move {
             Ok((user == "alice" && password == "wonderland").then_some(user))

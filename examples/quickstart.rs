@@ -37,7 +37,7 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tollgate::{
-    AccessClaims, AccessTokenLayer, RevocationCache,
+    AccessClaims, AccessTokenLayer,
     binding::{BindingPolicy, IpBinding, TrustedProxies, UserAgentBinding},
     issuer::{Issuer, Lifetimes},
     keys::{Algorithm, KeySet, SigningKey},
@@ -203,22 +203,20 @@ impl App {
         store::migrate(&db).await?;
         demo_clients(&db, cfg).await?;
 
-        let key = signing_key(cfg)?;
-        let keys = KeySet::builder().signing_key(key).build()?;
-        let deny = RevocationCache::default();
+        let keys = KeySet::builder().signing_key(signing_key(cfg)?).build()?;
         let issuer = Issuer::builder()
             .db(db.clone())
-            .keys(keys.clone())
+            .keys(keys)
             .issuer(cfg.issuer.clone())
             .audience(cfg.audience.clone())
             .lifetimes(cfg.lifetimes)
             .policy(cfg.policy.clone())
             .refresh_secret(refresh_secret(&cfg.data_dir)?)
-            .revocations(deny.clone())
             .build()?;
-        // Load every revocation that still matters before serving, then
-        // follow the other instances' revocations.
-        let sync = RevocationSync::builder(db.clone(), deny.clone()).build();
+        // Load every revocation that still matters into the issuer's deny
+        // list (which its gates share) before serving, then follow the
+        // other instances' revocations.
+        let sync = RevocationSync::builder(db.clone(), issuer.revocations().clone()).build();
         sync.sync().await?;
         let janitor = Janitor::builder(db.clone()).build();
 
@@ -249,12 +247,7 @@ impl App {
             .build()?;
 
         let gate = |scope: Option<&str>| -> Result<AccessTokenLayer, BoxError> {
-            let mut b = AccessTokenLayer::builder()
-                .keys(keys.clone())
-                .issuer(cfg.issuer.clone())
-                .audience(cfg.audience.clone())
-                .revocations(deny.clone())
-                .realm("quickstart");
+            let mut b = issuer.gate().realm("quickstart");
             if let Some(scope) = scope {
                 b = b.require_scope(scope);
             }

@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 
 use tollgate::{
-    AccessTokenLayer,
     issuer::{ClientMeta, Issuer},
     keys::{Algorithm, KeySet, SigningKey},
     refresh::{RefreshSecret, random_token},
@@ -43,7 +42,7 @@ async fn main() -> Result<(), BoxError> {
         .build()?;
     let issuer = Issuer::builder()
         .db(db)
-        .keys(keys.clone())
+        .keys(keys)
         .issuer("http://tonic.example")
         .audience("grpc-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
@@ -53,12 +52,7 @@ async fn main() -> Result<(), BoxError> {
         .await?
         .access_token;
 
-    let gate = AccessTokenLayer::builder()
-        .keys(keys)
-        .issuer("http://tonic.example")
-        .audience("grpc-api")
-        .revocations(issuer.revocations().clone())
-        .build()?;
+    let gate = issuer.gate().build()?;
     let (_reporter, health) = tonic_health::server::health_reporter();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;

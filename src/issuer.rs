@@ -49,6 +49,7 @@ use sea_orm::DatabaseConnection;
 use serde::Serialize;
 
 use crate::{
+    AccessTokenLayer, AccessTokenLayerBuilder,
     claims::AccessClaims,
     keys::{KeyError, Keys},
     refresh::{
@@ -255,6 +256,20 @@ impl Issuer {
     /// `/introspect` consults.
     pub fn revocations(&self) -> &RevocationCache {
         &self.inner.revocations
+    }
+
+    /// A gate builder that trusts this issuer's access tokens: its keys
+    /// (rotations included), its `iss`, every `aud`, and its deny list, so
+    /// a revocation made through this issuer applies at once. Add a realm,
+    /// required scopes or a leeway, then build.
+    pub fn gate(&self) -> AccessTokenLayerBuilder {
+        self.inner.audience.iter().fold(
+            AccessTokenLayer::builder()
+                .keys(self.inner.keys.clone())
+                .issuer(self.inner.issuer.clone())
+                .revocations(self.inner.revocations.clone()),
+            |gate, aud| gate.audience(aud.clone()),
+        )
     }
 
     /// The issuer's clock.

@@ -70,8 +70,6 @@ pub struct TestServer {
     db: DatabaseConnection,
     issuer: Issuer,
     endpoint: TokenEndpoint,
-    keys: KeySet,
-    deny: RevocationCache,
     /// Clients registered so far for a scope (the client of a token is
     /// registered with exactly the scope asked for).
     scopes: Mutex<Vec<String>>,
@@ -105,14 +103,12 @@ impl TestServer {
             .build()
             .expect("a key set");
         rng.fill(&mut secret).expect("randomness");
-        let deny = RevocationCache::default();
         let issuer = Issuer::builder()
             .db(db.clone())
-            .keys(keys.clone())
+            .keys(keys)
             .issuer(ISSUER)
             .audience(AUDIENCE)
             .refresh_secret(RefreshSecret::new(&secret).expect("a refresh secret"))
-            .revocations(deny.clone())
             .build()
             .expect("an issuer");
         let endpoint = TokenEndpoint::builder(issuer.clone())
@@ -139,8 +135,6 @@ impl TestServer {
             db,
             issuer,
             endpoint,
-            keys,
-            deny,
             scopes: Mutex::new(Vec::new()),
             server,
         }
@@ -159,11 +153,8 @@ impl TestServer {
     /// The gate that trusts this server's tokens and shares its deny list:
     /// mount it on the routes under test.
     pub fn gate(&self) -> AccessTokenLayer {
-        AccessTokenLayer::builder()
-            .keys(self.keys.clone())
-            .issuer(ISSUER)
-            .audience(AUDIENCE)
-            .revocations(self.deny.clone())
+        self.issuer
+            .gate()
             .build()
             .expect("a gate over the test keys")
     }
@@ -200,7 +191,7 @@ impl TestServer {
 
     /// The shared deny list.
     pub fn revocations(&self) -> &RevocationCache {
-        &self.deny
+        self.issuer.revocations()
     }
 
     async fn client_for(&self, scope: &str) -> String {

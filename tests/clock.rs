@@ -6,10 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    gate_builder, hs256,
-    store::{Harness, backends, harness_with},
-};
+use common::store::{Harness, backends, harness_with};
 use entity::{refresh_token, token_family};
 use http::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -20,8 +17,7 @@ const MIN: u64 = 60;
 /// A gate on the harness clock (the harness's own gate reads the system
 /// clock).
 fn gate_on_clock(h: &Harness) -> AccessTokenLayer {
-    let deny = RevocationCache::builder().clock(h.clock.clone()).build();
-    gate_builder(&hs256()).revocations(deny).build().unwrap()
+    common::gate(RevocationCache::builder().clock(h.clock.clone()).build())
 }
 
 fn jump(h: &Harness, minutes: u64) {

@@ -18,7 +18,7 @@ use std::{
 };
 
 use common::{
-    AUD, ISS, ManualClock, bearer, echo_sub, gate_builder, hs256, keyset,
+    AUD, ISS, ManualClock, bearer, echo_sub, hs256, keyset,
     store::{connect_sqlite_file, new_postgres_database, new_sqlite_file},
 };
 use http::{StatusCode, header};
@@ -69,10 +69,7 @@ async fn instance(db: DatabaseConnection, poll: bool) -> Instance {
         .revocations(deny.clone())
         .build()
         .unwrap();
-    let gate = gate_builder(&hs256())
-        .revocations(deny.clone())
-        .build()
-        .unwrap();
+    let gate = issuer.gate().build().unwrap();
     let sync = RevocationSync::builder(db, deny.clone())
         .interval(INTERVAL)
         .build();
@@ -427,10 +424,7 @@ async fn with_a_staleness_limit_the_gate_fails_closed() {
     let db = common::store::sqlite_memory().await;
     let clock = ManualClock::now();
     let deny = RevocationCache::builder().clock(clock.clone()).build();
-    let gate = gate_builder(&hs256())
-        .revocations(deny.clone())
-        .build()
-        .unwrap();
+    let gate = common::gate(deny.clone());
     let sync = RevocationSync::builder(db, deny.clone())
         .fail_closed_after(Duration::from_secs(10))
         .build();
@@ -476,10 +470,7 @@ async fn without_a_limit_a_stale_list_keeps_serving() {
     let db = common::store::sqlite_memory().await;
     let clock = ManualClock::now();
     let deny = RevocationCache::builder().clock(clock.clone()).build();
-    let gate = gate_builder(&hs256())
-        .revocations(deny.clone())
-        .build()
-        .unwrap();
+    let gate = common::gate(deny.clone());
     let sync = RevocationSync::builder(db, deny.clone()).build();
     sync.sync().await.unwrap();
     clock.advance(Duration::from_secs(86_400));

@@ -416,14 +416,9 @@ impl TokenEndpointBuilder {
         if self.max_body == 0 {
             return Err(EndpointConfigError::ZeroBodyLimit);
         }
-        let mut access_tokens = AccessTokenLayer::builder()
-            .keys(self.issuer.keys().clone())
-            .issuer(self.issuer.issuer())
-            .revocations(self.issuer.revocations().clone());
-        for aud in self.issuer.audience() {
-            access_tokens = access_tokens.audience(aud.clone());
-        }
-        let access_tokens = access_tokens
+        let access_tokens = self
+            .issuer
+            .gate()
             .build()
             .map_err(EndpointConfigError::AccessTokens)?;
         let limits = Limiters::new(&self.limits).map_err(|_| EndpointConfigError::ZeroLimit)?;

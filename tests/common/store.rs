@@ -16,7 +16,7 @@ use tollgate::{
 };
 use tower::ServiceExt;
 
-use super::{AUD, ISS, ManualClock, gate_builder, hs256, keyset};
+use super::{AUD, ISS, ManualClock, hs256, keyset};
 
 /// A database under test, named for failure messages.
 pub struct Backend {
@@ -236,10 +236,7 @@ pub async fn harness_with(
         })
         .build()
         .unwrap();
-    let gate = gate_builder(&hs256())
-        .revocations(deny.clone())
-        .build()
-        .unwrap();
+    let gate = issuer.gate().build().unwrap();
     Harness {
         backend: backend.name,
         db,
