@@ -44,6 +44,28 @@ pub(crate) fn instant(manager: &SchemaManager, col: impl IntoIden, null: bool) -
     def
 }
 
+/// Creates the index `name` on `table(cols)`, unique or not.
+pub(crate) async fn create_index<T>(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: &[T],
+    unique: bool,
+) -> Result<(), DbErr>
+where
+    T: IntoIden + Copy + 'static,
+{
+    let mut index = Index::create();
+    index.name(name).table(table);
+    for col in cols {
+        index.col(*col);
+    }
+    if unique {
+        index.unique();
+    }
+    manager.create_index(index.to_owned()).await
+}
+
 /// The ordered list of tollgate's migrations.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Migrator;

@@ -58,35 +58,32 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_token_family_user_client")
-                    .table(TokenFamily::Table)
-                    .col(TokenFamily::UserId)
-                    .col(TokenFamily::ClientId)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_token_family_expires_at")
-                    .table(TokenFamily::Table)
-                    .col(TokenFamily::ExpiresAt)
-                    .to_owned(),
-            )
-            .await?;
+        let table = TokenFamily::Table;
+        crate::create_index(
+            manager,
+            "idx_token_family_user_client",
+            table,
+            &[TokenFamily::UserId, TokenFamily::ClientId],
+            false,
+        )
+        .await?;
+        crate::create_index(
+            manager,
+            "idx_token_family_expires_at",
+            table,
+            &[TokenFamily::ExpiresAt],
+            false,
+        )
+        .await?;
         // For the janitor, which deletes families revoked long ago.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_token_family_revoked_at")
-                    .table(TokenFamily::Table)
-                    .col(TokenFamily::RevokedAt)
-                    .to_owned(),
-            )
-            .await
+        crate::create_index(
+            manager,
+            "idx_token_family_revoked_at",
+            table,
+            &[TokenFamily::RevokedAt],
+            false,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -96,7 +93,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 pub(crate) enum TokenFamily {
     Table,
     Id,

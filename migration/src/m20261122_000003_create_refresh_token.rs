@@ -109,15 +109,7 @@ impl MigrationTrait for Migration {
                 false,
             ),
         ] {
-            let mut index = Index::create();
-            index.name(name).table(RefreshToken::Table);
-            for col in cols {
-                index.col(*col);
-            }
-            if unique {
-                index.unique();
-            }
-            manager.create_index(index.to_owned()).await?;
+            crate::create_index(manager, name, RefreshToken::Table, cols, unique).await?;
         }
         Ok(())
     }

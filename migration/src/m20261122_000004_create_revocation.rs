@@ -59,15 +59,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_revocation_expires_at")
-                    .table(Revocation::Table)
-                    .col(Revocation::ExpiresAt)
-                    .to_owned(),
-            )
-            .await
+        crate::create_index(
+            manager,
+            "idx_revocation_expires_at",
+            Revocation::Table,
+            &[Revocation::ExpiresAt],
+            false,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -87,7 +86,7 @@ enum RevocationCounter {
     Last,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Revocation {
     Table,
     Seq,
