@@ -36,7 +36,7 @@ use governor::{
     Quota, RateLimiter, clock, middleware::NoOpMiddleware, state::keyed::DashMapStateStore,
 };
 
-use super::TokenError;
+use super::{EndpointConfigError, TokenError};
 use crate::revocation::Clock;
 
 /// At most `max` events per `per`, replenished evenly (one every
@@ -183,19 +183,6 @@ impl RateLimits {
             ..self
         }
     }
-
-    /// Every configured limit, for checking at build time.
-    fn all(&self) -> impl Iterator<Item = Limit> {
-        [
-            self.requests_per_ip,
-            self.requests_per_client,
-            self.failed_client_auth_per_ip,
-            self.failed_passwords_per_user,
-            self.failed_passwords_per_ip,
-        ]
-        .into_iter()
-        .flatten()
-    }
 }
 
 /// Time for governor: monotonic by default, or an injected wall clock.
@@ -224,17 +211,26 @@ struct Rate<K: Hash + Eq + Clone> {
 }
 
 impl<K: Hash + Eq + Clone> Rate<K> {
-    fn new(limit: Limit, ticks: &Ticks) -> Option<Self> {
-        Some(Self {
-            limiter: RateLimiter::dashmap_with_clock(limit.quota()?, ticks.clone()),
-        })
+    /// The limiter for `limit`, if set; a zero limit is refused.
+    fn configured(
+        limit: Option<Limit>,
+        ticks: &Ticks,
+    ) -> Result<Option<Self>, EndpointConfigError> {
+        limit
+            .map(|l| {
+                let quota = l.quota().ok_or(EndpointConfigError::ZeroLimit)?;
+                Ok(Self {
+                    limiter: RateLimiter::dashmap_with_clock(quota, ticks.clone()),
+                })
+            })
+            .transpose()
     }
 
     /// Counts one event; the wait when over the limit.
-    fn take(&self, key: &K, ticks: &Ticks) -> Result<(), Duration> {
+    fn take(&self, key: &K) -> Result<(), Duration> {
         self.limiter
             .check_key(key)
-            .map_err(|not_until| not_until.wait_time_from(clock::Clock::now(ticks)))
+            .map_err(|not_until| not_until.wait_time_from(clock::Clock::now(self.limiter.clock())))
     }
 }
 
@@ -255,18 +251,25 @@ struct Strikes<K: Hash + Eq + Send + Sync + 'static> {
 const MAX_STRIKE_KEYS: u64 = 1_000_000;
 
 impl<K: Hash + Eq + Send + Sync + 'static> Strikes<K> {
-    fn new(limit: Limit) -> Option<Self> {
-        let step = limit.per.checked_div(limit.max)?;
-        Some(Self {
-            step,
-            allowance: limit.per - step,
-            // A key's time lies at most one period ahead of its last
-            // failure, so after a period of silence it is fresh again.
-            tat: moka::sync::Cache::builder()
-                .max_capacity(MAX_STRIKE_KEYS)
-                .time_to_idle(limit.per)
-                .build(),
-        })
+    /// The failure limit for `limit`, if set; a zero limit is refused.
+    fn configured(limit: Option<Limit>) -> Result<Option<Self>, EndpointConfigError> {
+        limit
+            .map(|l| {
+                // The same check as for rates: a count and a step above zero.
+                l.quota().ok_or(EndpointConfigError::ZeroLimit)?;
+                let step = l.per / l.max;
+                Ok(Self {
+                    step,
+                    allowance: l.per - step,
+                    // A key's time lies at most one period ahead of its last
+                    // failure, so after a period of silence it is fresh again.
+                    tat: moka::sync::Cache::builder()
+                        .max_capacity(MAX_STRIKE_KEYS)
+                        .time_to_idle(l.per)
+                        .build(),
+                })
+            })
+            .transpose()
     }
 
     /// How long `key` stays blocked, if it is.
@@ -299,27 +302,18 @@ pub(crate) struct Limiters {
     checks: AtomicU32,
 }
 
-/// A limit that is zero somewhere.
-#[derive(Debug)]
-pub(crate) struct ZeroLimit;
-
 impl Limiters {
-    pub(crate) fn new(limits: &RateLimits) -> Result<Self, ZeroLimit> {
-        if limits.all().any(|l| l.quota().is_none()) {
-            return Err(ZeroLimit);
-        }
+    pub(crate) fn new(limits: &RateLimits) -> Result<Self, EndpointConfigError> {
         let ticks = match &limits.clock {
             Some(clock) => Ticks::Wall(Arc::clone(clock)),
             None => Ticks::Monotonic(Instant::now()),
         };
         Ok(Self {
-            per_ip: limits.requests_per_ip.and_then(|l| Rate::new(l, &ticks)),
-            per_client: limits
-                .requests_per_client
-                .and_then(|l| Rate::new(l, &ticks)),
-            client_auth: limits.failed_client_auth_per_ip.and_then(Strikes::new),
-            password_user: limits.failed_passwords_per_user.and_then(Strikes::new),
-            password_ip: limits.failed_passwords_per_ip.and_then(Strikes::new),
+            per_ip: Rate::configured(limits.requests_per_ip, &ticks)?,
+            per_client: Rate::configured(limits.requests_per_client, &ticks)?,
+            client_auth: Strikes::configured(limits.failed_client_auth_per_ip)?,
+            password_user: Strikes::configured(limits.failed_passwords_per_user)?,
+            password_ip: Strikes::configured(limits.failed_passwords_per_ip)?,
             ticks,
             checks: AtomicU32::new(0),
         })
@@ -329,7 +323,7 @@ impl Limiters {
     pub(crate) fn request(&self, ip: Option<IpAddr>) -> Result<(), TokenError> {
         self.sweep();
         match (&self.per_ip, ip) {
-            (Some(rate), Some(ip)) => rate.take(&ip_key(ip), &self.ticks).map_err(too_many),
+            (Some(rate), Some(ip)) => rate.take(&ip_key(ip)).map_err(too_many),
             _ => Ok(()),
         }
     }
@@ -337,9 +331,7 @@ impl Limiters {
     /// `client_id` authenticated.
     pub(crate) fn client(&self, client_id: &str) -> Result<(), TokenError> {
         match &self.per_client {
-            Some(rate) => rate
-                .take(&client_id.to_owned(), &self.ticks)
-                .map_err(too_many),
+            Some(rate) => rate.take(&client_id.to_owned()).map_err(too_many),
             None => Ok(()),
         }
     }

@@ -421,7 +421,7 @@ impl TokenEndpointBuilder {
             .gate()
             .build()
             .map_err(EndpointConfigError::AccessTokens)?;
-        let limits = Limiters::new(&self.limits).map_err(|_| EndpointConfigError::ZeroLimit)?;
+        let limits = Limiters::new(&self.limits)?;
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
