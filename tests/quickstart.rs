@@ -265,6 +265,42 @@ fn self_test(name: &str, expect: &[&str]) {
     }
 }
 
+/// The load harness's server in its modes that need no load generator:
+/// the gate called in-process, a minted token, and the memory probe.
+#[test]
+fn the_bench_server_runs_its_offline_modes() {
+    for alg in ["HS256", "EdDSA", "ES256"] {
+        let out = Command::new(binary("bench_server"))
+            .args(["calls", alg, "100", "20"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{alg}: {out:?}");
+        let token = Command::new(binary("bench_server"))
+            .args(["token", alg])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(token.stdout)
+                .unwrap()
+                .matches('.')
+                .count(),
+            2
+        );
+    }
+    let out = Command::new(binary("bench_server"))
+        .args(["memory", "tollgate", "1000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("tollgate 1000 entries:"), "{stdout}");
+    let bad = Command::new(binary("bench_server"))
+        .arg("nonsense")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("usage"));
+}
+
 #[test]
 fn the_hyper_example_refuses_then_serves() {
     self_test(
@@ -290,35 +326,10 @@ fn the_tonic_example_answers_unauthenticated_then_serves() {
     );
 }
 
-/// A fresh database on the test PostgreSQL, as a `DATABASE_URL`; `None`
-/// outside CI when there is none.
-async fn postgres_database() -> Option<String> {
-    use sea_orm::ConnectionTrait;
-    let Ok(url) = std::env::var("TOLLGATE_TEST_PG_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but TOLLGATE_TEST_PG_URL is not"
-        );
-        return None;
-    };
-    let name = format!("qs_{}_{}", std::process::id(), line!());
-    let admin = sea_orm::Database::connect(url.as_str()).await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
-}
-
 #[tokio::test]
 async fn the_oauth2_crate_against_the_quickstart_on_sqlite_and_postgres() {
     oauth2_flows(None).await;
-    if let Some(url) = postgres_database().await {
+    if let Some(url) = common::store::new_postgres_database().await {
         oauth2_flows(Some(&url)).await;
     }
 }

@@ -247,8 +247,8 @@ struct JoseHeader<'a> {
     crit: Option<serde::de::IgnoredAny>,
 }
 
-/// Strict base64url without padding (non-canonical trailing bits rejected).
-/// Decodes a base64url part into `buf` when it fits (the usual case: no
+/// Strict base64url without padding (non-canonical trailing bits
+/// rejected), decoded into `buf` when it fits (the usual case: no
 /// allocation), else onto the heap.
 fn b64<'a>(part: &str, buf: &'a mut [u8]) -> Option<Cow<'a, [u8]>> {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -306,6 +306,25 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn b64_gives_the_same_bytes_on_both_sides_of_the_stack_buffer() {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let mut buf = [0u8; 64];
+        for len in 0..=60 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let part = URL_SAFE_NO_PAD.encode(&bytes);
+            let decoded = b64(&part, &mut buf).unwrap();
+            assert_eq!(&*decoded, &bytes[..], "{len} bytes");
+            assert_eq!(
+                matches!(decoded, Cow::Borrowed(_)),
+                part.len() / 4 * 3 + 3 <= 64,
+                "{len} bytes"
+            );
+        }
+        assert!(b64("a", &mut buf).is_none());
+        assert!(b64("ab=", &mut buf).is_none());
+    }
 
     #[test]
     fn typ_matching() {
