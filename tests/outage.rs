@@ -36,14 +36,8 @@ struct Cluster {
 impl Cluster {
     /// Starts one, or `None` where there is no PostgreSQL (outside CI).
     fn start() -> Option<Self> {
-        if std::env::var_os("TOLLGATE_TEST_PG_URL").is_none() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but TOLLGATE_TEST_PG_URL is not: PostgreSQL tests must run"
-            );
-            eprintln!("no PostgreSQL: skipping the outage test");
-            return None;
-        }
+        // The shared server's presence says PostgreSQL is installed.
+        common::store::server_url("TOLLGATE_TEST_PG_URL", "PostgreSQL")?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-start");
         let out = Command::new(script).output().unwrap();
         assert!(

@@ -92,9 +92,9 @@ pub async fn new_mysql_database() -> Option<String> {
     new_server_database("TOLLGATE_TEST_MYSQL_URL", "MariaDB").await
 }
 
-/// A new database on the server that `var` names. Under CI the variable
-/// must be set: those tests fail rather than skip.
-async fn new_server_database(var: &str, server: &str) -> Option<String> {
+/// The URL in `var`, or `None` (and a note) outside CI when it is unset.
+/// Under CI it must be set: tests of that server fail rather than skip.
+pub fn server_url(var: &str, server: &str) -> Option<String> {
     let Ok(url) = std::env::var(var) else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -103,6 +103,12 @@ async fn new_server_database(var: &str, server: &str) -> Option<String> {
         eprintln!("{var} not set: skipping {server}");
         return None;
     };
+    Some(url)
+}
+
+/// A new database on the server that `var` names (see [`server_url`]).
+async fn new_server_database(var: &str, server: &str) -> Option<String> {
+    let url = server_url(var, server)?;
     let admin = Database::connect(url.as_str()).await.unwrap();
     let name = format!(
         "t_{}",
