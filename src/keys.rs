@@ -169,11 +169,25 @@ impl SigningKey {
 
     /// Signs `claims` as a JWT with `typ: at+jwt` and this key's `kid`.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
-        let mut header = Header::new(self.alg);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(KeyError::Signing)
+        jsonwebtoken::encode(&token_header(&self.kid, self.alg), claims, &self.key)
+            .map_err(KeyError::Signing)
     }
+}
+
+/// The JOSE header of every token tollgate signs: `alg`, `kid` and `typ`.
+fn token_header(kid: &str, alg: Algorithm) -> Header {
+    let mut header = Header::new(alg);
+    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    header.kid = Some(kid.to_owned());
+    header
+}
+
+/// [`token_header`] as it appears in a signed token (base64url of its JSON,
+/// as `jsonwebtoken::encode` writes it).
+fn encoded_token_header(kid: &str, alg: Algorithm) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let json = serde_json::to_vec(&token_header(kid, alg)).expect("a header always serializes");
+    URL_SAFE_NO_PAD.encode(json)
 }
 
 /// A key that verifies access tokens, with its `kid` and its one algorithm.
@@ -188,6 +202,9 @@ pub struct VerifyingKey {
     mac: Option<aws_lc_rs::hmac::Key>,
     /// The public JWK; `None` for HMAC secrets, which are never published.
     jwk: Option<Jwk>,
+    /// The encoded header tollgate signs with under this key: a token that
+    /// carries exactly these bytes needs no header decoding or parsing.
+    issued_header: String,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -203,8 +220,10 @@ impl VerifyingKey {
     /// An HMAC verification key (the shared secret).
     pub fn hmac(kid: impl Into<String>, alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
         let mac_alg = check_hmac(alg, secret)?;
+        let kid = non_empty(kid.into())?;
         Ok(Self {
-            kid: non_empty(kid.into())?,
+            issued_header: encoded_token_header(&kid, alg),
+            kid,
             alg,
             key: DecodingKey::from_secret(secret),
             mac: Some(aws_lc_rs::hmac::Key::new(mac_alg, secret)),
@@ -254,6 +273,7 @@ impl VerifyingKey {
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         Self {
+            issued_header: encoded_token_header(&kid, alg),
             kid,
             alg,
             key,
@@ -282,13 +302,15 @@ impl VerifyingKey {
     pub(crate) fn verify_signature(&self, message: &[u8], signature: &str) -> bool {
         match &self.mac {
             Some(mac) => {
-                use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+                use base64_simd::{AsOut, URL_SAFE_NO_PAD};
                 // The longest MAC is HS512's 64 bytes: decode on the stack.
-                let mut buf = [0u8; 64];
-                match URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) {
-                    Ok(n) => aws_lc_rs::hmac::verify(mac, message, &buf[..n]).is_ok(),
-                    Err(_) => false,
-                }
+                let signature = signature.as_bytes();
+                let mut buf = [std::mem::MaybeUninit::uninit(); 64];
+                let tag = match URL_SAFE_NO_PAD.decoded_length(signature) {
+                    Ok(n) if n <= buf.len() => URL_SAFE_NO_PAD.decode(signature, buf[..].as_out()),
+                    _ => return false,
+                };
+                tag.is_ok_and(|tag| aws_lc_rs::hmac::verify(mac, message, tag).is_ok())
             }
             None => jsonwebtoken::crypto::verify(signature, message, &self.key, self.alg)
                 .unwrap_or(false),
@@ -330,6 +352,16 @@ impl KeySet {
                 _ => None,
             },
         }
+    }
+
+    /// The key whose tokens, as tollgate signs them, carry exactly the
+    /// encoded header `header_b64` (`typ: at+jwt`, this key's `alg` and
+    /// `kid`, nothing else). The gate's fast path: most tokens it sees were
+    /// signed by tollgate, and their header need not be decoded and parsed.
+    pub(crate) fn find_issued_header(&self, header_b64: &str) -> Option<&VerifyingKey> {
+        self.verifying
+            .iter()
+            .find(|k| k.issued_header == header_b64)
     }
 
     /// The public keys as a JWK set (RFC 7517). HMAC secrets are left out.
@@ -490,6 +522,30 @@ mod tests {
     const ED25519: &[u8] = include_bytes!("../tests/keys/ed25519.pem");
     const RSA: &[u8] = include_bytes!("../tests/keys/rsa.pem");
     const RSA_PUB: &[u8] = include_bytes!("../tests/keys/rsa.pub.pem");
+
+    #[test]
+    fn the_issued_header_is_the_one_sign_writes() {
+        let keys = [
+            SigningKey::hmac("hs", Algorithm::HS256, &[1; 32]).unwrap(),
+            SigningKey::from_pem("es", Algorithm::ES256, ES256).unwrap(),
+            SigningKey::from_pem("ed", Algorithm::EdDSA, ED25519).unwrap(),
+            SigningKey::from_pem("rs", Algorithm::RS256, RSA).unwrap(),
+        ];
+        let mut set = KeySet::builder();
+        for key in &keys {
+            set = set.verifying_key(key.verifying_key().unwrap());
+        }
+        let set = set.build().unwrap();
+        for key in &keys {
+            let token = key.sign(&serde_json::json!({"sub": "a"})).unwrap();
+            let header = token.split('.').next().unwrap();
+            let found = set.find_issued_header(header).map(VerifyingKey::kid);
+            assert_eq!(found, Some(key.kid()), "{:?}", key.algorithm());
+            // Any other bytes are not ours, even if they decode alike.
+            assert!(set.find_issued_header(&header[1..]).is_none());
+            assert!(set.find_issued_header(&format!("{header}A")).is_none());
+        }
+    }
 
     #[test]
     fn hmac_secrets_must_be_long_enough_and_hmac_only() {

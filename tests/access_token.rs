@@ -269,6 +269,70 @@ async fn issuer_audience_and_type_are_enforced() {
     assert_eq!(call(legacy, bearer(&t)).await.status(), StatusCode::OK);
 }
 
+/// Tokens tollgate signs skip header parsing (their header is known byte
+/// for byte); the type and algorithm rules still apply to them.
+#[tokio::test]
+async fn our_own_header_is_held_to_the_same_rules() {
+    let ours = hs256().sign(&claims("t")).unwrap();
+    let g = gate(RevocationCache::default());
+    assert_eq!(call(g, bearer(&ours)).await.status(), StatusCode::OK);
+
+    // A gate that accepts only legacy `JWT` tokens refuses `at+jwt`.
+    let legacy = gate_builder(&hs256())
+        .realm(REALM)
+        .token_types(["JWT"])
+        .build()
+        .unwrap();
+    assert_invalid_token(
+        &call(legacy, bearer(&ours)).await,
+        "The token is not an access token",
+        &ours,
+    );
+
+    // A key rotated in outside the allow-list verifies nothing.
+    let keys = Keys::new(keyset(&hs256()));
+    let hs_only = AccessTokenLayer::builder()
+        .keys(keys.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .realm(REALM)
+        .build()
+        .unwrap();
+    let ed = SigningKey::from_pem("ed-1", Algorithm::EdDSA, ED25519_PEM).unwrap();
+    keys.rotate(keyset(&ed));
+    let t = ed.sign(&claims("t")).unwrap();
+    assert_invalid_token(&call(hs_only, bearer(&t)).await, INVALID, &t);
+
+    // The same header fields in another order or spacing take the parsing
+    // path and are accepted alike.
+    let c = claims("t");
+    for header in [
+        json!({"kid": "hs-1", "typ": "at+jwt", "alg": "HS256"}),
+        json!({"alg": "HS256", "kid": "hs-1", "typ": "AT+JWT"}),
+    ] {
+        let unsigned = raw_jwt(&header, &json!(c), "");
+        let message = unsigned.trim_end_matches('.');
+        let key = EncodingKey::from_secret(&[42; 32]);
+        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+        let t = format!("{message}.{sig}");
+        assert_eq!(
+            call(gate(RevocationCache::default()), bearer(&t))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    // Our header naming one key, signed with another: a bad signature.
+    let other = SigningKey::hmac("hs-1", Algorithm::HS256, &[7; 32]).unwrap();
+    let forged = other.sign(&claims("t")).unwrap();
+    assert_eq!(forged.split('.').next(), ours.split('.').next());
+    assert_invalid_token(
+        &call(gate(RevocationCache::default()), bearer(&forged)).await,
+        INVALID,
+        &forged,
+    );
+}
+
 #[tokio::test]
 async fn required_claims_are_required() {
     for claim in ["jti", "sub", "exp", "iat", "iss", "aud", "client_id"] {
