@@ -302,15 +302,10 @@ impl VerifyingKey {
     pub(crate) fn verify_signature(&self, message: &[u8], signature: &str) -> bool {
         match &self.mac {
             Some(mac) => {
-                use base64_simd::{AsOut, URL_SAFE_NO_PAD};
                 // The longest MAC is HS512's 64 bytes: decode on the stack.
-                let signature = signature.as_bytes();
                 let mut buf = [std::mem::MaybeUninit::uninit(); 64];
-                let tag = match URL_SAFE_NO_PAD.decoded_length(signature) {
-                    Ok(n) if n <= buf.len() => URL_SAFE_NO_PAD.decode(signature, buf[..].as_out()),
-                    _ => return false,
-                };
-                tag.is_ok_and(|tag| aws_lc_rs::hmac::verify(mac, message, tag).is_ok())
+                crate::b64url::decode_into(signature, &mut buf)
+                    .is_some_and(|tag| aws_lc_rs::hmac::verify(mac, message, tag).is_ok())
             }
             None => jsonwebtoken::crypto::verify(signature, message, &self.key, self.alg)
                 .unwrap_or(false),

@@ -45,6 +45,7 @@
 #![deny(unsafe_code, unreachable_pub)]
 
 pub mod access_token;
+mod b64url;
 pub mod binding;
 pub mod claims;
 #[cfg(feature = "fuzzing")]
