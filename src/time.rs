@@ -15,6 +15,16 @@ pub(crate) fn unix_millis(t: SystemTime) -> u64 {
         .min(u64::MAX - 1)
 }
 
+/// Milliseconds since the epoch, rounded up (0 before it): for instants
+/// that must not come early, such as when a revocation may lapse.
+pub(crate) fn unix_millis_ceil(t: SystemTime) -> u64 {
+    let Ok(d) = t.duration_since(UNIX_EPOCH) else {
+        return 0;
+    };
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
 /// The instant `secs` seconds after the epoch (a JWT `exp`, say).
 #[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) fn from_unix_secs(secs: u64) -> SystemTime {
@@ -22,7 +32,6 @@ pub(crate) fn from_unix_secs(secs: u64) -> SystemTime {
 }
 
 /// The instant `ms` milliseconds after the epoch.
-#[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) fn from_unix_millis(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
@@ -39,5 +48,16 @@ mod tests {
         assert_eq!(from_unix_millis(unix_millis(t)), t);
         let before = UNIX_EPOCH - Duration::from_secs(1);
         assert_eq!((unix_secs(before), unix_millis(before)), (0, 0));
+    }
+
+    #[test]
+    fn ceil_millis_rounds_up_never_down() {
+        let t = from_unix_millis(1_800_000_000_123);
+        assert_eq!(unix_millis_ceil(t), 1_800_000_000_123);
+        assert_eq!(
+            unix_millis_ceil(t + Duration::from_nanos(1)),
+            1_800_000_000_124
+        );
+        assert_eq!(unix_millis_ceil(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 }

@@ -4,7 +4,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use moka::{Expiry, sync::Cache as MokaCache};
@@ -41,7 +41,7 @@ impl Digest {
     }
 }
 
-use crate::time::{unix_millis, unix_secs};
+use crate::time::{from_unix_millis, unix_millis, unix_millis_ceil, unix_secs};
 
 /// A source of wall-clock time. Tests inject their own to move time without
 /// sleeping.
@@ -78,15 +78,11 @@ struct Until(u64);
 
 impl Until {
     fn at_or_after(t: SystemTime) -> Self {
-        let Ok(d) = t.duration_since(UNIX_EPOCH) else {
-            return Self(0);
-        };
-        let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
-        Self(u64::try_from(ms).unwrap_or(u64::MAX))
+        Self(unix_millis_ceil(t))
     }
 
     fn instant(self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.0)
+        from_unix_millis(self.0)
     }
 }
 
@@ -461,21 +457,6 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         crate::time::from_unix_secs(secs)
-    }
-
-    #[test]
-    fn stored_instants_round_up_never_down() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_800_000_000_123);
-        assert_eq!(Until::at_or_after(t).instant(), t);
-        let later = t + Duration::from_nanos(1);
-        assert_eq!(
-            Until::at_or_after(later).instant(),
-            t + Duration::from_millis(1)
-        );
-        assert_eq!(
-            Until::at_or_after(UNIX_EPOCH - Duration::from_secs(1)),
-            Until(0)
-        );
     }
 
     #[test]
