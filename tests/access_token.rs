@@ -9,7 +9,8 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use tollgate::{
-    AccessTokenLayer, RevocationCache,
+    AccessTokenLayer, AuthError, RevocationCache,
+    access_token::InvalidToken,
     keys::{Algorithm, KeySet, Keys, SigningKey},
 };
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -330,6 +331,44 @@ async fn our_own_header_is_held_to_the_same_rules() {
         &call(gate(RevocationCache::default()), bearer(&forged)).await,
         INVALID,
         &forged,
+    );
+}
+
+/// A correctly signed token whose header or payload bytes are not UTF-8
+/// JSON is refused with the exact reason, on both header paths.
+#[test]
+fn signed_parts_that_are_not_utf8_are_refused() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    let sign = |header: &[u8], payload: &[u8]| {
+        let message = format!("{}.{}", B64.encode(header), B64.encode(payload));
+        let key = EncodingKey::from_secret(&[42; 32]);
+        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{message}.{sig}")
+    };
+    let ours = hs256().sign(&claims("t")).unwrap();
+    let our_header = B64.decode(ours.split('.').next().unwrap()).unwrap();
+    let payload = serde_json::to_vec(&claims("t")).unwrap();
+    // One byte of the subject's name replaced by 0xFF: the JSON is intact,
+    // the text is not UTF-8.
+    let mut not_utf8 = payload.clone();
+    let at = payload.windows(5).position(|w| w == b"alice").unwrap();
+    not_utf8[at + 2] = 0xff;
+    let g = gate(RevocationCache::default());
+    assert!(g.verify(&sign(&our_header, &payload)).is_ok());
+    assert_eq!(
+        g.verify(&sign(&our_header, &not_utf8)),
+        Err(AuthError::InvalidToken(InvalidToken::BadClaims))
+    );
+
+    // A header we did not write goes through parsing; a non-UTF-8 byte
+    // in it is malformed.
+    let mut header = br#"{"alg":"HS256","kid":"hs-1","typ":"at+jwt","x":"_"}"#.to_vec();
+    assert!(g.verify(&sign(&header, &payload)).is_ok());
+    let at = header.iter().position(|&b| b == b'_').unwrap();
+    header[at] = 0xff;
+    assert_eq!(
+        g.verify(&sign(&header, &payload)),
+        Err(AuthError::InvalidToken(InvalidToken::Malformed))
     );
 }
 

@@ -213,6 +213,14 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_arithmetic_is_the_rfc6750_b64token_alphabet() {
+        for b in 0..=u8::MAX {
+            let spec = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(b64token_body_byte(b), spec, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
     fn header_length_is_capped() {
         let mut long = b"Bearer ".to_vec();
         long.extend(std::iter::repeat_n(b'a', 5000));
