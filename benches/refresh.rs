@@ -31,7 +31,8 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use tollgate::{
     issuer::{ClientMeta, Issuer},
     keys::{Algorithm, KeySet, SigningKey},
-    refresh::{RefreshPolicy, RefreshSecret, hash_token, random_string, random_token},
+    refresh::RefreshPolicy,
+    secret::{RefreshSecret, hash_token, random_string, random_token},
     store::{self, clients::NewClient},
     token_endpoint::TokenEndpoint,
 };

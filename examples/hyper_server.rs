@@ -19,7 +19,7 @@ use tollgate::{
     binding::PeerAddr,
     issuer::Issuer,
     keys::{Algorithm, KeySet, SigningKey},
-    refresh::{RefreshSecret, random_token},
+    secret::{RefreshSecret, random_token},
     store::{self, clients::NewClient},
     token_endpoint::TokenEndpoint,
 };
@@ -71,7 +71,7 @@ async fn services() -> Result<(TokenEndpoint, AccessTokenLayer), BoxError> {
         .audience("hyper-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
         .build()?;
-    let gate = issuer.gate().build()?;
+    let gate = issuer.access_token_layer().build()?;
     let endpoint = TokenEndpoint::builder(issuer)
         .password_verifier(|user: String, password: String| async move {
             Ok((user == "alice" && password == "wonderland").then_some(user))

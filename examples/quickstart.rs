@@ -41,8 +41,9 @@ use tollgate::{
     binding::{BindingPolicy, IpBinding, TrustedProxies, UserAgentBinding},
     issuer::{Issuer, Lifetimes},
     keys::{Algorithm, KeySet, SigningKey},
-    refresh::{RefreshPolicy, RefreshSecret},
+    refresh::RefreshPolicy,
     revocation::RevocationSync,
+    secret::RefreshSecret,
     sessions::Sessions,
     store::{self, cleanup::Janitor, clients::NewClient},
     token_endpoint::{RateLimits, TokenEndpoint},
@@ -247,7 +248,7 @@ impl App {
             .build()?;
 
         let gate = |scope: Option<&str>| -> Result<AccessTokenLayer, BoxError> {
-            let mut b = issuer.gate().realm("quickstart");
+            let mut b = issuer.access_token_layer().realm("quickstart");
             if let Some(scope) = scope {
                 b = b.require_scope(scope);
             }

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use tollgate::{
     issuer::{ClientMeta, Issuer},
     keys::{Algorithm, KeySet, SigningKey},
-    refresh::{RefreshSecret, random_token},
+    secret::{RefreshSecret, random_token},
     store::{self, clients::NewClient},
 };
 use tonic::transport::{Channel, Server};
@@ -52,7 +52,7 @@ async fn main() -> Result<(), BoxError> {
         .await?
         .access_token;
 
-    let gate = issuer.gate().build()?;
+    let gate = issuer.access_token_layer().build()?;
     let (_reporter, health) = tonic_health::server::health_reporter();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;

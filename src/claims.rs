@@ -56,17 +56,13 @@ pub struct AccessClaims {
 impl AccessClaims {
     /// The granted scopes, in token order.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope
-            .as_deref()
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
+        crate::scope::tokens(self.scope.as_deref().unwrap_or_default())
     }
 
     /// Whether the token grants `scope` (an exact, case-sensitive match, as
     /// RFC 6749 §3.3 defines scope tokens).
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes().any(|s| s == scope)
+        crate::scope::contains(self.scope.as_deref().unwrap_or_default(), scope)
     }
 }
 

@@ -10,7 +10,7 @@
 //! use tollgate::{
 //!     issuer::{ClientMeta, Issuer},
 //!     keys::{Algorithm, KeySet, SigningKey},
-//!     refresh::RefreshSecret,
+//!     secret::RefreshSecret,
 //!     store::{self, clients::NewClient},
 //! };
 //!
@@ -52,17 +52,16 @@ use crate::{
     AccessTokenLayer, AccessTokenLayerBuilder,
     claims::AccessClaims,
     keys::{KeyError, Keys},
-    refresh::{
-        RefreshError, RefreshPolicy, RefreshSecret, hash_token, narrow_scope, random_string,
-        random_token,
-    },
-    revocation::{Clock, RevocationCache, SystemClock},
+    refresh::{RefreshError, RefreshPolicy, RefreshRequest},
+    revocation::{RevocationCache, Revoker},
+    scope,
+    secret::{RefreshSecret, hash_token, random_string, random_token},
     store::{
         self, StoreError,
-        families::{NewSession, Rotated, Rotation},
-        revocations::Revocation,
+        rotation::{RefreshOutcome, Rotation},
+        sessions::NewSession,
     },
-    time::unix_secs,
+    time::{Clock, unix_secs},
 };
 
 /// Token lifetimes. Clients may override each (see
@@ -205,6 +204,7 @@ struct Inner {
     policy: RefreshPolicy,
     clock: Arc<dyn Clock>,
     revocations: RevocationCache,
+    revoker: Revoker,
 }
 
 /// Mints access and refresh tokens and rotates refresh tokens. Cloning is
@@ -262,7 +262,7 @@ impl Issuer {
     /// (rotations included), its `iss`, every `aud`, and its deny list, so
     /// a revocation made through this issuer applies at once. Add a realm,
     /// required scopes or a leeway, then build.
-    pub fn gate(&self) -> AccessTokenLayerBuilder {
+    pub fn access_token_layer(&self) -> AccessTokenLayerBuilder {
         self.inner.audience.iter().fold(
             AccessTokenLayer::builder()
                 .keys(self.inner.keys.clone())
@@ -283,11 +283,9 @@ impl Issuer {
         self.inner.revocations.max_token_lifetime()
     }
 
-    /// Puts committed revocations on the local deny list.
-    pub(crate) fn deny<'a>(&self, revoked: impl IntoIterator<Item = &'a Revocation>) {
-        for r in revoked {
-            r.apply_to(&self.inner.revocations);
-        }
+    /// The one path revocations take: commit, then apply locally.
+    pub(crate) fn revoker(&self) -> &Revoker {
+        &self.inner.revoker
     }
 
     /// Starts a session for `user_id` on `client_id`: a new refresh-token
@@ -313,12 +311,12 @@ impl Issuer {
         scope: Option<&str>,
         meta: &ClientMeta,
     ) -> Result<TokenResponse, IssueError> {
-        let scope = narrow_scope(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
+        let scope = scope::narrow(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let refresh_token = random_token();
         let family_expires_at = now + lifetimes.family;
-        let family_id = store::families::start(
+        let family_id = store::sessions::start(
             &self.inner.db,
             &NewSession {
                 client_id: &client.client_id,
@@ -360,7 +358,7 @@ impl Issuer {
         client: &client::Model,
         scope: Option<&str>,
     ) -> Result<TokenResponse, IssueError> {
-        let scope = narrow_scope(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
+        let scope = scope::narrow(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let (access_token, expires_in) = self.mint(
@@ -392,16 +390,20 @@ impl Issuer {
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let child = self.inner.refresh_secret.child_of(token);
-        let outcome = store::families::rotate(
+        let outcome = store::rotation::rotate(
             &self.inner.db,
             &Rotation {
+                request: RefreshRequest {
+                    client_id: &client.client_id,
+                    ip: meta.ip,
+                    user_agent: meta.user_agent.as_deref(),
+                    scope,
+                    now,
+                    // Set by the store's conditional update.
+                    won_consume: false,
+                },
                 presented_hash: hash_token(token),
                 child_hash: hash_token(&child),
-                client_id: &client.client_id,
-                ip: meta.ip,
-                user_agent: meta.user_agent.as_deref(),
-                scope,
-                now,
                 idle_ttl: lifetimes.refresh_idle,
                 policy: &self.inner.policy,
                 max_token_lifetime: self.max_token_lifetime(),
@@ -409,18 +411,20 @@ impl Issuer {
         )
         .await?;
         let session = match outcome {
-            Rotated::Rotated(s) | Rotated::Replayed(s) => s,
-            Rotated::Rejected(e, revoked) => {
-                self.deny(&revoked);
+            RefreshOutcome::Rotated(s) | RefreshOutcome::Replayed(s) => s,
+            RefreshOutcome::Rejected(e, revoked) => {
+                // Reuse detection or a binding mismatch revoked the session
+                // inside the rotation's transaction.
+                self.inner.revoker.apply(&revoked);
                 return Err(e.into());
             }
-            Rotated::Unknown => return Err(IssueError::UnknownToken),
+            RefreshOutcome::Unknown => return Err(IssueError::UnknownToken),
         };
         let (access_token, expires_in) = self.mint(
             &session.user_id,
             &session.client_id,
             &session.access_scope,
-            Some(&session.family_id),
+            Some(&session.sid),
             now,
             lifetimes.access,
             Some(session.expires_at),
@@ -480,7 +484,6 @@ pub struct IssuerBuilder {
     lifetimes: Lifetimes,
     refresh_secret: Option<RefreshSecret>,
     policy: RefreshPolicy,
-    clock: Option<Arc<dyn Clock>>,
     revocations: Option<RevocationCache>,
 }
 
@@ -543,16 +546,9 @@ impl IssuerBuilder {
         Self { policy, ..self }
     }
 
-    /// The clock (tests inject one).
-    pub fn clock(self, clock: impl Clock) -> Self {
-        Self {
-            clock: Some(Arc::new(clock)),
-            ..self
-        }
-    }
-
     /// The deny list of this process — give the gate and the
     /// [`RevocationSync`](crate::revocation::RevocationSync) the same one.
+    /// The issuer reads the time from its clock (see [`crate::time`]).
     /// Revocations made through this issuer (reuse detection, `/revoke`,
     /// logout) reach it at once; its `max_token_lifetime` sets how long
     /// revoked sessions stay denied. Default: a private, empty list.
@@ -582,9 +578,11 @@ impl IssuerBuilder {
         if self.audience.is_empty() {
             return Err(IssuerConfigError::MissingAudience);
         }
+        let db = self.db.ok_or(IssuerConfigError::MissingDb)?;
         Ok(Issuer {
             inner: Arc::new(Inner {
-                db: self.db.ok_or(IssuerConfigError::MissingDb)?,
+                revoker: Revoker::new(db.clone(), revocations.clone()),
+                db,
                 keys,
                 issuer: self.issuer.ok_or(IssuerConfigError::MissingIssuer)?,
                 audience: self.audience,
@@ -593,7 +591,7 @@ impl IssuerBuilder {
                     .refresh_secret
                     .ok_or(IssuerConfigError::MissingRefreshSecret)?,
                 policy: self.policy,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                clock: revocations.clock(),
                 revocations,
             }),
         })

@@ -34,7 +34,7 @@
 //! - `grpc` (default): answer gRPC requests with `grpc-status`.
 //! - `axum`: [`AccessClaims`] as an axum extractor, [`AuthError`] as a
 //!   response.
-//! - `store`: the ticket office on SeaORM (SQLite, PostgreSQL) — `/token`,
+//! - `store`: the token endpoint on SeaORM (SQLite, PostgreSQL, MySQL) — `/token`,
 //!   `/revoke`, `/introspect`, JWKS (`token_endpoint`), the `issuer`,
 //!   `sessions`, the persisted deny list and its `RevocationSync`, and the
 //!   janitor (`store::cleanup`).
@@ -51,18 +51,21 @@ pub mod claims;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod header;
 #[cfg(feature = "store")]
 pub mod issuer;
 pub mod keys;
 pub mod refresh;
 pub mod revocation;
+pub mod scope;
+pub mod secret;
 #[cfg(feature = "store")]
 pub mod sessions;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod time;
+pub mod time;
 #[cfg(feature = "store")]
 pub mod token_endpoint;
 

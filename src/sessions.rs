@@ -14,7 +14,7 @@
 //!     RevocationCache,
 //!     issuer::{ClientMeta, Issuer},
 //!     keys::{Algorithm, KeySet, SigningKey},
-//!     refresh::RefreshSecret,
+//!     secret::RefreshSecret,
 //!     store::{self, clients::NewClient},
 //! };
 //!
@@ -58,11 +58,12 @@ use serde::{Serialize, Serializer};
 use crate::{
     claims::AccessClaims,
     issuer::Issuer,
-    refresh::RevokedReason,
+    revocation::RevokedReason,
     store::{
         StoreError,
-        families::{self, UserRevocation},
+        sessions::{self, UserRevocation},
     },
+    time::{from_unix_secs, unix_secs},
 };
 
 /// A session as shown to its user. Serializes with times as Unix seconds.
@@ -91,7 +92,7 @@ pub struct SessionInfo {
 }
 
 fn as_unix_secs<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(crate::time::unix_secs(*t))
+    s.serialize_u64(unix_secs(*t))
 }
 
 /// Session management over an [`Issuer`]'s store and deny list.
@@ -117,12 +118,12 @@ impl Sessions {
         user_id: &str,
         current: Option<&str>,
     ) -> Result<Vec<SessionInfo>, StoreError> {
-        let rows = families::live_sessions(self.issuer.db(), user_id, self.issuer.now()).await?;
+        let rows = sessions::live_sessions(self.issuer.db(), user_id, self.issuer.now()).await?;
         Ok(rows
             .into_iter()
             .map(|r| SessionInfo {
-                current: current == Some(r.family_id.as_str()),
-                sid: r.family_id,
+                current: current == Some(r.sid.as_str()),
+                sid: r.sid,
                 client_id: r.client_id,
                 created_at: r.created_at,
                 last_used_at: r.last_used_at,
@@ -154,23 +155,17 @@ impl Sessions {
         claims: &AccessClaims,
         reason: RevokedReason,
     ) -> Result<bool, StoreError> {
-        let revoked = families::revoke_access_token(
-            self.issuer.db(),
-            &claims.jti,
-            crate::time::from_unix_secs(claims.exp),
-            reason,
-            self.issuer.now(),
-        )
-        .await?;
-        self.issuer.deny(&revoked);
-        Ok(revoked.is_some())
+        self.issuer
+            .revoker()
+            .access_token(&claims.jti, from_unix_secs(claims.exp), reason)
+            .await
     }
 
     /// Ends one of the user's sessions (from a device list, say). A session
     /// of another user is left alone (`false`), so a user cannot end
     /// someone else's session by guessing its id.
     pub async fn revoke(&self, user_id: &str, sid: &str) -> Result<bool, StoreError> {
-        if families::owner(self.issuer.db(), sid).await?.as_deref() != Some(user_id) {
+        if sessions::owner(self.issuer.db(), sid).await?.as_deref() != Some(user_id) {
             return Ok(false);
         }
         self.end(sid, RevokedReason::Logout).await
@@ -197,29 +192,13 @@ impl Sessions {
     }
 
     async fn end(&self, sid: &str, reason: RevokedReason) -> Result<bool, StoreError> {
-        let revoked = families::revoke(
-            self.issuer.db(),
-            sid,
-            reason,
-            self.issuer.now(),
-            self.issuer.max_token_lifetime(),
-        )
-        .await?;
-        self.issuer.deny(&revoked);
-        Ok(revoked.is_some())
+        self.issuer.revoker().session(sid, reason).await
     }
 
     async fn end_user(&self, user_id: &str, which: UserRevocation<'_>) -> Result<u64, StoreError> {
-        let (revoked, sessions) = families::revoke_user(
-            self.issuer.db(),
-            user_id,
-            which,
-            RevokedReason::Logout,
-            self.issuer.now(),
-            self.issuer.max_token_lifetime(),
-        )
-        .await?;
-        self.issuer.deny(&revoked);
-        Ok(sessions)
+        self.issuer
+            .revoker()
+            .user(user_id, which, RevokedReason::Logout)
+            .await
     }
 }

@@ -17,7 +17,7 @@
 //! let server = TestServer::start().await;
 //! let app = Router::new()
 //!     .route("/me", get(|c: AccessClaims| async move { c.sub }))
-//!     .layer(server.gate());
+//!     .layer(server.access_token_layer());
 //!
 //! let tokens = server.mint("alice", "read").await;
 //! let call = |token: String| {
@@ -47,7 +47,7 @@ use crate::{
     AccessTokenLayer, RevocationCache,
     issuer::{ClientMeta, Issuer, TokenResponse},
     keys::{Algorithm, KeySet, SigningKey},
-    refresh::RefreshSecret,
+    secret::RefreshSecret,
     store::{self, clients::NewClient},
     token_endpoint::TokenEndpoint,
 };
@@ -152,9 +152,9 @@ impl TestServer {
 
     /// The gate that trusts this server's tokens and shares its deny list:
     /// mount it on the routes under test.
-    pub fn gate(&self) -> AccessTokenLayer {
+    pub fn access_token_layer(&self) -> AccessTokenLayer {
         self.issuer
-            .gate()
+            .access_token_layer()
             .build()
             .expect("a gate over the test keys")
     }

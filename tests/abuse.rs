@@ -41,7 +41,7 @@ async fn limited(limits: RateLimits) -> (Harness, TokenEndpoint, Arc<AtomicUsize
     let checks = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&checks);
     let endpoint = TokenEndpoint::builder(h.issuer.clone())
-        .rate_limits(limits.clock(h.clock.clone()))
+        .rate_limits(limits)
         .password_verifier(move |user: String, password: String| {
             counted.fetch_add(1, Ordering::SeqCst);
             async move { Ok((user == "alice" && password == "wonderland").then_some(user)) }

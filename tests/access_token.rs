@@ -449,7 +449,7 @@ async fn subject_watermark_kills_earlier_tokens_of_that_subject_only() {
 
 #[tokio::test]
 async fn a_revocation_lapses_when_its_entry_expires() {
-    let clock = ManualClock::now();
+    let clock = common::manual_clock();
     let deny = RevocationCache::builder()
         .clock(clock.clone())
         .margin(Duration::from_secs(30))

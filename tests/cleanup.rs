@@ -11,10 +11,11 @@ use entity::{refresh_token, revocation, token_family};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use tollgate::{
     issuer::Lifetimes,
-    refresh::{RefreshPolicy, RevokedReason},
+    refresh::RefreshPolicy,
+    revocation::RevokedReason,
     store::{
         cleanup::{CleanupReport, Janitor},
-        families,
+        revocations,
     },
 };
 
@@ -37,8 +38,8 @@ async fn history(h: &Harness) -> String {
     h.refresh(&r.refresh_token()).await;
     h.clock.advance(10 * DAY);
     let s3 = h.login().await;
-    let now = tollgate::revocation::Clock::now(&h.clock);
-    families::revoke_access_token(
+    let now = tollgate::time::Clock::now(&h.clock);
+    revocations::revoke_access_token(
         &h.db,
         "s3-access",
         now + Duration::from_secs(900),
@@ -82,7 +83,7 @@ async fn the_janitor_deletes_only_what_is_past_retention() {
     each(async |h| {
         let live = history(&h).await;
         let now = h.clock.clone();
-        let now = || tollgate::revocation::Clock::now(&now);
+        let now = || tollgate::time::Clock::now(&now);
         assert_eq!(counts(&h).await, (3, 5, 2), "{}", h.backend);
 
         // At t0 + 3 days the sessions are within retention; session 1's
@@ -141,7 +142,7 @@ async fn consumed_tokens_of_a_live_session_are_kept_for_reuse_detection() {
             .retention(Duration::ZERO)
             .build();
         let report = janitor
-            .run_once(tollgate::revocation::Clock::now(&h.clock))
+            .run_once(tollgate::time::Clock::now(&h.clock))
             .await
             .unwrap();
         assert_eq!(report.tokens, 0, "{}", h.backend);
@@ -162,7 +163,7 @@ async fn consumed_tokens_of_a_live_session_are_kept_for_reuse_detection() {
 async fn janitors_in_small_batches_and_in_parallel_do_the_work_once() {
     each(async |h| {
         history(&h).await;
-        let now: SystemTime = tollgate::revocation::Clock::now(&h.clock);
+        let now: SystemTime = tollgate::time::Clock::now(&h.clock);
         let janitor = || {
             Janitor::builder(h.db.clone())
                 .retention(RETENTION)

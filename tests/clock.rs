@@ -1,23 +1,22 @@
-//! Clock jumps, forward and back, on an injected clock shared by the
-//! issuer and the gate: the leeway is exactly as documented, and no token
-//! outlives its session's absolute expiry.
+//! One clock for the whole process: the issuer, the gate and the deny list
+//! read the manual clock given once to the deny list, and move together.
+//! Clock jumps, forward and back: the leeway is exactly as documented, and
+//! no token outlives its session's absolute expiry.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use common::store::{Harness, backends, harness_with};
 use entity::{refresh_token, token_family};
 use http::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use tollgate::{AccessTokenLayer, RevocationCache, issuer::Lifetimes, refresh::RefreshPolicy};
+use tollgate::{issuer::Lifetimes, refresh::RefreshPolicy, revocation::RevokedReason, time::Clock};
 
 const MIN: u64 = 60;
 
-/// A gate on the harness clock (the harness's own gate reads the system
-/// clock).
-fn gate_on_clock(h: &Harness) -> AccessTokenLayer {
-    common::gate(RevocationCache::builder().clock(h.clock.clone()).build())
+fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn jump(h: &Harness, minutes: u64) {
@@ -55,8 +54,8 @@ async fn jumps_forward_and_back_never_stretch_a_session_past_its_absolute_expiry
     };
     for b in backends().await {
         let h = harness_with(b, RefreshPolicy::default(), lifetimes).await;
-        let gate = gate_on_clock(&h);
-        let t0 = h.clock.unix_secs();
+        let gate = &h.gate;
+        let t0 = unix(h.clock.now());
         let end = t0 + 120 * MIN;
         let login = h.login().await;
         let family = gate.verify(&login.access_token()).unwrap().sid.unwrap();
@@ -104,4 +103,55 @@ async fn jumps_forward_and_back_never_stretch_a_session_past_its_absolute_expiry
         );
         assert!(gate.verify(&back.access_token()).is_err());
     }
+}
+
+/// The clock is given once, to the deny list; the issuer (`iat`, `exp`),
+/// the gate (expiry) and the deny list (when an entry lapses) all follow
+/// it when it moves.
+#[tokio::test]
+async fn issuer_gate_and_deny_list_run_on_the_one_clock() {
+    let lifetimes = Lifetimes {
+        access: Duration::from_secs(10 * MIN),
+        ..Lifetimes::default()
+    };
+    let b = backends().await.into_iter().next().unwrap();
+    let h = harness_with(b, RefreshPolicy::default(), lifetimes).await;
+    // Far from the system clock, so nothing can pass by reading it.
+    h.clock.advance(Duration::from_secs(400 * 86_400));
+    let t0 = unix(h.clock.now());
+    assert_eq!(h.issuer.now(), h.clock.now());
+    assert_eq!(h.deny.now(), h.clock.now());
+
+    let login = h.login().await;
+    let claims = h.gate.verify(&login.access_token()).unwrap();
+    assert_eq!((claims.iat, claims.exp), (t0, t0 + 10 * MIN));
+
+    // The deny list keeps a revoked token until exp + margin on this clock.
+    let other = h.login().await;
+    let revoked = h.gate.verify(&other.access_token()).unwrap();
+    assert!(
+        h.issuer
+            .sessions()
+            .revoke_access_token(&revoked, RevokedReason::Admin)
+            .await
+            .unwrap()
+    );
+    assert!(h.deny.is_token_revoked(&revoked.jti));
+    assert!(h.gate.verify(&other.access_token()).is_err());
+
+    // Ten minutes and the 30 s leeway later the gate still accepts the
+    // first token; one second more and it has expired on the same clock.
+    h.clock.advance(Duration::from_secs(10 * MIN + 30));
+    assert!(h.gate.verify(&login.access_token()).is_ok());
+    h.clock.advance(Duration::from_secs(1));
+    assert!(h.gate.verify(&login.access_token()).is_err());
+    assert!(h.deny.is_token_revoked(&revoked.jti));
+    // Past exp + the deny list's margin, the entry has lapsed.
+    h.clock.advance(h.deny.margin());
+    assert!(!h.deny.is_token_revoked(&revoked.jti));
+
+    // A token minted now carries the moved clock's time.
+    let later = h.refresh(&login.refresh_token()).await;
+    let claims = h.gate.verify(&later.access_token()).unwrap();
+    assert_eq!(claims.iat, unix(h.clock.now()));
 }

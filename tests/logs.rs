@@ -160,7 +160,7 @@ async fn no_token_secret_or_password_appears_in_trace_output() {
     for expected in [
         "sqlx::query",
         "request refused",
-        "family revoked",
+        "session revoked",
         "access token rejected",
     ] {
         assert!(logs.contains(expected), "no `{expected}` in {logs}");

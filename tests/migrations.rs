@@ -46,11 +46,11 @@ async fn instants_keep_microseconds_and_outlive_2038_on_every_backend() {
             4_102_444_800 // 2100-01-01
         };
         let far = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(123_456);
-        let recorded = tollgate::store::families::revoke_access_token(
+        let recorded = tollgate::store::revocations::revoke_access_token(
             &b.db,
             "j-2100",
             far,
-            tollgate::refresh::RevokedReason::Admin,
+            tollgate::revocation::RevokedReason::Admin,
             far - Duration::from_secs(60),
         )
         .await

@@ -39,7 +39,7 @@ async fn family_of(
     h: &Harness,
     refresh_token: &str,
 ) -> (token_family::Model, Vec<refresh_token::Model>) {
-    let hash = tollgate::refresh::hash_token(refresh_token).to_vec();
+    let hash = tollgate::secret::hash_token(refresh_token).to_vec();
     let t = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash))
         .one(&h.db)

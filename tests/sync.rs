@@ -18,7 +18,7 @@ use std::{
 };
 
 use common::{
-    AUD, ISS, ManualClock, bearer, echo_sub, hs256, keyset,
+    AUD, ISS, bearer, echo_sub, hs256, keyset, manual_clock,
     store::{connect_sqlite_file, new_postgres_database, new_sqlite_file},
 };
 use http::{StatusCode, header};
@@ -30,9 +30,10 @@ use tokio::{
 use tollgate::{
     AccessClaims, AccessTokenLayer, AuthError, RevocationCache,
     issuer::{ClientMeta, Issuer},
-    refresh::{RefreshSecret, RevokedReason},
     revocation::RevocationSync,
-    store::{self, clients::NewClient, families},
+    revocation::RevokedReason,
+    secret::RefreshSecret,
+    store::{self, clients::NewClient, revocations},
 };
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -69,7 +70,7 @@ async fn instance(db: DatabaseConnection, poll: bool) -> Instance {
         .revocations(deny.clone())
         .build()
         .unwrap();
-    let gate = issuer.gate().build().unwrap();
+    let gate = issuer.access_token_layer().build().unwrap();
     let sync = RevocationSync::builder(db, deny.clone())
         .interval(INTERVAL)
         .build();
@@ -155,7 +156,7 @@ async fn connect_server(url: &str) -> DatabaseConnection {
 
 /// Records the revocation of `jti` until `exp`, as any instance would.
 async fn deny_jti(db: &DatabaseConnection, jti: &str, exp: SystemTime) {
-    families::revoke_access_token(db, jti, exp, RevokedReason::Admin, SystemTime::now())
+    revocations::revoke_access_token(db, jti, exp, RevokedReason::Admin, SystemTime::now())
         .await
         .unwrap();
 }
@@ -230,7 +231,7 @@ async fn a_restarted_instance_does_not_resurrect_revoked_tokens() {
         a.issuer.sessions().revoke_all("bob").await.unwrap();
         // A revocation that no longer matters: not loaded.
         let long_ago = SystemTime::now() - Duration::from_secs(3 * 86_400);
-        families::revoke_access_token(
+        revocations::revoke_access_token(
             a.issuer.db(),
             "old",
             long_ago,
@@ -422,7 +423,7 @@ async fn a_revocation_made_while_the_sqlite_file_was_unreachable_arrives_after_r
 #[tokio::test]
 async fn with_a_staleness_limit_the_gate_fails_closed() {
     let db = common::store::sqlite_memory().await;
-    let clock = ManualClock::now();
+    let clock = manual_clock();
     let deny = RevocationCache::builder().clock(clock.clone()).build();
     let gate = common::gate(deny.clone());
     let sync = RevocationSync::builder(db, deny.clone())
@@ -468,7 +469,7 @@ async fn with_a_staleness_limit_the_gate_fails_closed() {
 #[tokio::test]
 async fn without_a_limit_a_stale_list_keeps_serving() {
     let db = common::store::sqlite_memory().await;
-    let clock = ManualClock::now();
+    let clock = manual_clock();
     let deny = RevocationCache::builder().clock(clock.clone()).build();
     let gate = common::gate(deny.clone());
     let sync = RevocationSync::builder(db, deny.clone()).build();
@@ -547,7 +548,7 @@ async fn what_an_instance_applies_is_what_the_others_read_back() {
     for shared in Shared::all().await {
         let db = shared.connect().await;
         let now = SystemTime::now();
-        let recorded = families::revoke_access_token(
+        let recorded = revocations::revoke_access_token(
             &db,
             "j-1",
             now + Duration::from_secs(600),

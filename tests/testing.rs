@@ -82,7 +82,7 @@ async fn a_downstream_test_mints_uses_and_revokes_tokens() {
     assert_eq!(res.status(), StatusCode::OK);
     let login: serde_json::Value = res.json().await.unwrap();
     let claims = server
-        .gate()
+        .access_token_layer()
         .verify(login["access_token"].as_str().unwrap())
         .unwrap();
     assert_eq!(

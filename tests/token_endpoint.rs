@@ -88,7 +88,7 @@ async fn password_grant_issues_rfc6749_tokens_the_gate_accepts() {
         );
         assert_eq!(
             tokens[0].token_hash,
-            tollgate::refresh::hash_token(&rt).to_vec()
+            tollgate::secret::hash_token(&rt).to_vec()
         );
         assert!(!format!("{tokens:?}").contains(&rt));
     })
@@ -573,7 +573,7 @@ async fn bad_endpoint_and_client_settings_are_refused() {
         .keys(common::keyset(&common::hs256()))
         .issuer(common::ISS)
         .audience(common::AUD)
-        .refresh_secret(tollgate::refresh::RefreshSecret::new(&[1; 32]).unwrap())
+        .refresh_secret(tollgate::secret::RefreshSecret::new(&[1; 32]).unwrap())
         .revocations(
             tollgate::RevocationCache::builder()
                 .margin(Duration::from_secs(10))
@@ -604,7 +604,7 @@ async fn bad_issuer_settings_are_refused() {
     use tollgate::{
         issuer::{Issuer, IssuerConfigError},
         keys::KeySet,
-        refresh::RefreshSecret,
+        secret::RefreshSecret,
     };
     let db = common::store::sqlite_memory().await;
     let full = || {

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use tollgate::{
     issuer::Issuer,
     keys::{Algorithm, KeySet, SigningKey},
-    refresh::RefreshSecret,
+    secret::RefreshSecret,
     store::{self, clients::NewClient},
     token_endpoint::TokenEndpoint,
 };

@@ -1,9 +1,14 @@
 use std::{sync::Arc, time::Duration};
 
-use super::service::{AccessTokenLayer, Shared};
+use super::{
+    Verifier,
+    service::{AccessTokenLayer, Shared},
+};
 use crate::{
+    header::is_quotable,
     keys::{ACCESS_TOKEN_TYP, Algorithm, Keys},
     revocation::RevocationCache,
+    scope,
 };
 
 /// Default clock-skew leeway for `exp`, `nbf` and `iat`: 30 seconds.
@@ -240,7 +245,7 @@ impl AccessTokenLayerBuilder {
         {
             return Err(ConfigError::InvalidRealm);
         }
-        if let Some(bad) = self.scopes.iter().find(|s| !is_scope_token(s)) {
+        if let Some(bad) = self.scopes.iter().find(|s| !scope::is_scope_token(s)) {
             return Err(ConfigError::InvalidScope(bad.clone()));
         }
         if let Some(name) = &self.cookie
@@ -262,16 +267,19 @@ impl AccessTokenLayerBuilder {
         }
 
         Ok(AccessTokenLayer::from_shared(Arc::new(Shared {
-            keys,
-            algorithms,
-            issuer,
-            audiences: self.audience,
-            leeway: self.leeway.as_secs(),
-            token_types,
+            verifier: Verifier {
+                keys,
+                algorithms,
+                issuer,
+                audiences: self.audience,
+                leeway: self.leeway.as_secs(),
+                token_types,
+                revocations,
+                max_token_len: self.max_token_len,
+            },
             realm: self.realm,
             required_scopes: self.scopes,
             cookie: self.cookie,
-            revocations,
             max_token_len: self.max_token_len,
         })))
     }
@@ -285,20 +293,6 @@ pub(crate) fn normalize_typ(typ: &str) -> String {
         Some(rest) => rest.to_owned(),
         None => lower,
     }
-}
-
-/// Printable ASCII without `"` or `\`: safe inside a quoted-string of an
-/// HTTP challenge (a realm) without escaping.
-pub(crate) fn is_quotable(s: &str) -> bool {
-    s.bytes()
-        .all(|b| matches!(b, 0x20..=0x7E) && b != b'"' && b != b'\\')
-}
-
-/// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).
-pub(crate) fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// RFC 6265 cookie-name: an RFC 2616 token.

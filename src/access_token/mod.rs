@@ -61,13 +61,13 @@ mod error;
 pub(crate) mod extract;
 mod future;
 mod service;
+mod verify;
 
 #[cfg(feature = "axum")]
 mod axum;
 
 pub use builder::{AccessTokenLayerBuilder, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN};
-#[cfg_attr(not(feature = "store"), allow(unused_imports))]
-pub(crate) use builder::{is_quotable, is_scope_token};
 pub use error::{AuthError, InvalidToken};
 pub use future::ResponseFuture;
 pub use service::{AccessToken, AccessTokenLayer};
+pub use verify::Verifier;

@@ -3,48 +3,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::binding::BindingPolicy;
-
-/// Why a family (or token) was revoked; stored in `revoked_reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RevokedReason {
-    /// The user logged out.
-    Logout,
-    /// A consumed refresh token was presented again (RFC 9700 §4.14.2).
-    ReuseDetected,
-    /// A binding mismatch or another security signal.
-    Security,
-    /// An administrator revoked it.
-    Admin,
-    /// Revoked because it expired (cleanup).
-    Expired,
-}
-
-impl RevokedReason {
-    /// The value stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Logout => "logout",
-            Self::ReuseDetected => "reuse_detected",
-            Self::Security => "security",
-            Self::Admin => "admin",
-            Self::Expired => "expired",
-        }
-    }
-
-    /// The reason a stored value names, if any.
-    pub fn parse(stored: &str) -> Option<Self> {
-        Some(match stored {
-            "logout" => Self::Logout,
-            "reuse_detected" => Self::ReuseDetected,
-            "security" => Self::Security,
-            "admin" => Self::Admin,
-            "expired" => Self::Expired,
-            _ => return None,
-        })
-    }
-}
+use crate::{binding::BindingPolicy, revocation::RevokedReason, scope};
 
 /// The rotation policy: grace period and binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +49,7 @@ pub struct TokenState {
 
 /// The stored state of its family.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FamilyState {
+pub struct SessionState {
     /// Generation of the current head.
     pub generation: i64,
     /// Whether the family is revoked.
@@ -103,7 +62,7 @@ pub struct FamilyState {
 
 /// The refresh request as presented.
 #[derive(Debug, Clone, Copy)]
-pub struct Presentation<'a> {
+pub struct RefreshRequest<'a> {
     /// The authenticated client.
     pub client_id: &'a str,
     /// The request's client IP.
@@ -146,7 +105,7 @@ pub enum Decision {
 
 /// Whether a refresh token is usable now: not consumed, not revoked, not
 /// expired, in a live family. What `/introspect` calls "active".
-pub fn is_live(token: &TokenState, family: &FamilyState, now: SystemTime) -> bool {
+pub fn is_live(token: &TokenState, family: &SessionState, now: SystemTime) -> bool {
     token.consumed_at.is_none()
         && !token.revoked
         && !family.revoked
@@ -205,8 +164,8 @@ fn reject(error: RefreshError, revoke: Option<RevokedReason>) -> Decision {
 /// replay also comes from another IP); then binding; then scope.
 pub fn decide(
     token: &TokenState,
-    family: &FamilyState,
-    req: &Presentation<'_>,
+    family: &SessionState,
+    req: &RefreshRequest<'_>,
     policy: &RefreshPolicy,
 ) -> Decision {
     let binding_revoke = policy
@@ -252,7 +211,7 @@ pub fn decide(
     {
         return reject(RefreshError::BindingMismatch, binding_revoke);
     }
-    let scope = match narrow_scope(&family.scope, req.scope) {
+    let scope = match scope::narrow(&family.scope, req.scope) {
         Some(scope) => scope,
         None => return reject(RefreshError::InvalidScope, None),
     };
@@ -261,29 +220,6 @@ pub fn decide(
     } else {
         Decision::Rotate { scope }
     }
-}
-
-/// The scope of an access token: `requested` if every one of its tokens is
-/// in `granted`, the whole grant when nothing is requested (RFC 6749 §6).
-/// `None` when the request asks for more, or is empty.
-pub fn narrow_scope(granted: &str, requested: Option<&str>) -> Option<String> {
-    let Some(requested) = requested else {
-        return Some(granted.to_owned());
-    };
-    let granted: Vec<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
-    let mut out: Vec<&str> = Vec::new();
-    for s in requested.split(' ').filter(|s| !s.is_empty()) {
-        if !granted.contains(&s) {
-            return None;
-        }
-        if !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    if out.is_empty() {
-        return None;
-    }
-    Some(out.join(" "))
 }
 
 #[cfg(test)]
@@ -313,8 +249,8 @@ mod tests {
         }
     }
 
-    fn family() -> FamilyState {
-        FamilyState {
+    fn family() -> SessionState {
+        SessionState {
             generation: 3,
             revoked: false,
             expires_at: at(T + 5000),
@@ -322,8 +258,8 @@ mod tests {
         }
     }
 
-    fn req() -> Presentation<'static> {
-        Presentation {
+    fn req() -> RefreshRequest<'static> {
+        RefreshRequest {
             client_id: "web",
             ip: ip("203.0.113.7"),
             user_agent: Some("Firefox"),
@@ -345,7 +281,7 @@ mod tests {
     }
 
     /// The state right after a winner rotated this token at `T`.
-    fn consumed() -> (TokenState, FamilyState) {
+    fn consumed() -> (TokenState, SessionState) {
         let mut t = token();
         t.consumed_at = Some(at(T));
         let mut f = family();
@@ -373,7 +309,7 @@ mod tests {
 
     #[test]
     fn scope_may_narrow_never_widen() {
-        let narrow = Presentation {
+        let narrow = RefreshRequest {
             scope: Some("read"),
             ..req()
         };
@@ -384,7 +320,7 @@ mod tests {
             }
         );
         for bad in ["read admin", "", "  ", "READ"] {
-            let wide = Presentation {
+            let wide = RefreshRequest {
                 scope: Some(bad),
                 ..req()
             };
@@ -398,7 +334,7 @@ mod tests {
 
     #[test]
     fn another_clients_token_is_refused_first() {
-        let other = Presentation {
+        let other = RefreshRequest {
             client_id: "evil",
             ..req()
         };
@@ -429,7 +365,7 @@ mod tests {
             rejected(&decide(&token(), &f, &req(), &strict())),
             Some((RefreshError::Revoked, None))
         );
-        let late = Presentation {
+        let late = RefreshRequest {
             now: at(T + 5000),
             ..req()
         };
@@ -437,7 +373,7 @@ mod tests {
             rejected(&decide(&token(), &family(), &late, &strict())),
             Some((RefreshError::FamilyExpired, None))
         );
-        let idle = Presentation {
+        let idle = RefreshRequest {
             now: at(T + 1000),
             ..req()
         };
@@ -451,7 +387,7 @@ mod tests {
     fn immediate_predecessor_within_grace_gets_a_replay() {
         let (t, f) = consumed();
         for secs in [0, 1, 4] {
-            let racer = Presentation {
+            let racer = RefreshRequest {
                 won_consume: false,
                 now: at(T + secs),
                 ..req()
@@ -465,7 +401,7 @@ mod tests {
             );
         }
         // A clock that stepped back counts as within grace, not as reuse.
-        let earlier = Presentation {
+        let earlier = RefreshRequest {
             won_consume: false,
             now: at(T - 3),
             ..req()
@@ -479,7 +415,7 @@ mod tests {
     #[test]
     fn reuse_after_grace_or_of_an_older_generation_revokes_the_family() {
         let (t, f) = consumed();
-        let late = Presentation {
+        let late = RefreshRequest {
             won_consume: false,
             now: at(T + 6),
             ..req()
@@ -492,7 +428,7 @@ mod tests {
         // inside the grace period.
         let mut f2 = f.clone();
         f2.generation = 5;
-        let quick = Presentation {
+        let quick = RefreshRequest {
             won_consume: false,
             now: at(T + 1),
             ..req()
@@ -503,7 +439,7 @@ mod tests {
         );
         // Reuse from another IP is still reuse (family dies), not merely a
         // binding mismatch.
-        let thief = Presentation {
+        let thief = RefreshRequest {
             won_consume: false,
             now: at(T + 60),
             ip: ip("198.51.100.1"),
@@ -514,7 +450,7 @@ mod tests {
             Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
         );
         // Even after the idle expiry.
-        let much_later = Presentation {
+        let much_later = RefreshRequest {
             won_consume: false,
             now: at(T + 2000),
             ..req()
@@ -528,7 +464,7 @@ mod tests {
     #[test]
     fn grace_replay_still_checks_binding_and_scope() {
         let (t, f) = consumed();
-        let elsewhere = Presentation {
+        let elsewhere = RefreshRequest {
             won_consume: false,
             ip: ip("198.51.100.1"),
             ..req()
@@ -537,7 +473,7 @@ mod tests {
             rejected(&decide(&t, &f, &elsewhere, &strict())),
             Some((RefreshError::BindingMismatch, Some(RevokedReason::Security)))
         );
-        let wider = Presentation {
+        let wider = RefreshRequest {
             won_consume: false,
             scope: Some("admin"),
             ..req()
@@ -550,15 +486,15 @@ mod tests {
 
     #[test]
     fn binding_policy_decides_mismatches() {
-        let other_ip = Presentation {
+        let other_ip = RefreshRequest {
             ip: ip("203.0.113.99"),
             ..req()
         };
-        let other_ua = Presentation {
+        let other_ua = RefreshRequest {
             user_agent: Some("curl"),
             ..req()
         };
-        let no_ua = Presentation {
+        let no_ua = RefreshRequest {
             user_agent: None,
             ..req()
         };
@@ -576,7 +512,7 @@ mod tests {
             decide(&token(), &family(), &other_ip, &prefix),
             Decision::Rotate { .. }
         ));
-        let far = Presentation {
+        let far = RefreshRequest {
             ip: ip("203.0.114.7"),
             ..req()
         };
@@ -666,7 +602,7 @@ mod tests {
         // The store's conditional update wins only on an unconsumed,
         // unrevoked token.
         let won = consumed_age.is_none() && !tok_revoked;
-        let r = Presentation {
+        let r = RefreshRequest {
             client_id: if client_ok { "web" } else { "other" },
             ip: if ip_ok {
                 ip("203.0.113.7")
@@ -747,7 +683,7 @@ mod tests {
             ..strict()
         };
         for now in [at(T), at(T - 1), at(T + 1)] {
-            let racer = Presentation {
+            let racer = RefreshRequest {
                 won_consume: false,
                 now,
                 ..req()
@@ -757,15 +693,5 @@ mod tests {
                 Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
             );
         }
-    }
-
-    #[test]
-    fn narrow_scope_rules() {
-        assert_eq!(narrow_scope("a b c", None).as_deref(), Some("a b c"));
-        assert_eq!(narrow_scope("a b c", Some("c a")).as_deref(), Some("c a"));
-        assert_eq!(narrow_scope("a b c", Some("a a")).as_deref(), Some("a"));
-        assert_eq!(narrow_scope("a b c", Some("d")), None);
-        assert_eq!(narrow_scope("a b c", Some("")), None);
-        assert_eq!(narrow_scope("", Some("a")), None);
     }
 }

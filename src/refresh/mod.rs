@@ -11,14 +11,15 @@
 //!   the immediate predecessor of the family's head, is reuse: the family is
 //!   revoked (`reuse_detected`, RFC 9700 §4.14.2);
 //! - within the grace period the immediate predecessor gets the child the
-//!   winner got (derived with [`RefreshSecret`], never stored in clear);
+//!   winner got (derived with [`RefreshSecret`](crate::secret::RefreshSecret),
+//!   never stored in clear);
 //! - bound to its client always, and by [`BindingPolicy`](crate::binding::BindingPolicy)
 //!   to IP and User-Agent;
 //! - scope may narrow, never widen (RFC 6749 §6).
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use tollgate::refresh::{decide, Decision, FamilyState, Presentation, RefreshPolicy, TokenState};
+//! use tollgate::refresh::{decide, Decision, SessionState, RefreshRequest, RefreshPolicy, TokenState};
 //!
 //! let now = SystemTime::now();
 //! let token = TokenState {
@@ -26,11 +27,11 @@
 //!     expires_at: now + Duration::from_secs(3600), client_id: "web".into(),
 //!     client_ip: None, user_agent: None,
 //! };
-//! let family = FamilyState {
+//! let family = SessionState {
 //!     generation: 0, revoked: false,
 //!     expires_at: now + Duration::from_secs(86_400), scope: "read write".into(),
 //! };
-//! let req = Presentation {
+//! let req = RefreshRequest {
 //!     client_id: "web", ip: None, user_agent: None, scope: Some("read"),
 //!     now, won_consume: true,
 //! };
@@ -41,12 +42,8 @@
 //! ```
 
 mod decide;
-mod token;
 
 pub use decide::{
-    DEFAULT_REUSE_GRACE, Decision, FamilyState, Presentation, RefreshError, RefreshPolicy,
-    RevokedReason, TokenState, decide, is_live, narrow_scope,
-};
-pub use token::{
-    RefreshSecret, TOKEN_BYTES, WeakRefreshSecret, hash_token, random_string, random_token,
+    DEFAULT_REUSE_GRACE, Decision, RefreshError, RefreshPolicy, RefreshRequest, SessionState,
+    TokenState, decide, is_live,
 };

@@ -41,24 +41,8 @@ impl Digest {
     }
 }
 
-use crate::time::{from_unix_millis, unix_millis, unix_millis_ceil, unix_secs};
-
-/// A source of wall-clock time. Tests inject their own to move time without
-/// sleeping.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> SystemTime;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
+use super::{Revocation, RevocationKind};
+use crate::time::{Clock, SystemClock, from_unix_millis, unix_millis, unix_millis_ceil, unix_secs};
 
 /// Default extra life of every entry beyond the expiry it was given: covers
 /// the gate's leeway (tokens are accepted that long past `exp`) and clock
@@ -215,6 +199,16 @@ impl RevocationCache {
         }
     }
 
+    /// Applies a committed revocation (idempotent): what every instance
+    /// does with each row it reads back from the store.
+    pub fn apply(&self, r: &Revocation) {
+        match r.kind {
+            RevocationKind::Token => self.revoke_token(&r.target, r.expires_at),
+            RevocationKind::Session => self.revoke_session(&r.target, r.expires_at),
+            RevocationKind::Subject => self.revoke_subject_before(&r.target, r.revoked_at),
+        }
+    }
+
     /// Revokes one access token until its `exp`.
     pub fn revoke_token(&self, jti: &str, expires_at: SystemTime) {
         upsert_latest(
@@ -285,8 +279,14 @@ impl RevocationCache {
             .store(until.map_or(u64::MAX, unix_millis), Ordering::Release);
     }
 
+    /// The process clock this cache was built with: the issuer, the gate,
+    /// the rate limits and the sync over this cache all read it.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
     /// The current time on this cache's clock.
-    pub(crate) fn now(&self) -> SystemTime {
+    pub fn now(&self) -> SystemTime {
         self.clock.now()
     }
 
@@ -424,26 +424,7 @@ impl RevocationCacheBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// A clock tests move by hand.
-    #[derive(Clone, Default)]
-    struct ManualClock(Arc<AtomicU64>);
-
-    impl ManualClock {
-        fn at(secs: u64) -> Self {
-            Self(Arc::new(AtomicU64::new(secs)))
-        }
-        fn advance(&self, d: Duration) {
-            self.0.fetch_add(d.as_secs(), Ordering::SeqCst);
-        }
-    }
-
-    impl Clock for ManualClock {
-        fn now(&self) -> SystemTime {
-            crate::time::from_unix_secs(self.0.load(Ordering::SeqCst))
-        }
-    }
+    use crate::time::{ManualClock, from_unix_secs};
 
     const T0: u64 = 1_800_000_000;
 
@@ -461,7 +442,7 @@ mod tests {
 
     #[test]
     fn revoked_token_is_denied_until_expiry_plus_margin() {
-        let clock = ManualClock::at(T0);
+        let clock = ManualClock::at(from_unix_secs(T0));
         let c = cache(&clock);
         c.revoke_token("j1", at(T0 + 100));
         assert_eq!(c.check("j1", None, "alice", T0), Some(RevokedBy::Token));
@@ -474,7 +455,7 @@ mod tests {
 
     #[test]
     fn a_later_expiry_wins_an_earlier_one_never_shortens() {
-        let clock = ManualClock::at(T0);
+        let clock = ManualClock::at(from_unix_secs(T0));
         let c = cache(&clock);
         c.revoke_token("j", at(T0 + 100));
         c.revoke_token("j", at(T0 + 10));
@@ -491,7 +472,7 @@ mod tests {
         // Two threads revoke the same keys at once, one with an early and one
         // with a late expiry: whatever the interleaving, the late one must
         // stand, or the revocation lapses early.
-        let clock = ManualClock::at(T0);
+        let clock = ManualClock::at(from_unix_secs(T0));
         let c = cache(&clock);
         let keys: Vec<String> = (0..10_000).map(|i| format!("k{i}")).collect();
         let barrier = std::sync::Barrier::new(2);
@@ -525,7 +506,7 @@ mod tests {
 
     #[test]
     fn session_revocation_matches_only_that_sid() {
-        let clock = ManualClock::at(T0);
+        let clock = ManualClock::at(from_unix_secs(T0));
         let c = cache(&clock);
         c.revoke_session("fam-1", at(T0 + 600));
         assert_eq!(
@@ -538,7 +519,7 @@ mod tests {
 
     #[test]
     fn subject_watermark_kills_tokens_issued_up_to_that_second() {
-        let clock = ManualClock::at(T0);
+        let clock = ManualClock::at(from_unix_secs(T0));
         let c = cache(&clock);
         c.revoke_subject_before("alice", at(T0) + Duration::from_millis(700));
         assert_eq!(
@@ -577,7 +558,7 @@ mod tests {
         // Entries already past their expiry get a zero time to live. moka
         // evicts on its own monotonic clock (timer wheel, about 1 s ticks)
         // which tests cannot mock, so poll until it has, with a deadline.
-        let clock = ManualClock::at(T0);
+        let clock = ManualClock::at(from_unix_secs(T0));
         let c = cache(&clock);
         for i in 0..1000 {
             c.revoke_token(&format!("old-{i}"), at(T0 - 31));

@@ -28,12 +28,17 @@
 //! ```
 
 mod cache;
+mod record;
+#[cfg(feature = "store")]
+mod revoker;
 #[cfg(feature = "store")]
 mod sync;
 
 pub use cache::{
-    Clock, DEFAULT_MARGIN, DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, RevocationCacheBuilder,
-    RevokedBy, SystemClock,
+    DEFAULT_MARGIN, DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, RevocationCacheBuilder, RevokedBy,
 };
+pub use record::{Revocation, RevocationKind, RevokedReason};
+#[cfg(feature = "store")]
+pub(crate) use revoker::Revoker;
 #[cfg(feature = "store")]
 pub use sync::{DEFAULT_BATCH, DEFAULT_POLL_INTERVAL, RevocationSync, RevocationSyncBuilder};

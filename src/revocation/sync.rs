@@ -112,7 +112,7 @@ impl RevocationSync {
                     .unwrap_or(UNIX_EPOCH);
                 let (cursor, rows) = revocations::live(&inner.db, since).await?;
                 for r in &rows {
-                    r.apply_to(&inner.cache);
+                    inner.cache.apply(r);
                 }
                 inner.cursor.fetch_max(cursor, Ordering::AcqRel);
                 rows.len()
@@ -122,7 +122,7 @@ impl RevocationSync {
                 loop {
                     let rows = revocations::after(&inner.db, cursor, inner.batch).await?;
                     for r in &rows {
-                        r.apply_to(&inner.cache);
+                        inner.cache.apply(r);
                     }
                     applied += rows.len();
                     let Some(last) = rows.last() else { break };

@@ -12,8 +12,8 @@ use subtle::ConstantTimeEq;
 
 use super::{StoreError, db_time};
 use crate::{
-    access_token::is_scope_token,
-    refresh::{hash_token, random_token},
+    scope::is_scope_token,
+    secret::{hash_token, random_token},
 };
 
 /// A client to register.

@@ -1,4 +1,4 @@
-//! SeaORM persistence: clients, token families and refresh tokens.
+//! SeaORM persistence: clients, sessions, refresh tokens and revocations.
 //!
 //! Database functions are plain `async fn`s over a connection. A rotation
 //! runs in one transaction whose first statement is the conditional update
@@ -25,16 +25,19 @@
 
 pub mod cleanup;
 pub mod clients;
-pub mod families;
+pub mod refresh_tokens;
 pub mod revocations;
+pub mod rotation;
+pub mod sessions;
+mod transaction;
+
+pub(crate) use transaction::begin;
 
 use std::time::SystemTime;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use migration::MigratorTrait;
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbErr};
 
 /// A store operation that failed. Every variant means "try again later"
 /// to a client (503); nothing was half-written.
@@ -55,20 +58,6 @@ pub enum StoreError {
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     migration::Migrator::up(db, None).await
-}
-
-/// Begins a transaction at READ COMMITTED, which PostgreSQL uses by
-/// default and MySQL/MariaDB do not (REPEATABLE READ). Our transactions
-/// lock a row, then read what the lock protects; under REPEATABLE READ such
-/// a read can still see the snapshot taken before the lock wait, so a
-/// refresh that lost a race would not see the winner's consumption.
-pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    if db.get_database_backend() == DbBackend::MySql {
-        db.begin_with_config(Some(IsolationLevel::ReadCommitted), None)
-            .await
-    } else {
-        db.begin().await
-    }
 }
 
 /// A time as stored: UTC, microsecond precision (what PostgreSQL keeps), so

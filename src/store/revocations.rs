@@ -18,80 +18,23 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
-use super::{StoreError, db_time, system_time};
-use crate::{refresh::RevokedReason, revocation::RevocationCache};
+use sea_orm::DatabaseConnection;
 
-/// What a revocation denies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RevocationKind {
-    /// One access token, by `jti`.
-    Token,
-    /// Every access token of a session, by `sid`.
-    Session,
-    /// Every token of a subject (`sub`) issued up to the revocation.
-    Subject,
-}
+use super::{StoreError, db_time, system_time, transaction::retrying};
+use crate::revocation::{Revocation, RevocationKind, RevokedReason};
 
-impl RevocationKind {
-    /// The value stored in `kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Token => "token",
-            Self::Session => "session",
-            Self::Subject => "subject",
-        }
-    }
-
-    fn parse(stored: &str) -> Option<Self> {
-        Some(match stored {
-            "token" => Self::Token,
-            "session" => Self::Session,
-            "subject" => Self::Subject,
-            _ => return None,
-        })
-    }
-}
-
-/// A stored revocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Revocation {
-    /// Position in the sequence.
-    pub seq: i64,
-    /// What it denies.
-    pub kind: RevocationKind,
-    /// The `jti`, `sid` or `sub`.
-    pub target: String,
-    /// When it was revoked; for a subject, its not-before watermark.
-    pub revoked_at: SystemTime,
-    /// When the last token it can match expires.
-    pub expires_at: SystemTime,
-    /// Why.
-    pub reason: RevokedReason,
-}
-
-impl Revocation {
-    /// Puts the revocation on an in-memory deny list (idempotent).
-    pub fn apply_to(&self, cache: &RevocationCache) {
-        match self.kind {
-            RevocationKind::Token => cache.revoke_token(&self.target, self.expires_at),
-            RevocationKind::Session => cache.revoke_session(&self.target, self.expires_at),
-            RevocationKind::Subject => cache.revoke_subject_before(&self.target, self.revoked_at),
-        }
-    }
-
-    fn from_row(row: revocation::Model) -> Result<Self, StoreError> {
-        Ok(Self {
-            seq: row.seq,
-            kind: RevocationKind::parse(&row.kind)
-                .ok_or(StoreError::Invalid("unknown revocation kind"))?,
-            target: row.target,
-            revoked_at: system_time(row.revoked_at),
-            expires_at: system_time(row.expires_at),
-            reason: RevokedReason::parse(&row.revoked_reason)
-                .ok_or(StoreError::Invalid("unknown revocation reason"))?,
-        })
-    }
+/// A revocation as read back from its row.
+fn from_row(row: revocation::Model) -> Result<Revocation, StoreError> {
+    Ok(Revocation {
+        seq: row.seq,
+        kind: RevocationKind::parse(&row.kind)
+            .ok_or(StoreError::Invalid("unknown revocation kind"))?,
+        target: row.target,
+        revoked_at: system_time(row.revoked_at),
+        expires_at: system_time(row.expires_at),
+        reason: RevokedReason::parse(&row.revoked_reason)
+            .ok_or(StoreError::Invalid("unknown revocation reason"))?,
+    })
 }
 
 /// A revocation to record.
@@ -175,10 +118,7 @@ pub async fn live(
         .order_by_asc(revocation::Column::Seq)
         .all(db)
         .await?;
-    let rows = rows
-        .into_iter()
-        .map(Revocation::from_row)
-        .collect::<Result<_, _>>()?;
+    let rows = rows.into_iter().map(from_row).collect::<Result<_, _>>()?;
     Ok((cursor, rows))
 }
 
@@ -195,7 +135,7 @@ pub async fn after(
         .all(db)
         .await?
         .into_iter()
-        .map(Revocation::from_row)
+        .map(from_row)
         .collect()
 }
 
@@ -234,4 +174,31 @@ pub(crate) fn session_until(
     max_token_lifetime: Duration,
 ) -> SystemTime {
     (now + max_token_lifetime).min(family_expires_at).max(now)
+}
+
+/// Records the revocation of one access token (`jti`) until its `exp`.
+pub async fn revoke_access_token(
+    db: &DatabaseConnection,
+    jti: &str,
+    expires_at: SystemTime,
+    reason: RevokedReason,
+    now: SystemTime,
+) -> Result<Option<Revocation>, StoreError> {
+    retrying(|| async move {
+        let txn = super::begin(db).await?;
+        let mut recorded = record(
+            &txn,
+            now,
+            &[NewRevocation {
+                kind: RevocationKind::Token,
+                target: jti,
+                expires_at,
+                reason,
+            }],
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(recorded.pop())
+    })
+    .await
 }

@@ -29,7 +29,7 @@ use std::{
         Arc,
         atomic::{AtomicU32, Ordering},
     },
-    time::{Duration, Instant, UNIX_EPOCH},
+    time::Duration,
 };
 
 use governor::{
@@ -37,7 +37,7 @@ use governor::{
 };
 
 use super::{EndpointConfigError, TokenError};
-use crate::revocation::Clock;
+use crate::time::Clock;
 
 /// At most `max` events per `per`, replenished evenly (one every
 /// `per / max`), with bursts of up to `max`.
@@ -94,7 +94,6 @@ pub struct RateLimits {
     failed_client_auth_per_ip: Option<Limit>,
     failed_passwords_per_user: Option<Limit>,
     failed_passwords_per_ip: Option<Limit>,
-    clock: Option<Arc<dyn Clock>>,
 }
 
 impl fmt::Debug for RateLimits {
@@ -173,33 +172,18 @@ impl RateLimits {
             ..self
         }
     }
-
-    /// Measures time on `clock` instead of the monotonic clock (tests move
-    /// it by hand). A wall clock that jumps back holds keys blocked for as
-    /// long as it jumped.
-    pub fn clock(self, clock: impl Clock) -> Self {
-        Self {
-            clock: Some(Arc::new(clock)),
-            ..self
-        }
-    }
 }
 
-/// Time for governor: monotonic by default, or an injected wall clock.
+/// Time for governor: the process clock's [`Clock::elapsed`], which never
+/// steps back on the system clock.
 #[derive(Clone)]
-enum Ticks {
-    Monotonic(Instant),
-    Wall(Arc<dyn Clock>),
-}
+struct Ticks(Arc<dyn Clock>);
 
 impl clock::Clock for Ticks {
     type Instant = Duration;
 
     fn now(&self) -> Duration {
-        match self {
-            Self::Monotonic(start) => start.elapsed(),
-            Self::Wall(clock) => clock.now().duration_since(UNIX_EPOCH).unwrap_or_default(),
-        }
+        self.0.elapsed()
     }
 }
 
@@ -303,11 +287,12 @@ pub(crate) struct Limiters {
 }
 
 impl Limiters {
-    pub(crate) fn new(limits: &RateLimits) -> Result<Self, EndpointConfigError> {
-        let ticks = match &limits.clock {
-            Some(clock) => Ticks::Wall(Arc::clone(clock)),
-            None => Ticks::Monotonic(Instant::now()),
-        };
+    /// The limiters for `limits`, measuring time on the process clock.
+    pub(crate) fn new(
+        limits: &RateLimits,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, EndpointConfigError> {
+        let ticks = Ticks(clock);
         Ok(Self {
             per_ip: Rate::configured(limits.requests_per_ip, &ticks)?,
             per_client: Rate::configured(limits.requests_per_client, &ticks)?,
@@ -423,32 +408,17 @@ fn user_key(user: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU64;
-    use std::time::SystemTime;
+    use std::time::UNIX_EPOCH;
 
     use super::*;
+    use crate::time::{ManualClock, SystemClock};
 
-    #[derive(Clone, Default)]
-    struct Manual(Arc<AtomicU64>);
-
-    impl Manual {
-        fn advance(&self, d: Duration) {
-            self.0
-                .fetch_add(u64::try_from(d.as_millis()).unwrap(), Ordering::SeqCst);
-        }
-    }
-
-    impl Clock for Manual {
-        fn now(&self) -> SystemTime {
-            UNIX_EPOCH
-                + Duration::from_secs(1_800_000_000)
-                + Duration::from_millis(self.0.load(Ordering::SeqCst))
-        }
-    }
-
-    fn limiters(limits: RateLimits) -> (Limiters, Manual) {
-        let clock = Manual::default();
-        (Limiters::new(&limits.clock(clock.clone())).unwrap(), clock)
+    fn limiters(limits: &RateLimits) -> (Limiters, ManualClock) {
+        let clock = ManualClock::at(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        (
+            Limiters::new(limits, Arc::new(clock.clone())).unwrap(),
+            clock,
+        )
     }
 
     const A: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)));
@@ -456,7 +426,7 @@ mod tests {
 
     #[test]
     fn requests_per_ip_burst_then_refill() {
-        let (l, clock) = limiters(RateLimits::none().requests_per_ip(Limit::per_second(3)));
+        let (l, clock) = limiters(&RateLimits::none().requests_per_ip(Limit::per_second(3)));
         for _ in 0..3 {
             l.request(A).unwrap();
         }
@@ -473,7 +443,7 @@ mod tests {
 
     #[test]
     fn ipv6_counts_by_64_and_mapped_v4_as_v4() {
-        let (l, _) = limiters(RateLimits::none().requests_per_ip(Limit::per_minute(1)));
+        let (l, _) = limiters(&RateLimits::none().requests_per_ip(Limit::per_minute(1)));
         l.request(Some("2001:db8:1:2::1".parse().unwrap())).unwrap();
         assert!(
             l.request(Some("2001:db8:1:2:ffff::9".parse().unwrap()))
@@ -488,7 +458,7 @@ mod tests {
     #[test]
     fn password_failures_lock_the_user_whatever_the_case_then_one_try_per_period() {
         let (l, clock) = limiters(
-            RateLimits::none().failed_passwords_per_user(Limit::new(3, Duration::from_secs(60))),
+            &RateLimits::none().failed_passwords_per_user(Limit::new(3, Duration::from_secs(60))),
         );
         for _ in 0..3 {
             l.password_allowed("alice", A).unwrap();
@@ -509,7 +479,7 @@ mod tests {
 
     #[test]
     fn client_auth_failures_block_only_that_ip() {
-        let (l, _) = limiters(RateLimits::none().failed_client_auth_per_ip(Limit::per_minute(2)));
+        let (l, _) = limiters(&RateLimits::none().failed_client_auth_per_ip(Limit::per_minute(2)));
         for _ in 0..2 {
             l.client_auth_allowed(A).unwrap();
             l.client_auth_failed(A);
@@ -521,12 +491,21 @@ mod tests {
 
     #[test]
     fn zero_limits_are_refused_and_none_means_unlimited() {
-        assert!(Limiters::new(&RateLimits::none().requests_per_ip(Limit::per_second(0))).is_err());
         assert!(
-            Limiters::new(&RateLimits::none().requests_per_ip(Limit::new(1, Duration::ZERO)))
-                .is_err()
+            Limiters::new(
+                &RateLimits::none().requests_per_ip(Limit::per_second(0)),
+                Arc::new(SystemClock)
+            )
+            .is_err()
         );
-        let l = Limiters::new(&RateLimits::none()).unwrap();
+        assert!(
+            Limiters::new(
+                &RateLimits::none().requests_per_ip(Limit::new(1, Duration::ZERO)),
+                Arc::new(SystemClock)
+            )
+            .is_err()
+        );
+        let l = Limiters::new(&RateLimits::none(), Arc::new(SystemClock)).unwrap();
         for _ in 0..10_000 {
             l.request(A).unwrap();
             l.client("c").unwrap();

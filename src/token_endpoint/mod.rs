@@ -21,7 +21,7 @@
 //! use http_body_util::{BodyExt, Full};
 //! use bytes::Bytes;
 //! use tollgate::{
-//!     issuer::Issuer, keys::{Algorithm, KeySet, SigningKey}, refresh::RefreshSecret,
+//!     issuer::Issuer, keys::{Algorithm, KeySet, SigningKey}, secret::RefreshSecret,
 //!     store::{self, clients::NewClient}, token_endpoint::TokenEndpoint,
 //! };
 //! use tower::ServiceExt;
@@ -64,6 +64,8 @@
 
 pub(crate) mod client_auth;
 pub(crate) mod form;
+mod grant;
+mod introspect;
 mod jwks;
 mod limits;
 mod response;
@@ -72,12 +74,13 @@ mod service;
 
 use std::{future::Future, pin::Pin};
 
+pub use introspect::IntrospectionEndpoint;
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, JwksEndpoint};
 pub use limits::{Limit, RateLimits};
 pub use response::TokenError;
-pub use revoke::{IntrospectionEndpoint, RevocationEndpoint};
+pub use revoke::RevocationEndpoint;
 pub use service::{
-    DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointConfigError, TokenEndpoint,
+    DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointConfigError, EndpointFuture, TokenEndpoint,
     TokenEndpointBuilder,
 };
 

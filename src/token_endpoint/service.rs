@@ -1,4 +1,12 @@
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
@@ -7,17 +15,20 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
 use entity::client;
 
+use tower_service::Service;
+
 use super::{
     PasswordVerifier, RateLimits, TokenError,
     client_auth::{self, unavailable},
     form::Form,
+    grant::{self, ClientGrants, Grant, GrantType},
     limits::Limiters,
     response::json,
 };
 use crate::{
-    AccessTokenLayer,
-    access_token::is_quotable,
+    access_token::Verifier,
     binding::{TrustedProxies, peer_addr},
+    header::is_quotable,
     issuer::{ClientMeta, IssueError, Issuer, TokenResponse},
     refresh::RefreshError,
 };
@@ -31,14 +42,15 @@ pub const DEFAULT_CLIENT_CACHE_TTL: Duration = Duration::from_secs(5);
 pub(crate) struct Inner {
     pub(crate) issuer: Issuer,
     clients: client_auth::ClientCache,
-    verifier: Option<Arc<dyn PasswordVerifier>>,
+    password_verifier: Option<Arc<dyn PasswordVerifier>>,
     proxies: TrustedProxies,
     max_body: usize,
     limits: Limiters,
     pub(crate) realm: String,
-    /// Verifies access tokens presented to `/revoke` and `/introspect`:
-    /// the issuer's keys, `iss` and `aud`, and its deny list.
-    pub(crate) access_tokens: AccessTokenLayer,
+    /// Verifies access tokens presented to `/revoke` and `/introspect`
+    /// as the issuer's own gate would: its keys, `iss` and `aud`, and its
+    /// deny list.
+    pub(crate) access_tokens: Verifier,
 }
 
 /// A request to one of the endpoints, read and checked up to client
@@ -126,7 +138,7 @@ impl fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenEndpoint")
             .field("issuer", &self.inner.issuer)
-            .field("password_grant", &self.inner.verifier.is_some())
+            .field("password_grant", &self.inner.password_verifier.is_some())
             .field("proxies", &self.inner.proxies)
             .field("max_body", &self.inner.max_body)
             .finish()
@@ -147,6 +159,8 @@ impl TokenEndpoint {
         }
     }
 
+    /// Reads the request, authenticates the client, checks what it may
+    /// do, and runs the grant.
     async fn handle<B>(&self, req: Request<B>) -> Result<TokenResponse, TokenError>
     where
         B: Body,
@@ -156,53 +170,69 @@ impl TokenEndpoint {
         let Incoming { form, basic, meta } = inner.read(req).await?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
         let client = inner.client(basic, &form, &meta).await?;
-        let confidential = client.secret_hash.is_some();
-        let scope = form.get("scope");
-        let result = match grant_type {
-            "refresh_token" => {
-                let token =
-                    form.require("refresh_token", "The refresh_token parameter is missing")?;
-                inner.issuer.refresh(&client, token, scope, &meta).await
-            }
-            "password" => {
-                let Some(verifier) = &inner.verifier else {
-                    return Err(TokenError::UnsupportedGrantType);
-                };
-                if !client.allow_password {
-                    return Err(TokenError::UnauthorizedClient(
-                        "The client may not use the password grant",
-                    ));
-                }
-                let username = form.require("username", "The username parameter is missing")?;
-                let password = form.require("password", "The password parameter is missing")?;
-                inner.limits.password_allowed(username, meta.ip)?;
-                let subject = verifier
-                    .verify(username, password)
+        let grant_type = GrantType::parse(grant_type)?;
+        grant::permit(
+            grant_type,
+            ClientGrants {
+                confidential: client.secret_hash.is_some(),
+                password: client.allow_password,
+                client_credentials: client.allow_client_credentials,
+            },
+            inner.password_verifier.is_some(),
+        )?;
+        let result = match Grant::read(grant_type, &form)? {
+            Grant::RefreshToken {
+                refresh_token,
+                scope,
+            } => {
+                inner
+                    .issuer
+                    .refresh(&client, refresh_token, scope, &meta)
                     .await
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "password verifier failed");
-                        TokenError::Unavailable
-                    })?
-                    .ok_or_else(|| {
-                        inner.limits.password_failed(username, meta.ip);
-                        TokenError::InvalidGrant("The username or password is incorrect")
-                    })?;
+            }
+            Grant::Password {
+                username,
+                password,
+                scope,
+            } => {
+                let subject = inner.check_password(username, password, &meta).await?;
                 inner
                     .issuer
                     .issue_for(&client, &subject, scope, &meta)
                     .await
             }
-            "client_credentials" => {
-                if !confidential || !client.allow_client_credentials {
-                    return Err(TokenError::UnauthorizedClient(
-                        "The client may not use the client_credentials grant",
-                    ));
-                }
-                inner.issuer.client_credentials(&client, scope)
-            }
-            _ => return Err(TokenError::UnsupportedGrantType),
+            Grant::ClientCredentials { scope } => inner.issuer.client_credentials(&client, scope),
         };
         result.map_err(|e| grant_error(&e))
+    }
+}
+
+impl Inner {
+    /// The subject a username and password belong to, within the lockout
+    /// limits.
+    async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        meta: &ClientMeta,
+    ) -> Result<String, TokenError> {
+        // `permit` refused the grant when no verifier is configured.
+        let verifier = self
+            .password_verifier
+            .as_ref()
+            .ok_or(TokenError::UnsupportedGrantType)?;
+        self.limits.password_allowed(username, meta.ip)?;
+        verifier
+            .verify(username, password)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "password verifier failed");
+                TokenError::Unavailable
+            })?
+            .ok_or_else(|| {
+                self.limits.password_failed(username, meta.ip);
+                TokenError::InvalidGrant("The username or password is incorrect")
+            })
     }
 }
 
@@ -258,57 +288,85 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Implements `Service` for an endpoint with an `answer` method: requests
-/// in any body type, a `Full<Bytes>` response, never an error (every
-/// failure is an RFC-shaped response).
-macro_rules! endpoint_service {
-    ($endpoint:ty) => {
-        impl<B> tower_service::Service<http::Request<B>> for $endpoint
-        where
-            B: http_body::Body + Send + 'static,
-            B::Data: Send,
-            B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        {
-            type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
-            type Error = std::convert::Infallible;
-            type Future = std::pin::Pin<
-                Box<
-                    dyn std::future::Future<Output = Result<Self::Response, Self::Error>>
-                        + Send,
-                >,
-            >;
+/// An endpoint's request handling: every failure is an RFC-shaped
+/// response, so the Tower services never fail.
+pub(crate) trait Answer: Clone + Send + 'static {
+    /// Names the endpoint in logs.
+    const NAME: &'static str;
 
-            fn poll_ready(
-                &mut self,
-                _cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<Result<(), Self::Error>> {
-                std::task::Poll::Ready(Ok(()))
-            }
+    /// The answer to one request, or the error to answer with.
+    fn answer<B>(
+        &self,
+        req: Request<B>,
+    ) -> impl Future<Output = Result<Response<Full<Bytes>>, TokenError>> + Send
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>;
 
-            fn call(&mut self, req: http::Request<B>) -> Self::Future {
-                let this = self.clone();
-                Box::pin(async move {
-                    Ok(this.answer(req).await.unwrap_or_else(|e| {
-                        tracing::debug!(error = %e, endpoint = stringify!($endpoint), "request refused");
-                        e.into_response(&this.inner.realm)
-                    }))
-                })
-            }
-        }
-    };
+    /// The realm of the `WWW-Authenticate: Basic` challenge.
+    fn realm(&self) -> &str;
 }
-pub(crate) use endpoint_service;
 
-impl TokenEndpoint {
+/// The future of every endpoint's `Service::call`.
+pub type EndpointFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+/// What each endpoint's `Service::call` does: answer, or turn the error
+/// into its response.
+pub(crate) fn respond<E, B>(endpoint: E, req: Request<B>) -> EndpointFuture
+where
+    E: Answer,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    Box::pin(async move {
+        Ok(endpoint.answer(req).await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, endpoint = E::NAME, "request refused");
+            e.into_response(endpoint.realm())
+        }))
+    })
+}
+
+impl Answer for TokenEndpoint {
+    const NAME: &'static str = "TokenEndpoint";
+
     async fn answer<B>(&self, req: Request<B>) -> Result<Response<Full<Bytes>>, TokenError>
     where
-        B: Body,
+        B: Body + Send + 'static,
+        B::Data: Send,
         B::Error: Into<BoxError>,
     {
         let tokens = self.handle(req).await?;
         ok_json(&tokens)
     }
 
+    fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+}
+
+impl<B> Service<Request<B>> for TokenEndpoint
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = EndpointFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> EndpointFuture {
+        respond(self.clone(), req)
+    }
+}
+
+impl TokenEndpoint {
     /// The `/revoke` endpoint (RFC 7009) over the same issuer, clients and
     /// settings.
     pub fn revocation(&self) -> super::RevocationEndpoint {
@@ -330,8 +388,6 @@ impl TokenEndpoint {
         }
     }
 }
-
-endpoint_service!(TokenEndpoint);
 
 /// A 200 JSON answer (with RFC 6749's no-store headers).
 pub(crate) fn ok_json<T: serde::Serialize>(value: &T) -> Result<Response<Full<Bytes>>, TokenError> {
@@ -418,10 +474,12 @@ impl TokenEndpointBuilder {
         }
         let access_tokens = self
             .issuer
-            .gate()
+            .access_token_layer()
             .build()
-            .map_err(EndpointConfigError::AccessTokens)?;
-        let limits = Limiters::new(&self.limits)?;
+            .map_err(EndpointConfigError::AccessTokens)?
+            .verifier()
+            .clone();
+        let limits = Limiters::new(&self.limits, self.issuer.revocations().clock())?;
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
@@ -434,7 +492,7 @@ impl TokenEndpointBuilder {
                     .time_to_live(self.client_cache_ttl.max(Duration::from_millis(1)))
                     .build(),
                 issuer: self.issuer,
-                verifier: self.verifier,
+                password_verifier: self.verifier,
                 proxies: self.proxies,
                 max_body: self.max_body,
                 limits,

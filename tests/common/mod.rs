@@ -3,11 +3,7 @@
 
 use std::{
     convert::Infallible,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, UNIX_EPOCH},
 };
 
 pub mod quickstart;
@@ -18,7 +14,6 @@ use http::{Request, Response, header};
 use tollgate::{
     AccessClaims, AccessTokenLayer, AccessTokenLayerBuilder, RevocationCache,
     keys::{Algorithm, KeySet, SigningKey},
-    revocation::Clock,
 };
 
 pub const ISS: &str = "https://auth.example";
@@ -100,30 +95,11 @@ pub async fn echo_sub(req: Request<String>) -> Result<Response<String>, Infallib
     })
 }
 
-/// A wall clock that tests move by hand.
-#[derive(Clone)]
-pub struct ManualClock(Arc<AtomicU64>);
+pub use tollgate::time::ManualClock;
 
-impl ManualClock {
-    pub fn now() -> Self {
-        Self(Arc::new(AtomicU64::new(now())))
-    }
-    pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_secs(), Ordering::SeqCst);
-    }
-    /// Steps the clock back, as an NTP correction may.
-    pub fn rewind(&self, d: Duration) {
-        self.0.fetch_sub(d.as_secs(), Ordering::SeqCst);
-    }
-    pub fn unix_secs(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
-    }
+/// A manual clock standing at the current whole second.
+pub fn manual_clock() -> ManualClock {
+    ManualClock::at(UNIX_EPOCH + Duration::from_secs(now()))
 }
 
 /// A JWT with arbitrary header and payload JSON, and a given signature part.

@@ -10,7 +10,8 @@ use tollgate::{
     AccessTokenLayer, RevocationCache,
     binding::PeerAddr,
     issuer::{Issuer, Lifetimes},
-    refresh::{RefreshPolicy, RefreshSecret, random_string},
+    refresh::RefreshPolicy,
+    secret::{RefreshSecret, random_string},
     store::{self, clients::NewClient},
     token_endpoint::TokenEndpoint,
 };
@@ -222,8 +223,10 @@ pub async fn harness_with(
     svc.allow_client_credentials = true;
     let svc_secret = store::clients::register(&db, svc).await.unwrap().unwrap();
 
-    let clock = ManualClock::now();
-    let deny = RevocationCache::default();
+    let clock = super::manual_clock();
+    // The one clock of the process: the issuer, the endpoint's rate
+    // limits and the gate all read it through the deny list.
+    let deny = RevocationCache::builder().clock(clock.clone()).build();
     let issuer = Issuer::builder()
         .revocations(deny.clone())
         .db(db.clone())
@@ -233,7 +236,6 @@ pub async fn harness_with(
         .refresh_secret(RefreshSecret::new(&[5; 32]).unwrap())
         .policy(policy)
         .lifetimes(lifetimes)
-        .clock(clock.clone())
         .build()
         .unwrap();
     let endpoint = TokenEndpoint::builder(issuer.clone())
@@ -242,7 +244,7 @@ pub async fn harness_with(
         })
         .build()
         .unwrap();
-    let gate = issuer.gate().build().unwrap();
+    let gate = issuer.access_token_layer().build().unwrap();
     Harness {
         backend: backend.name,
         db,

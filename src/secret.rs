@@ -1,3 +1,20 @@
+//! Secrets and random values: refresh tokens, client secrets and ids from
+//! the operating system's CSPRNG, the SHA-256 the store keeps instead of
+//! them, and the [`RefreshSecret`] a refresh token's successor is derived
+//! with.
+//!
+//! ```
+//! use tollgate::secret::{RefreshSecret, hash_token, random_token};
+//!
+//! let token = random_token(); // 256 bits, base64url
+//! assert_eq!(token.len(), 43);
+//! assert_eq!(hash_token(&token), hash_token(&token));
+//!
+//! let secret = RefreshSecret::new(&[7; 32]).unwrap();
+//! assert_eq!(secret.child_of(&token), secret.child_of(&token));
+//! assert_ne!(secret.child_of(&token), token);
+//! ```
+
 use std::fmt;
 
 use aws_lc_rs::{digest, hmac, rand};

@@ -1,0 +1,242 @@
+//! Access-token verification: everything the gate checks of a token, apart
+//! from the Tower glue that finds it in a request.
+//!
+//! Hand-written over jsonwebtoken's primitives because the gate verifies
+//! every request: a token whose JOSE header is byte for byte the one our
+//! issuer writes skips base64 and JSON for the header, payload and tag
+//! decode into stack buffers, and the claims are parsed once. The rules are
+//! jsonwebtoken's and RFC 9068's; `tests` below hold the differential test
+//! against `jsonwebtoken::decode`.
+
+use std::{borrow::Cow, fmt, mem::MaybeUninit};
+
+use super::{AuthError, InvalidToken};
+use crate::{
+    b64url,
+    claims::AccessClaims,
+    keys::{ACCESS_TOKEN_TYP, Algorithm, KeySet, Keys, VerifyingKey},
+    revocation::RevocationCache,
+    time::unix_secs,
+};
+
+/// Verifies access tokens: signature by `kid` under an algorithm
+/// allow-list, `exp`/`nbf`/`iat` with leeway, `iss`, `aud`, `typ`, `jti`,
+/// then the deny list. The gate holds one; so do `/revoke` and
+/// `/introspect`, which must judge a token exactly as the gate does.
+///
+/// Built by [`AccessTokenLayerBuilder::build`](super::AccessTokenLayerBuilder::build)
+/// and read from [`AccessTokenLayer::verifier`](super::AccessTokenLayer::verifier).
+/// Cloning is cheap enough for setup (the keys and deny list are shared).
+#[derive(Clone)]
+pub struct Verifier {
+    pub(crate) keys: Keys,
+    /// The algorithm allow-list.
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// The one trusted issuer.
+    pub(crate) issuer: String,
+    /// The audiences this resource answers to.
+    pub(crate) audiences: Vec<String>,
+    pub(crate) leeway: u64,
+    /// Normalized accepted `typ` values; `None` accepts any.
+    pub(crate) token_types: Option<Vec<String>>,
+    pub(crate) revocations: RevocationCache,
+    pub(crate) max_token_len: usize,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.keys)
+            .field("algorithms", &self.algorithms)
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("leeway", &self.leeway)
+            .field("token_types", &self.token_types)
+            .field("revocations", &self.revocations)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// The deny list consulted.
+    pub fn revocations(&self) -> &RevocationCache {
+        &self.revocations
+    }
+
+    /// The key handle verified with.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Verifies a token: header, key by `kid`, signature, `exp`/`nbf`/`iat`,
+    /// `iss`, `aud`, `typ`, `jti`, then the deny list.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        let s = self;
+        let invalid = AuthError::InvalidToken;
+        if token.len() > s.max_token_len {
+            return Err(invalid(InvalidToken::Malformed));
+        }
+        // JWS compact serialization: exactly three base64url parts.
+        let (message, signature) = token
+            .rsplit_once('.')
+            .ok_or(invalid(InvalidToken::Malformed))?;
+        let (header_b64, payload_b64) = message
+            .split_once('.')
+            .ok_or(invalid(InvalidToken::Malformed))?;
+        if payload_b64.contains('.') {
+            return Err(invalid(InvalidToken::Malformed));
+        }
+        let mut buf = [MaybeUninit::uninit(); 1024];
+        let keys = s.keys.load();
+        let key = match keys.find_issued_header(header_b64) {
+            // Byte for byte the header tollgate signs with under this key:
+            // its `alg` and `kid`, `typ: at+jwt`, no `crit`.
+            Some(key) => {
+                check_type(s, Some(ACCESS_TOKEN_TYP))?;
+                key
+            }
+            None => parsed_header_key(s, &keys, header_b64, &mut buf)?,
+        };
+        if !s.algorithms.contains(&key.algorithm()) {
+            return Err(invalid(InvalidToken::DisallowedAlgorithm));
+        }
+        if !key.verify_signature(message.as_bytes(), signature) {
+            return Err(invalid(InvalidToken::BadSignature));
+        }
+
+        // Only now, with the signature checked, are the claims read.
+        let payload =
+            b64url::decode(payload_b64, &mut buf).ok_or(invalid(InvalidToken::Malformed))?;
+        // One UTF-8 check of the whole payload, then the `str` reader:
+        // `from_slice` would validate every string it reads on its own.
+        let claims: AccessClaims = std::str::from_utf8(&payload)
+            .ok()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .ok_or(invalid(InvalidToken::BadClaims))?;
+        check_claims(s, &claims, unix_secs(s.revocations.now()))?;
+        if let Some(by) =
+            s.revocations
+                .check(&claims.jti, claims.sid.as_deref(), &claims.sub, claims.iat)
+        {
+            return Err(AuthError::Revoked(by));
+        }
+        if s.revocations.is_stale() {
+            return Err(AuthError::Unavailable);
+        }
+        Ok(claims)
+    }
+}
+
+/// The JOSE header fields the gate reads; any others are ignored, and a
+/// duplicated field is an error (serde), so no two parsers can disagree.
+#[derive(serde::Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// The key for a header tollgate did not write itself: decoded, parsed
+/// and checked field by field.
+fn parsed_header_key<'k>(
+    s: &Verifier,
+    keys: &'k KeySet,
+    header_b64: &str,
+    buf: &mut [MaybeUninit<u8>],
+) -> Result<&'k VerifyingKey, AuthError> {
+    let invalid = AuthError::InvalidToken;
+    let header_json = b64url::decode(header_b64, buf).ok_or(invalid(InvalidToken::Malformed))?;
+    let header: JoseHeader<'_> = std::str::from_utf8(&header_json)
+        .ok()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .ok_or(invalid(InvalidToken::Malformed))?;
+    // Unknown names (`none` among them) do not parse.
+    let alg: Algorithm = header
+        .alg
+        .parse()
+        .map_err(|_| invalid(InvalidToken::DisallowedAlgorithm))?;
+    check_type(s, header.typ.as_deref())?;
+    // We understand no JWS extensions (RFC 7515 §4.1.11). `jku`, `x5u`,
+    // `jwk` and `x5c` are never looked at: keys come only from our set.
+    if header.crit.is_some() {
+        return Err(invalid(InvalidToken::UnsupportedCritical));
+    }
+    let key = keys
+        .find(header.kid.as_deref())
+        .ok_or(invalid(InvalidToken::UnknownKey))?;
+    // The key decides the algorithm; the header only has to agree.
+    if key.algorithm() != alg {
+        return Err(invalid(InvalidToken::DisallowedAlgorithm));
+    }
+    Ok(key)
+}
+
+/// The header's `typ` is one the gate accepts (if it is configured to
+/// check).
+fn check_type(s: &Verifier, typ: Option<&str>) -> Result<(), AuthError> {
+    match &s.token_types {
+        Some(accepted) if !typ.is_some_and(|typ| accepted.iter().any(|a| typ_matches(a, typ))) => {
+            Err(AuthError::InvalidToken(InvalidToken::WrongType))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The registered-claim rules of RFC 7519 §4.1 and RFC 9068 §4, with the
+/// configured leeway on every time comparison.
+fn check_claims(s: &Verifier, claims: &AccessClaims, now: u64) -> Result<(), AuthError> {
+    let invalid = AuthError::InvalidToken;
+    if now > claims.exp.saturating_add(s.leeway) {
+        return Err(invalid(InvalidToken::Expired));
+    }
+    let early = |t: u64| t > now.saturating_add(s.leeway);
+    if claims.nbf.is_some_and(early) || early(claims.iat) {
+        return Err(invalid(InvalidToken::NotYetValid));
+    }
+    if claims.iss != s.issuer {
+        return Err(invalid(InvalidToken::WrongIssuer));
+    }
+    if !claims.aud.iter().any(|a| s.audiences.contains(a)) {
+        return Err(invalid(InvalidToken::WrongAudience));
+    }
+    if claims.jti.is_empty() || claims.sub.is_empty() || claims.exp < claims.iat {
+        return Err(invalid(InvalidToken::BadClaims));
+    }
+    if claims.exp - claims.iat > s.revocations.max_token_lifetime().as_secs() {
+        return Err(invalid(InvalidToken::LifetimeTooLong));
+    }
+    Ok(())
+}
+
+/// `typ` matches an accepted (normalized) value: case-insensitive, with an
+/// optional `application/` prefix (RFC 7515 §4.1.9). No allocation.
+fn typ_matches(accepted: &str, typ: &str) -> bool {
+    const PREFIX: &str = "application/";
+    let bare = match typ.get(..PREFIX.len()) {
+        Some(p) if p.eq_ignore_ascii_case(PREFIX) => &typ[PREFIX.len()..],
+        _ => typ,
+    };
+    bare.eq_ignore_ascii_case(accepted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typ_matching() {
+        assert!(typ_matches("at+jwt", "at+jwt"));
+        assert!(typ_matches("at+jwt", "AT+JWT"));
+        assert!(typ_matches("at+jwt", "application/at+jwt"));
+        assert!(typ_matches("at+jwt", "Application/At+Jwt"));
+        assert!(!typ_matches("at+jwt", "JWT"));
+        assert!(!typ_matches("at+jwt", "application/"));
+        assert!(!typ_matches("at+jwt", "xat+jwt"));
+        assert!(!typ_matches("at+jwt", "é"));
+    }
+}

@@ -1,0 +1,96 @@
+//! What a revocation is, as data: the kind, the reason and the row that
+//! every instance reads back. The store writes and reads these; the deny
+//! list applies them. No I/O and no cache here.
+
+use std::time::SystemTime;
+
+/// Why a family (or token) was revoked; stored in `revoked_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevokedReason {
+    /// The user logged out.
+    Logout,
+    /// A consumed refresh token was presented again (RFC 9700 §4.14.2).
+    ReuseDetected,
+    /// A binding mismatch or another security signal.
+    Security,
+    /// An administrator revoked it.
+    Admin,
+    /// Revoked because it expired (cleanup).
+    Expired,
+}
+
+impl RevokedReason {
+    /// The value stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::ReuseDetected => "reuse_detected",
+            Self::Security => "security",
+            Self::Admin => "admin",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The reason a stored value names, if any.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Some(match stored {
+            "logout" => Self::Logout,
+            "reuse_detected" => Self::ReuseDetected,
+            "security" => Self::Security,
+            "admin" => Self::Admin,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// What a revocation denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationKind {
+    /// One access token, by `jti`.
+    Token,
+    /// Every access token of a session, by `sid`.
+    Session,
+    /// Every token of a subject (`sub`) issued up to the revocation.
+    Subject,
+}
+
+impl RevocationKind {
+    /// The value stored in `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Session => "session",
+            Self::Subject => "subject",
+        }
+    }
+
+    /// The kind a stored value names, if any.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Some(match stored {
+            "token" => Self::Token,
+            "session" => Self::Session,
+            "subject" => Self::Subject,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Position in the sequence.
+    pub seq: i64,
+    /// What it denies.
+    pub kind: RevocationKind,
+    /// The `jti`, `sid` or `sub`.
+    pub target: String,
+    /// When it was revoked; for a subject, its not-before watermark.
+    pub revoked_at: SystemTime,
+    /// When the last token it can match expires.
+    pub expires_at: SystemTime,
+    /// Why.
+    pub reason: RevokedReason,
+}

@@ -1,0 +1,94 @@
+use std::time::SystemTime;
+
+use sea_orm::DatabaseConnection;
+
+use super::{Revocation, RevocationCache, RevokedReason};
+use crate::store::{StoreError, sessions::UserRevocation};
+
+/// The one path a revocation takes: commit it to the store in one
+/// transaction, then apply what was committed to this process's deny list
+/// at once. Other instances read the same rows back through
+/// [`RevocationSync`](super::RevocationSync).
+///
+/// Sessions, `/revoke`, logout and reuse detection all revoke through it,
+/// so none of them can commit a row and forget the local deny list, or
+/// deny locally what the store does not hold.
+#[derive(Clone, Debug)]
+pub(crate) struct Revoker {
+    db: DatabaseConnection,
+    deny: RevocationCache,
+}
+
+impl Revoker {
+    pub(crate) fn new(db: DatabaseConnection, deny: RevocationCache) -> Self {
+        Self { db, deny }
+    }
+
+    /// Ends a session: its refresh tokens stop working and its `sid` is
+    /// denied. Whether it was live until now.
+    pub(crate) async fn session(
+        &self,
+        sid: &str,
+        reason: RevokedReason,
+    ) -> Result<bool, StoreError> {
+        let committed = crate::store::sessions::revoke(
+            &self.db,
+            sid,
+            reason,
+            self.deny.now(),
+            self.deny.max_token_lifetime(),
+        )
+        .await?;
+        self.apply(&committed);
+        Ok(committed.is_some())
+    }
+
+    /// Ends every session of a user (and, `Everywhere`, every access token
+    /// issued to them up to now). How many sessions were live.
+    pub(crate) async fn user(
+        &self,
+        user_id: &str,
+        which: UserRevocation<'_>,
+        reason: RevokedReason,
+    ) -> Result<u64, StoreError> {
+        let (committed, sessions) = crate::store::sessions::revoke_user(
+            &self.db,
+            user_id,
+            which,
+            reason,
+            self.deny.now(),
+            self.deny.max_token_lifetime(),
+        )
+        .await?;
+        self.apply(&committed);
+        Ok(sessions)
+    }
+
+    /// Denies one access token (`jti`) until it expires. Whether it was
+    /// recorded now.
+    pub(crate) async fn access_token(
+        &self,
+        jti: &str,
+        expires_at: SystemTime,
+        reason: RevokedReason,
+    ) -> Result<bool, StoreError> {
+        let committed = crate::store::revocations::revoke_access_token(
+            &self.db,
+            jti,
+            expires_at,
+            reason,
+            self.deny.now(),
+        )
+        .await?;
+        self.apply(&committed);
+        Ok(committed.is_some())
+    }
+
+    /// Applies revocations another transaction committed (a rotation that
+    /// detected reuse revokes its session inside its own transaction).
+    pub(crate) fn apply<'a>(&self, committed: impl IntoIterator<Item = &'a Revocation>) {
+        for r in committed {
+            self.deny.apply(r);
+        }
+    }
+}

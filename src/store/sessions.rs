@@ -1,0 +1,309 @@
+//! Sessions (refresh-token families in the tables): start one, revoke one
+//! or all of a user's, list them. Each revocation is one transaction that
+//! also records the deny-list row.
+
+use std::{
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
+
+use entity::{refresh_token, token_family};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, sea_query::Expr,
+};
+
+use super::{
+    StoreError, db_time,
+    refresh_tokens::{device, unused_token},
+    revocations::{self, NewRevocation, session_until},
+    system_time,
+    transaction::{begin, retrying},
+};
+use crate::{
+    revocation::{Revocation, RevocationKind, RevokedReason},
+    secret::random_string,
+};
+
+/// A login to record: a new family and its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// The client.
+    pub client_id: &'a str,
+    /// The subject.
+    pub user_id: &'a str,
+    /// Tenant.
+    pub tenant: Option<&'a str>,
+    /// The scope granted.
+    pub scope: &'a str,
+    /// SHA-256 of the first refresh token.
+    pub token_hash: [u8; 32],
+    /// Client IP.
+    pub ip: Option<IpAddr>,
+    /// User-Agent.
+    pub user_agent: Option<&'a str>,
+    /// Device fingerprint, if the application has one.
+    pub device_fingerprint: Option<&'a str>,
+    /// Now.
+    pub now: SystemTime,
+    /// End of the first token's idle lifetime.
+    pub token_expires_at: SystemTime,
+    /// End of the session.
+    pub family_expires_at: SystemTime,
+}
+
+/// Records a login; returns the family id (the `sid`).
+pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String, StoreError> {
+    let family_id = random_string(16);
+    let now = db_time(s.now);
+    let (ip, ua) = device(s.ip, s.user_agent);
+    let txn = begin(db).await?;
+    token_family::ActiveModel {
+        id: Set(family_id.clone()),
+        client_id: Set(s.client_id.to_owned()),
+        user_id: Set(s.user_id.to_owned()),
+        tenant: Set(s.tenant.map(str::to_owned)),
+        scope: Set(s.scope.to_owned()),
+        generation: Set(0),
+        created_at: Set(now),
+        expires_at: Set(db_time(s.family_expires_at)),
+        last_used_at: Set(now),
+        last_ip: Set(ip.clone()),
+        last_user_agent: Set(ua.clone()),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    refresh_token::ActiveModel {
+        family_id: Set(family_id.clone()),
+        parent_id: Set(None),
+        generation: Set(0),
+        token_hash: Set(s.token_hash.to_vec()),
+        user_id: Set(s.user_id.to_owned()),
+        client_id: Set(s.client_id.to_owned()),
+        tenant: Set(s.tenant.map(str::to_owned)),
+        scope: Set(s.scope.to_owned()),
+        client_ip: Set(ip),
+        user_agent: Set(ua),
+        device_fingerprint: Set(s.device_fingerprint.map(str::to_owned)),
+        expires_at: Set(db_time(s.token_expires_at.min(s.family_expires_at))),
+        ..unused_token(now)
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(family_id)
+}
+
+/// Revokes a family and all its tokens and denies its `sid`, in one
+/// transaction. Idempotent: a family already revoked keeps its first
+/// reason and yields `None`.
+pub async fn revoke(
+    db: &DatabaseConnection,
+    family_id: &str,
+    reason: RevokedReason,
+    now: SystemTime,
+    max_token_lifetime: Duration,
+) -> Result<Option<Revocation>, StoreError> {
+    retrying(|| async move {
+        let txn = begin(db).await?;
+        let revoked = revoke_in(&txn, family_id, reason, now, max_token_lifetime).await?;
+        txn.commit().await?;
+        Ok(revoked)
+    })
+    .await
+}
+
+/// Revokes a family inside the caller's transaction; returns the `sid`
+/// revocation recorded, or `None` if the family was revoked already (or is
+/// unknown).
+pub(super) async fn revoke_in(
+    txn: &impl ConnectionTrait,
+    family_id: &str,
+    reason: RevokedReason,
+    now: SystemTime,
+    max_token_lifetime: Duration,
+) -> Result<Option<Revocation>, StoreError> {
+    let at = db_time(now);
+    use refresh_token::Column as T;
+    use token_family::Column as F;
+    // A write first: SQLite takes its write lock here, PostgreSQL the row.
+    let families = token_family::Entity::update_many()
+        .col_expr(F::RevokedAt, Expr::value(at))
+        .col_expr(F::RevokedReason, Expr::value(reason.as_str()))
+        .filter(F::Id.eq(family_id))
+        .filter(F::RevokedAt.is_null())
+        .exec(txn)
+        .await?
+        .rows_affected;
+    if families != 1 {
+        return Ok(None);
+    }
+    refresh_token::Entity::update_many()
+        .col_expr(T::RevokedAt, Expr::value(at))
+        .col_expr(T::RevokedReason, Expr::value(reason.as_str()))
+        .col_expr(T::UpdatedAt, Expr::value(at))
+        .filter(T::FamilyId.eq(family_id))
+        .filter(T::RevokedAt.is_null())
+        .exec(txn)
+        .await?;
+    let expires_at = token_family::Entity::find_by_id(family_id)
+        .one(txn)
+        .await?
+        .map_or(now, |f| system_time(f.expires_at));
+    let mut recorded = revocations::record(
+        txn,
+        now,
+        &[NewRevocation {
+            kind: RevocationKind::Session,
+            target: family_id,
+            expires_at: session_until(now, expires_at, max_token_lifetime),
+            reason,
+        }],
+    )
+    .await?;
+    Ok(recorded.pop())
+}
+
+/// A user's session as listed to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The session id (`sid`).
+    pub sid: String,
+    /// The client.
+    pub client_id: String,
+    /// Login time.
+    pub created_at: SystemTime,
+    /// Last refresh (or the login).
+    pub last_used_at: SystemTime,
+    /// End of the session.
+    pub expires_at: SystemTime,
+    /// Client IP of the last use.
+    pub last_ip: Option<String>,
+    /// User-Agent of the last use.
+    pub last_user_agent: Option<String>,
+}
+
+/// The live (unrevoked, unexpired) sessions of a user, newest first.
+pub async fn live_sessions(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    now: SystemTime,
+) -> Result<Vec<SessionRow>, StoreError> {
+    use sea_orm::QueryOrder;
+    use token_family::Column as F;
+    Ok(token_family::Entity::find()
+        .filter(F::UserId.eq(user_id))
+        .filter(F::RevokedAt.is_null())
+        .filter(F::ExpiresAt.gt(db_time(now)))
+        .order_by_desc(F::LastUsedAt)
+        .order_by_asc(F::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|f| SessionRow {
+            sid: f.id,
+            client_id: f.client_id,
+            created_at: system_time(f.created_at),
+            last_used_at: system_time(f.last_used_at),
+            expires_at: system_time(f.expires_at),
+            last_ip: f.last_ip,
+            last_user_agent: f.last_user_agent,
+        })
+        .collect())
+}
+
+/// The owner of a family, if it exists.
+pub async fn owner(
+    db: &impl ConnectionTrait,
+    family_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(token_family::Entity::find_by_id(family_id)
+        .one(db)
+        .await?
+        .map(|f| f.user_id))
+}
+
+/// Which of a user's sessions [`revoke_user`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRevocation<'a> {
+    /// Every session, and every access token issued to the user up to now
+    /// (a not-before watermark on the subject).
+    Everywhere,
+    /// Every session but this one; each revoked session's `sid` is denied.
+    AllBut(&'a str),
+}
+
+/// Revokes a user's sessions in one transaction; returns the deny-list
+/// entries recorded and how many sessions were revoked.
+pub async fn revoke_user(
+    db: &DatabaseConnection,
+    user_id: &str,
+    which: UserRevocation<'_>,
+    reason: RevokedReason,
+    now: SystemTime,
+    max_token_lifetime: Duration,
+) -> Result<(Vec<Revocation>, u64), StoreError> {
+    use refresh_token::Column as T;
+    use token_family::Column as F;
+    let at = db_time(now);
+    let keep = match which {
+        UserRevocation::Everywhere => None,
+        UserRevocation::AllBut(current) => Some(current),
+    };
+    retrying(|| async move {
+        let txn = begin(db).await?;
+        let mut families = token_family::Entity::update_many()
+            .col_expr(F::RevokedAt, Expr::value(at))
+            .col_expr(F::RevokedReason, Expr::value(reason.as_str()))
+            .filter(F::UserId.eq(user_id))
+            .filter(F::RevokedAt.is_null());
+        let mut tokens = refresh_token::Entity::update_many()
+            .col_expr(T::RevokedAt, Expr::value(at))
+            .col_expr(T::RevokedReason, Expr::value(reason.as_str()))
+            .col_expr(T::UpdatedAt, Expr::value(at))
+            .filter(T::UserId.eq(user_id))
+            .filter(T::RevokedAt.is_null());
+        if let Some(keep) = keep {
+            families = families.filter(F::Id.ne(keep));
+            tokens = tokens.filter(T::FamilyId.ne(keep));
+        }
+        let revoked = families.exec(&txn).await?.rows_affected;
+        tokens.exec(&txn).await?;
+        let new: Vec<(String, SystemTime)> = match keep {
+            None => vec![(user_id.to_owned(), now + max_token_lifetime)],
+            // The families this transaction revoked: it holds their locks,
+            // and `at` is its own timestamp.
+            Some(keep) => token_family::Entity::find()
+                .filter(F::UserId.eq(user_id))
+                .filter(F::RevokedAt.eq(at))
+                .filter(F::Id.ne(keep))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|f| {
+                    let until = session_until(now, system_time(f.expires_at), max_token_lifetime);
+                    (f.id, until)
+                })
+                .collect(),
+        };
+        let kind = match keep {
+            None => RevocationKind::Subject,
+            Some(_) => RevocationKind::Session,
+        };
+        let new: Vec<NewRevocation<'_>> = new
+            .iter()
+            .map(|(target, expires_at)| NewRevocation {
+                kind,
+                target,
+                expires_at: *expires_at,
+                reason,
+            })
+            .collect();
+        let recorded = revocations::record(&txn, now, &new).await?;
+        txn.commit().await?;
+        Ok((recorded, revoked))
+    })
+    .await
+}

@@ -1,0 +1,223 @@
+//! The grant of a token request as a value, and what a client may ask for:
+//! pure decisions, no I/O. [`TokenEndpoint`](super::TokenEndpoint) reads
+//! the form, authenticates the client, then asks these two and does the
+//! I/O the grant needs.
+
+use super::{TokenError, form::Form};
+
+/// A `grant_type` the endpoint supports (RFC 6749 §4.3, §4.4, §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantType {
+    RefreshToken,
+    Password,
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// The grant a `grant_type` value names; anything else is
+    /// `unsupported_grant_type`.
+    pub(crate) fn parse(value: &str) -> Result<Self, TokenError> {
+        match value {
+            "refresh_token" => Ok(Self::RefreshToken),
+            "password" => Ok(Self::Password),
+            "client_credentials" => Ok(Self::ClientCredentials),
+            _ => Err(TokenError::UnsupportedGrantType),
+        }
+    }
+}
+
+/// What the client is allowed, as far as grants go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientGrants {
+    /// It authenticated with a secret.
+    pub(crate) confidential: bool,
+    /// It may use the password grant.
+    pub(crate) password: bool,
+    /// It may use the client_credentials grant.
+    pub(crate) client_credentials: bool,
+}
+
+/// Whether `client` may use `grant` on an endpoint that does
+/// (`password_enabled`) or does not verify passwords.
+pub(crate) fn permit(
+    grant: GrantType,
+    client: ClientGrants,
+    password_enabled: bool,
+) -> Result<(), TokenError> {
+    match grant {
+        GrantType::RefreshToken => Ok(()),
+        // Without a verifier the endpoint does not support the grant at
+        // all, whoever asks.
+        GrantType::Password if !password_enabled => Err(TokenError::UnsupportedGrantType),
+        GrantType::Password if !client.password => Err(TokenError::UnauthorizedClient(
+            "The client may not use the password grant",
+        )),
+        GrantType::Password => Ok(()),
+        // RFC 6749 §4.4: only confidential clients.
+        GrantType::ClientCredentials if !(client.confidential && client.client_credentials) => Err(
+            TokenError::UnauthorizedClient("The client may not use the client_credentials grant"),
+        ),
+        GrantType::ClientCredentials => Ok(()),
+    }
+}
+
+/// A token request's grant with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant<'a> {
+    RefreshToken {
+        refresh_token: &'a str,
+        scope: Option<&'a str>,
+    },
+    Password {
+        username: &'a str,
+        password: &'a str,
+        scope: Option<&'a str>,
+    },
+    ClientCredentials {
+        scope: Option<&'a str>,
+    },
+}
+
+impl<'a> Grant<'a> {
+    /// The parameters of `grant` from the form; a missing one is
+    /// `invalid_request` naming it.
+    pub(crate) fn read(grant: GrantType, form: &'a Form) -> Result<Self, TokenError> {
+        let scope = form.get("scope");
+        Ok(match grant {
+            GrantType::RefreshToken => Self::RefreshToken {
+                refresh_token: form
+                    .require("refresh_token", "The refresh_token parameter is missing")?,
+                scope,
+            },
+            GrantType::Password => Self::Password {
+                username: form.require("username", "The username parameter is missing")?,
+                password: form.require("password", "The password parameter is missing")?,
+                scope,
+            },
+            GrantType::ClientCredentials => Self::ClientCredentials { scope },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [GrantType; 3] = [
+        GrantType::RefreshToken,
+        GrantType::Password,
+        GrantType::ClientCredentials,
+    ];
+
+    fn clients() -> impl Iterator<Item = ClientGrants> {
+        (0..8u8).map(|bits| ClientGrants {
+            confidential: bits & 1 != 0,
+            password: bits & 2 != 0,
+            client_credentials: bits & 4 != 0,
+        })
+    }
+
+    #[test]
+    fn grant_types_parse_exactly() {
+        assert_eq!(
+            GrantType::parse("refresh_token").unwrap(),
+            GrantType::RefreshToken
+        );
+        assert_eq!(GrantType::parse("password").unwrap(), GrantType::Password);
+        assert_eq!(
+            GrantType::parse("client_credentials").unwrap(),
+            GrantType::ClientCredentials
+        );
+        for other in [
+            "authorization_code",
+            "Password",
+            "refresh_token ",
+            "",
+            "implicit",
+        ] {
+            assert_eq!(
+                GrantType::parse(other).unwrap_err().code(),
+                "unsupported_grant_type"
+            );
+        }
+    }
+
+    /// Every grant, client and endpoint setting: the permission is exactly
+    /// the rule written out.
+    #[test]
+    fn permission_is_exhaustively_the_rule() {
+        for grant in ALL {
+            for client in clients() {
+                for password_enabled in [false, true] {
+                    let got = permit(grant, client, password_enabled).map_err(|e| e.code());
+                    let want = match grant {
+                        GrantType::RefreshToken => Ok(()),
+                        GrantType::Password if !password_enabled => Err("unsupported_grant_type"),
+                        GrantType::Password if client.password => Ok(()),
+                        GrantType::ClientCredentials
+                            if client.confidential && client.client_credentials =>
+                        {
+                            Ok(())
+                        }
+                        _ => Err("unauthorized_client"),
+                    };
+                    assert_eq!(
+                        got, want,
+                        "{grant:?} {client:?} password={password_enabled}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_public_client_never_gets_client_credentials() {
+        let public = ClientGrants {
+            confidential: false,
+            password: true,
+            client_credentials: true,
+        };
+        assert!(permit(GrantType::ClientCredentials, public, true).is_err());
+    }
+
+    #[test]
+    fn parameters_are_read_per_grant() {
+        let form = Form::parse(b"refresh_token=r&scope=a+b&username=u&password=p").unwrap();
+        assert_eq!(
+            Grant::read(GrantType::RefreshToken, &form).unwrap(),
+            Grant::RefreshToken {
+                refresh_token: "r",
+                scope: Some("a b")
+            }
+        );
+        assert_eq!(
+            Grant::read(GrantType::Password, &form).unwrap(),
+            Grant::Password {
+                username: "u",
+                password: "p",
+                scope: Some("a b")
+            }
+        );
+        assert_eq!(
+            Grant::read(GrantType::ClientCredentials, &form).unwrap(),
+            Grant::ClientCredentials { scope: Some("a b") }
+        );
+        let empty = Form::parse(b"scope=").unwrap();
+        for (grant, missing) in [
+            (
+                GrantType::RefreshToken,
+                "The refresh_token parameter is missing",
+            ),
+            (GrantType::Password, "The username parameter is missing"),
+        ] {
+            assert_eq!(
+                Grant::read(grant, &empty).unwrap_err().description(),
+                missing
+            );
+        }
+        assert_eq!(
+            Grant::read(GrantType::ClientCredentials, &empty).unwrap(),
+            Grant::ClientCredentials { scope: None }
+        );
+    }
+}
