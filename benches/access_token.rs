@@ -27,7 +27,7 @@ use http::{Request, Response, header};
 use jsonwebtoken::{DecodingKey, Validation};
 use tollgate::{
     AccessClaims, AccessTokenLayer, RevocationCache,
-    keys::{Algorithm, KeySet, SigningKey},
+    keys::{Algorithm, SigningKey},
 };
 use tower::{Layer, Service, service_fn};
 
@@ -109,7 +109,7 @@ fn verify(c: &mut Criterion) {
         let token = key.sign(&claims()).unwrap();
         let bearer = format!("Bearer {token}");
         let gate = AccessTokenLayer::builder()
-            .keys(KeySet::builder().signing_key(key).build().unwrap())
+            .keys(key)
             .issuer(ISS)
             .audience(AUD)
             .revocations(revocations.clone())

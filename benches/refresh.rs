@@ -30,7 +30,7 @@ use hyper_util::rt::TokioIo;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use tollgate::{
     issuer::{ClientMeta, Issuer},
-    keys::{Algorithm, KeySet, SigningKey},
+    keys::{Algorithm, SigningKey},
     refresh::RefreshPolicy,
     secret::{RefreshSecret, hash_token, random_string, random_token},
     store::{self, clients::NewClient},
@@ -120,12 +120,7 @@ async fn setup(url: &str, conns: u32) -> Setup {
         .unwrap();
     let issuer = Issuer::builder()
         .db(db.clone())
-        .keys(
-            KeySet::builder()
-                .signing_key(SigningKey::hmac("k", Algorithm::HS256, &[7; 32]).unwrap())
-                .build()
-                .unwrap(),
-        )
+        .keys(SigningKey::hmac("k", Algorithm::HS256, &[7; 32]).unwrap())
         .issuer("https://auth.example")
         .audience("api")
         .refresh_secret(RefreshSecret::new(&[3; 32]).unwrap())

@@ -237,7 +237,7 @@ impl Floor {
         let key = match alg {
             Algorithm::HS256 => jsonwebtoken::DecodingKey::from_secret(settings.secret.as_bytes()),
             _ => {
-                let public = settings.key(alg)?.verifying_key()?;
+                let public = settings.key(alg)?.verifying_key();
                 jsonwebtoken::DecodingKey::from_jwk(public.jwk().ok_or("no JWK")?)?
             }
         };

@@ -18,7 +18,7 @@ use tollgate::{
     AccessClaims, AccessTokenLayer,
     binding::PeerAddr,
     issuer::Issuer,
-    keys::{Algorithm, KeySet, SigningKey},
+    keys::{Algorithm, SigningKey},
     secret::{RefreshSecret, random_token},
     store::{self, clients::NewClient},
     token_endpoint::TokenEndpoint,
@@ -57,16 +57,10 @@ async fn services() -> Result<(TokenEndpoint, AccessTokenLayer), BoxError> {
     cli.allow_password = true;
     store::clients::register(&db, cli).await?;
     // A fresh secret per run: this example keeps nothing.
-    let keys = KeySet::builder()
-        .signing_key(SigningKey::hmac(
-            "hyper-example",
-            Algorithm::HS256,
-            random_token().as_bytes(),
-        )?)
-        .build()?;
+    let key = SigningKey::hmac("hyper-example", Algorithm::HS256, random_token().as_bytes())?;
     let issuer = Issuer::builder()
         .db(db)
-        .keys(keys)
+        .keys(key)
         .issuer("http://hyper.example")
         .audience("hyper-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)

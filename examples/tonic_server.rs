@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use tollgate::{
     issuer::{ClientMeta, Issuer},
-    keys::{Algorithm, KeySet, SigningKey},
+    keys::{Algorithm, SigningKey},
     secret::{RefreshSecret, random_token},
     store::{self, clients::NewClient},
 };
@@ -33,16 +33,10 @@ async fn main() -> Result<(), BoxError> {
     let db = sea_orm::Database::connect("sqlite::memory:").await?;
     store::migrate(&db).await?;
     store::clients::register(&db, NewClient::public("grpc-cli", "health")).await?;
-    let keys = KeySet::builder()
-        .signing_key(SigningKey::hmac(
-            "tonic-example",
-            Algorithm::HS256,
-            random_token().as_bytes(),
-        )?)
-        .build()?;
+    let key = SigningKey::hmac("tonic-example", Algorithm::HS256, random_token().as_bytes())?;
     let issuer = Issuer::builder()
         .db(db)
-        .keys(keys)
+        .keys(key)
         .issuer("http://tonic.example")
         .audience("grpc-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)

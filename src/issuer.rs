@@ -9,7 +9,7 @@
 //! use std::time::Duration;
 //! use tollgate::{
 //!     issuer::{ClientMeta, Issuer},
-//!     keys::{Algorithm, KeySet, SigningKey},
+//!     Algorithm, SigningKey,
 //!     secret::RefreshSecret,
 //!     store::{self, clients::NewClient},
 //! };
@@ -22,7 +22,7 @@
 //! let key = SigningKey::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap();
 //! let issuer = Issuer::builder()
 //!     .db(db)
-//!     .keys(KeySet::builder().signing_key(key).build().unwrap())
+//!     .keys(key)
 //!     .issuer("https://auth.example")
 //!     .audience("https://api.example")
 //!     .refresh_secret(RefreshSecret::new(&[9; 32]).unwrap())

@@ -20,7 +20,7 @@
 //! keys.rotate(
 //!     KeySet::builder()
 //!         .signing_key(new)
-//!         .verifying_key(old.verifying_key().unwrap())
+//!         .verifying_key(old.verifying_key())
 //!         .build()
 //!         .unwrap(),
 //! );
@@ -99,6 +99,9 @@ pub struct SigningKey {
     kid: String,
     alg: Algorithm,
     key: EncodingKey,
+    /// The public half (or the same secret), derived once when the key is
+    /// made: deriving it proves the key fits its algorithm.
+    verifying: VerifyingKey,
 }
 
 impl fmt::Debug for SigningKey {
@@ -117,8 +120,10 @@ impl SigningKey {
     pub fn hmac(kid: impl Into<String>, alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
         check_hmac(alg, secret)?;
         install_crypto_provider();
+        let kid = non_empty(kid.into())?;
         Ok(Self {
-            kid: non_empty(kid.into())?,
+            verifying: VerifyingKey::hmac(kid.clone(), alg, secret)?,
+            kid,
             alg,
             key: EncodingKey::from_secret(secret),
         })
@@ -135,15 +140,17 @@ impl SigningKey {
             AlgorithmFamily::Hmac => return Err(mismatch(alg, "PEM")),
         }
         .map_err(KeyError::Invalid)?;
-        let key = Self {
-            kid: non_empty(kid.into())?,
-            alg,
-            key,
-        };
+        let kid = non_empty(kid.into())?;
         // Deriving the public half proves the key fits the algorithm (curve
         // and size), at build time rather than at the first request.
-        key.verifying_key()?;
-        Ok(key)
+        let jwk = Jwk::from_encoding_key(&key, alg).map_err(KeyError::Invalid)?;
+        let public = DecodingKey::from_jwk(&jwk).map_err(KeyError::Invalid)?;
+        Ok(Self {
+            verifying: VerifyingKey::public(kid.clone(), alg, public, jwk),
+            kid,
+            alg,
+            key,
+        })
     }
 
     /// The key id put in the `kid` header of every token signed.
@@ -158,13 +165,8 @@ impl SigningKey {
 
     /// The matching verification key (the public half, or the same secret
     /// for HMAC).
-    pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
-        if self.alg.family() == AlgorithmFamily::Hmac {
-            return VerifyingKey::hmac(self.kid.clone(), self.alg, self.key.as_bytes());
-        }
-        let jwk = Jwk::from_encoding_key(&self.key, self.alg).map_err(KeyError::Invalid)?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(KeyError::Invalid)?;
-        Ok(VerifyingKey::public(self.kid.clone(), self.alg, key, jwk))
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.verifying.clone()
     }
 
     /// Signs `claims` as a JWT with `typ: at+jwt` and this key's `kid`.
@@ -377,16 +379,12 @@ impl KeySet {
 pub struct KeySetBuilder {
     signing: Option<SigningKey>,
     verifying: Vec<VerifyingKey>,
-    error: Option<KeyError>,
 }
 
 impl KeySetBuilder {
     /// The signing key; its verification key joins the set too.
     pub fn signing_key(mut self, key: SigningKey) -> Self {
-        match key.verifying_key() {
-            Ok(v) => self.verifying.push(v),
-            Err(e) => self.error = Some(e),
-        }
+        self.verifying.push(key.verifying_key());
         self.signing = Some(key);
         self
     }
@@ -400,9 +398,6 @@ impl KeySetBuilder {
 
     /// Checks and freezes the set.
     pub fn build(self) -> Result<KeySet, KeyError> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
         for (i, k) in self.verifying.iter().enumerate() {
             if self.verifying[..i].iter().any(|o| o.kid == k.kid) {
                 return Err(KeyError::DuplicateKid(k.kid.clone()));
@@ -431,6 +426,16 @@ impl fmt::Debug for Keys {
 impl From<KeySet> for Keys {
     fn from(set: KeySet) -> Self {
         Self::new(set)
+    }
+}
+
+/// A set of one key that signs and verifies: the common case.
+impl From<SigningKey> for Keys {
+    fn from(key: SigningKey) -> Self {
+        Self::new(KeySet {
+            verifying: vec![key.verifying_key()],
+            signing: Some(key),
+        })
     }
 }
 
@@ -528,7 +533,7 @@ mod tests {
         ];
         let mut set = KeySet::builder();
         for key in &keys {
-            set = set.verifying_key(key.verifying_key().unwrap());
+            set = set.verifying_key(key.verifying_key());
         }
         let set = set.build().unwrap();
         for key in &keys {
@@ -602,7 +607,7 @@ mod tests {
         let k = SigningKey::hmac("same", Algorithm::HS256, &[1; 32]).unwrap();
         let err = KeySet::builder()
             .signing_key(k.clone())
-            .verifying_key(k.verifying_key().unwrap())
+            .verifying_key(k.verifying_key())
             .build()
             .unwrap_err();
         assert!(matches!(err, KeyError::DuplicateKid(kid) if kid == "same"));
@@ -632,7 +637,19 @@ mod tests {
             b"super-secret-super-secret-super-secret",
         )
         .unwrap();
-        let shown = format!("{k:?} {:?}", k.verifying_key().unwrap());
+        let shown = format!("{k:?} {:?}", k.verifying_key());
         assert!(!shown.contains("super-secret"));
+    }
+
+    #[test]
+    fn one_signing_key_is_a_key_set_that_signs_and_verifies() {
+        let key = SigningKey::hmac("k1", Algorithm::HS256, &[3; 32]).unwrap();
+        let keys = Keys::from(key.clone());
+        let set = keys.current();
+        assert_eq!(set.signing_key().map(SigningKey::kid), Some("k1"));
+        assert_eq!(set.verifying_keys().len(), 1);
+        let token = key.sign(&serde_json::json!({"sub": "a"})).unwrap();
+        let (message, tag) = token.rsplit_once('.').unwrap();
+        assert!(set.verifying_keys()[0].verify_signature(message.as_bytes(), tag));
     }
 }

@@ -10,7 +10,7 @@
 //!   lock-free rotation, JWKS export.
 //!
 //! ```
-//! use tollgate::{AccessTokenLayer, RevocationCache, keys::{Algorithm, KeySet, SigningKey}};
+//! use tollgate::{AccessTokenLayer, Algorithm, RevocationCache, SigningKey};
 //!
 //! let key = SigningKey::from_pem(
 //!     "2026-11",
@@ -19,7 +19,7 @@
 //! ).unwrap();
 //! let revocations = RevocationCache::default();
 //! let gate = AccessTokenLayer::builder()
-//!     .keys(KeySet::builder().signing_key(key).build().unwrap())
+//!     .keys(key)
 //!     .issuer("https://auth.example")
 //!     .audience("https://api.example")
 //!     .revocations(revocations.clone())
@@ -69,6 +69,22 @@ pub mod time;
 #[cfg(feature = "store")]
 pub mod token_endpoint;
 
-pub use access_token::{AccessToken, AccessTokenLayer, AccessTokenLayerBuilder, AuthError};
+pub use access_token::{
+    AccessToken, AccessTokenConfigError, AccessTokenLayer, AccessTokenLayerBuilder, AuthError,
+    Verifier,
+};
 pub use claims::AccessClaims;
-pub use revocation::RevocationCache;
+#[cfg(feature = "store")]
+pub use issuer::{ClientMeta, IssueError, Issuer, IssuerConfigError, Lifetimes, TokenResponse};
+pub use keys::{Algorithm, KeyError, KeySet, Keys, SigningKey};
+pub use refresh::RefreshPolicy;
+#[cfg(feature = "store")]
+pub use revocation::RevocationSync;
+pub use revocation::{RevocationCache, RevokedReason};
+pub use secret::RefreshSecret;
+#[cfg(feature = "store")]
+pub use sessions::{SessionInfo, Sessions};
+#[cfg(feature = "store")]
+pub use store::StoreError;
+#[cfg(feature = "store")]
+pub use token_endpoint::{EndpointConfigError, TokenEndpoint, TokenError};

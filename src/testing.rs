@@ -46,7 +46,7 @@ use tokio::{net::TcpListener, sync::Mutex, task::JoinHandle};
 use crate::{
     AccessTokenLayer, RevocationCache,
     issuer::{ClientMeta, Issuer, TokenResponse},
-    keys::{Algorithm, KeySet, SigningKey},
+    keys::{Algorithm, SigningKey},
     secret::RefreshSecret,
     store::{self, clients::NewClient},
     token_endpoint::TokenEndpoint,
@@ -98,14 +98,10 @@ impl TestServer {
         let rng = SystemRandom::new();
         rng.fill(&mut secret).expect("randomness");
         let key = SigningKey::hmac("test", Algorithm::HS256, &secret).expect("a test key");
-        let keys = KeySet::builder()
-            .signing_key(key)
-            .build()
-            .expect("a key set");
         rng.fill(&mut secret).expect("randomness");
         let issuer = Issuer::builder()
             .db(db.clone())
-            .keys(keys)
+            .keys(key)
             .issuer(ISSUER)
             .audience(AUDIENCE)
             .refresh_secret(RefreshSecret::new(&secret).expect("a refresh secret"))

@@ -104,6 +104,31 @@ async fn auth_error_into_response_carries_a_json_body_with_the_same_error() {
     assert!(challenge.contains(json["error_description"].as_str().unwrap()));
 }
 
+/// An application's own handler can return a `TokenError` and answer as
+/// the token endpoint does.
+#[cfg(feature = "store")]
+#[tokio::test]
+async fn token_error_into_response_is_the_endpoints_rfc_6749_answer() {
+    use axum::response::IntoResponse;
+    use tollgate::TokenError;
+    let res = TokenError::InvalidClient { basic: true }.into_response();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(
+        res.headers()[header::WWW_AUTHENTICATE],
+        r#"Basic realm="tollgate""#
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&body_string(res.into_body()).await).unwrap();
+    assert_eq!(json["error"], "invalid_client");
+
+    let res = TokenError::InvalidScope.into_response();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let json: serde_json::Value =
+        serde_json::from_str(&body_string(res.into_body()).await).unwrap();
+    assert_eq!(json["error"], "invalid_scope");
+}
+
 #[tokio::test]
 async fn bare_hyper_server_over_a_socket() {
     let gate = gate(RevocationCache::default());

@@ -418,7 +418,7 @@ async fn jwks_publishes_public_keys_with_caching_headers() {
     let keys = Keys::new(
         KeySet::builder()
             .signing_key(ed)
-            .verifying_key(hs256().verifying_key().unwrap())
+            .verifying_key(hs256().verifying_key())
             .build()
             .unwrap(),
     );

@@ -584,7 +584,7 @@ async fn bad_endpoint_and_client_settings_are_refused() {
     assert!(matches!(
         TokenEndpoint::builder(short_margin).build().unwrap_err(),
         EndpointConfigError::AccessTokens(
-            tollgate::access_token::ConfigError::LeewayExceedsRevocationMargin { .. }
+            tollgate::access_token::AccessTokenConfigError::LeewayExceedsRevocationMargin { .. }
         )
     ));
 
@@ -617,7 +617,7 @@ async fn bad_issuer_settings_are_refused() {
     };
     assert!(full().build().is_ok());
     let verify_only = KeySet::builder()
-        .verifying_key(common::hs256().verifying_key().unwrap())
+        .verifying_key(common::hs256().verifying_key())
         .build()
         .unwrap();
     let cases = [

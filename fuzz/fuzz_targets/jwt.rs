@@ -17,10 +17,7 @@ const SECRET: [u8; 32] = [7; 32];
 static GATE: LazyLock<AccessTokenLayer> = LazyLock::new(|| {
     AccessTokenLayer::builder()
         .keys(
-            KeySet::builder()
-                .signing_key(SigningKey::hmac("k1", Algorithm::HS256, &SECRET).unwrap())
-                .build()
-                .unwrap(),
+            SigningKey::hmac("k1", Algorithm::HS256, &SECRET).unwrap(),
         )
         .issuer("https://issuer.example")
         .audience("api")

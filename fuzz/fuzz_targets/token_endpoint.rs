@@ -32,12 +32,7 @@ static ENDPOINT: LazyLock<TokenEndpoint> = LazyLock::new(|| {
         store::clients::register(&db, spa).await.unwrap();
         let issuer = Issuer::builder()
             .db(db)
-            .keys(
-                KeySet::builder()
-                    .signing_key(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())
-                    .build()
-                    .unwrap(),
-            )
+            .keys(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())
             .issuer("https://issuer.example")
             .audience("api")
             .refresh_secret(RefreshSecret::new(&[2; 32]).unwrap())

@@ -20,7 +20,7 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 /// A configuration the gate refuses to start with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum AccessTokenConfigError {
     /// No keys were given.
     #[error("no verification keys configured")]
     MissingKeys,
@@ -204,15 +204,15 @@ impl AccessTokenLayerBuilder {
     }
 
     /// Checks the configuration and builds the layer.
-    pub fn build(self) -> Result<AccessTokenLayer, ConfigError> {
-        let keys = self.keys.ok_or(ConfigError::MissingKeys)?;
+    pub fn build(self) -> Result<AccessTokenLayer, AccessTokenConfigError> {
+        let keys = self.keys.ok_or(AccessTokenConfigError::MissingKeys)?;
         let snapshot = keys.current();
         if snapshot.verifying_keys().is_empty() {
-            return Err(ConfigError::MissingKeys);
+            return Err(AccessTokenConfigError::MissingKeys);
         }
-        let issuer = self.issuer.ok_or(ConfigError::MissingIssuer)?;
+        let issuer = self.issuer.ok_or(AccessTokenConfigError::MissingIssuer)?;
         if self.audience.is_empty() {
-            return Err(ConfigError::MissingAudience);
+            return Err(AccessTokenConfigError::MissingAudience);
         }
         let mut algorithms: Vec<Algorithm> = Vec::new();
         let requested = self.algorithms.unwrap_or_else(|| {
@@ -228,14 +228,14 @@ impl AccessTokenLayerBuilder {
             }
         }
         if algorithms.is_empty() {
-            return Err(ConfigError::EmptyAlgorithms);
+            return Err(AccessTokenConfigError::EmptyAlgorithms);
         }
         if let Some(k) = snapshot
             .verifying_keys()
             .iter()
             .find(|k| !algorithms.contains(&k.algorithm()))
         {
-            return Err(ConfigError::KeyAlgorithmNotAllowed {
+            return Err(AccessTokenConfigError::KeyAlgorithmNotAllowed {
                 kid: k.kid().to_owned(),
                 alg: k.algorithm(),
             });
@@ -243,24 +243,24 @@ impl AccessTokenLayerBuilder {
         if let Some(realm) = &self.realm
             && !is_quotable(realm)
         {
-            return Err(ConfigError::InvalidRealm);
+            return Err(AccessTokenConfigError::InvalidRealm);
         }
         if let Some(bad) = self.scopes.iter().find(|s| !scope::is_scope_token(s)) {
-            return Err(ConfigError::InvalidScope(bad.clone()));
+            return Err(AccessTokenConfigError::InvalidScope(bad.clone()));
         }
         if let Some(name) = &self.cookie
             && (name.is_empty() || !name.bytes().all(is_cookie_name_byte))
         {
-            return Err(ConfigError::InvalidCookieName(name.clone()));
+            return Err(AccessTokenConfigError::InvalidCookieName(name.clone()));
         }
         let token_types = match self.token_types {
-            Some(types) if types.is_empty() => return Err(ConfigError::EmptyTokenTypes),
+            Some(types) if types.is_empty() => return Err(AccessTokenConfigError::EmptyTokenTypes),
             Some(types) => Some(types.iter().map(|t| normalize_typ(t)).collect()),
             None => None,
         };
         let revocations = self.revocations.unwrap_or_default();
         if self.leeway > revocations.margin() {
-            return Err(ConfigError::LeewayExceedsRevocationMargin {
+            return Err(AccessTokenConfigError::LeewayExceedsRevocationMargin {
                 leeway: self.leeway,
                 margin: revocations.margin(),
             });
@@ -326,23 +326,23 @@ mod tests {
             .issuer("i")
             .audience("a")
             .build();
-        assert_eq!(no_keys.unwrap_err(), ConfigError::MissingKeys);
+        assert_eq!(no_keys.unwrap_err(), AccessTokenConfigError::MissingKeys);
         let empty_keys = base().keys(KeySet::default()).build();
-        assert_eq!(empty_keys.unwrap_err(), ConfigError::MissingKeys);
+        assert_eq!(empty_keys.unwrap_err(), AccessTokenConfigError::MissingKeys);
         let no_iss = AccessTokenLayer::builder()
             .keys(keys())
             .audience("a")
             .build();
-        assert_eq!(no_iss.unwrap_err(), ConfigError::MissingIssuer);
+        assert_eq!(no_iss.unwrap_err(), AccessTokenConfigError::MissingIssuer);
         let no_aud = AccessTokenLayer::builder().keys(keys()).issuer("i").build();
-        assert_eq!(no_aud.unwrap_err(), ConfigError::MissingAudience);
+        assert_eq!(no_aud.unwrap_err(), AccessTokenConfigError::MissingAudience);
         assert_eq!(
             base().algorithms([]).build().unwrap_err(),
-            ConfigError::EmptyAlgorithms
+            AccessTokenConfigError::EmptyAlgorithms
         );
         assert!(matches!(
             base().algorithms([Algorithm::EdDSA]).build().unwrap_err(),
-            ConfigError::KeyAlgorithmNotAllowed { .. }
+            AccessTokenConfigError::KeyAlgorithmNotAllowed { .. }
         ));
     }
 
@@ -350,27 +350,27 @@ mod tests {
     fn build_checks_syntax_of_strings_sent_in_headers() {
         assert_eq!(
             base().realm("a\"b").build().unwrap_err(),
-            ConfigError::InvalidRealm
+            AccessTokenConfigError::InvalidRealm
         );
         assert_eq!(
             base().realm("a\nb").build().unwrap_err(),
-            ConfigError::InvalidRealm
+            AccessTokenConfigError::InvalidRealm
         );
         assert!(base().realm("my api").build().is_ok());
         assert!(matches!(
             base().require_scope("a b").build().unwrap_err(),
-            ConfigError::InvalidScope(_)
+            AccessTokenConfigError::InvalidScope(_)
         ));
         assert!(matches!(
             base().cookie("a;b").build().unwrap_err(),
-            ConfigError::InvalidCookieName(_)
+            AccessTokenConfigError::InvalidCookieName(_)
         ));
         assert_eq!(
             base()
                 .token_types(Vec::<String>::new())
                 .build()
                 .unwrap_err(),
-            ConfigError::EmptyTokenTypes
+            AccessTokenConfigError::EmptyTokenTypes
         );
     }
 
@@ -379,7 +379,7 @@ mod tests {
         let err = base().leeway(Duration::from_secs(120)).build().unwrap_err();
         assert!(matches!(
             err,
-            ConfigError::LeewayExceedsRevocationMargin { .. }
+            AccessTokenConfigError::LeewayExceedsRevocationMargin { .. }
         ));
         let wide = RevocationCache::builder()
             .margin(Duration::from_secs(300))

@@ -16,14 +16,14 @@
 //! ```
 //! use std::convert::Infallible;
 //! use http::{Request, Response, StatusCode, header};
-//! use tollgate::{AccessClaims, AccessTokenLayer, keys::{Algorithm, KeySet, SigningKey}};
+//! use tollgate::{AccessClaims, AccessTokenLayer, Algorithm, SigningKey};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio_test();
 //! # fn tokio_test() { tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let key = SigningKey::hmac("k1", Algorithm::HS256, &[42; 32]).unwrap();
 //! let gate = AccessTokenLayer::builder()
-//!     .keys(KeySet::builder().signing_key(key.clone()).build().unwrap())
+//!     .keys(key.clone())
 //!     .issuer("https://auth.example")
 //!     .audience("orders-api")
 //!     .realm("orders")
@@ -66,7 +66,9 @@ mod verify;
 #[cfg(feature = "axum")]
 mod axum;
 
-pub use builder::{AccessTokenLayerBuilder, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN};
+pub use builder::{
+    AccessTokenConfigError, AccessTokenLayerBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN,
+};
 pub use error::{AuthError, InvalidToken};
 pub use future::ResponseFuture;
 pub use service::{AccessToken, AccessTokenLayer};

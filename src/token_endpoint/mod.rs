@@ -34,9 +34,7 @@
 //! store::clients::register(&db, client).await.unwrap();
 //! let issuer = Issuer::builder()
 //!     .db(db)
-//!     .keys(KeySet::builder()
-//!         .signing_key(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())
-//!         .build().unwrap())
+//!     .keys(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())
 //!     .issuer("https://auth.example")
 //!     .audience("api")
 //!     .refresh_secret(RefreshSecret::new(&[2; 32]).unwrap())

@@ -99,7 +99,7 @@ impl TokenError {
     }
 
     /// The JSON error response, with the headers RFC 6749 asks for.
-    pub fn into_response(self, realm: &str) -> Response<Full<Bytes>> {
+    pub fn into_http_response(self, realm: &str) -> Response<Full<Bytes>> {
         let body = serde_json::to_vec(&ErrorBody {
             error: self.code(),
             error_description: self.description(),
@@ -142,4 +142,17 @@ pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res
+}
+
+/// The RFC 6749 §5.2 response an application's own handler can return
+/// (from a login route built on [`Issuer::issue`](crate::issuer::Issuer::issue),
+/// say), answered as the endpoint would: JSON, no-store, and for
+/// `invalid_client` a `WWW-Authenticate: Basic` challenge with realm
+/// `tollgate`.
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for TokenError {
+    fn into_response(self) -> axum_core::response::Response {
+        self.into_http_response("tollgate")
+            .map(axum_core::body::Body::new)
+    }
 }

@@ -324,7 +324,7 @@ where
     Box::pin(async move {
         Ok(endpoint.answer(req).await.unwrap_or_else(|e| {
             tracing::debug!(error = %e, endpoint = E::NAME, "request refused");
-            e.into_response(endpoint.realm())
+            e.into_http_response(endpoint.realm())
         }))
     })
 }
@@ -520,5 +520,5 @@ pub enum EndpointConfigError {
     /// with its keys and deny list (e.g. the deny list's margin is shorter
     /// than the verification leeway).
     #[error("cannot verify the issuer's access tokens: {0}")]
-    AccessTokens(#[source] crate::access_token::ConfigError),
+    AccessTokens(#[source] crate::access_token::AccessTokenConfigError),
 }
