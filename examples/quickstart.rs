@@ -164,7 +164,7 @@ impl Config {
             lifetimes: Lifetimes {
                 access: secs("TOLLGATE_ACCESS_TTL_SECS", 900)?,
                 refresh_idle: secs("TOLLGATE_REFRESH_IDLE_TTL_SECS", 14 * 86_400)?,
-                family: secs("TOLLGATE_FAMILY_TTL_SECS", 90 * 86_400)?,
+                session: secs("TOLLGATE_SESSION_TTL_SECS", 90 * 86_400)?,
             },
             policy: RefreshPolicy {
                 grace: secs("TOLLGATE_REUSE_GRACE_SECS", 5)?,

@@ -44,7 +44,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use entity::client;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 
@@ -58,6 +57,7 @@ use crate::{
     secret::{RefreshSecret, hash_token, random_string, random_token},
     store::{
         self, StoreError,
+        clients::Client,
         rotation::{RefreshOutcome, Rotation},
         sessions::NewSession,
     },
@@ -74,7 +74,7 @@ pub struct Lifetimes {
     pub refresh_idle: Duration,
     /// Sessions, absolute: no refresh extends a session past this.
     /// Default 90 days.
-    pub family: Duration,
+    pub session: Duration,
 }
 
 impl Default for Lifetimes {
@@ -82,21 +82,17 @@ impl Default for Lifetimes {
         Self {
             access: Duration::from_secs(15 * 60),
             refresh_idle: Duration::from_secs(14 * 86_400),
-            family: Duration::from_secs(90 * 86_400),
+            session: Duration::from_secs(90 * 86_400),
         }
     }
 }
 
 impl Lifetimes {
-    fn for_client(&self, c: &client::Model) -> Self {
-        let pick = |o: Option<i64>, d: Duration| {
-            o.and_then(|s| u64::try_from(s).ok())
-                .map_or(d, Duration::from_secs)
-        };
+    fn for_client(&self, c: &Client) -> Self {
         Self {
-            access: pick(c.access_ttl_secs, self.access),
-            refresh_idle: pick(c.refresh_idle_ttl_secs, self.refresh_idle),
-            family: pick(c.family_ttl_secs, self.family),
+            access: c.access_ttl.unwrap_or(self.access),
+            refresh_idle: c.refresh_idle_ttl.unwrap_or(self.refresh_idle),
+            session: c.session_ttl.unwrap_or(self.session),
         }
     }
 }
@@ -306,7 +302,7 @@ impl Issuer {
 
     pub(crate) async fn issue_for(
         &self,
-        client: &client::Model,
+        client: &Client,
         user_id: &str,
         scope: Option<&str>,
         meta: &ClientMeta,
@@ -315,7 +311,7 @@ impl Issuer {
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let refresh_token = random_token();
-        let family_expires_at = now + lifetimes.family;
+        let family_expires_at = now + lifetimes.session;
         let family_id = store::sessions::start(
             &self.inner.db,
             &NewSession {
@@ -355,7 +351,7 @@ impl Issuer {
     /// client itself, no refresh token (RFC 6749 §4.4.3).
     pub(crate) fn client_credentials(
         &self,
-        client: &client::Model,
+        client: &Client,
         scope: Option<&str>,
     ) -> Result<TokenResponse, IssueError> {
         let scope = scope::narrow(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
@@ -382,7 +378,7 @@ impl Issuer {
     /// The refresh_token grant: rotate `token` exactly once.
     pub(crate) async fn refresh(
         &self,
-        client: &client::Model,
+        client: &Client,
         token: &str,
         scope: Option<&str>,
         meta: &ClientMeta,
@@ -569,8 +565,8 @@ impl IssuerBuilder {
         let l = self.lifetimes;
         if l.access.is_zero()
             || l.refresh_idle.is_zero()
-            || l.family.is_zero()
-            || l.access > l.family
+            || l.session.is_zero()
+            || l.access > l.session
             || l.access > revocations.max_token_lifetime()
         {
             return Err(IssuerConfigError::InvalidLifetimes);

@@ -32,15 +32,23 @@
 //!
 //! ## Features
 //! - `grpc` (default): answer gRPC requests with `grpc-status`.
-//! - `axum`: [`AccessClaims`] as an axum extractor, [`AuthError`] as a
-//!   response.
-//! - `store`: the token endpoint on SeaORM (SQLite, PostgreSQL, MySQL) — `/token`,
-//!   `/revoke`, `/introspect`, JWKS (`token_endpoint`), the `issuer`,
-//!   `sessions`, the persisted deny list and its `RevocationSync`, and the
-//!   janitor (`store::cleanup`).
+//! - `axum` (default): [`AccessClaims`] as an axum extractor, [`AuthError`]
+//!   and [`TokenError`] as responses.
+//! - `sqlite` (default), `postgres`, `mysql`: the store on that database;
+//!   each turns on `store`.
+//! - `store`: the token endpoint on SeaORM — `/token`, `/revoke`,
+//!   `/introspect`, JWKS (`token_endpoint`), the `issuer`, `sessions`, the
+//!   persisted deny list and its [`RevocationSync`], and the janitor
+//!   (`store::cleanup`) — with no driver of its own.
 //! - `testing`: `testing::TestServer`, an in-process token service on
 //!   in-memory SQLite for your own integration tests.
+//!
+//! The gate alone, with no database and no axum:
+//! `tollgate = { version = "0.1", default-features = false, features = ["grpc"] }`.
+//!
+//! Items that need a feature say so in these docs.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 #![deny(unsafe_code, unreachable_pub)]
 

@@ -2,7 +2,7 @@
 //!
 //! [`TestServer::start`] runs tollgate's `/token`, `/revoke`,
 //! `/introspect` and JWKS endpoints in-process, on in-memory SQLite and a
-//! random loopback port, in one call. Mount [`TestServer::gate`] on the
+//! random loopback port, in one call. Mount [`TestServer::access_token_layer`] on the
 //! router under test, mint tokens for any subject and scope with
 //! [`TestServer::mint`], revoke them, and drop the server when done — no
 //! identity server to run.

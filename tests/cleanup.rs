@@ -71,7 +71,7 @@ async fn each(test: impl AsyncFn(Harness)) {
     let lifetimes = Lifetimes {
         access: Duration::from_secs(900),
         refresh_idle: Duration::from_secs(3600),
-        family: DAY,
+        session: DAY,
     };
     for b in backends().await {
         test(harness_with(b, RefreshPolicy::default(), lifetimes).await).await;

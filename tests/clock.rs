@@ -50,7 +50,7 @@ async fn jumps_forward_and_back_never_stretch_a_session_past_its_absolute_expiry
     let lifetimes = Lifetimes {
         access: Duration::from_secs(15 * MIN),
         refresh_idle: Duration::from_secs(60 * MIN),
-        family: Duration::from_secs(120 * MIN),
+        session: Duration::from_secs(120 * MIN),
     };
     for b in backends().await {
         let h = harness_with(b, RefreshPolicy::default(), lifetimes).await;

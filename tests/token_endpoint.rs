@@ -476,7 +476,7 @@ async fn idle_and_absolute_lifetimes() {
     let lifetimes = Lifetimes {
         access: Duration::from_secs(600),
         refresh_idle: Duration::from_secs(3600),
-        family: Duration::from_secs(5000),
+        session: Duration::from_secs(5000),
     };
     for b in backends().await {
         let h = harness_with(b, no_grace(), lifetimes).await;
@@ -629,7 +629,7 @@ async fn bad_issuer_settings_are_refused() {
             full()
                 .lifetimes(Lifetimes {
                     access: Duration::from_secs(7200),
-                    family: Duration::from_secs(3600),
+                    session: Duration::from_secs(3600),
                     ..Lifetimes::default()
                 })
                 .build(),

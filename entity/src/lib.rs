@@ -1,7 +1,7 @@
 //! SeaORM entities of tollgate's store, one module per table.
 //!
 //! ```
-//! use entity::{prelude::*, refresh_token};
+//! use tollgate_entity::{prelude::*, refresh_token};
 //! use sea_orm::{EntityTrait, QueryFilter, ColumnTrait, QueryTrait, DbBackend};
 //!
 //! // Lookups are by token hash, never by token value.

@@ -1,4 +1,4 @@
-//! Every entity, re-exported for `use entity::prelude::*`.
+//! Every entity, re-exported for `use tollgate_entity::prelude::*`.
 
 pub use crate::client::Entity as Client;
 pub use crate::refresh_token::Entity as RefreshToken;

@@ -1,11 +1,11 @@
 //! SeaORM migrations of tollgate's store.
 //!
 //! Every migration has `up` and `down` and runs on SQLite, PostgreSQL and
-//! MySQL. Apply them with [`Migrator::up`] or the `migration` CLI
-//! (`cargo run -p migration -- up`).
+//! MySQL. Apply them with [`Migrator::up`] or the `tollgate-migration` CLI
+//! (`cargo run -p tollgate-migration -- up`).
 //!
 //! ```
-//! use migration::{Migrator, MigratorTrait};
+//! use tollgate_migration::{Migrator, MigratorTrait};
 //! use sea_orm_migration::sea_orm::Database;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {

@@ -1,8 +1,8 @@
-//! The migration CLI: `cargo run -p migration -- --help`.
+//! The migration CLI: `cargo run -p tollgate-migration -- --help`.
 
 use sea_orm_migration::prelude::cli;
 
 #[tokio::main]
 async fn main() {
-    cli::run_cli(migration::Migrator).await;
+    cli::run_cli(tollgate_migration::Migrator).await;
 }

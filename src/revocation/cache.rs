@@ -281,6 +281,7 @@ impl RevocationCache {
 
     /// The process clock this cache was built with: the issuer, the gate,
     /// the rate limits and the sync over this cache all read it.
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
     pub(crate) fn clock(&self) -> Arc<dyn Clock> {
         Arc::clone(&self.clock)
     }

@@ -4,7 +4,10 @@
 //! as safe at rest as a password hash and costs nothing per request; they
 //! are compared in constant time.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
 
 use entity::client;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
@@ -36,7 +39,7 @@ pub struct NewClient {
     /// Refresh-token idle lifetime override.
     pub refresh_idle_ttl: Option<Duration>,
     /// Session (family) absolute lifetime override.
-    pub family_ttl: Option<Duration>,
+    pub session_ttl: Option<Duration>,
 }
 
 impl NewClient {
@@ -52,7 +55,7 @@ impl NewClient {
             allow_client_credentials: false,
             access_ttl: None,
             refresh_idle_ttl: None,
-            family_ttl: None,
+            session_ttl: None,
         }
     }
 
@@ -117,7 +120,7 @@ async fn insert(
         allow_client_credentials: Set(new.allow_client_credentials),
         access_ttl_secs: Set(secs(new.access_ttl)),
         refresh_idle_ttl_secs: Set(secs(new.refresh_idle_ttl)),
-        family_ttl_secs: Set(secs(new.family_ttl)),
+        family_ttl_secs: Set(secs(new.session_ttl)),
         created_at: Set(db_time(SystemTime::now())),
     }
     .insert(db)
@@ -125,24 +128,90 @@ async fn insert(
     Ok(())
 }
 
+/// A registered client, as tollgate uses it. Its secret is held only as a
+/// hash and never shown.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Client {
+    /// The `client_id`.
+    pub client_id: String,
+    /// A display name.
+    pub name: String,
+    /// Scopes it may be granted, space-separated.
+    pub scope: String,
+    /// Whether the password grant is allowed.
+    pub allow_password: bool,
+    /// Whether the client_credentials grant is allowed.
+    pub allow_client_credentials: bool,
+    /// Access-token lifetime override.
+    pub access_ttl: Option<Duration>,
+    /// Refresh-token idle lifetime override.
+    pub refresh_idle_ttl: Option<Duration>,
+    /// Session absolute lifetime override.
+    pub session_ttl: Option<Duration>,
+    /// SHA-256 of the secret; `None` for a public client.
+    secret_hash: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("confidential", &self.is_confidential())
+            .field("allow_password", &self.allow_password)
+            .field("allow_client_credentials", &self.allow_client_credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Whether it authenticates with a secret.
+    pub fn is_confidential(&self) -> bool {
+        self.secret_hash.is_some()
+    }
+
+    /// Whether `presented` authenticates this client: the right secret for
+    /// a confidential client, none for a public one. Constant-time.
+    pub fn secret_matches(&self, presented: Option<&str>) -> bool {
+        match (&self.secret_hash, presented) {
+            (Some(stored), Some(secret)) => {
+                bool::from(stored.as_slice().ct_eq(&hash_token(secret)))
+            }
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    fn from_row(row: client::Model) -> Self {
+        let ttl = |secs: Option<i64>| {
+            secs.and_then(|s| u64::try_from(s).ok())
+                .map(Duration::from_secs)
+        };
+        Self {
+            client_id: row.client_id,
+            name: row.name,
+            scope: row.scope,
+            allow_password: row.allow_password,
+            allow_client_credentials: row.allow_client_credentials,
+            access_ttl: ttl(row.access_ttl_secs),
+            refresh_idle_ttl: ttl(row.refresh_idle_ttl_secs),
+            session_ttl: ttl(row.family_ttl_secs),
+            secret_hash: row.secret_hash,
+        }
+    }
+}
+
 /// The client with this id.
 pub async fn find(
     db: &impl ConnectionTrait,
     client_id: &str,
-) -> Result<Option<client::Model>, StoreError> {
+) -> Result<Option<Client>, StoreError> {
     Ok(client::Entity::find_by_id(client_id.to_owned())
         .one(db)
-        .await?)
-}
-
-/// Whether `presented` authenticates `client`: the right secret for a
-/// confidential client, none for a public one. Constant-time.
-pub fn secret_matches(client: &client::Model, presented: Option<&str>) -> bool {
-    match (&client.secret_hash, presented) {
-        (Some(stored), Some(secret)) => bool::from(stored.as_slice().ct_eq(&hash_token(secret))),
-        (None, None) => true,
-        _ => false,
-    }
+        .await?
+        .map(Client::from_row))
 }
 
 /// Spends the time of a secret check when there is no client to check

@@ -18,8 +18,8 @@
 //!     .unwrap()
 //!     .expect("a confidential client gets a secret");
 //! let client = store::clients::find(&db, "svc").await.unwrap().unwrap();
-//! assert!(store::clients::secret_matches(&client, Some(&secret)));
-//! assert!(!store::clients::secret_matches(&client, Some("guess")));
+//! assert!(client.secret_matches(Some(&secret)));
+//! assert!(!client.secret_matches(Some("guess")));
 //! # });
 //! ```
 

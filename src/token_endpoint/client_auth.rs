@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use entity::client;
 use http::{HeaderMap, header};
 use sea_orm::DatabaseConnection;
 
 use super::{TokenError, form::Form, form::decode_component};
-use crate::store::{self, clients};
+use crate::store::{
+    self,
+    clients::{self, Client},
+};
 
 /// Client lookups, kept briefly so a token request does not read the client
 /// row every time. "No such client" is cached too: otherwise a known id
@@ -17,7 +19,7 @@ use crate::store::{self, clients};
 /// the timing would tell them apart. Losing an entry only costs a read, so
 /// the cache is bounded; a changed, added or removed client applies within
 /// its TTL.
-pub(crate) type ClientCache = moka::sync::Cache<String, Option<Arc<client::Model>>>;
+pub(crate) type ClientCache = moka::sync::Cache<String, Option<Arc<Client>>>;
 
 /// Credentials as presented. No `Debug`: it holds the secret.
 pub(crate) struct Presented {
@@ -115,7 +117,7 @@ pub(crate) async fn authenticate(
     db: &DatabaseConnection,
     cache: &ClientCache,
     p: &Presented,
-) -> Result<Arc<client::Model>, TokenError> {
+) -> Result<Arc<Client>, TokenError> {
     let failed = TokenError::InvalidClient { basic: p.basic };
     let found = match cache.get(&p.client_id) {
         Some(cached) => cached,
@@ -129,7 +131,7 @@ pub(crate) async fn authenticate(
         }
     };
     match found {
-        Some(client) if clients::secret_matches(&client, p.secret.as_deref()) => Ok(client),
+        Some(client) if client.secret_matches(p.secret.as_deref()) => Ok(client),
         Some(_) => Err(failed),
         None => {
             clients::dummy_secret_check(p.secret.as_deref());

@@ -8,7 +8,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use entity::client;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
@@ -24,7 +23,7 @@ use super::{
 use crate::{
     refresh::is_live,
     secret::hash_token,
-    store::{StoreError, refresh_tokens},
+    store::{StoreError, clients::Client, refresh_tokens},
     time::unix_secs,
 };
 
@@ -89,7 +88,7 @@ impl Answer for IntrospectionEndpoint {
     {
         let inner = &*self.inner;
         let (client, token) = token_request(inner, req).await?;
-        if client.secret_hash.is_none() {
+        if !client.is_confidential() {
             // RFC 7662 §2.1: the caller must be authenticated; a public
             // client cannot be.
             return Err(TokenError::InvalidClient { basic: false });
@@ -127,7 +126,7 @@ impl Answer for IntrospectionEndpoint {
 impl IntrospectionEndpoint {
     async fn refresh_token(
         &self,
-        client: &client::Model,
+        client: &Client,
         token: &str,
     ) -> Result<Introspection, StoreError> {
         let issuer = &self.inner.issuer;

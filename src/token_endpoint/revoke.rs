@@ -9,7 +9,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use entity::client;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
@@ -25,7 +24,7 @@ use crate::{
     claims::AccessClaims,
     revocation::RevokedReason,
     secret::hash_token,
-    store::{StoreError, refresh_tokens},
+    store::{StoreError, clients::Client, refresh_tokens},
 };
 
 /// Whether a token is one of our access tokens rather than a refresh
@@ -41,7 +40,7 @@ pub(super) fn is_jwt(token: &str) -> bool {
 pub(super) async fn token_request<B>(
     inner: &Inner,
     req: Request<B>,
-) -> Result<(Arc<client::Model>, String), TokenError>
+) -> Result<(Arc<Client>, String), TokenError>
 where
     B: Body,
     B::Error: Into<BoxError>,

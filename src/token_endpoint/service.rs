@@ -13,8 +13,6 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
-use entity::client;
-
 use tower_service::Service;
 
 use super::{
@@ -31,6 +29,7 @@ use crate::{
     header::is_quotable,
     issuer::{ClientMeta, IssueError, Issuer, TokenResponse},
     refresh::RefreshError,
+    store::clients::Client,
 };
 
 /// Default cap on a token request body: 16 KiB.
@@ -111,7 +110,7 @@ impl Inner {
         basic: Option<client_auth::Presented>,
         form: &Form,
         meta: &ClientMeta,
-    ) -> Result<Arc<client::Model>, TokenError> {
+    ) -> Result<Arc<Client>, TokenError> {
         self.limits.client_auth_allowed(meta.ip)?;
         let presented = client_auth::presented(basic, form)?;
         let client = client_auth::authenticate(self.issuer.db(), &self.clients, &presented)
@@ -174,7 +173,7 @@ impl TokenEndpoint {
         grant::permit(
             grant_type,
             ClientGrants {
-                confidential: client.secret_hash.is_some(),
+                confidential: client.is_confidential(),
                 password: client.allow_password,
                 client_credentials: client.allow_client_credentials,
             },
