@@ -5,11 +5,17 @@
 //! base64-simd rather than the `base64` crate: the gate decodes most of
 //! every token on every request, and the vectorised decoder is several
 //! times faster on it (BENCHMARKS.md). Decoding goes into a caller's stack
-//! buffer, which need not be zeroed first.
+//! buffer, which need not be zeroed first. It is the crate's one base64
+//! library: encoding goes through [`encode`] too.
 
 use std::{borrow::Cow, mem::MaybeUninit};
 
 use base64_simd::{AsOut, URL_SAFE_NO_PAD};
+
+/// `bytes` as unpadded base64url: tokens, ids, tags and headers we write.
+pub(crate) fn encode(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode_to_string(bytes)
+}
 
 /// `part` decoded into `buf`; `None` if it is not strict base64url or its
 /// bytes do not fit.

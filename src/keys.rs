@@ -187,9 +187,8 @@ fn token_header(kid: &str, alg: Algorithm) -> Header {
 /// [`token_header`] as it appears in a signed token (base64url of its JSON,
 /// as `jsonwebtoken::encode` writes it).
 fn encoded_token_header(kid: &str, alg: Algorithm) -> String {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     let json = serde_json::to_vec(&token_header(kid, alg)).expect("a header always serializes");
-    URL_SAFE_NO_PAD.encode(json)
+    crate::b64url::encode(json)
 }
 
 /// A key that verifies access tokens, with its `kid` and its one algorithm.

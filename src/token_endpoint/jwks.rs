@@ -8,7 +8,6 @@ use std::{
 };
 
 use aws_lc_rs::digest;
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -76,7 +75,7 @@ impl JwksEndpoint {
         }
         let body = serde_json::to_vec(&self.keys.jwks()).unwrap_or_default();
         let hash = digest::digest(&digest::SHA256, &body);
-        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..18]));
+        let etag = format!("\"{}\"", crate::b64url::encode(&hash.as_ref()[..18]));
         let not_modified = headers
             .get_all(header::IF_NONE_MATCH)
             .iter()
