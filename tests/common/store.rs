@@ -134,33 +134,81 @@ pub async fn mysql() -> Option<DatabaseConnection> {
     Some(db)
 }
 
-/// Every backend: SQLite in memory, SQLite file, and PostgreSQL and
-/// MariaDB when there.
-pub async fn backends() -> Vec<Backend> {
-    let mut all = vec![
-        Backend {
+impl Backend {
+    pub async fn sqlite_memory() -> Self {
+        Self {
             name: "sqlite-memory",
             db: sqlite_memory().await,
-        },
-        Backend {
+        }
+    }
+
+    pub async fn sqlite_file() -> Self {
+        Self {
             name: "sqlite-file",
             db: sqlite_file().await,
-        },
-    ];
-    if let Some(db) = postgres().await {
-        all.push(Backend {
+        }
+    }
+
+    /// `None` outside CI when no PostgreSQL is configured.
+    pub async fn postgres() -> Option<Self> {
+        Some(Self {
             name: "postgres",
-            db,
-        });
+            db: postgres().await?,
+        })
     }
-    if let Some(db) = mysql().await {
-        all.push(Backend {
+
+    /// `None` outside CI when no MariaDB is configured.
+    pub async fn mariadb() -> Option<Self> {
+        Some(Self {
             name: "mariadb",
-            db,
-        });
+            db: mysql().await?,
+        })
     }
-    all
 }
+
+/// One test per backend: `per_backend! { #[tokio::test] async fn name(b)
+/// { .. } }` makes a module `name` with the tests `sqlite_memory`,
+/// `sqlite_file`, `postgres` and `mariadb`, each running the body with
+/// `b` bound to that backend, so a failure names its backend and the
+/// backends run in parallel. PostgreSQL and MariaDB are skipped outside CI
+/// when not configured (and required under CI).
+#[allow(unused_macros)]
+macro_rules! per_backend {
+    ($(#[$attr:meta])* async fn $name:ident($b:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($b: crate::common::store::Backend) $body
+
+            $(#[$attr])*
+            async fn sqlite_memory() {
+                run(crate::common::store::Backend::sqlite_memory().await).await;
+            }
+
+            $(#[$attr])*
+            async fn sqlite_file() {
+                run(crate::common::store::Backend::sqlite_file().await).await;
+            }
+
+            $(#[$attr])*
+            async fn postgres() {
+                if let Some(b) = crate::common::store::Backend::postgres().await {
+                    run(b).await;
+                }
+            }
+
+            $(#[$attr])*
+            async fn mariadb() {
+                if let Some(b) = crate::common::store::Backend::mariadb().await {
+                    run(b).await;
+                }
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use per_backend;
 
 pub const WEB_SECRET_NAME: &str = "web";
 

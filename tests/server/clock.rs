@@ -3,11 +3,9 @@
 //! Clock jumps, forward and back: the leeway is exactly as documented, and
 //! no token outlives its session's absolute expiry.
 
-mod common;
-
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::store::{Harness, backends, harness_with};
+use crate::common::store::{Backend, Harness, harness_with, per_backend};
 use entity::{refresh_token, token_family};
 use http::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -45,14 +43,14 @@ async fn assert_rows_within_family(h: &Harness, family: &str) {
     }
 }
 
-#[tokio::test]
-async fn jumps_forward_and_back_never_stretch_a_session_past_its_absolute_expiry() {
-    let lifetimes = Lifetimes {
-        access: Duration::from_secs(15 * MIN),
-        refresh_idle: Duration::from_secs(60 * MIN),
-        session: Duration::from_secs(120 * MIN),
-    };
-    for b in backends().await {
+per_backend! {
+    #[tokio::test]
+    async fn jumps_forward_and_back_never_stretch_a_session_past_its_absolute_expiry(b) {
+        let lifetimes = Lifetimes {
+            access: Duration::from_secs(15 * MIN),
+            refresh_idle: Duration::from_secs(60 * MIN),
+            session: Duration::from_secs(120 * MIN),
+        };
         let h = harness_with(b, RefreshPolicy::default(), lifetimes).await;
         let gate = &h.gate;
         let t0 = unix(h.clock.now());
@@ -114,7 +112,7 @@ async fn issuer_gate_and_deny_list_run_on_the_one_clock() {
         access: Duration::from_secs(10 * MIN),
         ..Lifetimes::default()
     };
-    let b = backends().await.into_iter().next().unwrap();
+    let b = Backend::sqlite_memory().await;
     let h = harness_with(b, RefreshPolicy::default(), lifetimes).await;
     // Far from the system clock, so nothing can pass by reading it.
     h.clock.advance(Duration::from_secs(400 * 86_400));

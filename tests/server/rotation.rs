@@ -2,11 +2,9 @@
 //! token at once, round after round, on SQLite (memory and a WAL file with
 //! several connections) and PostgreSQL.
 
-mod common;
-
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use common::store::{Harness, backends, harness};
+use crate::common::store::{Harness, harness, per_backend};
 use entity::{refresh_token, token_family};
 use http::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -59,13 +57,13 @@ async fn family_of(
     (f, all)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_refreshes_within_grace_never_fork_the_family() {
-    let policy = RefreshPolicy {
-        grace: Duration::from_secs(60),
-        ..RefreshPolicy::default()
-    };
-    for b in backends().await {
+per_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_refreshes_within_grace_never_fork_the_family(b) {
+        let policy = RefreshPolicy {
+            grace: Duration::from_secs(60),
+            ..RefreshPolicy::default()
+        };
         let h = Arc::new(harness(b, policy.clone()).await);
         let first = h.login().await.refresh_token();
         let mut current = first.clone();
@@ -128,13 +126,13 @@ async fn concurrent_refreshes_within_grace_never_fork_the_family() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn without_grace_exactly_one_racer_wins_and_reuse_kills_the_family() {
-    let policy = RefreshPolicy {
-        grace: Duration::ZERO,
-        ..RefreshPolicy::default()
-    };
-    for b in backends().await {
+per_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn without_grace_exactly_one_racer_wins_and_reuse_kills_the_family(b) {
+        let policy = RefreshPolicy {
+            grace: Duration::ZERO,
+            ..RefreshPolicy::default()
+        };
         let h = Arc::new(harness(b, policy.clone()).await);
         for round in 0..ROUNDS {
             let token = h.login().await.refresh_token();
@@ -166,7 +164,8 @@ async fn serialization_failures_are_retried_not_answered_503() {
     // At SERIALIZABLE, a racer's FOR UPDATE of the family the winner just
     // changed fails with 40001; the whole rotation must run again.
     let Some(db) =
-        common::store::postgres_with(&[("default_transaction_isolation", "serializable")]).await
+        crate::common::store::postgres_with(&[("default_transaction_isolation", "serializable")])
+            .await
     else {
         return;
     };
@@ -176,7 +175,7 @@ async fn serialization_failures_are_retried_not_answered_503() {
     };
     let h = Arc::new(
         harness(
-            common::store::Backend {
+            crate::common::store::Backend {
                 name: "postgres-serializable",
                 db,
             },

@@ -4,14 +4,12 @@
 //! child is usable — here the parent, since nothing of the failed rotation
 //! was written.
 
-mod common;
-
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use common::store::{Backend, Harness, backends, harness};
+use crate::common::store::{Backend, Harness, harness, per_backend};
 use entity::refresh_token;
 use http::{StatusCode, header};
 use sea_orm::{
@@ -104,9 +102,9 @@ async fn assert_rotation_rolls_back(h: &Harness) {
     );
 }
 
-#[tokio::test]
-async fn a_rotation_failing_midway_answers_503_and_leaves_the_parent_usable() {
-    for b in backends().await {
+per_backend! {
+    #[tokio::test]
+    async fn a_rotation_failing_midway_answers_503_and_leaves_the_parent_usable(b) {
         let h = harness(b, RefreshPolicy::default()).await;
         inject_insert_failure(&h, false).await;
         assert_rotation_rolls_back(&h).await;
@@ -115,11 +113,11 @@ async fn a_rotation_failing_midway_answers_503_and_leaves_the_parent_usable() {
 
 #[tokio::test]
 async fn the_connection_dying_mid_rotation_answers_503_and_loses_nothing() {
-    let Some(db) = common::store::postgres().await else {
+    let Some(db) = crate::common::store::postgres().await else {
         return;
     };
     let h = harness(
-        common::store::Backend {
+        crate::common::store::Backend {
             name: "postgres",
             db,
         },
@@ -139,8 +137,8 @@ async fn small_pools(
     acquire: Duration,
     statement_timeout: Duration,
 ) -> Vec<(Backend, String)> {
-    let mut urls = vec![("sqlite-file", common::store::new_sqlite_file())];
-    if let Some(url) = common::store::new_postgres_database().await {
+    let mut urls = vec![("sqlite-file", crate::common::store::new_sqlite_file())];
+    if let Some(url) = crate::common::store::new_postgres_database().await {
         urls.push(("postgres", url));
     }
     let mut pools = Vec::new();

@@ -3,12 +3,10 @@
 //! refresh, the consumed refresh token refused with `invalid_grant`, and
 //! RFC 7662 introspection and RFC 7009 revocation as the crate speaks them.
 
-mod common;
-
 use std::net::SocketAddr;
 
+use crate::common::store::{harness, per_backend};
 use bytes::Bytes;
-use common::store::{backends, harness};
 use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -52,13 +50,13 @@ fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
-#[tokio::test]
-async fn the_oauth2_crate_logs_in_refreshes_and_is_refused_a_replay() {
-    let policy = RefreshPolicy {
-        grace: Duration::ZERO,
-        ..RefreshPolicy::default()
-    };
-    for b in backends().await {
+per_backend! {
+    #[tokio::test]
+    async fn the_oauth2_crate_logs_in_refreshes_and_is_refused_a_replay(b) {
+        let policy = RefreshPolicy {
+            grace: Duration::ZERO,
+            ..RefreshPolicy::default()
+        };
         let h = harness(b, policy.clone()).await;
         let app = axum::Router::new()
             .route_service("/token", h.endpoint.clone())

@@ -3,11 +3,9 @@
 //! restarted, to show that neither its key nor its deny list is lost. And
 //! the smoke tests of the hyper and tonic examples.
 
-mod common;
-
 use std::process::Command;
 
-use common::quickstart::{Server, binary};
+use crate::common::quickstart::{Server, binary};
 
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
@@ -329,7 +327,7 @@ fn the_tonic_example_answers_unauthenticated_then_serves() {
 #[tokio::test]
 async fn the_oauth2_crate_against_the_quickstart_on_sqlite_and_postgres() {
     oauth2_flows(None).await;
-    if let Some(url) = common::store::new_postgres_database().await {
+    if let Some(url) = crate::common::store::new_postgres_database().await {
         oauth2_flows(Some(&url)).await;
     }
 }

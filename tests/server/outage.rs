@@ -8,8 +8,6 @@
 //! The test runs its own cluster (from `scripts/pg-start`), since it stops
 //! it. `TOLLGATE_OUTAGE_SECS` lengthens the outage and the load around it.
 
-mod common;
-
 use std::{
     collections::HashMap,
     process::Command,
@@ -20,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::store::{Backend, harness};
+use crate::common::store::{Backend, harness};
 use entity::{refresh_token, token_family};
 use http::{StatusCode, header};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, EntityTrait};
@@ -37,7 +35,7 @@ impl Cluster {
     /// Starts one, or `None` where there is no PostgreSQL (outside CI).
     fn start() -> Option<Self> {
         // The shared server's presence says PostgreSQL is installed.
-        common::store::server_url("TOLLGATE_TEST_PG_URL", "PostgreSQL")?;
+        crate::common::store::server_url("TOLLGATE_TEST_PG_URL", "PostgreSQL")?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-start");
         let out = Command::new(script).output().unwrap();
         assert!(

@@ -2,15 +2,13 @@
 //! every tracing event at TRACE (sqlx's and sea-orm's as well) captured and
 //! searched for every secret that passed through.
 
-mod common;
-
 use std::{
     io::Write,
     sync::{Arc, Mutex},
 };
 
+use crate::common::store::{Backend, harness, new_sqlite_file};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use common::store::{Backend, harness, new_sqlite_file};
 use http::{Request, StatusCode, header};
 use tollgate::refresh::RefreshPolicy;
 use tower::{Layer, ServiceExt, service_fn};
@@ -125,7 +123,7 @@ async fn no_token_secret_or_password_appears_in_trace_output() {
         .await;
     assert_eq!(revoked.status, StatusCode::OK);
     // The gate: accepted, then refused as revoked, then a forged token.
-    let svc = h.gate.clone().layer(service_fn(common::echo_sub));
+    let svc = h.gate.clone().layer(service_fn(crate::common::echo_sub));
     for token in [
         rotated.access_token(),
         login2.access_token(),

@@ -1,10 +1,8 @@
 //! The gate through its public API, one `oneshot` per request, no sockets.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
@@ -449,7 +447,7 @@ async fn subject_watermark_kills_earlier_tokens_of_that_subject_only() {
 
 #[tokio::test]
 async fn a_revocation_lapses_when_its_entry_expires() {
-    let clock = common::manual_clock();
+    let clock = crate::common::manual_clock();
     let deny = RevocationCache::builder()
         .clock(clock.clone())
         .margin(Duration::from_secs(30))
@@ -646,7 +644,7 @@ async fn verdicts_agree_with_jsonwebtoken_on_every_one_character_mutation() {
         (hs256(), DecodingKey::from_secret(&[42; 32])),
         (
             SigningKey::from_pem("ed-1", Algorithm::EdDSA, ED25519_PEM).unwrap(),
-            DecodingKey::from_ed_pem(include_bytes!("keys/ed25519.pub.pem")).unwrap(),
+            DecodingKey::from_ed_pem(include_bytes!("../keys/ed25519.pub.pem")).unwrap(),
         ),
     ];
     for (key, decoding) in cases {

@@ -5,8 +5,6 @@
 //! cut off from the database keeps serving its last list and catches up
 //! after; and with a staleness limit the gate fails closed.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -17,7 +15,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use common::{
+use crate::common::{
     AUD, ISS, bearer, echo_sub, hs256, keyset, manual_clock,
     store::{connect_sqlite_file, new_postgres_database, new_sqlite_file},
 };
@@ -116,7 +114,7 @@ impl Shared {
         if let Some(url) = new_postgres_database().await {
             all.push(Self::Postgres(url));
         }
-        if let Some(url) = common::store::new_mysql_database().await {
+        if let Some(url) = crate::common::store::new_mysql_database().await {
             all.push(Self::MariaDb(url));
         }
         for s in &all {
@@ -422,14 +420,14 @@ async fn a_revocation_made_while_the_sqlite_file_was_unreachable_arrives_after_r
 
 #[tokio::test]
 async fn with_a_staleness_limit_the_gate_fails_closed() {
-    let db = common::store::sqlite_memory().await;
+    let db = crate::common::store::sqlite_memory().await;
     let clock = manual_clock();
     let deny = RevocationCache::builder().clock(clock.clone()).build();
-    let gate = common::gate(deny.clone());
+    let gate = crate::common::gate(deny.clone());
     let sync = RevocationSync::builder(db, deny.clone())
         .fail_closed_after(Duration::from_secs(10))
         .build();
-    let token = common::token("t-1");
+    let token = crate::common::token("t-1");
     let svc = gate.layer(service_fn(echo_sub));
 
     // Nothing loaded yet: no token is trusted.
@@ -468,16 +466,16 @@ async fn with_a_staleness_limit_the_gate_fails_closed() {
 
 #[tokio::test]
 async fn without_a_limit_a_stale_list_keeps_serving() {
-    let db = common::store::sqlite_memory().await;
+    let db = crate::common::store::sqlite_memory().await;
     let clock = manual_clock();
     let deny = RevocationCache::builder().clock(clock.clone()).build();
-    let gate = common::gate(deny.clone());
+    let gate = crate::common::gate(deny.clone());
     let sync = RevocationSync::builder(db, deny.clone()).build();
     sync.sync().await.unwrap();
     clock.advance(Duration::from_secs(86_400));
     assert!(!deny.is_stale());
     // A token issued a day from now, when the gate's clock says it is.
-    let mut claims = common::claims("t-1");
+    let mut claims = crate::common::claims("t-1");
     claims.iat += 86_400;
     claims.exp += 86_400;
     assert!(gate.verify(&hs256().sign(&claims).unwrap()).is_ok());
@@ -567,7 +565,7 @@ async fn what_an_instance_applies_is_what_the_others_read_back() {
 
 #[tokio::test]
 async fn a_sync_catches_up_on_a_backlog_larger_than_its_batch() {
-    let db = common::store::sqlite_memory().await;
+    let db = crate::common::store::sqlite_memory().await;
     let deny = RevocationCache::default();
     let sync = RevocationSync::builder(db.clone(), deny.clone())
         .batch(2)

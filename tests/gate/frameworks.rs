@@ -1,12 +1,10 @@
 //! One `AccessTokenLayer` value mounted, unchanged, in axum, bare hyper and
 //! tonic.
 
-mod common;
-
 use std::convert::Infallible;
 
+use crate::common::*;
 use axum::{Json, Router, routing::get};
-use common::*;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};

@@ -3,14 +3,12 @@
 //! endpoints (any body, content type and credentials). Never a panic,
 //! never a 500, always a registered RFC error, never the input echoed.
 
-mod common;
-
 use std::sync::OnceLock;
 
+use crate::common::{claims, gate, store::Harness};
 use aws_lc_rs::hmac;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
-use common::{claims, gate, store::Harness};
 use http::{HeaderValue, Request, StatusCode, header};
 use http_body_util::Full;
 use proptest::prelude::*;
@@ -130,7 +128,7 @@ proptest! {
     #[test]
     fn any_authorization_header_through_the_layer(value in proptest::collection::vec(any::<u8>(), 0..600)) {
         let Ok(value) = HeaderValue::from_bytes(&value) else { return Ok(()) };
-        let svc = gate(RevocationCache::default()).layer(service_fn(common::echo_sub));
+        let svc = gate(RevocationCache::default()).layer(service_fn(crate::common::echo_sub));
         let mut req = Request::builder().uri("/orders").body(String::new()).unwrap();
         req.headers_mut().insert(header::AUTHORIZATION, value.clone());
         let res = runtime().block_on(svc.oneshot(req)).unwrap();
@@ -160,12 +158,13 @@ fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
         runtime().block_on(async {
-            let db = common::store::sqlite_memory().await;
-            let backend = common::store::Backend {
+            let db = crate::common::store::sqlite_memory().await;
+            let backend = crate::common::store::Backend {
                 name: "sqlite-memory",
                 db,
             };
-            common::store::harness(backend, tollgate::refresh::RefreshPolicy::default()).await
+            crate::common::store::harness(backend, tollgate::refresh::RefreshPolicy::default())
+                .await
         })
     })
 }
@@ -263,9 +262,9 @@ proptest! {
         let req = req.body(Full::new(Bytes::from(body.clone()))).unwrap();
         let reply = runtime().block_on(async {
             match which {
-                0 => common::store::call(h.endpoint.clone(), req).await,
-                1 => common::store::call(h.endpoint.revocation(), req).await,
-                _ => common::store::call(h.endpoint.introspection(), req).await,
+                0 => crate::common::store::call(h.endpoint.clone(), req).await,
+                1 => crate::common::store::call(h.endpoint.revocation(), req).await,
+                _ => crate::common::store::call(h.endpoint.introspection(), req).await,
             }
         });
         prop_assert_eq!(&reply.headers[header::CACHE_CONTROL], "no-store");

@@ -1,8 +1,6 @@
 //! Rate limits and lockouts at the token endpoints, with the clock moved
 //! by hand.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     sync::{
@@ -12,8 +10,8 @@ use std::{
     time::Duration,
 };
 
+use crate::common::store::{Harness, Reply, call, harness, sqlite_memory};
 use bytes::Bytes;
-use common::store::{Harness, Reply, call, harness, sqlite_memory};
 use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use tollgate::{
@@ -27,7 +25,7 @@ const B: &str = "198.51.100.7:40000";
 
 async fn in_memory() -> Harness {
     let db = sqlite_memory().await;
-    let backend = common::store::Backend {
+    let backend = crate::common::store::Backend {
         name: "sqlite-memory",
         db,
     };

@@ -3,18 +3,16 @@
 //! where the driver allows (sqlx binds chrono's UTC instants to MySQL as
 //! `TIMESTAMP` parameters, which end in January 2038, whatever the column).
 
-mod common;
-
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::store::backends;
+use crate::common::store::per_backend;
 use migration::{Migrator, MigratorTrait};
 use tollgate::store::clients::{self, NewClient};
 
-#[tokio::test]
-async fn migrations_go_down_and_up_again_on_every_backend() {
-    for b in backends().await {
-        // backends() hands them over migrated.
+per_backend! {
+    #[tokio::test]
+    async fn migrations_go_down_and_up_again_on_every_backend(b) {
+        // Backends are handed over migrated.
         assert!(
             Migrator::get_pending_migrations(&b.db)
                 .await
@@ -37,9 +35,9 @@ async fn migrations_go_down_and_up_again_on_every_backend() {
     }
 }
 
-#[tokio::test]
-async fn instants_keep_microseconds_and_outlive_2038_on_every_backend() {
-    for b in backends().await {
+per_backend! {
+    #[tokio::test]
+    async fn instants_keep_microseconds_and_outlive_2038_on_every_backend(b) {
         let secs = if b.name == "mariadb" {
             2_145_916_800 // 2038-01-01
         } else {

@@ -3,15 +3,13 @@
 //! brute force. Every answer is a registered RFC error with the right
 //! status, and no body carries SQL, a stack trace, a secret or the token.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
 };
 
+use crate::common::quickstart::Server;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::quickstart::Server;
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
 use tokio::{

@@ -1,0 +1,12 @@
+//! The gate without a database: its public API one `oneshot` at a time,
+//! and the same layer value mounted in axum, bare hyper and tonic.
+//!
+//! One test binary (the files beside this one are its modules), so the
+//! test build links once for the whole group.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access_token;
+#[cfg(feature = "axum")]
+mod frameworks;

@@ -1,0 +1,32 @@
+//! The token service with its store: the endpoints, rotation, revocation,
+//! sessions, sync, faults, clocks and abuse, on SQLite, PostgreSQL and
+//! MariaDB (one test per backend, named after it), plus the quickstart
+//! binary and independent OAuth client libraries over real sockets.
+//!
+//! One test binary (the files beside this one are its modules), so the
+//! test build links once for the whole group.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod abuse;
+mod cleanup;
+mod clock;
+mod faults;
+#[cfg(feature = "axum")]
+mod hostile;
+mod logs;
+mod migrations;
+#[cfg(feature = "axum")]
+mod oauth2_client;
+mod outage;
+mod properties;
+#[cfg(feature = "axum")]
+mod quickstart;
+mod revocation;
+mod rotation;
+mod sessions;
+mod sync;
+#[cfg(feature = "testing")]
+mod testing;
+mod token_endpoint;
