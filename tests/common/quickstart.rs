@@ -1,4 +1,5 @@
-//! The example binaries, started as a user would start them.
+//! The example binaries and the bench server, started as a user would
+//! start them.
 
 use std::{
     io::{BufRead, BufReader},
@@ -9,19 +10,31 @@ use std::{
 /// An example binary, built by `cargo build --examples` (scripts/test
 /// does that first).
 pub fn binary(name: &str) -> PathBuf {
+    built(&target_dir().join("examples").join(name))
+}
+
+/// The bench server (`benches/server`), built by `cargo build --workspace
+/// --bins` (scripts/test does that first).
+pub fn bench_server() -> PathBuf {
+    built(&target_dir().join("bench_server"))
+}
+
+/// `target/debug`, where this test binary's `deps/` lives.
+fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
+    exe.parent()
         .and_then(|deps| deps.parent())
         .unwrap()
-        .join("examples")
-        .join(name);
+        .to_path_buf()
+}
+
+fn built(bin: &std::path::Path) -> PathBuf {
     assert!(
         bin.exists(),
-        "{} is missing: build the examples first (scripts/test does)",
+        "{} is missing: build it first (scripts/test does)",
         bin.display()
     );
-    bin
+    bin.to_path_buf()
 }
 
 /// A running quickstart server; killed on drop.

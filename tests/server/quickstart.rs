@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::common::quickstart::{Server, binary};
+use crate::common::quickstart::{Server, bench_server, binary};
 
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
@@ -268,12 +268,12 @@ fn self_test(name: &str, expect: &[&str]) {
 #[test]
 fn the_bench_server_runs_its_offline_modes() {
     for alg in ["HS256", "EdDSA", "ES256"] {
-        let out = Command::new(binary("bench_server"))
+        let out = Command::new(bench_server())
             .args(["calls", alg, "100", "20"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{alg}: {out:?}");
-        let token = Command::new(binary("bench_server"))
+        let token = Command::new(bench_server())
             .args(["token", alg])
             .output()
             .unwrap();
@@ -285,13 +285,13 @@ fn the_bench_server_runs_its_offline_modes() {
             2
         );
     }
-    let out = Command::new(binary("bench_server"))
+    let out = Command::new(bench_server())
         .args(["memory", "tollgate", "1000"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("tollgate 1000 entries:"), "{stdout}");
-    let bad = Command::new(binary("bench_server"))
+    let bad = Command::new(bench_server())
         .arg("nonsense")
         .output()
         .unwrap();

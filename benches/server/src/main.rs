@@ -40,8 +40,8 @@ use tollgate::{
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const ES256_PEM: &[u8] = include_bytes!("../tests/keys/es256.pem");
-const ED25519_PEM: &[u8] = include_bytes!("../tests/keys/ed25519.pem");
+const ES256_PEM: &[u8] = include_bytes!("../../../tests/keys/es256.pem");
+const ED25519_PEM: &[u8] = include_bytes!("../../../tests/keys/ed25519.pem");
 
 struct Settings {
     secret: String,

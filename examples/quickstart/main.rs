@@ -1,0 +1,169 @@
+//! A complete token service in one command: `cargo run --example quickstart`.
+//!
+//! An axum server with tollgate's `/token`, `/revoke`, `/introspect` and
+//! JWKS endpoints, protected routes behind the gate, and session routes.
+//! SQLite (a file, created and migrated at start) unless `DATABASE_URL`
+//! names PostgreSQL. Every setting comes from the environment; README.md
+//! lists them with their defaults.
+//!
+//! The demo user logs in with the password grant, which is enabled for the
+//! two demo clients only. Production services should authenticate users in
+//! their own login handler and start sessions with `Issuer::issue`
+//! (RFC 9700 §2.4 deprecates the password grant).
+//!
+//! This file wires the service together; `setup.rs` reads the settings
+//! and keeps the keys, `routes.rs` holds the app's own routes. With
+//! `--features postgres`, `DATABASE_URL` may name PostgreSQL.
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{
+    Router,
+    http::StatusCode,
+    routing::{delete, get, post},
+};
+use sea_orm::{ConnectOptions, Database};
+use tollgate::{
+    AccessTokenLayer,
+    issuer::Issuer,
+    revocation::RevocationSync,
+    store::{self, cleanup::Janitor},
+    token_endpoint::TokenEndpoint,
+};
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
+
+mod routes;
+mod setup;
+
+use routes::{healthz, list_sessions, logout, me, revoke_session, revoke_sessions};
+use setup::{Config, demo_clients, demo_password_verifier, refresh_secret, signing_key};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Largest request body the server reads.
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let cfg = Config::from_env()?;
+    let app = App::start(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.addr).await?;
+    let addr = listener.local_addr()?;
+    // The first line is read by the end-to-end test: keep its shape.
+    println!("tollgate quickstart listening on http://{addr}");
+    println!("{}", curl_lines(&cfg, addr));
+    axum::serve(
+        listener,
+        app.router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("shutting down");
+    })
+    .await?;
+    app.background
+        .iter()
+        .for_each(tokio::task::JoinHandle::abort);
+    Ok(())
+}
+
+struct App {
+    router: Router,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    async fn start(cfg: &Config) -> Result<Self, BoxError> {
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let mut opts = ConnectOptions::new(cfg.database_url.clone());
+        opts.sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(5));
+        let db = Database::connect(opts).await?;
+        store::migrate(&db).await?;
+        demo_clients(&db, cfg).await?;
+
+        let issuer = Issuer::builder()
+            .db(db.clone())
+            .keys(signing_key(cfg)?)
+            .issuer(cfg.issuer.clone())
+            .audience(cfg.audience.clone())
+            .lifetimes(cfg.lifetimes)
+            .policy(cfg.policy.clone())
+            .refresh_secret(refresh_secret(&cfg.data_dir)?)
+            .build()?;
+        // Load every revocation that still matters into the issuer's deny
+        // list (which its gates share) before serving, then follow the
+        // other instances' revocations.
+        let sync = RevocationSync::builder(db.clone(), issuer.revocations().clone()).build();
+        sync.sync().await?;
+        let janitor = Janitor::builder(db.clone()).build();
+
+        let endpoint = TokenEndpoint::builder(issuer.clone())
+            .trusted_proxies(cfg.proxies.clone())
+            .rate_limits(cfg.limits.clone())
+            .password_verifier(demo_password_verifier(cfg)?)
+            .build()?;
+
+        let gate = |scope: Option<&str>| -> Result<AccessTokenLayer, BoxError> {
+            let mut b = issuer.access_token_layer().realm("quickstart");
+            if let Some(scope) = scope {
+                b = b.require_scope(scope);
+            }
+            Ok(b.build()?)
+        };
+        let sessions = issuer.sessions();
+        let protected = Router::new()
+            .route("/me", get(me))
+            .route("/logout", post(logout))
+            .route("/sessions", get(list_sessions).delete(revoke_sessions))
+            .route("/sessions/{id}", delete(revoke_session))
+            .with_state(sessions)
+            .layer(gate(None)?);
+        let admin = Router::new()
+            .route("/admin", get(|| async { "welcome, administrator\n" }))
+            .layer(gate(Some("admin"))?);
+        let router = Router::new()
+            .route_service("/token", endpoint.clone())
+            .route_service("/revoke", endpoint.revocation())
+            .route_service("/introspect", endpoint.introspection())
+            .route_service("/.well-known/jwks.json", endpoint.jwks())
+            .route("/healthz", get(move || healthz(db.clone())))
+            // The token endpoints cap their own bodies (16 KiB) and answer
+            // in RFC 6749's JSON; the rest of the app gets tower-http's cap.
+            .merge(
+                protected
+                    .merge(admin)
+                    .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+            )
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                cfg.request_timeout,
+            ));
+        Ok(Self {
+            router,
+            background: vec![sync.spawn(), janitor.spawn()],
+        })
+    }
+}
+
+fn curl_lines(cfg: &Config, addr: SocketAddr) -> String {
+    format!(
+        "\nTry it:\n\
+         \x20 # log in as the demo user (password grant, demo clients only)\n\
+         \x20 curl -s -u {id}:{secret} -d grant_type=password -d username={user} -d password={pw} -d scope='read write' http://{addr}/token\n\
+         \x20 # call a protected route with the access_token from the answer\n\
+         \x20 curl -s -H \"Authorization: Bearer $ACCESS_TOKEN\" http://{addr}/me\n\
+         \x20 # rotate the refresh token (each one works once)\n\
+         \x20 curl -s -u {id}:{secret} -d grant_type=refresh_token -d refresh_token=$REFRESH_TOKEN http://{addr}/token\n\
+         \x20 # your sessions, then log out\n\
+         \x20 curl -s -H \"Authorization: Bearer $ACCESS_TOKEN\" http://{addr}/sessions\n\
+         \x20 curl -s -X POST -H \"Authorization: Bearer $ACCESS_TOKEN\" http://{addr}/logout\n\
+         \x20 # the public keys\n\
+         \x20 curl -s http://{addr}/.well-known/jwks.json\n",
+        id = cfg.client_id,
+        secret = cfg.client_secret,
+        user = cfg.user,
+        pw = cfg.password,
+    )
+}

@@ -1,0 +1,262 @@
+//! The quickstart's settings, from the environment (README.md lists them
+//! with their defaults), the keys and secrets it keeps in its data
+//! directory, and the demo clients.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use aws_lc_rs::{
+    rand::{SecureRandom, SystemRandom},
+    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use sea_orm::DatabaseConnection;
+use tollgate::{
+    binding::{BindingPolicy, IpBinding, TrustedProxies, UserAgentBinding},
+    issuer::Lifetimes,
+    keys::{Algorithm, SigningKey},
+    refresh::RefreshPolicy,
+    secret::RefreshSecret,
+    store::{self, clients::NewClient},
+    token_endpoint::RateLimits,
+};
+
+use argon2::{
+    Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+use tollgate::token_endpoint::PasswordVerifier;
+
+use crate::BoxError;
+
+/// Settings, from the environment.
+pub(crate) struct Config {
+    pub(crate) addr: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) database_url: String,
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) lifetimes: Lifetimes,
+    pub(crate) policy: RefreshPolicy,
+    pub(crate) proxies: TrustedProxies,
+    pub(crate) limits: RateLimits,
+    pub(crate) request_timeout: Duration,
+    pub(crate) alg: Algorithm,
+    pub(crate) key_file: Option<PathBuf>,
+    pub(crate) hmac_secret: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) public_client_id: String,
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+pub(crate) fn var(name: &str, default: &str) -> String {
+    env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub(crate) fn secs(name: &str, default: u64) -> Result<Duration, BoxError> {
+    let v = var(name, &default.to_string());
+    let n: u64 = v
+        .parse()
+        .map_err(|_| format!("{name} must be a number of seconds, not `{v}`"))?;
+    Ok(Duration::from_secs(n))
+}
+
+impl Config {
+    pub(crate) fn from_env() -> Result<Self, BoxError> {
+        let data_dir = PathBuf::from(var("TOLLGATE_DATA_DIR", "tollgate-data"));
+        let database_url = env::var("DATABASE_URL").unwrap_or_else(|_| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("tollgate.sqlite").display()
+            )
+        });
+        let ip = match var("TOLLGATE_BIND_IP", "off").as_str() {
+            "off" => IpBinding::Off,
+            "exact" => IpBinding::Exact,
+            "prefix" => IpBinding::Prefix,
+            other => {
+                return Err(
+                    format!("TOLLGATE_BIND_IP: off, exact or prefix, not `{other}`").into(),
+                );
+            }
+        };
+        let user_agent = match var("TOLLGATE_BIND_UA", "off").as_str() {
+            "off" => UserAgentBinding::Off,
+            "exact" => UserAgentBinding::Exact,
+            other => return Err(format!("TOLLGATE_BIND_UA: off or exact, not `{other}`").into()),
+        };
+        let limits = match var("TOLLGATE_RATE_LIMITS", "on").as_str() {
+            "on" => RateLimits::recommended(),
+            "off" => RateLimits::none(),
+            other => return Err(format!("TOLLGATE_RATE_LIMITS: on or off, not `{other}`").into()),
+        };
+        let alg = match var("TOLLGATE_SIGNING_ALG", "EdDSA").as_str() {
+            "EdDSA" => Algorithm::EdDSA,
+            "ES256" => Algorithm::ES256,
+            "RS256" => Algorithm::RS256,
+            "HS256" => Algorithm::HS256,
+            other => {
+                return Err(format!(
+                    "TOLLGATE_SIGNING_ALG: EdDSA, ES256, RS256 or HS256, not `{other}`"
+                )
+                .into());
+            }
+        };
+        Ok(Self {
+            addr: var("TOLLGATE_ADDR", "127.0.0.1:3000"),
+            data_dir,
+            database_url,
+            issuer: var("TOLLGATE_ISSUER", "http://127.0.0.1:3000"),
+            audience: var("TOLLGATE_AUDIENCE", "quickstart-api"),
+            lifetimes: Lifetimes {
+                access: secs("TOLLGATE_ACCESS_TTL_SECS", 900)?,
+                refresh_idle: secs("TOLLGATE_REFRESH_IDLE_TTL_SECS", 14 * 86_400)?,
+                session: secs("TOLLGATE_SESSION_TTL_SECS", 90 * 86_400)?,
+            },
+            policy: RefreshPolicy {
+                grace: secs("TOLLGATE_REUSE_GRACE_SECS", 5)?,
+                binding: BindingPolicy {
+                    ip,
+                    user_agent,
+                    ..BindingPolicy::default()
+                },
+            },
+            proxies: TrustedProxies::from_str(&var("TOLLGATE_TRUSTED_PROXIES", ""))?,
+            limits,
+            request_timeout: secs("TOLLGATE_REQUEST_TIMEOUT_SECS", 10)?,
+            alg,
+            key_file: env::var_os("TOLLGATE_SIGNING_KEY_FILE").map(PathBuf::from),
+            hmac_secret: env::var("TOLLGATE_HMAC_SECRET").ok(),
+            client_id: var("TOLLGATE_DEMO_CLIENT_ID", "demo-client"),
+            client_secret: var("TOLLGATE_DEMO_CLIENT_SECRET", "demo-secret"),
+            public_client_id: var("TOLLGATE_DEMO_PUBLIC_CLIENT_ID", "demo-spa"),
+            user: var("TOLLGATE_DEMO_USER", "alice"),
+            password: var("TOLLGATE_DEMO_PASSWORD", "wonderland"),
+        })
+    }
+}
+
+/// The demo clients, registered once (changing their settings later means
+/// a fresh database).
+pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Result<(), BoxError> {
+    if store::clients::find(db, &cfg.client_id).await?.is_none() {
+        let mut c = NewClient::confidential(cfg.client_id.clone(), "read write");
+        c.allow_password = true;
+        store::clients::register_with_secret(db, c, &cfg.client_secret).await?;
+    }
+    if store::clients::find(db, &cfg.public_client_id)
+        .await?
+        .is_none()
+    {
+        let mut c = NewClient::public(cfg.public_client_id.clone(), "read write");
+        c.allow_password = true;
+        store::clients::register(db, c).await?;
+    }
+    Ok(())
+}
+
+/// The signing key: from `TOLLGATE_SIGNING_KEY_FILE`, from
+/// `TOLLGATE_HMAC_SECRET` for HS256, or (EdDSA, ES256) generated at first
+/// start and kept in the data directory, so a restart logs nobody out.
+pub(crate) fn signing_key(cfg: &Config) -> Result<SigningKey, BoxError> {
+    if cfg.alg == Algorithm::HS256 {
+        let secret = cfg
+            .hmac_secret
+            .as_deref()
+            .ok_or("HS256 needs TOLLGATE_HMAC_SECRET (32 bytes or more)")?;
+        return Ok(SigningKey::hmac(
+            "quickstart-hs256",
+            Algorithm::HS256,
+            secret.as_bytes(),
+        )?);
+    }
+    let pem = match &cfg.key_file {
+        Some(file) => std::fs::read(file)?,
+        None => {
+            let file = cfg.data_dir.join(format!("signing-key-{:?}.pem", cfg.alg));
+            kept(&file, || {
+                let rng = SystemRandom::new();
+                let der = match cfg.alg {
+                    // PKCS#8 v1: the form jsonwebtoken reads Ed25519 keys in.
+                    Algorithm::EdDSA => Ed25519KeyPair::generate()
+                        .and_then(|k| k.to_pkcs8v1())
+                        .map_err(|_| "cannot generate a key")?
+                        .as_ref()
+                        .to_vec(),
+                    Algorithm::ES256 => {
+                        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                            .map_err(|_| "cannot generate a key")?
+                            .as_ref()
+                            .to_vec()
+                    }
+                    _ => return Err("RS256 needs TOLLGATE_SIGNING_KEY_FILE".into()),
+                };
+                Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der)).into_bytes())
+            })?
+        }
+    };
+    // The key id names the key: a new key gets a new id.
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &pem);
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..9]);
+    Ok(SigningKey::from_pem(kid, cfg.alg, &pem)?)
+}
+
+/// The refresh secret every instance shares, kept in the data directory.
+pub(crate) fn refresh_secret(dir: &Path) -> Result<RefreshSecret, BoxError> {
+    let bytes = kept(&dir.join("refresh-secret"), || {
+        let mut secret = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| "no randomness")?;
+        Ok(STANDARD.encode(secret).into_bytes())
+    })?;
+    Ok(RefreshSecret::new(&STANDARD.decode(bytes.trim_ascii())?)?)
+}
+
+/// The content of `file`, made by `make` (and written, owner-only) if it
+/// does not exist yet.
+pub(crate) fn kept(
+    file: &Path,
+    make: impl FnOnce() -> Result<Vec<u8>, BoxError>,
+) -> Result<Vec<u8>, BoxError> {
+    if let Ok(bytes) = std::fs::read(file) {
+        return Ok(bytes);
+    }
+    let bytes = make()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(file)?, &bytes)?;
+    Ok(bytes)
+}
+
+/// The demo user's password check: argon2 for human passwords, off the
+/// async threads, and run for an unknown user too, so both cost the same.
+pub(crate) fn demo_password_verifier(cfg: &Config) -> Result<impl PasswordVerifier, BoxError> {
+    let password = Argon2::default()
+        .hash_password(cfg.password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map_err(|e| e.to_string())?
+        .to_string();
+    let demo_user = cfg.user.clone();
+    Ok(move |user: String, given: String| {
+        let (demo_user, password) = (demo_user.clone(), password.clone());
+        async move {
+            let ok = tokio::task::spawn_blocking(move || {
+                PasswordHash::new(&password).is_ok_and(|hash| {
+                    Argon2::default()
+                        .verify_password(given.as_bytes(), &hash)
+                        .is_ok()
+                })
+            })
+            .await?;
+            Ok((ok && user == demo_user).then_some(user))
+        }
+    })
+}
