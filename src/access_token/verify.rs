@@ -226,7 +226,45 @@ fn typ_matches(accepted: &str, typ: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::{AccessTokenLayer, keys::SigningKey};
+
+    const ISS: &str = "https://auth.example";
+    const AUD: &str = "orders-api";
+    const SECRET: [u8; 32] = [42; 32];
+
+    fn hs256() -> SigningKey {
+        SigningKey::hmac("hs-1", Algorithm::HS256, &SECRET).unwrap()
+    }
+
+    fn verifier(key: &SigningKey) -> Verifier {
+        AccessTokenLayer::builder()
+            .keys(key.clone())
+            .issuer(ISS)
+            .audience(AUD)
+            .build()
+            .unwrap()
+            .verifier()
+            .clone()
+    }
+
+    fn claims(jti: &str) -> AccessClaims {
+        let now = jsonwebtoken::get_current_timestamp();
+        AccessClaims {
+            iss: ISS.into(),
+            sub: "alice".into(),
+            aud: vec![AUD.into()],
+            exp: now + 300,
+            iat: now,
+            nbf: None,
+            jti: jti.into(),
+            client_id: "web".into(),
+            scope: Some("orders:read".into()),
+            sid: Some("s-1".into()),
+        }
+    }
 
     #[test]
     fn typ_matching() {
@@ -238,5 +276,181 @@ mod tests {
         assert!(!typ_matches("at+jwt", "application/"));
         assert!(!typ_matches("at+jwt", "xat+jwt"));
         assert!(!typ_matches("at+jwt", "é"));
+    }
+
+    /// Differential: for every one-character mutation of a valid token, the
+    /// verifier and `jsonwebtoken::decode` (an independent implementation
+    /// of the same rules) agree, and both refuse.
+    #[test]
+    fn verdicts_agree_with_jsonwebtoken_on_every_one_character_mutation() {
+        use jsonwebtoken::{DecodingKey, Validation};
+        let cases = [
+            (hs256(), DecodingKey::from_secret(&SECRET)),
+            (
+                SigningKey::from_pem(
+                    "ed-1",
+                    Algorithm::EdDSA,
+                    include_bytes!("../../tests/keys/ed25519.pem"),
+                )
+                .unwrap(),
+                DecodingKey::from_ed_pem(include_bytes!("../../tests/keys/ed25519.pub.pem"))
+                    .unwrap(),
+            ),
+        ];
+        for (key, decoding) in cases {
+            let v = verifier(&key);
+            let mut validation = Validation::new(key.algorithm());
+            validation.set_issuer(&[ISS]);
+            validation.set_audience(&[AUD]);
+            validation.leeway = 30;
+            let token = key.sign(&claims("diff")).unwrap();
+            let mut checked = 0;
+            for i in 0..token.len() {
+                for replacement in [b'A', b'f', b'_', b'-', b'.', b'='] {
+                    let mut bytes = token.clone().into_bytes();
+                    if bytes[i] == replacement {
+                        continue;
+                    }
+                    bytes[i] = replacement;
+                    let mutated = String::from_utf8(bytes).unwrap();
+                    let ours = v.verify(&mutated).is_ok();
+                    let theirs =
+                        jsonwebtoken::decode::<AccessClaims>(&mutated, &decoding, &validation)
+                            .is_ok();
+                    assert_eq!(ours, theirs, "position {i} -> {}", replacement as char);
+                    assert!(!ours, "a mutated token verified at position {i}");
+                    checked += 1;
+                }
+            }
+            assert!(checked > 1000);
+            assert!(v.verify(&token).is_ok());
+        }
+    }
+
+    /// The JOSE header values an attacker would try.
+    fn jose_header() -> impl Strategy<Value = serde_json::Value> {
+        let alg = prop_oneof![
+            Just("HS256".to_owned()),
+            Just("none".to_owned()),
+            Just("None".to_owned()),
+            Just("RS256".to_owned()),
+            Just("ES256".to_owned()),
+            Just("EdDSA".to_owned()),
+            Just("HS512".to_owned()),
+            "\\PC{0,8}",
+        ];
+        let kid = prop_oneof![
+            Just(None),
+            Just(Some("hs-1".to_owned())),
+            Just(Some("../../../../etc/passwd".to_owned())),
+            Just(Some("/dev/zero".to_owned())),
+            Just(Some("http://127.0.0.1:9/key".to_owned())),
+            Just(Some("hs-1' OR '1'='1".to_owned())),
+            "\\PC{0,20}".prop_map(Some),
+        ];
+        let typ = prop_oneof![
+            Just(None),
+            Just(Some("at+jwt".to_owned())),
+            Just(Some("application/AT+JWT".to_owned())),
+            Just(Some("JWT".to_owned())),
+        ];
+        let url = prop_oneof![
+            Just(None),
+            Just(Some("http://127.0.0.1:9/jwks.json".to_owned())),
+            Just(Some("file:///etc/passwd".to_owned())),
+        ];
+        (
+            alg,
+            kid,
+            typ,
+            url.clone(),
+            url,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(alg, kid, typ, jku, x5u, crit, alg_missing)| {
+                let mut h = serde_json::Map::new();
+                if !alg_missing {
+                    h.insert("alg".into(), alg.into());
+                }
+                for (name, value) in [("kid", kid), ("typ", typ), ("jku", jku), ("x5u", x5u)] {
+                    if let Some(v) = value {
+                        h.insert(name.into(), v.into());
+                    }
+                }
+                if crit {
+                    h.insert("crit".into(), serde_json::json!(["exp"]));
+                }
+                serde_json::Value::Object(h)
+            })
+    }
+
+    /// `header.payload.signature` with a correct HS256 signature under the
+    /// verifier's own key, whatever the header says.
+    fn signed_with_our_key(header: &serde_json::Value) -> String {
+        let payload = serde_json::to_vec(&claims("prop")).unwrap();
+        let message = format!(
+            "{}.{}",
+            b64url::encode(header.to_string()),
+            b64url::encode(payload)
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &SECRET);
+        let sig = aws_lc_rs::hmac::sign(&key, message.as_bytes());
+        format!("{message}.{}", b64url::encode(sig.as_ref()))
+    }
+
+    proptest! {
+        /// A token is accepted only when its header names exactly our
+        /// algorithm and key (or no key, there being one), an access-token
+        /// type and no critical extension; `jku`, `x5u` and the `kid` are
+        /// never followed anywhere (nothing listens on the URLs; the file
+        /// paths are just strings that match no key).
+        #[test]
+        fn only_our_algorithm_and_key_are_accepted_whatever_the_header_says(header in jose_header()) {
+            let v = verifier(&hs256());
+            let token = signed_with_our_key(&header);
+            let kid_ok = header.get("kid").is_none() || header["kid"] == "hs-1";
+            let typ_ok = header.get("typ").is_some_and(|t| t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")));
+            let acceptable = header.get("alg").and_then(|a| a.as_str()) == Some("HS256")
+                && kid_ok
+                && typ_ok
+                && header.get("crit").is_none();
+            match v.verify(&token) {
+                Ok(c) => {
+                    prop_assert!(acceptable, "accepted {}", header);
+                    prop_assert_eq!(c.jti, "prop");
+                }
+                Err(AuthError::InvalidToken(_)) => prop_assert!(!acceptable, "refused {}", header),
+                Err(e) => prop_assert!(false, "{:?} for {}", e, header),
+            }
+        }
+
+        /// Arbitrary text as a token: always `invalid_token`, never a panic.
+        #[test]
+        fn any_text_is_an_invalid_token(token in "\\PC{0,400}", dots in proptest::collection::vec("[A-Za-z0-9_-]{0,60}", 0..5)) {
+            let v = verifier(&hs256());
+            for candidate in [token, dots.join(".")] {
+                prop_assert!(matches!(v.verify(&candidate), Err(AuthError::InvalidToken(_))));
+            }
+        }
+    }
+
+    #[test]
+    fn the_jose_header_cases_include_the_attacks_by_name() {
+        // The strategy above draws these; this pins that a plain `none`
+        // token and a path-like kid are refused for the right reasons.
+        let v = verifier(&hs256());
+        let none = signed_with_our_key(&serde_json::json!({"alg": "none", "typ": "at+jwt"}));
+        assert_eq!(
+            v.verify(&none).unwrap_err(),
+            AuthError::InvalidToken(InvalidToken::DisallowedAlgorithm)
+        );
+        let path = signed_with_our_key(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": "../../../../dev/zero"}),
+        );
+        assert_eq!(
+            v.verify(&path).unwrap_err(),
+            AuthError::InvalidToken(InvalidToken::UnknownKey)
+        );
     }
 }

@@ -1,127 +1,21 @@
 //! Property tests of the public entry points under hostile input: the gate
-//! (any header, any JOSE header on a correctly signed token) and the token
-//! endpoints (any body, content type and credentials). Never a panic,
-//! never a 500, always a registered RFC error, never the input echoed.
+//! layer (any `Authorization` header) and the token endpoints (any body,
+//! content type and credentials). Never a panic, never a 500, always a
+//! registered RFC error, never the input echoed. The verifier's own
+//! property and differential tests live beside it, in
+//! `src/access_token/verify.rs`.
 
 use std::sync::OnceLock;
 
-use crate::common::{claims, gate, store::Harness};
-use aws_lc_rs::hmac;
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use crate::common::{gate, store::Harness};
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, header};
 use http_body_util::Full;
 use proptest::prelude::*;
-use tollgate::{AuthError, RevocationCache, access_token::InvalidToken};
+use tollgate::RevocationCache;
 use tower::{Layer, ServiceExt, service_fn};
 
-/// The JOSE header values an attacker would try.
-fn jose_header() -> impl Strategy<Value = serde_json::Value> {
-    let alg = prop_oneof![
-        Just("HS256".to_owned()),
-        Just("none".to_owned()),
-        Just("None".to_owned()),
-        Just("RS256".to_owned()),
-        Just("ES256".to_owned()),
-        Just("EdDSA".to_owned()),
-        Just("HS512".to_owned()),
-        "\\PC{0,8}",
-    ];
-    let kid = prop_oneof![
-        Just(None),
-        Just(Some("hs-1".to_owned())),
-        Just(Some("../../../../etc/passwd".to_owned())),
-        Just(Some("/dev/zero".to_owned())),
-        Just(Some("http://127.0.0.1:9/key".to_owned())),
-        Just(Some("hs-1' OR '1'='1".to_owned())),
-        "\\PC{0,20}".prop_map(Some),
-    ];
-    let typ = prop_oneof![
-        Just(None),
-        Just(Some("at+jwt".to_owned())),
-        Just(Some("application/AT+JWT".to_owned())),
-        Just(Some("JWT".to_owned())),
-    ];
-    let url = prop_oneof![
-        Just(None),
-        Just(Some("http://127.0.0.1:9/jwks.json".to_owned())),
-        Just(Some("file:///etc/passwd".to_owned())),
-    ];
-    (
-        alg,
-        kid,
-        typ,
-        url.clone(),
-        url,
-        any::<bool>(),
-        any::<bool>(),
-    )
-        .prop_map(|(alg, kid, typ, jku, x5u, crit, alg_missing)| {
-            let mut h = serde_json::Map::new();
-            if !alg_missing {
-                h.insert("alg".into(), alg.into());
-            }
-            for (name, value) in [("kid", kid), ("typ", typ), ("jku", jku), ("x5u", x5u)] {
-                if let Some(v) = value {
-                    h.insert(name.into(), v.into());
-                }
-            }
-            if crit {
-                h.insert("crit".into(), serde_json::json!(["exp"]));
-            }
-            serde_json::Value::Object(h)
-        })
-}
-
-/// `header.payload.signature` with a correct HS256 signature under the
-/// gate's own key, whatever the header says.
-fn signed_with_gate_key(header: &serde_json::Value) -> String {
-    let payload = serde_json::to_vec(&claims("prop")).unwrap();
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, &[42; 32]);
-    let sig = hmac::sign(&key, message.as_bytes());
-    format!("{message}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
-}
-
 proptest! {
-    /// A token is accepted only when its header names exactly our
-    /// algorithm and key (or no key, there being one), an access-token
-    /// type and no critical extension; `jku`, `x5u` and the `kid` are never
-    /// followed anywhere (nothing listens on the URLs; the file paths are
-    /// just strings that match no key).
-    #[test]
-    fn only_our_algorithm_and_key_are_accepted_whatever_the_header_says(header in jose_header()) {
-        let gate = gate(RevocationCache::default());
-        let token = signed_with_gate_key(&header);
-        let kid_ok = header.get("kid").is_none() || header["kid"] == "hs-1";
-        let typ_ok = header.get("typ").is_some_and(|t| t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")));
-        let acceptable = header.get("alg").and_then(|a| a.as_str()) == Some("HS256")
-            && kid_ok
-            && typ_ok
-            && header.get("crit").is_none();
-        match gate.verify(&token) {
-            Ok(c) => {
-                prop_assert!(acceptable, "accepted {}", header);
-                prop_assert_eq!(c.jti, "prop");
-            }
-            Err(AuthError::InvalidToken(_)) => prop_assert!(!acceptable, "refused {}", header),
-            Err(e) => prop_assert!(false, "{:?} for {}", e, header),
-        }
-    }
-
-    /// Arbitrary text as a token: always `invalid_token`, never a panic.
-    #[test]
-    fn any_text_is_an_invalid_token(token in "\\PC{0,400}", dots in proptest::collection::vec("[A-Za-z0-9_-]{0,60}", 0..5)) {
-        let gate = gate(RevocationCache::default());
-        for candidate in [token, dots.join(".")] {
-            prop_assert!(matches!(gate.verify(&candidate), Err(AuthError::InvalidToken(_))));
-        }
-    }
-
     /// Any `Authorization` bytes through the layer: 400 or 401 with a
     /// challenge (the inner service would answer 200), and the header's
     /// content never in the answer.
@@ -278,23 +172,4 @@ proptest! {
             prop_assert!(!reply.raw.contains(value), "echoed {} in {}", value, reply.raw);
         }
     }
-}
-
-#[test]
-fn the_jose_header_cases_include_the_attacks_by_name() {
-    // The strategy above draws these; this pins that a plain `none` token
-    // and a path-like kid are refused for the right reasons.
-    let gate = gate(RevocationCache::default());
-    let none = signed_with_gate_key(&serde_json::json!({"alg": "none", "typ": "at+jwt"}));
-    assert_eq!(
-        gate.verify(&none).unwrap_err(),
-        AuthError::InvalidToken(InvalidToken::DisallowedAlgorithm)
-    );
-    let path = signed_with_gate_key(
-        &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": "../../../../dev/zero"}),
-    );
-    assert_eq!(
-        gate.verify(&path).unwrap_err(),
-        AuthError::InvalidToken(InvalidToken::UnknownKey)
-    );
 }
