@@ -66,7 +66,7 @@ pub struct BindingPolicy {
     pub user_agent: UserAgentBinding,
     /// On a mismatch (or a token presented by another client), also revoke
     /// the family (reason `security`), not just refuse the request.
-    pub revoke_family_on_mismatch: bool,
+    pub revoke_session_on_mismatch: bool,
 }
 
 impl BindingPolicy {

@@ -311,7 +311,7 @@ impl Issuer {
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let refresh_token = random_token();
-        let family_expires_at = now + lifetimes.session;
+        let session_expires_at = now + lifetimes.session;
         let family_id = store::sessions::start(
             &self.inner.db,
             &NewSession {
@@ -325,7 +325,7 @@ impl Issuer {
                 device_fingerprint: meta.device_fingerprint.as_deref(),
                 now,
                 token_expires_at: now + lifetimes.refresh_idle,
-                family_expires_at,
+                session_expires_at,
             },
         )
         .await?;
@@ -336,7 +336,7 @@ impl Issuer {
             Some(&family_id),
             now,
             lifetimes.access,
-            Some(family_expires_at),
+            Some(session_expires_at),
         )?;
         Ok(TokenResponse {
             access_token,

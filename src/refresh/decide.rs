@@ -170,7 +170,7 @@ pub fn decide(
 ) -> Decision {
     let binding_revoke = policy
         .binding
-        .revoke_family_on_mismatch
+        .revoke_session_on_mismatch
         .then_some(RevokedReason::Security);
     if token.client_id != req.client_id {
         // RFC 6749 §10.4: a refresh token is bound to its client. Someone
@@ -275,7 +275,7 @@ mod tests {
             binding: BindingPolicy {
                 ip: IpBinding::Exact,
                 user_agent: UserAgentBinding::Exact,
-                revoke_family_on_mismatch: true,
+                revoke_session_on_mismatch: true,
             },
         }
     }
@@ -507,7 +507,7 @@ mod tests {
         // Prefix binding: same /24 passes, another /24 fails.
         let mut prefix = strict();
         prefix.binding.ip = IpBinding::Prefix;
-        prefix.binding.revoke_family_on_mismatch = false;
+        prefix.binding.revoke_session_on_mismatch = false;
         assert!(matches!(
             decide(&token(), &family(), &other_ip, &prefix),
             Decision::Rotate { .. }
@@ -655,7 +655,7 @@ mod tests {
                             assert!(!won && consumed_age.is_some(), "{ctx}");
                         }
                         RevokedReason::Security => {
-                            assert!(policy.binding.revoke_family_on_mismatch, "{ctx}");
+                            assert!(policy.binding.revoke_session_on_mismatch, "{ctx}");
                         }
                         _ => panic!("unexpected reason: {ctx}"),
                     }

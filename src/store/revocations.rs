@@ -170,10 +170,10 @@ pub(crate) async fn purge(
 /// from now, and never past the session's own end.
 pub(crate) fn session_until(
     now: SystemTime,
-    family_expires_at: SystemTime,
+    session_expires_at: SystemTime,
     max_token_lifetime: Duration,
 ) -> SystemTime {
-    (now + max_token_lifetime).min(family_expires_at).max(now)
+    (now + max_token_lifetime).min(session_expires_at).max(now)
 }
 
 /// Records the revocation of one access token (`jti`) until its `exp`.

@@ -49,7 +49,7 @@ pub struct NewSession<'a> {
     /// End of the first token's idle lifetime.
     pub token_expires_at: SystemTime,
     /// End of the session.
-    pub family_expires_at: SystemTime,
+    pub session_expires_at: SystemTime,
 }
 
 /// Records a login; returns the family id (the `sid`).
@@ -66,7 +66,7 @@ pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String
         scope: Set(s.scope.to_owned()),
         generation: Set(0),
         created_at: Set(now),
-        expires_at: Set(db_time(s.family_expires_at)),
+        expires_at: Set(db_time(s.session_expires_at)),
         last_used_at: Set(now),
         last_ip: Set(ip.clone()),
         last_user_agent: Set(ua.clone()),
@@ -87,7 +87,7 @@ pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String
         client_ip: Set(ip),
         user_agent: Set(ua),
         device_fingerprint: Set(s.device_fingerprint.map(str::to_owned)),
-        expires_at: Set(db_time(s.token_expires_at.min(s.family_expires_at))),
+        expires_at: Set(db_time(s.token_expires_at.min(s.session_expires_at))),
         ..unused_token(now)
     }
     .insert(&txn)

@@ -195,7 +195,7 @@ per_backend! {
             binding: BindingPolicy {
                 ip: IpBinding::Prefix,
                 user_agent: UserAgentBinding::Exact,
-                revoke_family_on_mismatch: true,
+                revoke_session_on_mismatch: true,
             },
         };
         each(b, policy, async |h| {
