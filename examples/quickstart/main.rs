@@ -119,10 +119,12 @@ impl App {
             .route("/sessions", get(list_sessions).delete(revoke_sessions))
             .route("/sessions/{id}", delete(revoke_session))
             .with_state(sessions)
-            .layer(gate(None)?);
+            // route_layer: only these routes are challenged; an unknown
+            // path falls through to a plain 404.
+            .route_layer(gate(None)?);
         let admin = Router::new()
             .route("/admin", get(|| async { "welcome, administrator\n" }))
-            .layer(gate(Some("admin"))?);
+            .route_layer(gate(Some("admin"))?);
         let router = Router::new()
             .route_service("/token", endpoint.clone())
             .route_service("/revoke", endpoint.revocation())

@@ -148,6 +148,7 @@ pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Resul
     if store::clients::find(db, &cfg.client_id).await?.is_none() {
         let mut c = NewClient::confidential(cfg.client_id.clone(), "read write");
         c.allow_password = true;
+        c.allow_client_credentials = true;
         store::clients::register_with_secret(db, c, &cfg.client_secret).await?;
     }
     if store::clients::find(db, &cfg.public_client_id)

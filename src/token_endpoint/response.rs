@@ -132,13 +132,21 @@ impl TokenError {
 /// A JSON response with `Cache-Control: no-store` and `Pragma: no-cache`
 /// (RFC 6749 §5.1).
 pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from(body)));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(
+    let mut res = empty(status);
+    *res.body_mut() = Full::new(Bytes::from(body));
+    res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    res
+}
+
+/// A response with no body (so no content type), with RFC 6749's no-store
+/// headers: what `/revoke` answers (RFC 7009 §2.2).
+pub(crate) fn empty(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res

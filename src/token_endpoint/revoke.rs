@@ -17,7 +17,7 @@ use tower_service::Service;
 use super::{
     TokenError,
     client_auth::unavailable,
-    response::json,
+    response::empty,
     service::{Answer, BoxError, EndpointFuture, Incoming, Inner, respond},
 };
 use crate::{
@@ -92,7 +92,7 @@ impl Answer for RevocationEndpoint {
             .map_err(|e| unavailable(&e))?;
         tracing::debug!(revoked, "revocation request handled");
         // RFC 7009 §2.2: 200, and the body is ignored.
-        Ok(json(http::StatusCode::OK, Vec::new()))
+        Ok(empty(http::StatusCode::OK))
     }
 
     fn realm(&self) -> &str {

@@ -105,6 +105,21 @@ async fn every_flow_of_the_quickstart_over_a_real_socket() {
             .unwrap()
             .contains("insufficient_scope")
     );
+    // Unknown paths are a plain 404, with or without a token: only the
+    // routes behind the gate are challenged.
+    for access in [None, Some(first.access.as_str())] {
+        let mut req = Client::new().get(s.url("/no-such-route"));
+        if let Some(a) = access {
+            req = req.bearer_auth(a);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+    // The confidential demo client may use client_credentials.
+    let (status, j) = token(&s, ua, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, StatusCode::OK, "{j}");
+    assert!(j.get("refresh_token").is_none());
 
     // The JWKS names the key the tokens are signed with.
     let jwks: Value = Client::new()
@@ -173,6 +188,10 @@ async fn every_flow_of_the_quickstart_over_a_real_socket() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    // RFC 7009 §2.2: the body is empty, so it carries no JSON content type.
+    assert!(res.headers().get(header::CONTENT_TYPE).is_none());
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(res.bytes().await.unwrap().is_empty());
     assert_eq!(me(&s, &third.access).await, StatusCode::UNAUTHORIZED);
     let (status, j) = refresh(&s, ua, &third.refresh).await;
     assert_eq!(status, StatusCode::OK, "{j}");
