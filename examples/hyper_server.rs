@@ -61,7 +61,7 @@ async fn services() -> Result<(TokenEndpoint, AccessTokenLayer), BoxError> {
     let issuer = Issuer::builder()
         .db(db)
         .keys(key)
-        .issuer("http://hyper.example")
+        .issuer("https://hyper.example")
         .audience("hyper-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
         .build()?;

@@ -37,7 +37,7 @@ async fn main() -> Result<(), BoxError> {
     let issuer = Issuer::builder()
         .db(db)
         .keys(key)
-        .issuer("http://tonic.example")
+        .issuer("https://tonic.example")
         .audience("grpc-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
         .build()?;

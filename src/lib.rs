@@ -56,10 +56,12 @@ pub mod access_token;
 mod b64url;
 pub mod binding;
 pub mod claims;
+mod document;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod header;
+mod identifier;
 #[cfg(feature = "store")]
 pub mod issuer;
 pub mod keys;
@@ -82,6 +84,7 @@ pub use access_token::{
     Verifier,
 };
 pub use claims::AccessClaims;
+pub use identifier::IdentifierError;
 #[cfg(feature = "store")]
 pub use issuer::{ClientMeta, IssueError, Issuer, IssuerConfigError, Lifetimes, TokenResponse};
 pub use keys::{Algorithm, KeyError, KeySet, Keys, SigningKey};

@@ -46,9 +46,14 @@ const BODY_LIMIT: usize = 64 * 1024;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let cfg = Config::from_env()?;
-    let app = App::start(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await?;
     let addr = listener.local_addr()?;
+    // Where clients reach the endpoints: configured, or this listener.
+    let public_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let app = App::start(&cfg, &public_url).await?;
     // The first line is read by the end-to-end test: keep its shape.
     println!("tollgate quickstart listening on http://{addr}");
     println!("{}", curl_lines(&cfg, addr));
@@ -74,7 +79,7 @@ struct App {
 }
 
 impl App {
-    async fn start(cfg: &Config) -> Result<Self, BoxError> {
+    async fn start(cfg: &Config, public_url: &str) -> Result<Self, BoxError> {
         std::fs::create_dir_all(&cfg.data_dir)?;
         let mut opts = ConnectOptions::new(cfg.database_url.clone());
         opts.sqlx_logging(false)
@@ -100,6 +105,7 @@ impl App {
         let janitor = Janitor::builder(db.clone()).build();
 
         let endpoint = TokenEndpoint::builder(issuer.clone())
+            .public_base_url(public_url)
             .trusted_proxies(cfg.proxies.clone())
             .rate_limits(cfg.limits.clone())
             .password_verifier(demo_password_verifier(cfg)?)
@@ -130,6 +136,7 @@ impl App {
             .route_service("/revoke", endpoint.revocation())
             .route_service("/introspect", endpoint.introspection())
             .route_service("/.well-known/jwks.json", endpoint.jwks())
+            .route_service(endpoint.metadata().well_known_path(), endpoint.metadata())
             .route("/healthz", get(move || healthz(db.clone())))
             // The token endpoints cap their own bodies (16 KiB) and answer
             // in RFC 6749's JSON; the rest of the app gets tower-http's cap.

@@ -39,6 +39,7 @@ pub(crate) struct Config {
     pub(crate) data_dir: PathBuf,
     pub(crate) database_url: String,
     pub(crate) issuer: String,
+    pub(crate) public_url: Option<String>,
     pub(crate) audience: String,
     pub(crate) lifetimes: Lifetimes,
     pub(crate) policy: RefreshPolicy,
@@ -113,6 +114,7 @@ impl Config {
             data_dir,
             database_url,
             issuer: var("TOLLGATE_ISSUER", "http://127.0.0.1:3000"),
+            public_url: env::var("TOLLGATE_PUBLIC_URL").ok(),
             audience: var("TOLLGATE_AUDIENCE", "quickstart-api"),
             lifetimes: Lifetimes {
                 access: secs("TOLLGATE_ACCESS_TTL_SECS", 900)?,

@@ -2,10 +2,12 @@ use std::{sync::Arc, time::Duration};
 
 use super::{
     Verifier,
+    resource::{DEFAULT_RESOURCE_METADATA_MAX_AGE, ProtectedResource},
     service::{AccessTokenLayer, Shared},
 };
 use crate::{
     header::is_quotable,
+    identifier::{HttpsIdentifier, IdentifierError},
     keys::{ACCESS_TOKEN_TYP, Algorithm, Keys},
     revocation::RevocationCache,
     scope,
@@ -53,6 +55,14 @@ pub enum AccessTokenConfigError {
     /// The accepted token types are empty.
     #[error("no accepted token type (use `allow_any_token_type` for legacy issuers)")]
     EmptyTokenTypes,
+    /// The resource identifier is not a canonical `https` URL without query
+    /// or fragment (RFC 9728 §1.2).
+    #[error("the resource identifier is not an identifier URL: {0}")]
+    InvalidResource(#[source] IdentifierError),
+    /// An authorization server (default: the issuer) is not an issuer
+    /// identifier URL, so the resource metadata cannot name it.
+    #[error("`{0}` is not an authorization server identifier (an https URL)")]
+    InvalidAuthorizationServer(String),
     /// The leeway is longer than the revocation cache's margin, so a revoked
     /// token could outlive its deny-list entry.
     #[error("leeway {leeway:?} exceeds the revocation margin {margin:?}")]
@@ -80,6 +90,10 @@ pub struct AccessTokenLayerBuilder {
     cookie: Option<String>,
     revocations: Option<RevocationCache>,
     max_token_len: usize,
+    resource: Option<String>,
+    authorization_servers: Vec<String>,
+    scopes_supported: Option<Vec<String>>,
+    resource_metadata_max_age: Duration,
 }
 
 impl Default for AccessTokenLayerBuilder {
@@ -96,6 +110,10 @@ impl Default for AccessTokenLayerBuilder {
             cookie: None,
             revocations: None,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            resource: None,
+            authorization_servers: Vec::new(),
+            scopes_supported: None,
+            resource_metadata_max_age: DEFAULT_RESOURCE_METADATA_MAX_AGE,
         }
     }
 }
@@ -203,6 +221,49 @@ impl AccessTokenLayerBuilder {
         }
     }
 
+    /// The identifier of the resource this gate protects (RFC 9728 §1.2): an
+    /// `https` URL (or `http` on a loopback host) with no query or fragment,
+    /// with lower-case scheme and host, compared byte for byte. It is
+    /// accepted as an audience, its metadata is served by
+    /// [`AccessTokenLayer::resource_metadata`], and every challenge names
+    /// that metadata (`resource_metadata`, RFC 9728 §5.1).
+    pub fn resource(self, resource: impl Into<String>) -> Self {
+        Self {
+            resource: Some(resource.into()),
+            ..self
+        }
+    }
+
+    /// An authorization server (its issuer identifier) whose tokens this
+    /// resource accepts, as the metadata lists it (repeatable). Default: the
+    /// [`issuer`](Self::issuer).
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers.push(issuer.into());
+        self
+    }
+
+    /// The scopes the metadata lists in `scopes_supported`. Default: the
+    /// required scopes (none: the member is left out).
+    pub fn scopes_supported<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            scopes_supported: Some(scopes.into_iter().map(Into::into).collect()),
+            ..self
+        }
+    }
+
+    /// How long clients may cache the resource metadata. Default
+    /// [`DEFAULT_RESOURCE_METADATA_MAX_AGE`].
+    pub fn resource_metadata_max_age(self, max_age: Duration) -> Self {
+        Self {
+            resource_metadata_max_age: max_age,
+            ..self
+        }
+    }
+
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<AccessTokenLayer, AccessTokenConfigError> {
         let keys = self.keys.ok_or(AccessTokenConfigError::MissingKeys)?;
@@ -211,7 +272,19 @@ impl AccessTokenLayerBuilder {
             return Err(AccessTokenConfigError::MissingKeys);
         }
         let issuer = self.issuer.ok_or(AccessTokenConfigError::MissingIssuer)?;
-        if self.audience.is_empty() {
+        let mut audience = self.audience;
+        let resource = match &self.resource {
+            Some(raw) => {
+                let id =
+                    HttpsIdentifier::parse(raw).map_err(AccessTokenConfigError::InvalidResource)?;
+                if !audience.contains(raw) {
+                    audience.push(raw.clone());
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        if audience.is_empty() {
             return Err(AccessTokenConfigError::MissingAudience);
         }
         let mut algorithms: Vec<Algorithm> = Vec::new();
@@ -266,12 +339,38 @@ impl AccessTokenLayerBuilder {
             });
         }
 
+        let resource = match resource {
+            Some(id) => {
+                let servers = if self.authorization_servers.is_empty() {
+                    vec![issuer.clone()]
+                } else {
+                    self.authorization_servers
+                };
+                if let Some(bad) = servers.iter().find(|s| HttpsIdentifier::parse(s).is_err()) {
+                    return Err(AccessTokenConfigError::InvalidAuthorizationServer(
+                        bad.clone(),
+                    ));
+                }
+                let supported = self.scopes_supported.unwrap_or_else(|| self.scopes.clone());
+                if let Some(bad) = supported.iter().find(|s| !scope::is_scope_token(s)) {
+                    return Err(AccessTokenConfigError::InvalidScope(bad.clone()));
+                }
+                Some(ProtectedResource::new(
+                    &id,
+                    &servers,
+                    &supported,
+                    self.resource_metadata_max_age,
+                ))
+            }
+            None => None,
+        };
+        let challenge_scope = (!self.scopes.is_empty()).then(|| self.scopes.join(" "));
         Ok(AccessTokenLayer::from_shared(Arc::new(Shared {
             verifier: Verifier {
                 keys,
                 algorithms,
                 issuer,
-                audiences: self.audience,
+                audiences: audience,
                 leeway: self.leeway.as_secs(),
                 token_types,
                 revocations,
@@ -279,6 +378,8 @@ impl AccessTokenLayerBuilder {
             },
             realm: self.realm,
             required_scopes: self.scopes,
+            challenge_scope,
+            resource,
             cookie: self.cookie,
             max_token_len: self.max_token_len,
         })))

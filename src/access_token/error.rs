@@ -2,6 +2,16 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::revocation::RevokedBy;
 
+/// What a gate's challenges say besides the error.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChallengeParams<'a> {
+    pub(crate) realm: Option<&'a str>,
+    /// The route's required scopes, space-separated.
+    pub(crate) scope: Option<&'a str>,
+    /// The URL of the RFC 9728 metadata (§5.1).
+    pub(crate) resource_metadata: Option<&'a str>,
+}
+
 /// Why a request was refused by the gate (RFC 6750 §3.1).
 ///
 /// Each variant maps to one status code and `error` attribute; the
@@ -130,8 +140,20 @@ impl AuthError {
 
     /// The `WWW-Authenticate` challenge (RFC 6750 §3).
     pub fn challenge(&self, realm: Option<&str>) -> String {
-        let mut params = Vec::with_capacity(4);
-        if let Some(realm) = realm {
+        self.challenge_with(&ChallengeParams {
+            realm,
+            ..ChallengeParams::default()
+        })
+    }
+
+    /// The challenge with the gate's parameters: the realm, the scope the
+    /// route needs (on a 401, so a client knows what to ask for: the MCP
+    /// "scope challenge"), and where the resource's RFC 9728 metadata is.
+    /// Every value is checked when the gate is built (a quotable realm,
+    /// scope tokens, a URI), so none needs escaping.
+    pub(crate) fn challenge_with(&self, p: &ChallengeParams<'_>) -> String {
+        let mut params = Vec::with_capacity(5);
+        if let Some(realm) = p.realm {
             params.push(format!("realm=\"{realm}\""));
         }
         if let Some(code) = self.error_code() {
@@ -140,8 +162,17 @@ impl AuthError {
         if let Some(desc) = self.description() {
             params.push(format!("error_description=\"{desc}\""));
         }
-        if let Self::InsufficientScope { required } = self {
-            params.push(format!("scope=\"{required}\""));
+        match self {
+            Self::InsufficientScope { required } => params.push(format!("scope=\"{required}\"")),
+            _ if self.status() == StatusCode::UNAUTHORIZED => {
+                if let Some(scope) = p.scope {
+                    params.push(format!("scope=\"{scope}\""));
+                }
+            }
+            _ => {}
+        }
+        if let Some(url) = p.resource_metadata {
+            params.push(format!("resource_metadata=\"{url}\""));
         }
         if params.is_empty() {
             "Bearer".to_owned()
@@ -153,6 +184,18 @@ impl AuthError {
     /// The rejection as an HTTP response with an empty body, so it fits any
     /// framework's body type.
     pub fn into_http_response<B: Default>(self, realm: Option<&str>) -> Response<B> {
+        self.into_http_response_with(&ChallengeParams {
+            realm,
+            ..ChallengeParams::default()
+        })
+    }
+
+    /// [`into_http_response`](Self::into_http_response) with the gate's
+    /// challenge parameters.
+    pub(crate) fn into_http_response_with<B: Default>(
+        self,
+        p: &ChallengeParams<'_>,
+    ) -> Response<B> {
         let mut res = Response::new(B::default());
         *res.status_mut() = self.status();
         if self == Self::Unavailable {
@@ -165,7 +208,7 @@ impl AuthError {
         // Built from validated parts only (realm checked at build time, the
         // rest fixed strings or validated scope tokens), so it is a valid
         // header value; fall back to a bare challenge if it ever is not.
-        let challenge = HeaderValue::try_from(self.challenge(realm))
+        let challenge = HeaderValue::try_from(self.challenge_with(p))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, challenge);

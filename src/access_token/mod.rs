@@ -60,6 +60,7 @@ mod builder;
 mod error;
 pub(crate) mod extract;
 mod future;
+mod resource;
 mod service;
 mod verify;
 
@@ -71,5 +72,6 @@ pub use builder::{
 };
 pub use error::{AuthError, InvalidToken};
 pub use future::ResponseFuture;
+pub use resource::{DEFAULT_RESOURCE_METADATA_MAX_AGE, ResourceMetadataEndpoint};
 pub use service::{AccessToken, AccessTokenLayer};
 pub use verify::Verifier;

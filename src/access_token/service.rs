@@ -8,7 +8,12 @@ use http::{HeaderMap, Request, Response, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AccessTokenLayerBuilder, AuthError, ResponseFuture, Verifier, extract::find_token};
+use super::{
+    AccessTokenLayerBuilder, AuthError, ResponseFuture, Verifier,
+    error::ChallengeParams,
+    extract::find_token,
+    resource::{ProtectedResource, ResourceMetadataEndpoint},
+};
 use crate::{claims::AccessClaims, keys::Keys, revocation::RevocationCache};
 
 /// Everything a request needs, built once and shared read-only.
@@ -17,6 +22,10 @@ pub(crate) struct Shared {
     pub(crate) verifier: Verifier,
     pub(crate) realm: Option<String>,
     pub(crate) required_scopes: Vec<String>,
+    /// The required scopes, space-separated, for 401 challenges.
+    pub(crate) challenge_scope: Option<String>,
+    /// The RFC 9728 resource, when configured.
+    pub(crate) resource: Option<ProtectedResource>,
     pub(crate) cookie: Option<String>,
     pub(crate) max_token_len: usize,
 }
@@ -62,6 +71,13 @@ impl AccessTokenLayer {
         self.shared.verifier.keys()
     }
 
+    /// The RFC 9728 protected-resource metadata of this gate, when it was
+    /// built with a [`resource`](AccessTokenLayerBuilder::resource); mount
+    /// it at [`ResourceMetadataEndpoint::well_known_path`], outside the gate.
+    pub fn resource_metadata(&self) -> Option<ResourceMetadataEndpoint> {
+        self.shared.resource.as_ref().map(|r| r.endpoint.clone())
+    }
+
     /// The verifier this gate checks tokens with.
     pub fn verifier(&self) -> &Verifier {
         &self.shared.verifier
@@ -73,9 +89,11 @@ impl AccessTokenLayer {
         let s = &*self.shared;
         let token = find_token(headers, s.cookie.as_deref(), s.max_token_len)?;
         let claims = s.verifier.verify(token)?;
-        if let Some(missing) = s.required_scopes.iter().find(|r| !claims.has_scope(r)) {
+        if s.required_scopes.iter().any(|r| !claims.has_scope(r)) {
+            // Every scope the route needs, so the client can ask for all
+            // of them at once.
             return Err(AuthError::InsufficientScope {
-                required: missing.clone(),
+                required: s.required_scopes.join(" "),
             });
         }
         Ok(claims)
@@ -92,7 +110,12 @@ impl AccessTokenLayer {
         if cfg!(feature = "grpc") && is_grpc(headers) {
             error.into_grpc_response()
         } else {
-            error.into_http_response(self.shared.realm.as_deref())
+            let s = &*self.shared;
+            error.into_http_response_with(&ChallengeParams {
+                realm: s.realm.as_deref(),
+                scope: s.challenge_scope.as_deref(),
+                resource_metadata: s.resource.as_ref().map(|r| r.metadata_url.as_str()),
+            })
         }
     }
 }

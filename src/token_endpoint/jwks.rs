@@ -7,13 +7,12 @@ use std::{
     time::Duration,
 };
 
-use aws_lc_rs::digest;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Method, Request, Response};
 use http_body_util::Full;
 use tower_service::Service;
 
-use crate::keys::Keys;
+use crate::{document::Document, keys::Keys};
 
 /// Default `max-age` of the JWKS response: 5 minutes.
 pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
@@ -43,7 +42,7 @@ pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone)]
 pub struct JwksEndpoint {
     keys: Keys,
-    cache_control: HeaderValue,
+    max_age: Duration,
 }
 
 impl JwksEndpoint {
@@ -51,7 +50,7 @@ impl JwksEndpoint {
     pub fn new(keys: impl Into<Keys>) -> Self {
         Self {
             keys: keys.into(),
-            cache_control: cache_control(DEFAULT_JWKS_MAX_AGE),
+            max_age: DEFAULT_JWKS_MAX_AGE,
         }
     }
 
@@ -59,55 +58,15 @@ impl JwksEndpoint {
     /// [`DEFAULT_JWKS_MAX_AGE`].
     #[must_use]
     pub fn max_age(self, max_age: Duration) -> Self {
-        Self {
-            cache_control: cache_control(max_age),
-            ..self
-        }
+        Self { max_age, ..self }
     }
 
     fn answer(&self, method: &Method, headers: &HeaderMap) -> Response<Full<Bytes>> {
-        if method != Method::GET && method != Method::HEAD {
-            let mut res = Response::new(Full::default());
-            *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
-        }
-        let body = serde_json::to_vec(&self.keys.jwks()).unwrap_or_default();
-        let hash = digest::digest(&digest::SHA256, &body);
-        let etag = format!("\"{}\"", crate::b64url::encode(&hash.as_ref()[..18]));
-        let not_modified = headers
-            .get_all(header::IF_NONE_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|tag| tag.trim().trim_start_matches("W/"))
-            .any(|tag| tag == etag || tag == "*");
-        let (status, body) = if not_modified {
-            (StatusCode::NOT_MODIFIED, Bytes::new())
-        } else if method == Method::HEAD {
-            (StatusCode::OK, Bytes::new())
-        } else {
-            (StatusCode::OK, Bytes::from(body))
-        };
-        let mut res = Response::new(Full::new(body));
-        *res.status_mut() = status;
-        let h = res.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(header::CACHE_CONTROL, self.cache_control.clone());
-        if let Ok(etag) = HeaderValue::try_from(etag) {
-            h.insert(header::ETAG, etag);
-        }
-        res
+        // Read on every request, so a rotation shows at once.
+        Document::json(&self.keys.jwks(), self.max_age)
+            .answer(method, headers)
+            .map(Full::from)
     }
-}
-
-fn cache_control(max_age: Duration) -> HeaderValue {
-    HeaderValue::try_from(format!("public, max-age={}", max_age.as_secs()))
-        .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
 }
 
 impl<B> Service<Request<B>> for JwksEndpoint {

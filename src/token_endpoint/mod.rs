@@ -66,6 +66,7 @@ mod grant;
 mod introspect;
 mod jwks;
 mod limits;
+mod metadata;
 mod response;
 mod revoke;
 mod service;
@@ -75,6 +76,9 @@ use std::{future::Future, pin::Pin};
 pub use introspect::IntrospectionEndpoint;
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, JwksEndpoint};
 pub use limits::{Limit, RateLimits};
+pub use metadata::{
+    DEFAULT_METADATA_MAX_AGE, EndpointPaths, MetadataConfigError, MetadataEndpoint,
+};
 pub use response::TokenError;
 pub use revoke::RevocationEndpoint;
 pub use service::{

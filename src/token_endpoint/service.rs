@@ -21,6 +21,10 @@ use super::{
     form::Form,
     grant::{self, ClientGrants, Grant, GrantType},
     limits::Limiters,
+    metadata::{
+        DEFAULT_METADATA_MAX_AGE, EndpointPaths, MetadataConfig, MetadataConfigError,
+        MetadataEndpoint,
+    },
     response::json,
 };
 use crate::{
@@ -46,6 +50,7 @@ pub(crate) struct Inner {
     max_body: usize,
     limits: Limiters,
     pub(crate) realm: String,
+    metadata: MetadataEndpoint,
     /// Verifies access tokens presented to `/revoke` and `/introspect`
     /// as the issuer's own gate would: its keys, `iss` and `aud`, and its
     /// deny list.
@@ -155,6 +160,10 @@ impl TokenEndpoint {
             realm: "tollgate".to_owned(),
             client_cache_ttl: DEFAULT_CLIENT_CACHE_TTL,
             limits: RateLimits::none(),
+            public_base_url: None,
+            paths: EndpointPaths::default(),
+            scopes_supported: Vec::new(),
+            metadata_max_age: DEFAULT_METADATA_MAX_AGE,
         }
     }
 
@@ -374,6 +383,12 @@ impl TokenEndpoint {
         }
     }
 
+    /// The RFC 8414 authorization-server metadata, to mount at
+    /// [`MetadataEndpoint::well_known_path`].
+    pub fn metadata(&self) -> MetadataEndpoint {
+        self.inner.metadata.clone()
+    }
+
     /// The JWKS of the issuer's public keys (`/.well-known/jwks.json`).
     pub fn jwks(&self) -> super::JwksEndpoint {
         super::JwksEndpoint::new(self.inner.issuer.keys().clone())
@@ -405,6 +420,10 @@ pub struct TokenEndpointBuilder {
     realm: String,
     client_cache_ttl: Duration,
     limits: RateLimits,
+    public_base_url: Option<String>,
+    paths: EndpointPaths,
+    scopes_supported: Vec<String>,
+    metadata_max_age: Duration,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
@@ -463,6 +482,46 @@ impl TokenEndpointBuilder {
         Self { limits, ..self }
     }
 
+    /// The URL the endpoints are served under, as clients reach it (behind
+    /// a proxy, the public one). Default: the issuer. The metadata's
+    /// endpoint URLs are this plus [`paths`](Self::paths); never the
+    /// request's `Host`.
+    pub fn public_base_url(self, url: impl Into<String>) -> Self {
+        Self {
+            public_base_url: Some(url.into()),
+            ..self
+        }
+    }
+
+    /// Where the application mounts `/token`, `/revoke`, `/introspect` and
+    /// the JWKS, as the metadata advertises them. Default
+    /// [`EndpointPaths::default`].
+    pub fn paths(self, paths: EndpointPaths) -> Self {
+        Self { paths, ..self }
+    }
+
+    /// The scopes the metadata lists in `scopes_supported`. Default none
+    /// (the member is left out).
+    pub fn scopes_supported<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            scopes_supported: scopes.into_iter().map(Into::into).collect(),
+            ..self
+        }
+    }
+
+    /// How long clients may cache the metadata. Default
+    /// [`DEFAULT_METADATA_MAX_AGE`].
+    pub fn metadata_max_age(self, max_age: Duration) -> Self {
+        Self {
+            metadata_max_age: max_age,
+            ..self
+        }
+    }
+
     /// Checks the settings and builds the endpoint.
     pub fn build(self) -> Result<TokenEndpoint, EndpointConfigError> {
         if !is_quotable(&self.realm) {
@@ -479,6 +538,23 @@ impl TokenEndpointBuilder {
             .verifier()
             .clone();
         let limits = Limiters::new(&self.limits, self.issuer.revocations().clock())?;
+        if let Some(bad) = self
+            .scopes_supported
+            .iter()
+            .find(|s| !crate::scope::is_scope_token(s))
+        {
+            return Err(EndpointConfigError::InvalidScope(bad.clone()));
+        }
+        let metadata = MetadataEndpoint::build(
+            &MetadataConfig {
+                issuer: self.issuer.issuer(),
+                public_base_url: self.public_base_url.as_deref(),
+                paths: &self.paths,
+                scopes_supported: &self.scopes_supported,
+                password_grant: self.verifier.is_some(),
+            },
+            self.metadata_max_age,
+        )?;
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
@@ -496,6 +572,7 @@ impl TokenEndpointBuilder {
                 max_body: self.max_body,
                 limits,
                 realm: self.realm,
+                metadata,
                 access_tokens,
             }),
         })
@@ -520,4 +597,10 @@ pub enum EndpointConfigError {
     /// than the verification leeway).
     #[error("cannot verify the issuer's access tokens: {0}")]
     AccessTokens(#[source] crate::access_token::AccessTokenConfigError),
+    /// The issuer, public base URL or paths cannot make RFC 8414 metadata.
+    #[error(transparent)]
+    Metadata(#[from] MetadataConfigError),
+    /// A scope in `scopes_supported` is not a valid scope token.
+    #[error("`{0}` is not a valid scope token")]
+    InvalidScope(String),
 }

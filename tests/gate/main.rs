@@ -10,3 +10,4 @@ mod common;
 mod access_token;
 #[cfg(feature = "axum")]
 mod frameworks;
+mod resource;

@@ -16,6 +16,7 @@ mod faults;
 #[cfg(feature = "axum")]
 mod hostile;
 mod logs;
+mod metadata;
 mod migrations;
 #[cfg(feature = "axum")]
 mod oauth2_client;

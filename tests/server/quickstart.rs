@@ -121,6 +121,22 @@ async fn every_flow_of_the_quickstart_over_a_real_socket() {
     assert_eq!(status, StatusCode::OK, "{j}");
     assert!(j.get("refresh_token").is_none());
 
+    // RFC 8414 metadata: the configured issuer, the endpoints where this
+    // server listens, valid to authlib.
+    let meta: Value = Client::new()
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .header(header::HOST, "evil.example")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], "http://127.0.0.1:3000");
+    assert_eq!(meta["token_endpoint"], s.url("/token"));
+    assert_eq!(meta["jwks_uri"], s.url("/.well-known/jwks.json"));
+    crate::metadata::validate_with_authlib(&meta);
+
     // The JWKS names the key the tokens are signed with.
     let jwks: Value = Client::new()
         .get(s.url("/.well-known/jwks.json"))
