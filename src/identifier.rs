@@ -116,7 +116,7 @@ fn is_loopback(host: &str) -> bool {
 /// An absolute URI without a fragment (RFC 3986 §4.3), as RFC 8707 §2
 /// requires of `resource`: a scheme, `:`, then printable ASCII with no
 /// space and no `#`. Bounded in length.
-#[allow(dead_code)] // the RFC 8707 checks at /token use it next
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) fn is_absolute_uri(s: &str) -> bool {
     const MAX: usize = 2048;
     let Some((scheme, rest)) = s.split_once(':') else {

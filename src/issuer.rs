@@ -48,7 +48,7 @@ use sea_orm::DatabaseConnection;
 use serde::Serialize;
 
 use crate::{
-    AccessTokenLayer, AccessTokenLayerBuilder,
+    AccessTokenLayer, AccessTokenLayerBuilder, audience,
     claims::AccessClaims,
     keys::{KeyError, Keys},
     refresh::{RefreshError, RefreshPolicy, RefreshRequest},
@@ -111,6 +111,17 @@ pub struct ClientMeta {
     pub tenant: Option<String>,
 }
 
+/// What a token request asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Requested<'a> {
+    /// The scope; `None`: everything the client (or session) was granted.
+    pub scope: Option<&'a str>,
+    /// RFC 8707 resources (the tokens' `aud`); empty: the issuer's
+    /// configured audience on a new session, the session's own on a
+    /// refresh.
+    pub resources: &'a [&'a str],
+}
+
 /// A successful token response (RFC 6749 §5.1). Its `Debug` output shows
 /// no token.
 #[derive(Clone, PartialEq, Eq, Serialize)]
@@ -150,6 +161,9 @@ pub enum IssueError {
     /// The scope is not allowed for the client (or the grant).
     #[error("scope not allowed")]
     InvalidScope,
+    /// A requested resource is not one the client may ask for (RFC 8707).
+    #[error("resource not allowed")]
+    InvalidTarget,
     /// The refresh token is unknown.
     #[error("unknown refresh token")]
     UnknownToken,
@@ -297,17 +311,53 @@ impl Issuer {
         let client = store::clients::find(&self.inner.db, client_id)
             .await?
             .ok_or(IssueError::UnknownClient)?;
-        self.issue_for(&client, user_id, scope, meta).await
+        self.issue_for(
+            &client,
+            user_id,
+            &Requested {
+                scope,
+                resources: &[],
+            },
+            meta,
+        )
+        .await
+    }
+
+    /// [`issue`](Self::issue) with RFC 8707 resources: the access tokens of
+    /// the session carry them as `aud` (instead of the issuer's configured
+    /// audience), and its refreshes may narrow them, never widen. Each must
+    /// be one the client is registered for ([`IssueError::InvalidTarget`]).
+    pub async fn issue_with(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        requested: &Requested<'_>,
+        meta: &ClientMeta,
+    ) -> Result<TokenResponse, IssueError> {
+        let client = store::clients::find(&self.inner.db, client_id)
+            .await?
+            .ok_or(IssueError::UnknownClient)?;
+        self.issue_for(&client, user_id, requested, meta).await
     }
 
     pub(crate) async fn issue_for(
         &self,
         client: &Client,
         user_id: &str,
-        scope: Option<&str>,
+        requested: &Requested<'_>,
         meta: &ClientMeta,
     ) -> Result<TokenResponse, IssueError> {
-        let scope = scope::narrow(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
+        let scope =
+            scope::narrow(&client.scope, requested.scope).ok_or(IssueError::InvalidScope)?;
+        let resources = audience::narrow(&client.resources, requested.resources)
+            .ok_or(IssueError::InvalidTarget)?;
+        // Without a request, the session keeps the issuer's audience rather
+        // than every resource the client may name.
+        let resources = if requested.resources.is_empty() {
+            Vec::new()
+        } else {
+            resources
+        };
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let refresh_token = random_token();
@@ -319,6 +369,7 @@ impl Issuer {
                 user_id,
                 tenant: meta.tenant.as_deref(),
                 scope: &scope,
+                resources: &resources,
                 token_hash: hash_token(&refresh_token),
                 ip: meta.ip,
                 user_agent: meta.user_agent.as_deref(),
@@ -333,6 +384,7 @@ impl Issuer {
             user_id,
             &client.client_id,
             &scope,
+            &resources,
             Some(&family_id),
             now,
             lifetimes.access,
@@ -352,15 +404,25 @@ impl Issuer {
     pub(crate) fn client_credentials(
         &self,
         client: &Client,
-        scope: Option<&str>,
+        requested: &Requested<'_>,
     ) -> Result<TokenResponse, IssueError> {
-        let scope = scope::narrow(&client.scope, scope).ok_or(IssueError::InvalidScope)?;
+        let scope =
+            scope::narrow(&client.scope, requested.scope).ok_or(IssueError::InvalidScope)?;
+        if audience::narrow(&client.resources, requested.resources).is_none() {
+            return Err(IssueError::InvalidTarget);
+        }
+        let resources: Vec<String> = requested
+            .resources
+            .iter()
+            .map(|r| (*r).to_owned())
+            .collect();
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let (access_token, expires_in) = self.mint(
             &client.client_id,
             &client.client_id,
             &scope,
+            &resources,
             None,
             now,
             lifetimes.access,
@@ -380,7 +442,7 @@ impl Issuer {
         &self,
         client: &Client,
         token: &str,
-        scope: Option<&str>,
+        requested: &Requested<'_>,
         meta: &ClientMeta,
     ) -> Result<TokenResponse, IssueError> {
         let lifetimes = self.inner.lifetimes.for_client(client);
@@ -393,7 +455,8 @@ impl Issuer {
                     client_id: &client.client_id,
                     ip: meta.ip,
                     user_agent: meta.user_agent.as_deref(),
-                    scope,
+                    scope: requested.scope,
+                    resources: requested.resources,
                     now,
                     // Set by the store's conditional update.
                     won_consume: false,
@@ -420,6 +483,7 @@ impl Issuer {
             &session.user_id,
             &session.client_id,
             &session.access_scope,
+            &session.resources,
             Some(&session.sid),
             now,
             lifetimes.access,
@@ -441,6 +505,7 @@ impl Issuer {
         sub: &str,
         client_id: &str,
         scope: &str,
+        resources: &[String],
         sid: Option<&str>,
         now: SystemTime,
         ttl: Duration,
@@ -453,7 +518,11 @@ impl Issuer {
         let claims = AccessClaims {
             iss: self.inner.issuer.clone(),
             sub: sub.to_owned(),
-            aud: self.inner.audience.clone(),
+            aud: if resources.is_empty() {
+                self.inner.audience.clone()
+            } else {
+                resources.to_vec()
+            },
             exp,
             iat,
             nbf: None,

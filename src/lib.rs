@@ -53,6 +53,7 @@
 #![deny(unsafe_code, unreachable_pub)]
 
 pub mod access_token;
+mod audience;
 mod b64url;
 pub mod binding;
 pub mod claims;
@@ -86,7 +87,9 @@ pub use access_token::{
 pub use claims::AccessClaims;
 pub use identifier::IdentifierError;
 #[cfg(feature = "store")]
-pub use issuer::{ClientMeta, IssueError, Issuer, IssuerConfigError, Lifetimes, TokenResponse};
+pub use issuer::{
+    ClientMeta, IssueError, Issuer, IssuerConfigError, Lifetimes, Requested, TokenResponse,
+};
 pub use keys::{Algorithm, KeyError, KeySet, Keys, SigningKey};
 pub use refresh::RefreshPolicy;
 #[cfg(feature = "store")]

@@ -27,6 +27,9 @@ pub struct Model {
     pub family_ttl_secs: Option<i64>,
     /// When the client was registered.
     pub created_at: DateTimeUtc,
+    /// RFC 8707 resources it may ask tokens for, space-separated absolute
+    /// URIs; `None` for none.
+    pub resources: Option<String>,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

@@ -34,6 +34,9 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     /// Why: logout, reuse_detected, security, admin or expired.
     pub revoked_reason: Option<String>,
+    /// RFC 8707 resources granted at login, space-separated; `None`: the
+    /// issuer's configured audience. Refreshes may narrow them, never widen.
+    pub resources: Option<String>,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

@@ -3,7 +3,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::{binding::BindingPolicy, revocation::RevokedReason, scope};
+use crate::{audience, binding::BindingPolicy, revocation::RevokedReason, scope};
 
 /// The rotation policy: grace period and binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,9 @@ pub struct SessionState {
     pub expires_at: SystemTime,
     /// The scope granted at login.
     pub scope: String,
+    /// RFC 8707 resources granted at login; empty: the issuer's configured
+    /// audience.
+    pub resources: Vec<String>,
 }
 
 /// The refresh request as presented.
@@ -76,6 +79,8 @@ pub struct RefreshRequest<'a> {
     /// Whether this request's conditional update consumed the token (it
     /// was unconsumed and unrevoked, and no concurrent request got it).
     pub won_consume: bool,
+    /// The RFC 8707 `resource` parameters, if sent.
+    pub resources: &'a [&'a str],
 }
 
 /// What to do with a refresh request.
@@ -86,12 +91,16 @@ pub enum Decision {
     Rotate {
         /// Scope of the new access token.
         scope: String,
+        /// Its RFC 8707 resources (`aud`); empty: the issuer's audience.
+        resources: Vec<String>,
     },
     /// A concurrent or retried request within the grace period: hand out
     /// the child the winner got (never a second child) and an access token.
     Replay {
         /// Scope of the new access token.
         scope: String,
+        /// Its RFC 8707 resources (`aud`); empty: the issuer's audience.
+        resources: Vec<String>,
     },
     /// Refuse; if `revoke` is set, revoke the whole family for that reason
     /// (and keep that write), otherwise change nothing.
@@ -139,6 +148,9 @@ pub enum RefreshError {
     /// The requested scope exceeds the original grant.
     #[error("requested scope exceeds the original grant")]
     InvalidScope,
+    /// A requested resource was not granted to the session (RFC 8707).
+    #[error("requested resource exceeds the original grant")]
+    InvalidTarget,
 }
 
 impl RefreshError {
@@ -146,6 +158,7 @@ impl RefreshError {
     pub fn error_code(self) -> &'static str {
         match self {
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
             _ => "invalid_grant",
         }
     }
@@ -215,10 +228,15 @@ pub fn decide(
         Some(scope) => scope,
         None => return reject(RefreshError::InvalidScope, None),
     };
+    // RFC 8707 §2.2: a refresh may ask for fewer resources than the
+    // session was granted, never others.
+    let Some(resources) = audience::narrow(&family.resources, req.resources) else {
+        return reject(RefreshError::InvalidTarget, None);
+    };
     if replay {
-        Decision::Replay { scope }
+        Decision::Replay { scope, resources }
     } else {
-        Decision::Rotate { scope }
+        Decision::Rotate { scope, resources }
     }
 }
 
@@ -255,6 +273,7 @@ mod tests {
             revoked: false,
             expires_at: at(T + 5000),
             scope: "read write".into(),
+            resources: Vec::new(),
         }
     }
 
@@ -266,6 +285,7 @@ mod tests {
             scope: None,
             now: at(T),
             won_consume: true,
+            resources: &[],
         }
     }
 
@@ -302,8 +322,43 @@ mod tests {
         assert_eq!(
             d,
             Decision::Rotate {
-                scope: "read write".into()
+                scope: "read write".into(),
+                resources: Vec::new(),
             }
+        );
+    }
+
+    #[test]
+    fn resources_may_narrow_never_widen_and_a_refusal_spends_nothing() {
+        let t = token();
+        let mut f = family();
+        f.resources = vec!["https://a.example".into(), "https://b.example".into()];
+        let keep = decide(&t, &f, &req(), &strict());
+        assert!(
+            matches!(&keep, Decision::Rotate { resources, .. } if *resources == f.resources),
+            "{keep:?}"
+        );
+        let narrow = RefreshRequest {
+            resources: &["https://b.example"],
+            ..req()
+        };
+        assert!(matches!(
+            decide(&t, &f, &narrow, &strict()),
+            Decision::Rotate { resources, .. } if resources == ["https://b.example"]
+        ));
+        let wide = RefreshRequest {
+            resources: &["https://c.example"],
+            ..req()
+        };
+        assert_eq!(
+            rejected(&decide(&t, &f, &wide, &strict())),
+            Some((RefreshError::InvalidTarget, None))
+        );
+        assert_eq!(RefreshError::InvalidTarget.error_code(), "invalid_target");
+        // A session granted no resource may not gain one.
+        assert_eq!(
+            rejected(&decide(&t, &family(), &wide, &strict())),
+            Some((RefreshError::InvalidTarget, None))
         );
     }
 
@@ -316,7 +371,8 @@ mod tests {
         assert_eq!(
             decide(&token(), &family(), &narrow, &strict()),
             Decision::Rotate {
-                scope: "read".into()
+                scope: "read".into(),
+                resources: Vec::new(),
             }
         );
         for bad in ["read admin", "", "  ", "READ"] {
@@ -395,7 +451,8 @@ mod tests {
             assert_eq!(
                 decide(&t, &f, &racer, &strict()),
                 Decision::Replay {
-                    scope: "read write".into()
+                    scope: "read write".into(),
+                    resources: Vec::new(),
                 },
                 "{secs}s after"
             );
@@ -613,6 +670,7 @@ mod tests {
             scope,
             now: at(now),
             won_consume: won,
+            resources: &[],
         };
         let d = decide(&t, &f, &r, policy);
         let binding_on = policy.binding.ip == IpBinding::Exact;
@@ -621,7 +679,7 @@ mod tests {
             "{d:?} client_ok={client_ok} tok_revoked={tok_revoked} fam_revoked={fam_revoked} fam_expired={fam_expired} idle_expired={idle_expired} consumed={consumed_age:?} gap={head_gap} ip={ip_ok} ua={ua_ok} scope={scope:?} strict={binding_on}"
         );
         match &d {
-            Decision::Rotate { scope: s } => {
+            Decision::Rotate { scope: s, .. } => {
                 assert!(
                     won && client_ok && !fam_revoked && !fam_expired && !idle_expired && bound_ok,
                     "{ctx}"

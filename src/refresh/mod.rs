@@ -30,14 +30,15 @@
 //! let family = SessionState {
 //!     generation: 0, revoked: false,
 //!     expires_at: now + Duration::from_secs(86_400), scope: "read write".into(),
+//!     resources: Vec::new(),
 //! };
 //! let req = RefreshRequest {
 //!     client_id: "web", ip: None, user_agent: None, scope: Some("read"),
-//!     now, won_consume: true,
+//!     now, won_consume: true, resources: &[],
 //! };
 //! assert_eq!(
 //!     decide(&token, &family, &req, &RefreshPolicy::default()),
-//!     Decision::Rotate { scope: "read".into() },
+//!     Decision::Rotate { scope: "read".into(), resources: Vec::new() },
 //! );
 //! ```
 

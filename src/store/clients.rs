@@ -15,6 +15,8 @@ use subtle::ConstantTimeEq;
 
 use super::{StoreError, db_time};
 use crate::{
+    audience,
+    identifier::is_absolute_uri,
     scope::is_scope_token,
     secret::{hash_token, random_token},
 };
@@ -38,8 +40,11 @@ pub struct NewClient {
     pub access_ttl: Option<Duration>,
     /// Refresh-token idle lifetime override.
     pub refresh_idle_ttl: Option<Duration>,
-    /// Session (family) absolute lifetime override.
+    /// Session absolute lifetime override.
     pub session_ttl: Option<Duration>,
+    /// The RFC 8707 resources it may ask tokens for (absolute URIs without
+    /// fragment). A token request naming any other is `invalid_target`.
+    pub resources: Vec<String>,
 }
 
 impl NewClient {
@@ -56,6 +61,7 @@ impl NewClient {
             access_ttl: None,
             refresh_idle_ttl: None,
             session_ttl: None,
+            resources: Vec::new(),
         }
     }
 
@@ -110,6 +116,11 @@ async fn insert(
             "a client scope is not a valid scope token",
         ));
     }
+    if !new.resources.iter().all(|r| is_absolute_uri(r)) {
+        return Err(StoreError::Invalid(
+            "a client resource is not an absolute URI without fragment",
+        ));
+    }
     let secs = |d: Option<Duration>| d.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     client::ActiveModel {
         client_id: Set(new.client_id),
@@ -122,6 +133,7 @@ async fn insert(
         refresh_idle_ttl_secs: Set(secs(new.refresh_idle_ttl)),
         family_ttl_secs: Set(secs(new.session_ttl)),
         created_at: Set(db_time(SystemTime::now())),
+        resources: Set(audience::join(&new.resources)),
     }
     .insert(db)
     .await?;
@@ -149,6 +161,8 @@ pub struct Client {
     pub refresh_idle_ttl: Option<Duration>,
     /// Session absolute lifetime override.
     pub session_ttl: Option<Duration>,
+    /// The RFC 8707 resources it may ask tokens for.
+    pub resources: Vec<String>,
     /// SHA-256 of the secret; `None` for a public client.
     secret_hash: Option<Vec<u8>>,
 }
@@ -198,6 +212,7 @@ impl Client {
             access_ttl: ttl(row.access_ttl_secs),
             refresh_idle_ttl: ttl(row.refresh_idle_ttl_secs),
             session_ttl: ttl(row.family_ttl_secs),
+            resources: audience::split(row.resources.as_deref()),
             secret_hash: row.secret_hash,
         }
     }

@@ -10,6 +10,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 
 use super::{StoreError, system_time};
 use crate::{
+    audience,
     binding::{canonical, truncate_user_agent},
     refresh::{SessionState, TokenState},
 };
@@ -101,5 +102,6 @@ pub(super) fn session_state(f: &token_family::Model) -> SessionState {
         revoked: f.revoked_at.is_some(),
         expires_at: system_time(f.expires_at),
         scope: f.scope.clone(),
+        resources: audience::split(f.resources.as_deref()),
     }
 }

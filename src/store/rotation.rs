@@ -55,6 +55,9 @@ pub struct ContinuedSession {
     pub tenant: Option<String>,
     /// Scope for the new access token.
     pub access_scope: String,
+    /// RFC 8707 resources (`aud`) for the new access token; empty: the
+    /// issuer's audience.
+    pub resources: Vec<String>,
     /// End of the session: no token may outlive it.
     pub expires_at: SystemTime,
 }
@@ -198,23 +201,24 @@ async fn apply(
     decision: Decision,
 ) -> Result<RefreshOutcome, StoreError> {
     let Locked { token, family, .. } = locked;
-    let continued = |access_scope: String| ContinuedSession {
+    let continued = |access_scope: String, resources: Vec<String>| ContinuedSession {
         sid: family.id.clone(),
         user_id: family.user_id.clone(),
         client_id: family.client_id.clone(),
         tenant: family.tenant.clone(),
         access_scope,
+        resources,
         expires_at: system_time(family.expires_at),
     };
     match decision {
-        Decision::Rotate { scope } => {
+        Decision::Rotate { scope, resources } => {
             store_child(&txn, r, token, family).await?;
             txn.commit().await?;
-            Ok(RefreshOutcome::Rotated(continued(scope)))
+            Ok(RefreshOutcome::Rotated(continued(scope, resources)))
         }
-        Decision::Replay { scope } => {
+        Decision::Replay { scope, resources } => {
             txn.rollback().await?;
-            Ok(RefreshOutcome::Replayed(continued(scope)))
+            Ok(RefreshOutcome::Replayed(continued(scope, resources)))
         }
         Decision::Reject {
             error,

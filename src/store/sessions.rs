@@ -21,6 +21,7 @@ use super::{
     transaction::{begin, retrying},
 };
 use crate::{
+    audience,
     revocation::{Revocation, RevocationKind, RevokedReason},
     secret::random_string,
 };
@@ -36,6 +37,8 @@ pub struct NewSession<'a> {
     pub tenant: Option<&'a str>,
     /// The scope granted.
     pub scope: &'a str,
+    /// The RFC 8707 resources granted; empty: the issuer's audience.
+    pub resources: &'a [String],
     /// SHA-256 of the first refresh token.
     pub token_hash: [u8; 32],
     /// Client IP.
@@ -72,6 +75,7 @@ pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String
         last_user_agent: Set(ua.clone()),
         revoked_at: Set(None),
         revoked_reason: Set(None),
+        resources: Set(audience::join(s.resources)),
     }
     .insert(&txn)
     .await?;

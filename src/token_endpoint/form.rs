@@ -9,6 +9,9 @@ use percent_encoding::percent_decode;
 
 use super::TokenError;
 
+/// The one parameter that may appear more than once (RFC 8707 §2).
+const REPEATABLE: &str = "resource";
+
 /// At most this many parameters in one request.
 pub(crate) const MAX_PARAMS: usize = 32;
 
@@ -35,7 +38,9 @@ impl Form {
             if name.is_empty() {
                 return Err(TokenError::InvalidRequest("A parameter has no name"));
             }
-            if pairs.iter().any(|(n, _)| *n == name) {
+            // RFC 6749 §3.2: no parameter more than once, except the one
+            // RFC 8707 §2 makes repeatable.
+            if name != REPEATABLE && pairs.iter().any(|(n, _)| *n == name) {
                 return Err(TokenError::InvalidRequest("A parameter is repeated"));
             }
             pairs.push((name, value));
@@ -54,6 +59,16 @@ impl Form {
         self.pairs
             .iter()
             .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Every non-empty value of `name`, in order (for the repeatable
+    /// `resource`).
+    pub(crate) fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(n, _)| n == name)
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     }

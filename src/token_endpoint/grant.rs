@@ -4,6 +4,7 @@
 //! I/O the grant needs.
 
 use super::{TokenError, form::Form};
+use crate::identifier::is_absolute_uri;
 
 /// A `grant_type` the endpoint supports (RFC 6749 §4.3, §4.4, §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,19 +63,22 @@ pub(crate) fn permit(
 }
 
 /// A token request's grant with its parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Grant<'a> {
     RefreshToken {
         refresh_token: &'a str,
         scope: Option<&'a str>,
+        resources: Vec<&'a str>,
     },
     Password {
         username: &'a str,
         password: &'a str,
         scope: Option<&'a str>,
+        resources: Vec<&'a str>,
     },
     ClientCredentials {
         scope: Option<&'a str>,
+        resources: Vec<&'a str>,
     },
 }
 
@@ -83,20 +87,44 @@ impl<'a> Grant<'a> {
     /// `invalid_request` naming it.
     pub(crate) fn read(grant: GrantType, form: &'a Form) -> Result<Self, TokenError> {
         let scope = form.get("scope");
+        let resources = resources(form)?;
         Ok(match grant {
             GrantType::RefreshToken => Self::RefreshToken {
                 refresh_token: form
                     .require("refresh_token", "The refresh_token parameter is missing")?,
                 scope,
+                resources,
             },
             GrantType::Password => Self::Password {
                 username: form.require("username", "The username parameter is missing")?,
                 password: form.require("password", "The password parameter is missing")?,
                 scope,
+                resources,
             },
-            GrantType::ClientCredentials => Self::ClientCredentials { scope },
+            GrantType::ClientCredentials => Self::ClientCredentials { scope, resources },
         })
     }
+}
+
+/// At most this many `resource` parameters in one request.
+const MAX_RESOURCES: usize = 8;
+
+/// The `resource` parameters (RFC 8707 §2): each an absolute URI without
+/// a fragment, else `invalid_target`. Whether the client may name them is
+/// the issuer's check.
+fn resources(form: &Form) -> Result<Vec<&str>, TokenError> {
+    let resources: Vec<&str> = form.get_all("resource").collect();
+    if resources.len() > MAX_RESOURCES {
+        return Err(TokenError::InvalidTarget(
+            "Too many resources are requested",
+        ));
+    }
+    if resources.iter().any(|r| !is_absolute_uri(r)) {
+        return Err(TokenError::InvalidTarget(
+            "A resource must be an absolute URI without a fragment",
+        ));
+    }
+    Ok(resources)
 }
 
 #[cfg(test)]
@@ -187,7 +215,8 @@ mod tests {
             Grant::read(GrantType::RefreshToken, &form).unwrap(),
             Grant::RefreshToken {
                 refresh_token: "r",
-                scope: Some("a b")
+                scope: Some("a b"),
+                resources: vec![],
             }
         );
         assert_eq!(
@@ -195,12 +224,16 @@ mod tests {
             Grant::Password {
                 username: "u",
                 password: "p",
-                scope: Some("a b")
+                scope: Some("a b"),
+                resources: vec![],
             }
         );
         assert_eq!(
             Grant::read(GrantType::ClientCredentials, &form).unwrap(),
-            Grant::ClientCredentials { scope: Some("a b") }
+            Grant::ClientCredentials {
+                scope: Some("a b"),
+                resources: vec![],
+            }
         );
         let empty = Form::parse(b"scope=").unwrap();
         for (grant, missing) in [
@@ -217,7 +250,50 @@ mod tests {
         }
         assert_eq!(
             Grant::read(GrantType::ClientCredentials, &empty).unwrap(),
-            Grant::ClientCredentials { scope: None }
+            Grant::ClientCredentials {
+                scope: None,
+                resources: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn resources_are_repeatable_absolute_uris_without_fragment() {
+        let form =
+            Form::parse(b"resource=https%3A%2F%2Fa.example&resource=urn%3Aexample%3Ab").unwrap();
+        assert_eq!(
+            Grant::read(GrantType::ClientCredentials, &form).unwrap(),
+            Grant::ClientCredentials {
+                scope: None,
+                resources: vec!["https://a.example", "urn:example:b"],
+            }
+        );
+        for bad in [
+            &b"resource=https%3A%2F%2Fa.example%23frag"[..],
+            b"resource=%2Frelative",
+            b"resource=a.example",
+            b"resource=https%3A%2F%2Fa.example&resource=nope",
+        ] {
+            let form = Form::parse(bad).unwrap();
+            assert_eq!(
+                Grant::read(GrantType::ClientCredentials, &form)
+                    .unwrap_err()
+                    .code(),
+                "invalid_target",
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let many = (0..9)
+            .map(|i| format!("resource=urn%3Ax%3A{i}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let form = Form::parse(many.as_bytes()).unwrap();
+        assert!(Grant::read(GrantType::ClientCredentials, &form).is_err());
+        // Any other parameter is still refused when repeated (RFC 6749 §3.2).
+        assert_eq!(
+            Form::parse(b"scope=a&scope=b").unwrap_err().code(),
+            "invalid_request"
         );
     }
 }

@@ -31,6 +31,10 @@ pub enum TokenError {
     /// 400 `invalid_scope`.
     #[error("invalid_scope")]
     InvalidScope,
+    /// 400 `invalid_target` (RFC 8707 §2): a `resource` that is malformed,
+    /// unknown, or not one the client (or session) may ask for.
+    #[error("invalid_target: {0}")]
+    InvalidTarget(&'static str),
     /// 413 `invalid_request`: the body is over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -80,6 +84,7 @@ impl TokenError {
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
             Self::Unavailable | Self::TooManyRequests { .. } => "temporarily_unavailable",
         }
     }
@@ -87,7 +92,10 @@ impl TokenError {
     /// The `error_description`.
     pub fn description(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(d) | Self::InvalidGrant(d) | Self::UnauthorizedClient(d) => d,
+            Self::InvalidRequest(d)
+            | Self::InvalidGrant(d)
+            | Self::UnauthorizedClient(d)
+            | Self::InvalidTarget(d) => d,
             Self::InvalidClient { .. } => "Client authentication failed",
             Self::UnsupportedGrantType => "The grant type is not supported",
             Self::InvalidScope => "The requested scope is invalid or exceeds the grant",

@@ -31,7 +31,7 @@ use crate::{
     access_token::Verifier,
     binding::{TrustedProxies, peer_addr},
     header::is_quotable,
-    issuer::{ClientMeta, IssueError, Issuer, TokenResponse},
+    issuer::{ClientMeta, IssueError, Issuer, Requested, TokenResponse},
     refresh::RefreshError,
     store::clients::Client,
 };
@@ -192,24 +192,40 @@ impl TokenEndpoint {
             Grant::RefreshToken {
                 refresh_token,
                 scope,
+                resources,
             } => {
+                let requested = Requested {
+                    scope,
+                    resources: &resources,
+                };
                 inner
                     .issuer
-                    .refresh(&client, refresh_token, scope, &meta)
+                    .refresh(&client, refresh_token, &requested, &meta)
                     .await
             }
             Grant::Password {
                 username,
                 password,
                 scope,
+                resources,
             } => {
                 let subject = inner.check_password(username, password, &meta).await?;
+                let requested = Requested {
+                    scope,
+                    resources: &resources,
+                };
                 inner
                     .issuer
-                    .issue_for(&client, &subject, scope, &meta)
+                    .issue_for(&client, &subject, &requested, &meta)
                     .await
             }
-            Grant::ClientCredentials { scope } => inner.issuer.client_credentials(&client, scope),
+            Grant::ClientCredentials { scope, resources } => {
+                let requested = Requested {
+                    scope,
+                    resources: &resources,
+                };
+                inner.issuer.client_credentials(&client, &requested)
+            }
         };
         result.map_err(|e| grant_error(&e))
     }
@@ -248,6 +264,9 @@ fn grant_error(e: &IssueError) -> TokenError {
     match e {
         IssueError::InvalidScope | IssueError::Refresh(RefreshError::InvalidScope) => {
             TokenError::InvalidScope
+        }
+        IssueError::InvalidTarget | IssueError::Refresh(RefreshError::InvalidTarget) => {
+            TokenError::InvalidTarget("The requested resource is not allowed for this client")
         }
         IssueError::Refresh(_) | IssueError::UnknownToken => {
             // One answer for unknown, revoked, reused, expired or bound

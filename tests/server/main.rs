@@ -24,6 +24,7 @@ mod outage;
 mod properties;
 #[cfg(feature = "axum")]
 mod quickstart;
+mod resources;
 mod revocation;
 mod rotation;
 mod sessions;

@@ -1,0 +1,64 @@
+//! Adds RFC 8707 resource indicators: the resources each client may ask
+//! tokens for (`client.resources`), and the resources a session was
+//! granted (`token_family.resources`), both space-separated absolute URIs;
+//! NULL means none (the client may not ask for any; the session's tokens
+//! carry the issuer's configured audience).
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Adds `client.resources` and `token_family.resources`.
+#[derive(DeriveMigrationName)]
+pub(crate) struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Client::Table)
+                    .add_column(text_null(Client::Resources))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(TokenFamily::Table)
+                    .add_column(text_null(TokenFamily::Resources))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(TokenFamily::Table)
+                    .drop_column(TokenFamily::Resources)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Client::Table)
+                    .drop_column(Client::Resources)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Client {
+    Table,
+    Resources,
+}
+
+#[derive(DeriveIden)]
+enum TokenFamily {
+    Table,
+    Resources,
+}
