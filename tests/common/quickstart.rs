@@ -45,11 +45,22 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(binary("quickstart"))
-            .env("TOLLGATE_ADDR", "127.0.0.1:0")
+        let mut command = Command::new(binary("quickstart"));
+        command
             .env("TOLLGATE_DATA_DIR", data_dir)
             .env_remove("DATABASE_URL")
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Self::spawn(command)
+    }
+
+    /// Another example that prints `... listening on URL` first.
+    pub fn example(name: &str) -> Self {
+        Self::spawn(Command::new(binary(name)))
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .env("TOLLGATE_ADDR", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -60,9 +71,9 @@ impl Server {
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let base = first
             .trim()
-            .strip_prefix("tollgate quickstart listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .to_owned();
+            .split_once(" listening on ")
+            .map(|(_, url)| url.to_owned())
+            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"));
         Self { child, base }
     }
 

@@ -16,6 +16,8 @@ mod faults;
 #[cfg(feature = "axum")]
 mod hostile;
 mod logs;
+#[cfg(feature = "axum")]
+mod mcp;
 mod metadata;
 mod migrations;
 #[cfg(feature = "axum")]

@@ -1,0 +1,188 @@
+//! An MCP server (rmcp, streamable HTTP) behind tollgate's gate, found
+//! without configuration: `cargo run --example mcp_server`.
+//!
+//! An MCP client that is refused with `401` follows the challenge's
+//! `resource_metadata` to the RFC 9728 document, from there to the
+//! authorization server's RFC 8414 metadata, asks its token endpoint for a
+//! token with `resource` set to this server (RFC 8707), and calls the
+//! tools. The tools read the verified claims the gate put into the request
+//! (rmcp hands the HTTP request parts to each tool), so each answers for
+//! its caller. `/mcp/admin` holds a tool that needs scope `admin`: without
+//! it the gate answers `403 insufficient_scope` naming the scope. Revoking
+//! the token (`POST /revoke`) cuts the client off at its next request.
+//!
+//! The demo client is `mcp-agent` (secret `TOLLGATE_MCP_SECRET`, default
+//! `mcp-agent-secret`), allowed `client_credentials` for scope `tools:read`
+//! and this server as its resource. Everything lives in memory.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use http::request::Parts;
+use rmcp::{
+    ServerHandler,
+    handler::server::{router::tool::ToolRouter, tool::Extension},
+    tool, tool_handler, tool_router,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use tollgate::{
+    AccessClaims, Issuer, RefreshSecret, SigningKey, TokenEndpoint,
+    keys::Algorithm,
+    secret::random_token,
+    store::{self, clients::NewClient},
+};
+use tower::ServiceBuilder;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The tools every holder of `tools:read` may call.
+#[derive(Clone)]
+struct Tools {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl Tools {
+    fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Who is calling, as the verified access token says.
+    #[tool(name = "whoami")]
+    async fn whoami(&self, Extension(parts): Extension<Parts>) -> Result<String, String> {
+        let claims = caller(&parts)?;
+        Ok(format!(
+            "{} via {} with scope {}",
+            claims.sub,
+            claims.client_id,
+            claims.scope.as_deref().unwrap_or("")
+        ))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Tools {}
+
+/// The tools that need scope `admin` (served on `/mcp/admin`).
+#[derive(Clone)]
+struct AdminTools {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl AdminTools {
+    fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Only reachable with scope `admin`.
+    #[tool(name = "audit")]
+    async fn audit(&self, Extension(parts): Extension<Parts>) -> Result<String, String> {
+        Ok(format!("audit log opened by {}", caller(&parts)?.sub))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for AdminTools {}
+
+/// The claims the gate verified for this request.
+fn caller(parts: &Parts) -> Result<&AccessClaims, String> {
+    parts
+        .extensions
+        .get::<AccessClaims>()
+        .ok_or_else(|| "not behind the gate".to_owned())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let listener = tokio::net::TcpListener::bind(
+        std::env::var("TOLLGATE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into()),
+    )
+    .await?;
+    let addr = listener.local_addr()?;
+    let router = app(addr).await?;
+    // The first line is read by the end-to-end test: keep its shape.
+    println!("tollgate MCP server listening on http://{addr}");
+    println!("resource http://{addr}/mcp; token endpoint http://{addr}/token");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The authorization server and the MCP server it protects, on one origin.
+async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
+    let origin = format!("http://{addr}");
+    let resource = format!("{origin}/mcp");
+
+    let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    store::migrate(&db).await?;
+    let mut agent = NewClient::confidential("mcp-agent", "tools:read");
+    agent.allow_client_credentials = true;
+    agent.resources = vec![resource.clone(), format!("{resource}/admin")];
+    let secret = std::env::var("TOLLGATE_MCP_SECRET").unwrap_or_else(|_| "mcp-agent-secret".into());
+    store::clients::register_with_secret(&db, agent, &secret).await?;
+
+    let issuer = Issuer::builder()
+        .db(db)
+        .keys(SigningKey::hmac(
+            "mcp",
+            Algorithm::HS256,
+            random_token().as_bytes(),
+        )?)
+        .issuer(origin.clone())
+        .audience(resource.clone())
+        .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
+        .build()?;
+    let endpoint = TokenEndpoint::builder(issuer.clone())
+        .scopes_supported(["tools:read", "admin"])
+        .build()?;
+
+    let gate = issuer
+        .access_token_layer()
+        .resource(resource.clone())
+        .require_scope("tools:read")
+        .build()?;
+    let admin_gate = issuer
+        .access_token_layer()
+        .resource(format!("{resource}/admin"))
+        .require_scope("admin")
+        .build()?;
+    let metadata = gate.resource_metadata().ok_or("the gate has a resource")?;
+    let admin_metadata = admin_gate
+        .resource_metadata()
+        .ok_or("the gate has a resource")?;
+
+    let tools = StreamableHttpService::new(
+        || Ok(Tools::new()),
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default(),
+    );
+    let admin_tools = StreamableHttpService::new(
+        || Ok(AdminTools::new()),
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default(),
+    );
+
+    Ok(Router::new()
+        .route_service("/token", endpoint.clone())
+        .route_service("/revoke", endpoint.revocation())
+        .route_service("/introspect", endpoint.introspection())
+        .route_service("/.well-known/jwks.json", endpoint.jwks())
+        .route_service(endpoint.metadata().well_known_path(), endpoint.metadata())
+        .route_service(metadata.well_known_path(), metadata.clone())
+        .route_service(admin_metadata.well_known_path(), admin_metadata.clone())
+        .route_service("/mcp", ServiceBuilder::new().layer(gate).service(tools))
+        .route_service(
+            "/mcp/admin",
+            ServiceBuilder::new().layer(admin_gate).service(admin_tools),
+        ))
+}
