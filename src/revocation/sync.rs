@@ -7,13 +7,22 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbBackend};
 
 use super::RevocationCache;
 use crate::{
     store::{StoreError, revocations},
     time::{from_unix_millis, unix_millis},
 };
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Default time between two polls of the revocation table: 1 second.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,6 +35,11 @@ const COLD: i64 = i64::MIN;
 
 struct Inner {
     db: DatabaseConnection,
+    /// Listen for PostgreSQL notifications (on PostgreSQL only).
+    notifications: bool,
+    /// Where the listener connects; `None`: the pool's own options.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    listen_url: Option<String>,
     cache: RevocationCache,
     interval: Duration,
     batch: u64,
@@ -97,6 +111,8 @@ impl RevocationSync {
             interval: DEFAULT_POLL_INTERVAL,
             batch: DEFAULT_BATCH,
             fail_closed_after: None,
+            notifications: true,
+            listen_url: None,
         }
     }
 
@@ -151,26 +167,115 @@ impl RevocationSync {
         Ok(applied)
     }
 
-    /// Polls forever on the current tokio runtime: a [`sync`](Self::sync)
-    /// every interval, logging a warning with the staleness when one fails.
-    /// Abort the handle to stop. Await one `sync` first if the process must
-    /// not serve before its deny list is loaded.
+    /// Follows the store forever on the current tokio runtime: a
+    /// [`sync`](Self::sync) every interval, and on PostgreSQL (with
+    /// [`notifications`](RevocationSyncBuilder::notifications), the default)
+    /// one as soon as another instance commits a revocation. A failed sync
+    /// logs a warning with the staleness. Abort the handle to stop both.
+    /// Await one `sync` first if the process must not serve before its deny
+    /// list is loaded.
     pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(this.inner.interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                if let Err(e) = this.sync().await {
-                    tracing::warn!(
-                        error = %e,
-                        stale_ms = this.staleness().map(|d| d.as_millis()),
-                        "revocation sync failed; serving from the last known deny list"
-                    );
-                }
-            }
+            // The listener lives as long as this task: aborting the handle
+            // drops the guard, which aborts the listener.
+            let _listener = this.listens().then(|| {
+                let listening = this.clone();
+                AbortOnDrop(tokio::spawn(async move { listening.listen().await }))
+            });
+            this.poll().await;
         })
+    }
+
+    /// Whether [`spawn`](Self::spawn) listens for notifications.
+    fn listens(&self) -> bool {
+        cfg!(feature = "postgres")
+            && self.inner.notifications
+            && self.inner.db.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// The periodic poll: the fallback, and the guard against lost
+    /// notifications.
+    async fn poll(&self) {
+        let mut ticks = tokio::time::interval(self.inner.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            self.sync_logged().await;
+        }
+    }
+
+    async fn sync_logged(&self) {
+        if let Err(e) = self.sync().await {
+            tracing::warn!(
+                error = %e,
+                stale_ms = self.staleness().map(|d| d.as_millis()),
+                "revocation sync failed; serving from the last known deny list"
+            );
+        }
+    }
+
+    /// Listens on PostgreSQL's revocation channel on a connection of its
+    /// own, and syncs from the cursor on every notification (several
+    /// pending ones coalesce into one sync). When the connection drops it
+    /// reconnects with backoff and syncs right after `LISTEN` succeeds, so
+    /// nothing committed while it was away waits for the poll.
+    #[cfg(feature = "postgres")]
+    async fn listen(&self) {
+        const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+        const MAX_BACKOFF: Duration = Duration::from_secs(5);
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let mut listener = match self.listener().await {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis(), "cannot listen for revocations; polling meanwhile");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            backoff = FIRST_BACKOFF;
+            tracing::debug!("listening for revocations");
+            // Whatever committed while we were not listening.
+            self.sync_logged().await;
+            // `Ok(None)`: the connection was lost.
+            while let Ok(Some(_)) = listener.try_recv().await {
+                while listener.next_buffered().is_some() {}
+                self.sync_logged().await;
+            }
+            tracing::debug!("revocation listener disconnected; reconnecting");
+        }
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn listen(&self) {}
+
+    /// A listener on a dedicated connection (a pool of one, so the shared
+    /// pool loses no connection), made from the listen URL or the pool's
+    /// own connect options.
+    #[cfg(feature = "postgres")]
+    async fn listener(&self) -> Result<sea_orm::sqlx::postgres::PgListener, sea_orm::sqlx::Error> {
+        use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
+        let dedicated = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(Duration::from_secs(5));
+        let pool = match &self.inner.listen_url {
+            Some(url) => dedicated.connect(url).await?,
+            None => {
+                let options = self
+                    .inner
+                    .db
+                    .get_postgres_connection_pool()
+                    .connect_options();
+                dedicated.connect_with((*options).clone()).await?
+            }
+        };
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(revocations::CHANNEL).await?;
+        Ok(listener)
     }
 
     /// How long ago (on the cache's clock) the last successful sync
@@ -211,6 +316,8 @@ pub struct RevocationSyncBuilder {
     interval: Duration,
     batch: u64,
     fail_closed_after: Option<Duration>,
+    notifications: bool,
+    listen_url: Option<String>,
 }
 
 impl fmt::Debug for RevocationSyncBuilder {
@@ -251,6 +358,27 @@ impl RevocationSyncBuilder {
         }
     }
 
+    /// On PostgreSQL, also listen for the notification every revocation
+    /// commit sends, and sync at once (default on). The poll stays as the
+    /// fallback. Turn it off behind a transaction-pooling PgBouncer, which
+    /// does not pass notifications on, unless [`listen_url`](Self::listen_url)
+    /// reaches PostgreSQL directly. Ignored on SQLite and MySQL.
+    pub fn notifications(self, on: bool) -> Self {
+        Self {
+            notifications: on,
+            ..self
+        }
+    }
+
+    /// Where the listener connects (e.g. straight to PostgreSQL when the
+    /// pool goes through PgBouncer). Default: the pool's own options.
+    pub fn listen_url(self, url: impl Into<String>) -> Self {
+        Self {
+            listen_url: Some(url.into()),
+            ..self
+        }
+    }
+
     /// Builds the sync. With a fail-closed limit, the cache counts as stale
     /// from now until the first successful sync.
     pub fn build(self) -> RevocationSync {
@@ -260,6 +388,8 @@ impl RevocationSyncBuilder {
         RevocationSync {
             inner: Arc::new(Inner {
                 db: self.db,
+                notifications: self.notifications,
+                listen_url: self.listen_url,
                 cache: self.cache,
                 interval: self.interval,
                 batch: self.batch,

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use entity::{revocation, revocation_counter};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -96,8 +96,23 @@ pub(crate) async fn record(
     }))
     .exec_without_returning(txn)
     .await?;
+    // A wake-up hint for every instance's listener, delivered by
+    // PostgreSQL only if this transaction commits. Revocations are rare,
+    // so the brief commit-time lock NOTIFY takes is paid rarely; rotations
+    // never send one. The rows and their cursor stay the truth.
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(NOTIFY).await?;
+    }
     Ok(recorded)
 }
+
+/// The PostgreSQL channel revocation commits notify.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) const CHANNEL: &str = "tollgate_revocations";
+
+/// `NOTIFY` on [`CHANNEL`], with no payload: the listener reads from its
+/// cursor, so several commits may coalesce into one notification.
+const NOTIFY: &str = "NOTIFY tollgate_revocations";
 
 /// The last `seq` handed out, and every revocation that still matters at
 /// `since` (its tokens expire after it). Everything up to the returned

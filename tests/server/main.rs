@@ -20,6 +20,8 @@ mod logs;
 mod mcp;
 mod metadata;
 mod migrations;
+#[cfg(feature = "postgres")]
+mod notify;
 #[cfg(feature = "axum")]
 mod oauth2_client;
 mod outage;
