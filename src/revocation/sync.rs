@@ -1,7 +1,7 @@
 use std::{
     fmt,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -9,7 +9,7 @@ use std::{
 
 use sea_orm::{DatabaseConnection, DbBackend};
 
-use super::RevocationCache;
+use super::{Revocation, RevocationCache};
 use crate::{
     store::{StoreError, revocations},
     time::{from_unix_millis, unix_millis},
@@ -46,6 +46,8 @@ struct Inner {
     fail_closed_after: Option<Duration>,
     /// The last `seq` applied, or [`COLD`].
     cursor: AtomicI64,
+    /// The cursor's row as read from the store (`None`: none there).
+    anchor: Mutex<(i64, Option<Revocation>)>,
     /// Unix milliseconds (cache clock) of the last successful sync; 0 =
     /// never.
     synced_at: AtomicU64,
@@ -121,34 +123,22 @@ impl RevocationSync {
     pub async fn sync(&self) -> Result<usize, StoreError> {
         let inner = &*self.inner;
         let started = inner.cache.now();
-        let applied = match inner.cursor.load(Ordering::Acquire) {
-            COLD => {
-                let since = started
-                    .checked_sub(inner.cache.margin())
-                    .unwrap_or(UNIX_EPOCH);
-                let (cursor, rows) = revocations::live(&inner.db, since).await?;
-                for r in &rows {
-                    inner.cache.apply(r);
-                }
-                inner.cursor.fetch_max(cursor, Ordering::AcqRel);
-                rows.len()
-            }
-            mut cursor => {
-                let mut applied = 0;
-                loop {
-                    let rows = revocations::after(&inner.db, cursor, inner.batch).await?;
-                    for r in &rows {
-                        inner.cache.apply(r);
+        let applied = loop {
+            match inner.cursor.load(Ordering::Acquire) {
+                COLD => break self.warm(started).await?,
+                cursor => match self.follow(cursor).await? {
+                    Some(applied) => break applied,
+                    None => {
+                        // The store lost commits and reissues their
+                        // numbers. Start over from every live row, so none
+                        // of the reissued ones is skipped.
+                        tracing::warn!(
+                            cursor,
+                            "the revocation sequence went back; reloading the deny list"
+                        );
+                        inner.cursor.store(COLD, Ordering::Release);
                     }
-                    applied += rows.len();
-                    let Some(last) = rows.last() else { break };
-                    cursor = last.seq;
-                    inner.cursor.fetch_max(cursor, Ordering::AcqRel);
-                    if (rows.len() as u64) < inner.batch {
-                        break;
-                    }
-                }
-                applied
+                },
             }
         };
         // Fresh as of when this round started: anything committed before
@@ -165,6 +155,73 @@ impl RevocationSync {
                 .set_fresh_until(Some(from_unix_millis(synced) + limit));
         }
         Ok(applied)
+    }
+
+    /// Loads every revocation that still matters; sets the cursor.
+    async fn warm(&self, started: SystemTime) -> Result<usize, StoreError> {
+        let inner = &*self.inner;
+        let since = started
+            .checked_sub(inner.cache.margin())
+            .unwrap_or(UNIX_EPOCH);
+        let (cursor, rows) = revocations::live(&inner.db, since).await?;
+        for r in &rows {
+            inner.cache.apply(r);
+        }
+        let anchor = revocations::at(&inner.db, cursor).await?;
+        inner.cursor.fetch_max(cursor, Ordering::AcqRel);
+        // A warm-up starts the numbering over: replace the anchor whatever
+        // it was.
+        *inner
+            .anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (cursor, anchor);
+        Ok(rows.len())
+    }
+
+    /// Remembers the row at `seq` (the cursor) as it was read.
+    fn set_anchor(&self, seq: i64, row: Option<Revocation>) {
+        let mut anchor = self
+            .inner
+            .anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seq >= anchor.0 {
+            *anchor = (seq, row);
+        }
+    }
+
+    /// Applies the rows after `cursor`, in batches; `None` when the store's
+    /// sequence is behind the cursor.
+    async fn follow(&self, mut cursor: i64) -> Result<Option<usize>, StoreError> {
+        let inner = &*self.inner;
+        // The row at the cursor must still be the one read there: a store
+        // that lost commits (a crash with synchronous_commit off) hands
+        // their numbers out again, and reading "after" the cursor would
+        // skip the reissued ones.
+        let anchor = inner
+            .anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if anchor.0 == cursor && revocations::at(&inner.db, cursor).await? != anchor.1 {
+            return Ok(None);
+        }
+        let mut applied = 0;
+        loop {
+            let rows = revocations::after(&inner.db, cursor, inner.batch).await?;
+            for r in &rows {
+                inner.cache.apply(r);
+            }
+            applied += rows.len();
+            let Some(last) = rows.last() else { break };
+            cursor = last.seq;
+            inner.cursor.fetch_max(cursor, Ordering::AcqRel);
+            self.set_anchor(cursor, Some(last.clone()));
+            if (rows.len() as u64) < inner.batch {
+                break;
+            }
+        }
+        Ok(Some(applied))
     }
 
     /// Follows the store forever on the current tokio runtime: a
@@ -395,6 +452,7 @@ impl RevocationSyncBuilder {
                 batch: self.batch,
                 fail_closed_after: self.fail_closed_after,
                 cursor: AtomicI64::new(COLD),
+                anchor: Mutex::new((COLD, None)),
                 synced_at: AtomicU64::new(0),
             }),
         }

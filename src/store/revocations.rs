@@ -122,11 +122,7 @@ pub async fn live(
     db: &impl ConnectionTrait,
     since: SystemTime,
 ) -> Result<(i64, Vec<Revocation>), StoreError> {
-    let cursor = revocation_counter::Entity::find_by_id(1)
-        .one(db)
-        .await?
-        .ok_or(StoreError::Invalid("the revocation counter row is missing"))?
-        .last;
+    let cursor = last_seq(db).await?;
     let rows = revocation::Entity::find()
         .filter(revocation::Column::ExpiresAt.gt(db_time(since)))
         .filter(revocation::Column::Seq.lte(cursor))
@@ -135,6 +131,24 @@ pub async fn live(
         .await?;
     let rows = rows.into_iter().map(from_row).collect::<Result<_, _>>()?;
     Ok((cursor, rows))
+}
+
+/// The last `seq` handed out.
+pub async fn last_seq(db: &impl ConnectionTrait) -> Result<i64, StoreError> {
+    Ok(revocation_counter::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or(StoreError::Invalid("the revocation counter row is missing"))?
+        .last)
+}
+
+/// The revocation numbered `seq`, if there is one.
+pub async fn at(db: &impl ConnectionTrait, seq: i64) -> Result<Option<Revocation>, StoreError> {
+    revocation::Entity::find_by_id(seq)
+        .one(db)
+        .await?
+        .map(from_row)
+        .transpose()
 }
 
 /// Up to `limit` revocations after `cursor`, in order.

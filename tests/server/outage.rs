@@ -317,3 +317,110 @@ async fn postgres_crashing_and_restarting_under_load_loses_and_forks_nothing() {
         "invalid_grant"
     );
 }
+
+/// Revocations committed just before a crash and just after the restart
+/// both reach a follower whose poll is an hour away: by notification, or
+/// by the listener's catch-up once it has reconnected. None is lost, and
+/// each is enforced within the listener's reconnect backoff (at most 5 s)
+/// plus a sync of PostgreSQL being back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_around_a_postgres_restart_reach_the_follower_without_the_poll() {
+    use tollgate::{
+        AccessTokenLayer, Issuer, RefreshSecret, RevocationCache, RevokedReason,
+        issuer::ClientMeta, store::clients::NewClient,
+    };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let connect = || async {
+        let mut opts = ConnectOptions::new(cluster.url.clone());
+        opts.max_connections(4)
+            .connect_timeout(Duration::from_secs(1))
+            .acquire_timeout(Duration::from_secs(2))
+            .sqlx_logging(false);
+        Database::connect(opts).await.unwrap()
+    };
+    let db = connect().await;
+    // As production runs (SECURITY.md): with synchronous_commit off a crash
+    // may forget a revocation already committed, and no follower can learn
+    // of what the store lost.
+    db.execute_unprepared("ALTER SYSTEM SET synchronous_commit = on")
+        .await
+        .unwrap();
+    db.execute_unprepared("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    tollgate::store::migrate(&db).await.unwrap();
+    tollgate::store::clients::register(&db, NewClient::public("app", "read"))
+        .await
+        .unwrap();
+    let issuer = |db, deny: RevocationCache| {
+        Issuer::builder()
+            .db(db)
+            .keys(crate::common::hs256())
+            .issuer(crate::common::ISS)
+            .audience(crate::common::AUD)
+            .refresh_secret(RefreshSecret::new(&[5; 32]).unwrap())
+            .revocations(deny)
+            .build()
+            .unwrap()
+    };
+    let a = issuer(connect().await, RevocationCache::default());
+    let b_db = connect().await;
+    let b_deny = RevocationCache::default();
+    let b: AccessTokenLayer = issuer(b_db.clone(), b_deny.clone())
+        .access_token_layer()
+        .build()
+        .unwrap();
+    let sync = RevocationSync::builder(b_db, b_deny)
+        .interval(Duration::from_secs(3600))
+        .build();
+    sync.sync().await.unwrap();
+    let follower = sync.spawn();
+
+    let session = || async {
+        let t = a
+            .issue("alice", "app", None, &ClientMeta::default())
+            .await
+            .unwrap();
+        let sid = b.verify(&t.access_token).unwrap().sid.unwrap();
+        (t.access_token, sid)
+    };
+    // Retried while PostgreSQL comes back: a pool's first use after a
+    // restart may meet a dead connection.
+    let a = &a;
+    let revoke = |sid: String| async move {
+        let start = Instant::now();
+        while a
+            .sessions()
+            .revoke_as(&sid, RevokedReason::Admin)
+            .await
+            .is_err()
+        {
+            assert!(start.elapsed() < Duration::from_secs(30), "cannot revoke");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (before, before_sid) = session().await;
+    let (after, after_sid) = session().await;
+
+    revoke(before_sid).await;
+    cluster.crash();
+    cluster.restart();
+    let back = Instant::now();
+    revoke(after_sid).await;
+    let bound = Duration::from_secs(5) + Duration::from_secs(2);
+    while b.verify(&before).is_ok() || b.verify(&after).is_ok() {
+        assert!(
+            back.elapsed() < bound,
+            "a revoked token still passes {:?} after PostgreSQL came back",
+            back.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "both revocations enforced {:?} after the restart",
+        back.elapsed()
+    );
+    follower.abort();
+}

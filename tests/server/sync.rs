@@ -581,3 +581,42 @@ async fn a_sync_catches_up_on_a_backlog_larger_than_its_batch() {
     assert!((0..5).all(|i| deny.is_token_revoked(&format!("j-{i}"))));
     assert_eq!(sync.sync().await.unwrap(), 0);
 }
+
+/// What a PostgreSQL crash with `synchronous_commit = off` can do: the last
+/// committed revocation is lost and its number handed out again. A
+/// follower whose cursor already passed that number must not skip the
+/// reissued row: it notices the row at its cursor changed and reloads.
+#[tokio::test]
+async fn a_store_that_reissues_sequence_numbers_is_followed_without_a_gap() {
+    use sea_orm::ConnectionTrait;
+    let url = new_sqlite_file();
+    let db = connect_sqlite_file(&url).await;
+    store::migrate(&db).await.unwrap();
+    store::clients::register(&db, NewClient::public("app", "read"))
+        .await
+        .unwrap();
+    let a = instance(db.clone(), false).await;
+    let b = instance(connect_sqlite_file(&url).await, false).await;
+
+    let (first, first_claims) = a.login("alice").await;
+    a.issuer.sessions().logout(&first_claims).await.unwrap();
+    b.sync.sync().await.unwrap();
+    assert!(!b.accepts(&first));
+    assert_eq!(b.sync.cursor(), Some(1));
+
+    // The store forgets revocation 1 and will number the next one 1 too.
+    db.execute_unprepared("DELETE FROM revocation WHERE seq = 1")
+        .await
+        .unwrap();
+    db.execute_unprepared("UPDATE revocation_counter SET last = 0")
+        .await
+        .unwrap();
+    let (second, second_claims) = a.login("bob").await;
+    a.issuer.sessions().logout(&second_claims).await.unwrap();
+
+    b.sync.sync().await.unwrap();
+    assert!(!b.accepts(&second), "the reissued revocation was skipped");
+    assert_eq!(b.sync.cursor(), Some(1));
+    // What it had applied stays applied (the deny list only grows).
+    assert!(!b.accepts(&first));
+}
