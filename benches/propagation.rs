@@ -2,7 +2,7 @@
 //! another: two instances in this process, each with its own pool on one
 //! database, instance B's gate under load from a verifying task.
 //!
-//! `cargo bench --bench propagation` commits `BENCH_REVOCATIONS` (default
+//! `cargo bench --all-features --bench propagation` commits `BENCH_REVOCATIONS` (default
 //! 1000) session logouts on A at a steady pace (one every 5 ms) and
 //! records, for each, the time from A's commit returning to B's first
 //! refusal of that session's access token (checked every 0.5 ms by one
@@ -222,7 +222,8 @@ async fn measure(name: String, url: &str, follow: (Duration, bool), n: usize) ->
     while !pending.lock().await.is_empty() {
         assert!(
             Instant::now() < deadline,
-            "{name}: revocations never arrived"
+            "{name}: {} of {n} revocations never arrived",
+            pending.lock().await.len()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -246,9 +246,14 @@ impl RevocationSync {
 
     /// Whether [`spawn`](Self::spawn) listens for notifications.
     fn listens(&self) -> bool {
-        cfg!(feature = "postgres")
-            && self.inner.notifications
-            && self.inner.db.get_database_backend() == DbBackend::Postgres
+        let wanted = self.inner.notifications
+            && self.inner.db.get_database_backend() == DbBackend::Postgres;
+        if wanted && !cfg!(feature = "postgres") {
+            tracing::warn!(
+                "tollgate was built without its `postgres` feature: revocations are polled, not listened for"
+            );
+        }
+        wanted && cfg!(feature = "postgres")
     }
 
     /// The periodic poll: the fallback, and the guard against lost
