@@ -246,8 +246,8 @@ impl RevocationSync {
 
     /// Whether [`spawn`](Self::spawn) listens for notifications.
     fn listens(&self) -> bool {
-        let wanted = self.inner.notifications
-            && self.inner.db.get_database_backend() == DbBackend::Postgres;
+        let wanted =
+            self.inner.notifications && self.inner.db.get_database_backend() == DbBackend::Postgres;
         if wanted && !cfg!(feature = "postgres") {
             tracing::warn!(
                 "tollgate was built without its `postgres` feature: revocations are polled, not listened for"
