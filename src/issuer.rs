@@ -50,6 +50,7 @@ use serde::Serialize;
 use crate::{
     AccessTokenLayer, AccessTokenLayerBuilder, audience,
     claims::AccessClaims,
+    events::{DEFAULT_EVENT_QUEUE, EventSink, Events, SecurityEvent},
     keys::{KeyError, Keys},
     refresh::{RefreshError, RefreshPolicy, RefreshRequest},
     revocation::{RevocationCache, Revoker},
@@ -58,7 +59,7 @@ use crate::{
     store::{
         self, StoreError,
         clients::Client,
-        rotation::{RefreshOutcome, Rotation},
+        rotation::{RefreshOutcome, RefusedSession, Rotation},
         sessions::NewSession,
     },
     time::{Clock, unix_secs},
@@ -215,6 +216,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     revocations: RevocationCache,
     revoker: Revoker,
+    events: Events,
 }
 
 /// Mints access and refresh tokens and rotates refresh tokens. Cloning is
@@ -293,6 +295,11 @@ impl Issuer {
         self.inner.revocations.max_token_lifetime()
     }
 
+    /// Where this issuer's security events go.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
     /// The one path revocations take: commit, then apply locally.
     pub(crate) fn revoker(&self) -> &Revoker {
         &self.inner.revoker
@@ -362,6 +369,18 @@ impl Issuer {
         let now = self.inner.clock.now();
         let refresh_token = random_token();
         let session_expires_at = now + lifetimes.session;
+        // Before the session is recorded, or it would know itself.
+        let new_device = if self.inner.events.enabled() {
+            !store::sessions::known_device(
+                &self.inner.db,
+                user_id,
+                meta.ip,
+                meta.user_agent.as_deref(),
+            )
+            .await?
+        } else {
+            false
+        };
         let family_id = store::sessions::start(
             &self.inner.db,
             &NewSession {
@@ -380,6 +399,14 @@ impl Issuer {
             },
         )
         .await?;
+        self.inner.events.emit(SecurityEvent::SessionStarted {
+            sid: family_id.clone(),
+            subject: user_id.to_owned(),
+            client_id: client.client_id.clone(),
+            ip: meta.ip,
+            user_agent: meta.user_agent.clone(),
+            new_device,
+        });
         let (access_token, expires_in) = self.mint(
             user_id,
             &client.client_id,
@@ -470,12 +497,25 @@ impl Issuer {
         )
         .await?;
         let session = match outcome {
-            RefreshOutcome::Rotated(s) | RefreshOutcome::Replayed(s) => s,
-            RefreshOutcome::Rejected(e, revoked) => {
+            RefreshOutcome::Rotated(s) => {
+                self.inner.events.emit(SecurityEvent::RefreshRotated {
+                    sid: s.sid.clone(),
+                    subject: s.user_id.clone(),
+                    client_id: s.client_id.clone(),
+                });
+                s
+            }
+            RefreshOutcome::Replayed(s) => s,
+            RefreshOutcome::Rejected {
+                error,
+                revoked,
+                session,
+            } => {
                 // Reuse detection or a binding mismatch revoked the session
                 // inside the rotation's transaction.
                 self.inner.revoker.apply(&revoked);
-                return Err(e.into());
+                self.report_refusal(error, revoked.is_some(), session, meta);
+                return Err(error.into());
             }
             RefreshOutcome::Unknown => return Err(IssueError::UnknownToken),
         };
@@ -496,6 +536,36 @@ impl Issuer {
             refresh_token: Some(child),
             scope: session.access_scope,
         })
+    }
+
+    /// Reports a refused refresh that says something about the token's
+    /// holder: a replay, or a binding mismatch.
+    fn report_refusal(
+        &self,
+        error: RefreshError,
+        session_revoked: bool,
+        s: RefusedSession,
+        meta: &ClientMeta,
+    ) {
+        let event = match error {
+            RefreshError::Reused if session_revoked => SecurityEvent::ReplayDetected {
+                sid: s.sid,
+                subject: s.user_id,
+                client_id: s.client_id,
+                ip: meta.ip,
+            },
+            RefreshError::BindingMismatch | RefreshError::ClientMismatch => {
+                SecurityEvent::BindingMismatch {
+                    sid: s.sid,
+                    subject: s.user_id,
+                    client_id: s.client_id,
+                    ip: meta.ip,
+                    session_revoked,
+                }
+            }
+            _ => return,
+        };
+        self.inner.events.emit(event);
     }
 
     /// Signs an access token; it never outlives `cap` (its session).
@@ -550,6 +620,7 @@ pub struct IssuerBuilder {
     refresh_secret: Option<RefreshSecret>,
     policy: RefreshPolicy,
     revocations: Option<RevocationCache>,
+    events: Events,
 }
 
 impl fmt::Debug for IssuerBuilder {
@@ -624,6 +695,25 @@ impl IssuerBuilder {
         }
     }
 
+    /// Where security events go ([`crate::events`]): session started
+    /// (with the new-device signal), refresh rotated, replay detected,
+    /// binding mismatch, session revoked, logout everywhere, and from the
+    /// token endpoint client-authentication failures, rate limits and
+    /// lockouts. Delivered on a thread of their own through a queue of
+    /// [`DEFAULT_EVENT_QUEUE`]; requests never wait for the sink.
+    pub fn events(self, sink: impl EventSink) -> Self {
+        self.events_with_capacity(sink, DEFAULT_EVENT_QUEUE)
+    }
+
+    /// [`events`](Self::events) with a queue of `capacity` (events that do
+    /// not fit are dropped and counted).
+    pub fn events_with_capacity(self, sink: impl EventSink, capacity: usize) -> Self {
+        Self {
+            events: Events::new(sink, capacity),
+            ..self
+        }
+    }
+
     /// Checks and builds.
     pub fn build(self) -> Result<Issuer, IssuerConfigError> {
         let keys = self.keys.ok_or(IssuerConfigError::MissingSigningKey)?;
@@ -646,7 +736,8 @@ impl IssuerBuilder {
         let db = self.db.ok_or(IssuerConfigError::MissingDb)?;
         Ok(Issuer {
             inner: Arc::new(Inner {
-                revoker: Revoker::new(db.clone(), revocations.clone()),
+                revoker: Revoker::new(db.clone(), revocations.clone(), self.events.clone()),
+                events: self.events,
                 db,
                 keys,
                 issuer: self.issuer.ok_or(IssuerConfigError::MissingIssuer)?,

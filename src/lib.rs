@@ -58,6 +58,8 @@ mod b64url;
 pub mod binding;
 pub mod claims;
 mod document;
+#[cfg(feature = "store")]
+pub mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

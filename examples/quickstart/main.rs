@@ -36,7 +36,9 @@ mod routes;
 mod setup;
 
 use routes::{healthz, list_sessions, logout, me, revoke_session, revoke_sessions};
-use setup::{Config, demo_clients, demo_password_verifier, refresh_secret, signing_key};
+use setup::{
+    Config, demo_clients, demo_password_verifier, print_event, refresh_secret, signing_key,
+};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -96,6 +98,7 @@ impl App {
             .lifetimes(cfg.lifetimes)
             .policy(cfg.policy.clone())
             .refresh_secret(refresh_secret(&cfg.data_dir)?)
+            .events(print_event)
             .build()?;
         // Load every revocation that still matters into the issuer's deny
         // list (which its gates share) before serving, then follow the

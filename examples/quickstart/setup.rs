@@ -29,7 +29,7 @@ use argon2::{
     Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
     password_hash::{SaltString, rand_core::OsRng},
 };
-use tollgate::token_endpoint::PasswordVerifier;
+use tollgate::{events::SecurityEvent, token_endpoint::PasswordVerifier};
 
 use crate::BoxError;
 
@@ -262,4 +262,23 @@ pub(crate) fn demo_password_verifier(cfg: &Config) -> Result<impl PasswordVerifi
             Ok((ok && user == demo_user).then_some(user))
         }
     })
+}
+
+/// Prints each security event on its own line: the "new device" case as a
+/// sentence an app would send its user, the rest as they are.
+pub(crate) fn print_event(event: &SecurityEvent) {
+    match event {
+        SecurityEvent::SessionStarted {
+            subject,
+            ip,
+            user_agent,
+            new_device: true,
+            ..
+        } => println!(
+            "security event: new device signed in for {subject} from {} ({})",
+            ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string()),
+            user_agent.as_deref().unwrap_or("no User-Agent"),
+        ),
+        other => println!("security event: {other:?}"),
+    }
 }

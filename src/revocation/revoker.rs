@@ -3,6 +3,7 @@ use std::time::SystemTime;
 use sea_orm::DatabaseConnection;
 
 use super::{Revocation, RevocationCache, RevokedReason};
+use crate::events::{Events, SecurityEvent};
 use crate::store::{StoreError, sessions::UserRevocation};
 
 /// The one path a revocation takes: commit it to the store in one
@@ -17,11 +18,12 @@ use crate::store::{StoreError, sessions::UserRevocation};
 pub(crate) struct Revoker {
     db: DatabaseConnection,
     deny: RevocationCache,
+    events: Events,
 }
 
 impl Revoker {
-    pub(crate) fn new(db: DatabaseConnection, deny: RevocationCache) -> Self {
-        Self { db, deny }
+    pub(crate) fn new(db: DatabaseConnection, deny: RevocationCache, events: Events) -> Self {
+        Self { db, deny, events }
     }
 
     /// Ends a session: its refresh tokens stop working and its `sid` is
@@ -40,6 +42,12 @@ impl Revoker {
         )
         .await?;
         self.apply(&committed);
+        if committed.is_some() {
+            self.events.emit(SecurityEvent::SessionRevoked {
+                sid: sid.to_owned(),
+                reason,
+            });
+        }
         Ok(committed.is_some())
     }
 
@@ -61,6 +69,20 @@ impl Revoker {
         )
         .await?;
         self.apply(&committed);
+        match which {
+            UserRevocation::Everywhere => self.events.emit(SecurityEvent::LoggedOutEverywhere {
+                subject: user_id.to_owned(),
+                sessions,
+            }),
+            UserRevocation::AllBut(_) => {
+                for r in &committed {
+                    self.events.emit(SecurityEvent::SessionRevoked {
+                        sid: r.target.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
         Ok(sessions)
     }
 

@@ -62,6 +62,17 @@ pub struct ContinuedSession {
     pub expires_at: SystemTime,
 }
 
+/// The session a refused refresh token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedSession {
+    /// The session id (`sid`).
+    pub sid: String,
+    /// The subject.
+    pub user_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+}
+
 /// The outcome of a refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
@@ -72,7 +83,14 @@ pub enum RefreshOutcome {
     Replayed(ContinuedSession),
     /// Refused; any revocation the decision asked for is committed and
     /// returned, for the caller's deny list.
-    Rejected(RefreshError, Option<Revocation>),
+    Rejected {
+        /// Why.
+        error: RefreshError,
+        /// The session's revocation, if the decision revoked it.
+        revoked: Option<Revocation>,
+        /// Whose session the presented token belongs to.
+        session: RefusedSession,
+    },
     /// No such token.
     Unknown,
 }
@@ -210,6 +228,11 @@ async fn apply(
         resources,
         expires_at: system_time(family.expires_at),
     };
+    let refused = || RefusedSession {
+        sid: family.id.clone(),
+        user_id: family.user_id.clone(),
+        client_id: family.client_id.clone(),
+    };
     match decision {
         Decision::Rotate { scope, resources } => {
             store_child(&txn, r, token, family).await?;
@@ -239,14 +262,22 @@ async fn apply(
                 error = %error,
                 "refresh token session revoked"
             );
-            Ok(RefreshOutcome::Rejected(error, revoked))
+            Ok(RefreshOutcome::Rejected {
+                error,
+                revoked,
+                session: refused(),
+            })
         }
         Decision::Reject {
             error,
             revoke: None,
         } => {
             txn.rollback().await?;
-            Ok(RefreshOutcome::Rejected(error, None))
+            Ok(RefreshOutcome::Rejected {
+                error,
+                revoked: None,
+                session: refused(),
+            })
         }
     }
 }

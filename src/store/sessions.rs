@@ -311,3 +311,26 @@ pub async fn revoke_user(
     })
     .await
 }
+
+/// Whether any refresh token of `user_id` (live or ended, until the janitor
+/// deletes it) was used from this IP and User-Agent: what makes a login a
+/// known device rather than a new one.
+pub async fn known_device(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    ip: Option<IpAddr>,
+    user_agent: Option<&str>,
+) -> Result<bool, StoreError> {
+    use refresh_token::Column as T;
+    let (ip, ua) = device(ip, user_agent);
+    let mut q = refresh_token::Entity::find().filter(T::UserId.eq(user_id));
+    q = match ip {
+        Some(ip) => q.filter(T::ClientIp.eq(ip)),
+        None => q.filter(T::ClientIp.is_null()),
+    };
+    q = match ua {
+        Some(ua) => q.filter(T::UserAgent.eq(ua)),
+        None => q.filter(T::UserAgent.is_null()),
+    };
+    Ok(q.one(db).await?.is_some())
+}

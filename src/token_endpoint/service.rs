@@ -30,6 +30,7 @@ use super::{
 use crate::{
     access_token::Verifier,
     binding::{TrustedProxies, peer_addr},
+    events::SecurityEvent,
     header::is_quotable,
     issuer::{ClientMeta, IssueError, Issuer, Requested, TokenResponse},
     refresh::RefreshError,
@@ -84,7 +85,7 @@ impl Inner {
                 .map(str::to_owned),
             ..ClientMeta::default()
         };
-        self.limits.request(meta.ip)?;
+        self.limited(self.limits.request(meta.ip), "requests_per_ip", &meta)?;
         check_content_type(req.headers())?;
         if content_length(req.headers()).is_some_and(|n| n > self.max_body as u64) {
             return Err(TokenError::PayloadTooLarge);
@@ -116,17 +117,45 @@ impl Inner {
         form: &Form,
         meta: &ClientMeta,
     ) -> Result<Arc<Client>, TokenError> {
-        self.limits.client_auth_allowed(meta.ip)?;
+        self.limited(
+            self.limits.client_auth_allowed(meta.ip),
+            "failed_client_auth_per_ip",
+            meta,
+        )?;
         let presented = client_auth::presented(basic, form)?;
         let client = client_auth::authenticate(self.issuer.db(), &self.clients, &presented)
             .await
             .inspect_err(|e| {
                 if matches!(e, TokenError::InvalidClient { .. }) {
                     self.limits.client_auth_failed(meta.ip);
+                    self.issuer
+                        .events()
+                        .emit(SecurityEvent::ClientAuthenticationFailed {
+                            client_id: Some(presented.client_id.clone()),
+                            ip: meta.ip,
+                        });
                 }
             })?;
-        self.limits.client(&client.client_id)?;
+        self.limited(
+            self.limits.client(&client.client_id),
+            "requests_per_client",
+            meta,
+        )?;
         Ok(client)
+    }
+
+    /// Passes a rate-limit verdict on, reporting a refusal.
+    fn limited(
+        &self,
+        verdict: Result<(), TokenError>,
+        limit: &'static str,
+        meta: &ClientMeta,
+    ) -> Result<(), TokenError> {
+        verdict.inspect_err(|_| {
+            self.issuer
+                .events()
+                .emit(SecurityEvent::RateLimited { limit, ip: meta.ip });
+        })
     }
 }
 
@@ -245,7 +274,14 @@ impl Inner {
             .password_verifier
             .as_ref()
             .ok_or(TokenError::UnsupportedGrantType)?;
-        self.limits.password_allowed(username, meta.ip)?;
+        self.limits
+            .password_allowed(username, meta.ip)
+            .inspect_err(|_| {
+                self.issuer.events().emit(SecurityEvent::UserLockedOut {
+                    username: username.to_owned(),
+                    ip: meta.ip,
+                });
+            })?;
         verifier
             .verify(username, password)
             .await

@@ -41,6 +41,8 @@ fn built(bin: &std::path::Path) -> PathBuf {
 pub struct Server {
     child: Child,
     pub base: String,
+    /// Every line it printed after the first.
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -68,13 +70,44 @@ impl Server {
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
         // Keep reading, so the server never writes into a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let output = std::sync::Arc::<std::sync::Mutex<Vec<String>>>::default();
+        let lines = std::sync::Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
         let base = first
             .trim()
             .split_once(" listening on ")
             .map(|(_, url)| url.to_owned())
             .unwrap_or_else(|| panic!("unexpected first line: {first:?}"));
-        Self { child, base }
+        Self {
+            child,
+            base,
+            output,
+        }
+    }
+
+    /// Waits (at most 5 s) for an output line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(l) = self
+                .output
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "no line with {needle:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -12,6 +12,7 @@ mod common;
 mod abuse;
 mod cleanup;
 mod clock;
+mod events;
 mod faults;
 #[cfg(feature = "axum")]
 mod hostile;

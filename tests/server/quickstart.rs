@@ -85,6 +85,9 @@ async fn every_flow_of_the_quickstart_over_a_real_socket() {
 
     // Password grant, then a protected route.
     let first = login(&s, ua).await;
+    // The login is a new device for alice, and the quickstart says so.
+    let line = s.wait_for_line("new device signed in for alice");
+    assert!(line.contains("e2e/1.0"), "{line}");
     let res = get(&s, "/me", &first.access).await;
     assert_eq!(res.status(), StatusCode::OK);
     let claims: Value = res.json().await.unwrap();

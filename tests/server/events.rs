@@ -1,0 +1,209 @@
+//! Security events through the issuer and the token endpoint: each one
+//! when its thing happens, in order, with the new-device signal computed
+//! from the store — and a sink that hangs holds up no request.
+
+use std::{
+    net::IpAddr,
+    sync::{Mutex, mpsc},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::Full;
+use tollgate::{
+    Issuer, RefreshPolicy, RefreshSecret, TokenEndpoint,
+    events::SecurityEvent,
+    issuer::ClientMeta,
+    revocation::RevokedReason,
+    store::{self, clients::NewClient},
+};
+
+use crate::common::{
+    AUD, ISS, hs256,
+    store::{Backend, call},
+};
+
+async fn db() -> sea_orm::DatabaseConnection {
+    let db = Backend::sqlite_memory().await.db;
+    let mut web = NewClient::confidential("web", "read");
+    web.allow_password = true;
+    store::clients::register_with_secret(&db, web, "web-secret")
+        .await
+        .unwrap();
+    db
+}
+
+fn issuer(db: sea_orm::DatabaseConnection) -> tollgate::issuer::IssuerBuilder {
+    Issuer::builder()
+        .db(db)
+        .keys(hs256())
+        .issuer(ISS)
+        .audience(AUD)
+        .refresh_secret(RefreshSecret::new(&[5; 32]).unwrap())
+        .policy(RefreshPolicy {
+            grace: Duration::ZERO,
+            ..RefreshPolicy::default()
+        })
+}
+
+fn meta(ip: &str, ua: &str) -> ClientMeta {
+    ClientMeta {
+        ip: Some(ip.parse::<IpAddr>().unwrap()),
+        user_agent: Some(ua.into()),
+        ..ClientMeta::default()
+    }
+}
+
+fn post(body: &str) -> Request<Full<Bytes>> {
+    Request::post("/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// The next event, or a failure after a while.
+fn next(rx: &mpsc::Receiver<SecurityEvent>) -> SecurityEvent {
+    rx.recv_timeout(Duration::from_secs(5)).expect("an event")
+}
+
+#[tokio::test]
+async fn each_event_arrives_when_it_happens_in_order() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let issuer = issuer(db().await)
+        .events(move |e: &SecurityEvent| tx.lock().unwrap().send(e.clone()).unwrap())
+        .build()
+        .unwrap();
+    let endpoint = TokenEndpoint::builder(issuer.clone()).build().unwrap();
+
+    // New device, the same device again, another browser.
+    let phone = meta("203.0.113.7", "Phone/1");
+    let first = issuer.issue("alice", "web", None, &phone).await.unwrap();
+    issuer.issue("alice", "web", None, &phone).await.unwrap();
+    issuer
+        .issue("alice", "web", None, &meta("203.0.113.7", "Laptop/2"))
+        .await
+        .unwrap();
+    let mut devices = Vec::new();
+    let mut sids = Vec::new();
+    for _ in 0..3 {
+        match next(&rx) {
+            SecurityEvent::SessionStarted {
+                sid,
+                subject,
+                client_id,
+                user_agent,
+                new_device,
+                ..
+            } => {
+                assert_eq!((subject.as_str(), client_id.as_str()), ("alice", "web"));
+                devices.push((user_agent.unwrap(), new_device));
+                sids.push(sid);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        devices,
+        [
+            ("Phone/1".to_owned(), true),
+            ("Phone/1".to_owned(), false),
+            ("Laptop/2".to_owned(), true)
+        ]
+    );
+
+    // A rotation, then the old token replayed: the session dies.
+    let refresh = |token: &str| {
+        post(&format!(
+            "grant_type=refresh_token&refresh_token={token}&client_id=web&client_secret=web-secret"
+        ))
+    };
+    let old = first.refresh_token.clone().unwrap();
+    let r = call(endpoint.clone(), refresh(&old)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert!(matches!(
+        next(&rx),
+        SecurityEvent::RefreshRotated { sid, subject, .. } if sid == sids[0] && subject == "alice"
+    ));
+    let r = call(endpoint.clone(), refresh(&old)).await;
+    assert_eq!(r.error(), "invalid_grant");
+    assert!(matches!(
+        next(&rx),
+        SecurityEvent::ReplayDetected { sid, subject, client_id, .. }
+            if sid == sids[0] && subject == "alice" && client_id == "web"
+    ));
+
+    // Logout of one session, then everywhere.
+    assert!(
+        issuer
+            .sessions()
+            .revoke_as(&sids[1], RevokedReason::Admin)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        next(&rx),
+        SecurityEvent::SessionRevoked {
+            sid: sids[1].clone(),
+            reason: RevokedReason::Admin
+        }
+    );
+    issuer.sessions().revoke_all("alice").await.unwrap();
+    assert_eq!(
+        next(&rx),
+        SecurityEvent::LoggedOutEverywhere {
+            subject: "alice".into(),
+            sessions: 1
+        }
+    );
+
+    // A client with the wrong secret.
+    let r = call(
+        endpoint,
+        post("grant_type=client_credentials&client_id=web&client_secret=guess"),
+    )
+    .await;
+    assert_eq!(r.error(), "invalid_client");
+    let event = next(&rx);
+    assert_eq!(
+        event,
+        SecurityEvent::ClientAuthenticationFailed {
+            client_id: Some("web".into()),
+            ip: None
+        }
+    );
+    // No event ever carries a secret.
+    assert!(!format!("{event:?}").contains("guess"));
+    assert_eq!(issuer.events().dropped(), 0);
+}
+
+/// A sink that never returns: logins and refreshes go on, at their usual
+/// pace, and what the small queue cannot hold is dropped and counted.
+#[tokio::test]
+async fn a_stuck_sink_holds_up_no_request() {
+    // The sink blocks until `release` is dropped.
+    let (release, held) = mpsc::channel::<()>();
+    let held = Mutex::new(held);
+    let issuer = issuer(db().await)
+        .events_with_capacity(
+            move |_: &SecurityEvent| {
+                let _ = held.lock().unwrap().recv();
+            },
+            2,
+        )
+        .build()
+        .unwrap();
+    for n in 0..20 {
+        let t = issuer
+            .issue("bob", "web", None, &meta("192.0.2.1", &format!("UA/{n}")))
+            .await
+            .unwrap();
+        assert!(t.refresh_token.is_some());
+    }
+    // Two wait in the queue and one is with the sink (or about to be
+    // taken by its thread): the rest were dropped.
+    let dropped = issuer.events().dropped();
+    assert!((17..=18).contains(&dropped), "dropped {dropped}");
+    drop(release);
+}
