@@ -62,6 +62,7 @@ use crate::{
         rotation::{RefreshOutcome, RefusedSession, Rotation},
         sessions::NewSession,
     },
+    telemetry,
     time::{Clock, unix_secs},
 };
 
@@ -498,6 +499,7 @@ impl Issuer {
         .await?;
         let session = match outcome {
             RefreshOutcome::Rotated(s) => {
+                telemetry::rotation();
                 self.inner.events.emit(SecurityEvent::RefreshRotated {
                     sid: s.sid.clone(),
                     subject: s.user_id.clone(),
@@ -513,7 +515,7 @@ impl Issuer {
             } => {
                 // Reuse detection or a binding mismatch revoked the session
                 // inside the rotation's transaction.
-                self.inner.revoker.apply(&revoked);
+                self.inner.revoker.applied_by_refresh(revoked.as_ref());
                 self.report_refusal(error, revoked.is_some(), session, meta);
                 return Err(error.into());
             }
@@ -547,6 +549,9 @@ impl Issuer {
         s: RefusedSession,
         meta: &ClientMeta,
     ) {
+        if error == RefreshError::Reused && session_revoked {
+            telemetry::replay();
+        }
         let event = match error {
             RefreshError::Reused if session_revoked => SecurityEvent::ReplayDetected {
                 sid: s.sid,

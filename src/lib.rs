@@ -40,6 +40,9 @@
 //!   `/introspect`, JWKS (`token_endpoint`), the `issuer`, `sessions`, the
 //!   persisted deny list and its [`RevocationSync`], and the janitor
 //!   (`store::cleanup`) — with no driver of its own.
+//! - `metrics`: domain counters and histograms through the `metrics`
+//!   facade (the table is in the crate's `telemetry` module docs and
+//!   README); no recorder is installed by the library.
 //! - `testing`: `testing::TestServer`, an in-process token service on
 //!   in-memory SQLite for your own integration tests.
 //!
@@ -76,6 +79,7 @@ pub mod secret;
 pub mod sessions;
 #[cfg(feature = "store")]
 pub mod store;
+mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

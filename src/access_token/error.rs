@@ -91,6 +91,20 @@ pub enum InvalidToken {
 }
 
 impl AuthError {
+    /// The `outcome` label of `tollgate_gate_requests_total`.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn metric_outcome(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken(InvalidToken::Expired) => "expired",
+            Self::InvalidToken(_) => "invalid",
+            Self::Revoked(_) => "revoked",
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
     /// The HTTP status of the rejection.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -14,7 +14,7 @@ use super::{
     extract::find_token,
     resource::{ProtectedResource, ResourceMetadataEndpoint},
 };
-use crate::{claims::AccessClaims, keys::Keys, revocation::RevocationCache};
+use crate::{claims::AccessClaims, keys::Keys, revocation::RevocationCache, telemetry};
 
 /// Everything a request needs, built once and shared read-only.
 pub(crate) struct Shared {
@@ -166,10 +166,14 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         match self.layer.authenticate(req.headers()) {
             Ok(claims) => {
+                telemetry::gate("accepted");
                 req.extensions_mut().insert(claims);
                 ResponseFuture::authorized(self.inner.call(req))
             }
-            Err(error) => ResponseFuture::rejected(self.layer.reject(error, req.headers())),
+            Err(error) => {
+                telemetry::gate(error.metric_outcome());
+                ResponseFuture::rejected(self.layer.reject(error, req.headers()))
+            }
         }
     }
 }

@@ -3,8 +3,11 @@ use std::time::SystemTime;
 use sea_orm::DatabaseConnection;
 
 use super::{Revocation, RevocationCache, RevokedReason};
-use crate::events::{Events, SecurityEvent};
 use crate::store::{StoreError, sessions::UserRevocation};
+use crate::{
+    events::{Events, SecurityEvent},
+    telemetry,
+};
 
 /// The one path a revocation takes: commit it to the store in one
 /// transaction, then apply what was committed to this process's deny list
@@ -43,6 +46,7 @@ impl Revoker {
         .await?;
         self.apply(&committed);
         if committed.is_some() {
+            telemetry::sessions_revoked(reason.as_str(), 1);
             self.events.emit(SecurityEvent::SessionRevoked {
                 sid: sid.to_owned(),
                 reason,
@@ -69,6 +73,7 @@ impl Revoker {
         )
         .await?;
         self.apply(&committed);
+        telemetry::sessions_revoked(reason.as_str(), sessions);
         match which {
             UserRevocation::Everywhere => self.events.emit(SecurityEvent::LoggedOutEverywhere {
                 subject: user_id.to_owned(),
@@ -110,6 +115,14 @@ impl Revoker {
     /// detected reuse revokes its session inside its own transaction).
     pub(crate) fn apply<'a>(&self, committed: impl IntoIterator<Item = &'a Revocation>) {
         for r in committed {
+            self.deny.apply(r);
+        }
+    }
+
+    /// Applies and counts the session a refresh decision revoked.
+    pub(crate) fn applied_by_refresh(&self, committed: Option<&Revocation>) {
+        if let Some(r) = committed {
+            telemetry::sessions_revoked(r.reason.as_str(), 1);
             self.deny.apply(r);
         }
     }

@@ -15,6 +15,15 @@ pub(crate) enum GrantType {
 }
 
 impl GrantType {
+    /// The registered name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::RefreshToken => "refresh_token",
+            Self::Password => "password",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+
     /// The grant a `grant_type` value names; anything else is
     /// `unsupported_grant_type`.
     pub(crate) fn parse(value: &str) -> Result<Self, TokenError> {

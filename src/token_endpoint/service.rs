@@ -35,6 +35,7 @@ use crate::{
     issuer::{ClientMeta, IssueError, Issuer, Requested, TokenResponse},
     refresh::RefreshError,
     store::clients::Client,
+    telemetry,
 };
 
 /// Default cap on a token request body: 16 KiB.
@@ -152,6 +153,7 @@ impl Inner {
         meta: &ClientMeta,
     ) -> Result<(), TokenError> {
         verdict.inspect_err(|_| {
+            telemetry::rate_limited(limit);
             self.issuer
                 .events()
                 .emit(SecurityEvent::RateLimited { limit, ip: meta.ip });
@@ -198,7 +200,11 @@ impl TokenEndpoint {
 
     /// Reads the request, authenticates the client, checks what it may
     /// do, and runs the grant.
-    async fn handle<B>(&self, req: Request<B>) -> Result<TokenResponse, TokenError>
+    async fn handle<B>(
+        &self,
+        req: Request<B>,
+        grant_label: &mut &'static str,
+    ) -> Result<TokenResponse, TokenError>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -206,6 +212,11 @@ impl TokenEndpoint {
         let inner = &*self.inner;
         let Incoming { form, basic, meta } = inner.read(req).await?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
+        // Only a supported name becomes a label: the metric's cardinality
+        // stays fixed whatever clients send.
+        if let Ok(g) = GrantType::parse(grant_type) {
+            *grant_label = g.as_str();
+        }
         let client = inner.client(basic, &form, &meta).await?;
         let grant_type = GrantType::parse(grant_type)?;
         grant::permit(
@@ -277,6 +288,7 @@ impl Inner {
         self.limits
             .password_allowed(username, meta.ip)
             .inspect_err(|_| {
+                telemetry::lockout();
                 self.issuer.events().emit(SecurityEvent::UserLockedOut {
                     username: username.to_owned(),
                     ip: meta.ip,
@@ -401,8 +413,12 @@ impl Answer for TokenEndpoint {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let tokens = self.handle(req).await?;
-        ok_json(&tokens)
+        let started = std::time::Instant::now();
+        let mut grant = "unknown";
+        let result = self.handle(req, &mut grant).await;
+        let outcome = result.as_ref().map_or_else(TokenError::code, |_| "ok");
+        telemetry::token_request(grant, outcome, started.elapsed());
+        ok_json(&result?)
     }
 
     fn realm(&self) -> &str {

@@ -20,6 +20,8 @@ mod logs;
 #[cfg(feature = "axum")]
 mod mcp;
 mod metadata;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod migrations;
 #[cfg(feature = "postgres")]
 mod notify;

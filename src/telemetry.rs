@@ -1,0 +1,86 @@
+//! Domain metrics through the `metrics` facade (feature `metrics`): the
+//! library records, the application installs a recorder (Prometheus,
+//! OpenTelemetry, …) or none. Without the feature every function here is
+//! empty and inlined away. Labels are low-cardinality only: never a
+//! subject, client id, token id or IP.
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `tollgate_gate_requests_total` | counter | `outcome`: accepted, missing, invalid_request, invalid, expired, revoked, insufficient_scope, unavailable |
+//! | `tollgate_token_requests_total` | counter | `grant`: refresh_token, password, client_credentials, unknown; `outcome`: ok or the RFC 6749 error code |
+//! | `tollgate_token_request_duration_seconds` | histogram | `grant` |
+//! | `tollgate_refresh_rotations_total` | counter | — |
+//! | `tollgate_refresh_replays_total` | counter | — (each one revoked a session) |
+//! | `tollgate_sessions_revoked_total` | counter | `reason`: logout, reuse_detected, security, admin, expired |
+//! | `tollgate_rate_limited_total` | counter | `limit`: requests_per_ip, requests_per_client, failed_client_auth_per_ip |
+//! | `tollgate_lockouts_total` | counter | — |
+
+#[cfg(feature = "metrics")]
+mod imp {
+    use std::time::Duration;
+
+    pub(crate) fn gate(outcome: &'static str) {
+        metrics::counter!("tollgate_gate_requests_total", "outcome" => outcome).increment(1);
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn token_request(grant: &'static str, outcome: &'static str, took: Duration) {
+        metrics::counter!("tollgate_token_requests_total", "grant" => grant, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("tollgate_token_request_duration_seconds", "grant" => grant)
+            .record(took.as_secs_f64());
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn rotation() {
+        metrics::counter!("tollgate_refresh_rotations_total").increment(1);
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn replay() {
+        metrics::counter!("tollgate_refresh_replays_total").increment(1);
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn sessions_revoked(reason: &'static str, n: u64) {
+        metrics::counter!("tollgate_sessions_revoked_total", "reason" => reason).increment(n);
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn rate_limited(limit: &'static str) {
+        metrics::counter!("tollgate_rate_limited_total", "limit" => limit).increment(1);
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn lockout() {
+        metrics::counter!("tollgate_lockouts_total").increment(1);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+mod imp {
+    use std::time::Duration;
+
+    #[inline(always)]
+    pub(crate) fn gate(_: &'static str) {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn token_request(_: &'static str, _: &'static str, _: Duration) {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn rotation() {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn replay() {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn sessions_revoked(_: &'static str, _: u64) {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn rate_limited(_: &'static str) {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn lockout() {}
+}
+
+pub(crate) use imp::*;

@@ -1,0 +1,173 @@
+//! Domain metrics: each counter moves exactly when its event happens, with
+//! low-cardinality labels only. A debugging recorder is installed for this
+//! thread alone (the tests are current-thread, so every future runs here).
+
+use std::{collections::HashMap, time::Duration};
+
+use http::StatusCode;
+use metrics_util::{
+    CompositeKey, MetricKind,
+    debugging::{DebugValue, DebuggingRecorder, Snapshotter},
+};
+use tollgate::RefreshPolicy;
+
+use crate::common::{
+    bearer,
+    store::{Backend, harness},
+};
+
+/// Counter totals: a snapshot of the debugging recorder drains what it
+/// reports, so every snapshot is added up here.
+struct Counts {
+    snapshotter: Snapshotter,
+    totals: HashMap<(String, Vec<(String, String)>), u64>,
+    /// Every label value ever seen.
+    label_values: Vec<String>,
+}
+
+impl Counts {
+    fn new(snapshotter: Snapshotter) -> Self {
+        Self {
+            snapshotter,
+            totals: HashMap::new(),
+            label_values: Vec::new(),
+        }
+    }
+
+    /// The counter `name` with exactly these labels (0 when never touched).
+    fn get(&mut self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            self.label_values
+                .extend(key.key().labels().map(|l| l.value().to_owned()));
+            if let (MetricKind::Counter, DebugValue::Counter(n)) = (key.kind(), value) {
+                *self.totals.entry(id(&key)).or_default() += n;
+            }
+        }
+        let mut want: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        want.sort();
+        self.totals
+            .get(&(name.to_owned(), want))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn id(k: &CompositeKey) -> (String, Vec<(String, String)>) {
+    let mut labels: Vec<(String, String)> = k
+        .key()
+        .labels()
+        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+        .collect();
+    labels.sort();
+    (k.key().name().to_owned(), labels)
+}
+
+#[tokio::test]
+async fn counters_move_exactly_when_their_event_happens() {
+    let recorder = DebuggingRecorder::new();
+    let mut c = Counts::new(recorder.snapshotter());
+    let _local = metrics::set_default_local_recorder(&recorder);
+
+    let h = harness(
+        Backend::sqlite_memory().await,
+        RefreshPolicy {
+            grace: Duration::ZERO,
+            ..RefreshPolicy::default()
+        },
+    )
+    .await;
+    let login = h.login().await;
+    let ok_password = [("grant", "password"), ("outcome", "ok")];
+    assert_eq!(c.get("tollgate_token_requests_total", &ok_password), 1);
+
+    // One rotation.
+    let r = h.refresh(&login.refresh_token()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(c.get("tollgate_refresh_rotations_total", &[]), 1);
+    assert_eq!(
+        c.get(
+            "tollgate_token_requests_total",
+            &[("grant", "refresh_token"), ("outcome", "ok")]
+        ),
+        1
+    );
+
+    // One replay: one replay counted, one session revoked for it, one
+    // invalid_grant.
+    let replay = h.refresh(&login.refresh_token()).await;
+    assert_eq!(replay.error(), "invalid_grant");
+    assert_eq!(c.get("tollgate_refresh_replays_total", &[]), 1);
+    assert_eq!(
+        c.get(
+            "tollgate_sessions_revoked_total",
+            &[("reason", "reuse_detected")]
+        ),
+        1
+    );
+    assert_eq!(
+        c.get(
+            "tollgate_token_requests_total",
+            &[("grant", "refresh_token"), ("outcome", "invalid_grant")]
+        ),
+        1
+    );
+
+    // An unsupported grant is labelled `unknown`, whatever it was called.
+    let r = h
+        .post(&format!(
+            "grant_type=urn%3Aevil%3A{}&{}",
+            "x".repeat(40),
+            h.web_auth()
+        ))
+        .await;
+    assert_eq!(r.error(), "unsupported_grant_type");
+    assert_eq!(
+        c.get(
+            "tollgate_token_requests_total",
+            &[("grant", "unknown"), ("outcome", "unsupported_grant_type")]
+        ),
+        1
+    );
+
+    // The gate: accepted, missing, invalid; revoked after logout.
+    use tower::{Layer, ServiceExt, service_fn};
+    let svc = h.gate.clone().layer(service_fn(crate::common::echo_sub));
+    let fresh = h.login().await;
+    let claims = h.gate.verify(&fresh.access_token()).unwrap();
+    svc.clone()
+        .oneshot(bearer(&fresh.access_token()))
+        .await
+        .unwrap();
+    svc.clone()
+        .oneshot(http::Request::new(String::new()))
+        .await
+        .unwrap();
+    svc.clone().oneshot(bearer("not.a.jwt")).await.unwrap();
+    h.issuer.sessions().logout(&claims).await.unwrap();
+    svc.clone()
+        .oneshot(bearer(&fresh.access_token()))
+        .await
+        .unwrap();
+    for outcome in ["accepted", "missing", "invalid", "revoked"] {
+        assert_eq!(
+            c.get("tollgate_gate_requests_total", &[("outcome", outcome)]),
+            1,
+            "{outcome}"
+        );
+    }
+    assert_eq!(
+        c.get("tollgate_sessions_revoked_total", &[("reason", "logout")]),
+        1
+    );
+    // No label carries a subject, client id, token id or IP.
+    c.get("", &[]);
+    assert!(!c.label_values.is_empty());
+    for value in &c.label_values {
+        for secret in ["alice", "web", &claims.jti, &claims.sid.clone().unwrap()] {
+            assert_ne!(value, secret);
+        }
+    }
+}
