@@ -14,6 +14,8 @@
 //! | `tollgate_sessions_revoked_total` | counter | `reason`: logout, reuse_detected, security, admin, expired |
 //! | `tollgate_rate_limited_total` | counter | `limit`: requests_per_ip, requests_per_client, failed_client_auth_per_ip |
 //! | `tollgate_lockouts_total` | counter | — |
+//! | `tollgate_deny_list_entries` | gauge | `kind`: token, session, subject (after each sync) |
+//! | `tollgate_revocation_sync_lag_seconds` | gauge | — (since the last successful sync began; grows while syncs fail) |
 
 #[cfg(feature = "metrics")]
 mod imp {
@@ -55,6 +57,22 @@ mod imp {
     pub(crate) fn lockout() {
         metrics::counter!("tollgate_lockouts_total").increment(1);
     }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn deny_list(tokens: u64, sessions: u64, subjects: u64) {
+        for (kind, n) in [
+            ("token", tokens),
+            ("session", sessions),
+            ("subject", subjects),
+        ] {
+            metrics::gauge!("tollgate_deny_list_entries", "kind" => kind).set(n as f64);
+        }
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn sync_lag(lag: Duration) {
+        metrics::gauge!("tollgate_revocation_sync_lag_seconds").set(lag.as_secs_f64());
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -81,6 +99,12 @@ mod imp {
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn lockout() {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn deny_list(_: u64, _: u64, _: u64) {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn sync_lag(_: Duration) {}
 }
 
 pub(crate) use imp::*;

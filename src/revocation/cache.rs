@@ -312,6 +312,17 @@ impl RevocationCache {
         self.margin
     }
 
+    /// Live entries per kind: tokens, sessions, subjects (approximate,
+    /// as moka counts).
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn entry_counts(&self) -> (u64, u64, u64) {
+        (
+            self.tokens.entry_count(),
+            self.sessions.entry_count(),
+            self.subjects.entry_count(),
+        )
+    }
+
     /// Live entries of all kinds (approximate until pending maintenance
     /// has run; see [`RevocationCache::run_pending_tasks`]).
     pub fn entry_count(&self) -> u64 {

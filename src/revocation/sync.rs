@@ -12,6 +12,7 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use super::{Revocation, RevocationCache};
 use crate::{
     store::{StoreError, revocations},
+    telemetry,
     time::{from_unix_millis, unix_millis},
 };
 
@@ -154,6 +155,9 @@ impl RevocationSync {
                 .cache
                 .set_fresh_until(Some(from_unix_millis(synced) + limit));
         }
+        let (tokens, sessions, subjects) = inner.cache.entry_counts();
+        telemetry::deny_list(tokens, sessions, subjects);
+        telemetry::sync_lag(self.staleness().unwrap_or_default());
         Ok(applied)
     }
 
@@ -274,6 +278,10 @@ impl RevocationSync {
                 stale_ms = self.staleness().map(|d| d.as_millis()),
                 "revocation sync failed; serving from the last known deny list"
             );
+            // Growing while syncs fail.
+            if let Some(lag) = self.staleness() {
+                telemetry::sync_lag(lag);
+            }
         }
     }
 

@@ -171,3 +171,46 @@ async fn counters_move_exactly_when_their_event_happens() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_deny_list_size_is_a_gauge_set_by_each_sync() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    let a = h.login().await;
+    let b = h.login().await;
+    for t in [&a, &b] {
+        let claims = h.gate.verify(&t.access_token()).unwrap();
+        h.issuer
+            .sessions()
+            .revoke_access_token(&claims, tollgate::RevokedReason::Admin)
+            .await
+            .unwrap();
+    }
+    let deny = tollgate::RevocationCache::default();
+    let sync = tollgate::RevocationSync::builder(h.db.clone(), deny.clone()).build();
+    sync.sync().await.unwrap();
+    deny.run_pending_tasks();
+    sync.sync().await.unwrap();
+    let gauges: HashMap<_, _> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(k, _, _, v)| match v {
+            DebugValue::Gauge(g) => Some((id(&k), g.into_inner())),
+            _ => None,
+        })
+        .collect();
+    let kind = |k: &str| {
+        gauges[&(
+            "tollgate_deny_list_entries".to_owned(),
+            vec![("kind".to_owned(), k.to_owned())],
+        )]
+    };
+    assert_eq!(
+        (kind("token"), kind("session"), kind("subject")),
+        (2.0, 0.0, 0.0)
+    );
+    assert!(gauges[&("tollgate_revocation_sync_lag_seconds".to_owned(), vec![])] < 5.0);
+}
