@@ -22,6 +22,7 @@ use axum::{
     http::StatusCode,
     routing::{delete, get, post},
 };
+use metrics_exporter_prometheus::PrometheusBuilder;
 use sea_orm::{ConnectOptions, Database};
 use tollgate::{
     AccessTokenLayer,
@@ -134,7 +135,18 @@ impl App {
         let admin = Router::new()
             .route("/admin", get(|| async { "welcome, administrator\n" }))
             .route_layer(gate(Some("admin"))?);
-        let router = Router::new()
+        let mut router = Router::new();
+        if cfg.metrics {
+            // Prometheus text format of every tollgate metric (the library
+            // records through the `metrics` facade; this installs the
+            // recorder). Unauthenticated: expose it to your scraper only.
+            let prometheus = PrometheusBuilder::new().install_recorder()?;
+            router = router.route(
+                "/metrics",
+                get(move || std::future::ready(prometheus.render())),
+            );
+        }
+        let router = router
             .route_service("/token", endpoint.clone())
             .route_service("/revoke", endpoint.revocation())
             .route_service("/introspect", endpoint.introspection())

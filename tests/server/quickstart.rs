@@ -443,3 +443,70 @@ async fn oauth2_flows(database_url: Option<&str>) {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `GET /metrics` (TOLLGATE_METRICS=on) after a login, a refresh and a
+/// replay, read with a Prometheus text-format parser.
+#[tokio::test]
+async fn the_quickstart_serves_its_metrics_to_prometheus() {
+    let dir = std::env::temp_dir().join(format!("tollgate-qs-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = Server::start(
+        &dir,
+        &[
+            ("TOLLGATE_METRICS", "on"),
+            ("TOLLGATE_REUSE_GRACE_SECS", "0"),
+        ],
+    );
+    let ua = "metrics/1.0";
+    let first = login(&s, ua).await;
+    assert_eq!(refresh(&s, ua, &first.refresh).await.0, StatusCode::OK);
+    assert_eq!(
+        refresh(&s, ua, &first.refresh).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let text = Client::new()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        value("tollgate_refresh_rotations_total", &[]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(value("tollgate_refresh_replays_total", &[]), 1.0, "{text}");
+    assert_eq!(
+        value(
+            "tollgate_token_requests_total",
+            &[("grant", "password"), ("outcome", "ok")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            "tollgate_sessions_revoked_total",
+            &[("reason", "reuse_detected")]
+        ),
+        1.0,
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
