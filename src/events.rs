@@ -131,6 +131,18 @@ pub enum SecurityEvent {
         /// Where it came from.
         ip: Option<IpAddr>,
     },
+    /// Syncing the deny list from the store failed: this instance serves
+    /// from what it last knew (and fails closed past its limit, if set).
+    /// Reported once per outage, at its first failure.
+    RevocationSyncStale {
+        /// Since when the list has not been refreshed, at this failure.
+        stale_for: std::time::Duration,
+    },
+    /// A sync succeeded again after failures.
+    RevocationSyncRecovered {
+        /// How stale the list had grown.
+        was_stale_for: std::time::Duration,
+    },
     /// A password attempt was refused because the username (or the
     /// source) is locked out after wrong passwords.
     UserLockedOut {

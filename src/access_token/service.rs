@@ -106,7 +106,9 @@ impl AccessTokenLayer {
     }
 
     fn reject<B: Default>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
-        tracing::debug!(%error, "access token rejected");
+        // Debug: every unauthenticated request would otherwise fill an
+        // info log. `reason` is the metric's outcome label.
+        tracing::debug!(reason = error.metric_outcome(), %error, "access token rejected");
         if cfg!(feature = "grpc") && is_grpc(headers) {
             error.into_grpc_response()
         } else {

@@ -2,7 +2,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -11,6 +11,7 @@ use sea_orm::{DatabaseConnection, DbBackend};
 
 use super::{Revocation, RevocationCache};
 use crate::{
+    events::{Events, SecurityEvent},
     store::{StoreError, revocations},
     telemetry,
     time::{from_unix_millis, unix_millis},
@@ -47,6 +48,10 @@ struct Inner {
     fail_closed_after: Option<Duration>,
     /// The last `seq` applied, or [`COLD`].
     cursor: AtomicI64,
+    /// Whether the last sync failed.
+    failing: AtomicBool,
+    /// Where stale / recovered events go.
+    events: Events,
     /// The cursor's row as read from the store (`None`: none there).
     anchor: Mutex<(i64, Option<Revocation>)>,
     /// Unix milliseconds (cache clock) of the last successful sync; 0 =
@@ -116,12 +121,32 @@ impl RevocationSync {
             fail_closed_after: None,
             notifications: true,
             listen_url: None,
+            events: Events::default(),
         }
     }
 
     /// One round: warm up if this is the first success, else read every row
     /// after the cursor. Returns how many revocations were applied.
     pub async fn sync(&self) -> Result<usize, StoreError> {
+        let stale_before = self.staleness().unwrap_or_default();
+        let result = self.sync_once().await;
+        let was_failing = self.inner.failing.swap(result.is_err(), Ordering::AcqRel);
+        match (&result, was_failing) {
+            (Err(_), false) => self.inner.events.emit(SecurityEvent::RevocationSyncStale {
+                stale_for: self.staleness().unwrap_or_default(),
+            }),
+            (Ok(_), true) => self
+                .inner
+                .events
+                .emit(SecurityEvent::RevocationSyncRecovered {
+                    was_stale_for: stale_before,
+                }),
+            _ => {}
+        }
+        result
+    }
+
+    async fn sync_once(&self) -> Result<usize, StoreError> {
         let inner = &*self.inner;
         let started = inner.cache.now();
         let applied = loop {
@@ -388,6 +413,7 @@ pub struct RevocationSyncBuilder {
     fail_closed_after: Option<Duration>,
     notifications: bool,
     listen_url: Option<String>,
+    events: Events,
 }
 
 impl fmt::Debug for RevocationSyncBuilder {
@@ -440,6 +466,12 @@ impl RevocationSyncBuilder {
         }
     }
 
+    /// Where to report that syncing went stale and recovered (give it the
+    /// issuer's: `issuer.events().clone()`). Default: nowhere.
+    pub fn events(self, events: Events) -> Self {
+        Self { events, ..self }
+    }
+
     /// Where the listener connects (e.g. straight to PostgreSQL when the
     /// pool goes through PgBouncer). Default: the pool's own options.
     pub fn listen_url(self, url: impl Into<String>) -> Self {
@@ -466,6 +498,8 @@ impl RevocationSyncBuilder {
                 fail_closed_after: self.fail_closed_after,
                 cursor: AtomicI64::new(COLD),
                 anchor: Mutex::new((COLD, None)),
+                failing: AtomicBool::new(false),
+                events: self.events,
                 synced_at: AtomicU64::new(0),
             }),
         }

@@ -14,6 +14,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::{
     PasswordVerifier, RateLimits, TokenError,
@@ -216,8 +217,10 @@ impl TokenEndpoint {
         // stays fixed whatever clients send.
         if let Ok(g) = GrantType::parse(grant_type) {
             *grant_label = g.as_str();
+            tracing::Span::current().record("grant", g.as_str());
         }
         let client = inner.client(basic, &form, &meta).await?;
+        tracing::Span::current().record("client_id", client.client_id.as_str());
         let grant_type = GrantType::parse(grant_type)?;
         grant::permit(
             grant_type,
@@ -413,11 +416,27 @@ impl Answer for TokenEndpoint {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        // Stable field names: grant, client_id (once authenticated),
+        // outcome (ok or the RFC 6749 error code), duration_ms. Never a
+        // token, secret or credential.
+        let span = tracing::info_span!(
+            "token_request",
+            grant = tracing::field::Empty,
+            client_id = tracing::field::Empty,
+        );
         let started = std::time::Instant::now();
         let mut grant = "unknown";
-        let result = self.handle(req, &mut grant).await;
+        let result = self.handle(req, &mut grant).instrument(span.clone()).await;
         let outcome = result.as_ref().map_or_else(TokenError::code, |_| "ok");
-        telemetry::token_request(grant, outcome, started.elapsed());
+        let took = started.elapsed();
+        telemetry::token_request(grant, outcome, took);
+        span.in_scope(|| {
+            tracing::info!(
+                outcome,
+                duration_ms = took.as_secs_f64() * 1e3,
+                "token request"
+            );
+        });
         ok_json(&result?)
     }
 

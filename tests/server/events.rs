@@ -207,3 +207,41 @@ async fn a_stuck_sink_holds_up_no_request() {
     assert!((17..=18).contains(&dropped), "dropped {dropped}");
     drop(release);
 }
+
+/// The revocation sync reports going stale once per outage, and recovering.
+#[tokio::test]
+async fn the_sync_reports_staleness_once_and_its_recovery() {
+    use sea_orm::ConnectionTrait;
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let db = db().await;
+    let issuer = issuer(db.clone())
+        .events(move |e: &SecurityEvent| tx.lock().unwrap().send(e.clone()).unwrap())
+        .build()
+        .unwrap();
+    let sync = tollgate::RevocationSync::builder(db.clone(), tollgate::RevocationCache::default())
+        .events(issuer.events().clone())
+        .build();
+    sync.sync().await.unwrap();
+    // The store breaks: the revocation table is gone.
+    db.execute_unprepared("ALTER TABLE revocation RENAME TO revocation_away")
+        .await
+        .unwrap();
+    assert!(sync.sync().await.is_err());
+    assert!(sync.sync().await.is_err());
+    db.execute_unprepared("ALTER TABLE revocation_away RENAME TO revocation")
+        .await
+        .unwrap();
+    sync.sync().await.unwrap();
+    sync.sync().await.unwrap();
+    assert!(matches!(
+        next(&rx),
+        SecurityEvent::RevocationSyncStale { .. }
+    ));
+    assert!(matches!(
+        next(&rx),
+        SecurityEvent::RevocationSyncRecovered { .. }
+    ));
+    // Two failures, one report; two successes after, one recovery.
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+}

@@ -160,6 +160,11 @@ async fn no_token_secret_or_password_appears_in_trace_output() {
         "request refused",
         "session revoked",
         "access token rejected",
+        // The token request span and its closing event, with stable fields.
+        "token_request{grant=\"password\" client_id=\"web\"}",
+        "token request outcome=\"ok\" duration_ms=",
+        "outcome=\"invalid_client\"",
+        "reason=\"invalid\"",
     ] {
         assert!(logs.contains(expected), "no `{expected}` in {logs}");
     }
