@@ -2,7 +2,9 @@
 //! library records, the application installs a recorder (Prometheus,
 //! OpenTelemetry, …) or none. Without the feature every function here is
 //! empty and inlined away. Labels are low-cardinality only: never a
-//! subject, client id, token id or IP.
+//! subject, client id, token id or IP. Install the recorder before building
+//! the gate: it registers its counters once, when built, so that counting
+//! a request is one atomic add.
 //!
 //! | name | type | labels |
 //! |---|---|---|
@@ -17,12 +19,44 @@
 //! | `tollgate_deny_list_entries` | gauge | `kind`: token, session, subject (after each sync) |
 //! | `tollgate_revocation_sync_lag_seconds` | gauge | — (since the last successful sync began; grows while syncs fail) |
 
+/// The gate's outcomes, in `GateCounters` order.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+const GATE_OUTCOMES: [&str; 8] = [
+    "accepted",
+    "missing",
+    "invalid_request",
+    "invalid",
+    "expired",
+    "revoked",
+    "insufficient_scope",
+    "unavailable",
+];
+
 #[cfg(feature = "metrics")]
 mod imp {
     use std::time::Duration;
 
-    pub(crate) fn gate(outcome: &'static str) {
-        metrics::counter!("tollgate_gate_requests_total", "outcome" => outcome).increment(1);
+    use super::GATE_OUTCOMES;
+
+    /// The gate's counters, registered once when the layer is built, so a
+    /// request only adds to an atomic: looking a key up in the recorder on
+    /// every request cost about 4,000 instructions under Prometheus.
+    /// Install the recorder before building the gate.
+    #[derive(Debug)]
+    pub(crate) struct GateCounters([metrics::Counter; 8]);
+
+    impl GateCounters {
+        pub(crate) fn register() -> Self {
+            Self(GATE_OUTCOMES.map(
+                |outcome| metrics::counter!("tollgate_gate_requests_total", "outcome" => outcome),
+            ))
+        }
+
+        pub(crate) fn count(&self, outcome: &'static str) {
+            if let Some(i) = GATE_OUTCOMES.iter().position(|o| *o == outcome) {
+                self.0[i].increment(1);
+            }
+        }
     }
 
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
@@ -79,8 +113,18 @@ mod imp {
 mod imp {
     use std::time::Duration;
 
-    #[inline(always)]
-    pub(crate) fn gate(_: &'static str) {}
+    /// Nothing to count without the feature.
+    #[derive(Debug)]
+    pub(crate) struct GateCounters;
+
+    impl GateCounters {
+        pub(crate) fn register() -> Self {
+            Self
+        }
+
+        #[inline(always)]
+        pub(crate) fn count(&self, _: &'static str) {}
+    }
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn token_request(_: &'static str, _: &'static str, _: Duration) {}

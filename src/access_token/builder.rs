@@ -380,6 +380,7 @@ impl AccessTokenLayerBuilder {
             required_scopes: self.scopes,
             challenge_scope,
             resource,
+            counters: crate::telemetry::GateCounters::register(),
             cookie: self.cookie,
             max_token_len: self.max_token_len,
         })))

@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) challenge_scope: Option<String>,
     /// The RFC 9728 resource, when configured.
     pub(crate) resource: Option<ProtectedResource>,
+    /// `tollgate_gate_requests_total`, registered when built.
+    pub(crate) counters: telemetry::GateCounters,
     pub(crate) cookie: Option<String>,
     pub(crate) max_token_len: usize,
 }
@@ -168,12 +170,12 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         match self.layer.authenticate(req.headers()) {
             Ok(claims) => {
-                telemetry::gate("accepted");
+                self.layer.shared.counters.count("accepted");
                 req.extensions_mut().insert(claims);
                 ResponseFuture::authorized(self.inner.call(req))
             }
             Err(error) => {
-                telemetry::gate(error.metric_outcome());
+                self.layer.shared.counters.count(error.metric_outcome());
                 ResponseFuture::rejected(self.layer.reject(error, req.headers()))
             }
         }

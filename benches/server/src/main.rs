@@ -107,10 +107,21 @@ async fn hello() -> &'static str {
     "hello"
 }
 
+/// With feature `metrics` and `BENCH_PROMETHEUS=1`, a Prometheus recorder
+/// receives tollgate's metrics, as in a production app that exports them.
+fn install_prometheus() -> Result<(), BoxError> {
+    #[cfg(feature = "metrics")]
+    if std::env::var_os("BENCH_PROMETHEUS").is_some() {
+        metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let settings = Settings::from_env();
+    install_prometheus()?;
     if let ["memory", kind, entries] = args.as_slice() {
         return memory(kind, entries.parse()?);
     }
