@@ -151,7 +151,29 @@ async fn counters_move_exactly_when_their_event_happens() {
         .oneshot(bearer(&fresh.access_token()))
         .await
         .unwrap();
-    for outcome in ["accepted", "missing", "invalid", "revoked"] {
+    // A route that needs scope admin, and a token past its expiry.
+    let admin = h
+        .issuer
+        .access_token_layer()
+        .require_scope("admin")
+        .build()
+        .unwrap()
+        .layer(service_fn(crate::common::echo_sub));
+    let other = h.login().await;
+    admin.oneshot(bearer(&other.access_token())).await.unwrap();
+    h.clock.advance(Duration::from_secs(3600));
+    svc.clone()
+        .oneshot(bearer(&other.access_token()))
+        .await
+        .unwrap();
+    for outcome in [
+        "accepted",
+        "missing",
+        "invalid",
+        "revoked",
+        "insufficient_scope",
+        "expired",
+    ] {
         assert_eq!(
             c.get("tollgate_gate_requests_total", &[("outcome", outcome)]),
             1,
