@@ -48,6 +48,12 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // Structured logs (the security events among them) on stderr; stdout
+    // stays for the lines a user reads.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .init();
     let cfg = Config::from_env()?;
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await?;
     let addr = listener.local_addr()?;

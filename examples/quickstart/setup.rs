@@ -270,21 +270,23 @@ pub(crate) fn demo_password_verifier(cfg: &Config) -> Result<impl PasswordVerifi
     })
 }
 
-/// Prints each security event on its own line: the "new device" case as a
-/// sentence an app would send its user, the rest as they are.
+/// Logs each security event as a structured `tracing` event (on stderr),
+/// and prints the "new device" case as the sentence an app would send its
+/// user.
 pub(crate) fn print_event(event: &SecurityEvent) {
-    match event {
-        SecurityEvent::SessionStarted {
-            subject,
-            ip,
-            user_agent,
-            new_device: true,
-            ..
-        } => println!(
+    tracing::info!(target: "tollgate::events", event = ?event, "security event");
+    if let SecurityEvent::SessionStarted {
+        subject,
+        ip,
+        user_agent,
+        new_device: true,
+        ..
+    } = event
+    {
+        println!(
             "security event: new device signed in for {subject} from {} ({})",
             ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string()),
             user_agent.as_deref().unwrap_or("no User-Agent"),
-        ),
-        other => println!("security event: {other:?}"),
+        );
     }
 }
