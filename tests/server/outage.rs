@@ -241,8 +241,10 @@ async fn postgres_crashing_and_restarting_under_load_loses_and_forks_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let recovered_in =
-        Duration::from_millis(counts.last_ok_ms.load(Ordering::SeqCst)) - restarted_at;
+    // Whole milliseconds on one side: a refresh in the restart's own
+    // millisecond reads as no time at all, never as negative.
+    let recovered_in = Duration::from_millis(counts.last_ok_ms.load(Ordering::SeqCst))
+        .saturating_sub(restarted_at);
     tokio::time::sleep(phase).await;
     stop.store(true, Ordering::SeqCst);
     let mut heads = Vec::new();
