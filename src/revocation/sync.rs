@@ -60,9 +60,11 @@ struct Inner {
 }
 
 /// Keeps a [`RevocationCache`] in step with the store's revocation table,
-/// so that a revocation made on any instance reaches this one within the
-/// poll interval, and a restarted process starts with every revocation
-/// that still matters.
+/// so that a revocation made on any instance reaches this one — on
+/// PostgreSQL at once, woken by the `NOTIFY` each revocation commit sends
+/// (see [`spawn`](RevocationSync::spawn)), elsewhere within the poll
+/// interval — and a restarted process starts with every revocation that
+/// still matters.
 ///
 /// The first [`sync`](RevocationSync::sync) warms the cache with every
 /// live row; later ones read the rows after the cursor. Rows commit in
