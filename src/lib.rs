@@ -33,12 +33,12 @@
 //! ## Features
 //! - `grpc` (default): answer gRPC requests with `grpc-status`.
 //! - `axum` (default): [`AccessClaims`] as an axum extractor, [`AuthError`]
-//!   and [`TokenError`] as responses.
+//!   and `TokenError` as responses.
 //! - `sqlite` (default), `postgres`, `mysql`: the store on that database;
 //!   each turns on `store`.
 //! - `store`: the token endpoint on SeaORM — `/token`, `/revoke`,
 //!   `/introspect`, JWKS (`token_endpoint`), the `issuer`, `sessions`, the
-//!   persisted deny list and its [`RevocationSync`], and the janitor
+//!   persisted deny list and its `RevocationSync`, and the janitor
 //!   (`store::cleanup`) — with no driver of its own.
 //! - `metrics`: domain counters and histograms through the `metrics`
 //!   facade (the table is in the crate's `telemetry` module docs and

@@ -3,9 +3,10 @@
 //! The gate looks every request up here and never in a database. Entries
 //! expire on their own when the tokens they could match expire, so there is
 //! no size bound to evict live revocations. With feature `store`,
-//! [`RevocationSync`] feeds the same type from the persisted revocation
-//! table, so every instance learns of every revocation within its poll
-//! interval and a restart brings nothing back to life.
+//! `RevocationSync` feeds the same type from the persisted revocation
+//! table, so every instance learns of every revocation (on PostgreSQL at
+//! once, elsewhere within its poll interval) and a restart brings nothing
+//! back to life.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
