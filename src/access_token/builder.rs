@@ -382,7 +382,6 @@ impl AccessTokenLayerBuilder {
             resource,
             counters: crate::telemetry::GateCounters::register(),
             cookie: self.cookie,
-            max_token_len: self.max_token_len,
         })))
     }
 }

@@ -29,7 +29,6 @@ pub(crate) struct Shared {
     /// `tollgate_gate_requests_total`, registered when built.
     pub(crate) counters: telemetry::GateCounters,
     pub(crate) cookie: Option<String>,
-    pub(crate) max_token_len: usize,
 }
 
 /// A Tower [`Layer`] that admits only requests carrying a valid, unrevoked
@@ -89,7 +88,7 @@ impl AccessTokenLayer {
     /// scopes: exactly what the middleware does for each request.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<AccessClaims, AuthError> {
         let s = &*self.shared;
-        let token = find_token(headers, s.cookie.as_deref(), s.max_token_len)?;
+        let token = find_token(headers, s.cookie.as_deref(), s.verifier.max_token_len)?;
         let claims = s.verifier.verify(token)?;
         if s.required_scopes.iter().any(|r| !claims.has_scope(r)) {
             // Every scope the route needs, so the client can ask for all
