@@ -19,24 +19,54 @@
 //! | `tollgate_deny_list_entries` | gauge | `kind`: token, session, subject (after each sync) |
 //! | `tollgate_revocation_sync_lag_seconds` | gauge | — (since the last successful sync began; grows while syncs fail) |
 
-/// The gate's outcomes, in `GateCounters` order.
-#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-const GATE_OUTCOMES: [&str; 8] = [
-    "accepted",
-    "missing",
-    "invalid_request",
-    "invalid",
-    "expired",
-    "revoked",
-    "insufficient_scope",
-    "unavailable",
-];
+/// What the gate did with a request: the `outcome` label of
+/// `tollgate_gate_requests_total`, and the `reason` of a rejection's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GateOutcome {
+    Accepted,
+    Missing,
+    InvalidRequest,
+    Invalid,
+    Expired,
+    Revoked,
+    InsufficientScope,
+    Unavailable,
+}
+
+impl GateOutcome {
+    /// Every outcome, in discriminant order.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    const ALL: [Self; 8] = [
+        Self::Accepted,
+        Self::Missing,
+        Self::InvalidRequest,
+        Self::Invalid,
+        Self::Expired,
+        Self::Revoked,
+        Self::InsufficientScope,
+        Self::Unavailable,
+    ];
+
+    /// The label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Missing => "missing",
+            Self::InvalidRequest => "invalid_request",
+            Self::Invalid => "invalid",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
 
 #[cfg(feature = "metrics")]
 mod imp {
     use std::time::Duration;
 
-    use super::GATE_OUTCOMES;
+    use super::GateOutcome;
 
     /// The gate's counters, registered once when the layer is built, so a
     /// request only adds to an atomic: looking a key up in the recorder on
@@ -47,15 +77,14 @@ mod imp {
 
     impl GateCounters {
         pub(crate) fn register() -> Self {
-            Self(GATE_OUTCOMES.map(
-                |outcome| metrics::counter!("tollgate_gate_requests_total", "outcome" => outcome),
-            ))
+            Self(GateOutcome::ALL.map(|outcome| {
+                metrics::counter!("tollgate_gate_requests_total", "outcome" => outcome.as_str())
+            }))
         }
 
-        pub(crate) fn count(&self, outcome: &'static str) {
-            if let Some(i) = GATE_OUTCOMES.iter().position(|o| *o == outcome) {
-                self.0[i].increment(1);
-            }
+        pub(crate) fn count(&self, outcome: GateOutcome) {
+            // `ALL` is in discriminant order (checked by a test).
+            self.0[outcome as usize].increment(1);
         }
     }
 
@@ -123,7 +152,7 @@ mod imp {
         }
 
         #[inline(always)]
-        pub(crate) fn count(&self, _: &'static str) {}
+        pub(crate) fn count(&self, _: super::GateOutcome) {}
     }
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
@@ -152,3 +181,19 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+#[cfg(test)]
+mod tests {
+    use super::GateOutcome;
+
+    #[test]
+    fn outcomes_are_listed_in_discriminant_order_with_distinct_labels() {
+        for (i, o) in GateOutcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i);
+        }
+        let mut labels: Vec<_> = GateOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), GateOutcome::ALL.len());
+    }
+}

@@ -1,6 +1,6 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::revocation::RevokedBy;
+use crate::{revocation::RevokedBy, telemetry::GateOutcome};
 
 /// What a gate's challenges say besides the error.
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,17 +91,16 @@ pub enum InvalidToken {
 }
 
 impl AuthError {
-    /// The `outcome` label of `tollgate_gate_requests_total`.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn metric_outcome(&self) -> &'static str {
+    /// What the gate counts and logs for this rejection.
+    pub(crate) fn gate_outcome(&self) -> GateOutcome {
         match self {
-            Self::MissingToken => "missing",
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::InvalidToken(InvalidToken::Expired) => "expired",
-            Self::InvalidToken(_) => "invalid",
-            Self::Revoked(_) => "revoked",
-            Self::InsufficientScope { .. } => "insufficient_scope",
-            Self::Unavailable => "unavailable",
+            Self::MissingToken => GateOutcome::Missing,
+            Self::InvalidRequest(_) => GateOutcome::InvalidRequest,
+            Self::InvalidToken(InvalidToken::Expired) => GateOutcome::Expired,
+            Self::InvalidToken(_) => GateOutcome::Invalid,
+            Self::Revoked(_) => GateOutcome::Revoked,
+            Self::InsufficientScope { .. } => GateOutcome::InsufficientScope,
+            Self::Unavailable => GateOutcome::Unavailable,
         }
     }
 

@@ -14,7 +14,12 @@ use super::{
     extract::find_token,
     resource::{ProtectedResource, ResourceMetadataEndpoint},
 };
-use crate::{claims::AccessClaims, keys::Keys, revocation::RevocationCache, telemetry};
+use crate::{
+    claims::AccessClaims,
+    keys::Keys,
+    revocation::RevocationCache,
+    telemetry::{self, GateOutcome},
+};
 
 /// Everything a request needs, built once and shared read-only.
 pub(crate) struct Shared {
@@ -109,7 +114,7 @@ impl AccessTokenLayer {
     fn reject<B: Default>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
         // Debug: every unauthenticated request would otherwise fill an
         // info log. `reason` is the metric's outcome label.
-        tracing::debug!(reason = error.metric_outcome(), %error, "access token rejected");
+        tracing::debug!(reason = error.gate_outcome().as_str(), %error, "access token rejected");
         if cfg!(feature = "grpc") && is_grpc(headers) {
             error.into_grpc_response()
         } else {
@@ -169,12 +174,12 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         match self.layer.authenticate(req.headers()) {
             Ok(claims) => {
-                self.layer.shared.counters.count("accepted");
+                self.layer.shared.counters.count(GateOutcome::Accepted);
                 req.extensions_mut().insert(claims);
                 ResponseFuture::authorized(self.inner.call(req))
             }
             Err(error) => {
-                self.layer.shared.counters.count(error.metric_outcome());
+                self.layer.shared.counters.count(error.gate_outcome());
                 ResponseFuture::rejected(self.layer.reject(error, req.headers()))
             }
         }

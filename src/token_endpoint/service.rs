@@ -215,13 +215,16 @@ impl TokenEndpoint {
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
         // Only a supported name becomes a label: the metric's cardinality
         // stays fixed whatever clients send.
-        if let Ok(g) = GrantType::parse(grant_type) {
+        let grant_type = GrantType::parse(grant_type);
+        if let Ok(g) = grant_type {
             *grant_label = g.as_str();
             tracing::Span::current().record("grant", g.as_str());
         }
         let client = inner.client(basic, &form, &meta).await?;
         tracing::Span::current().record("client_id", client.client_id.as_str());
-        let grant_type = GrantType::parse(grant_type)?;
+        // An unsupported grant is refused only after client authentication:
+        // an unauthenticated caller learns nothing about the grants.
+        let grant_type = grant_type?;
         grant::permit(
             grant_type,
             ClientGrants {
