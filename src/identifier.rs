@@ -52,12 +52,12 @@ impl HttpsIdentifier {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(IdentifierError::NotAnAbsoluteUrl);
         };
-        if uri.query().is_some() || authority.as_str().contains('@') {
-            return Err(if uri.query().is_some() {
-                IdentifierError::QueryOrFragment
-            } else {
-                IdentifierError::NotAnAbsoluteUrl
-            });
+        if uri.query().is_some() {
+            return Err(IdentifierError::QueryOrFragment);
+        }
+        // User info has no place in an identifier.
+        if authority.as_str().contains('@') {
+            return Err(IdentifierError::NotAnAbsoluteUrl);
         }
         // `http::Uri` lower-cases the scheme it reports; the text must
         // already be lower-case, and so must the host.
