@@ -123,6 +123,17 @@ pub enum SecurityEvent {
         /// Where it came from.
         ip: Option<IpAddr>,
     },
+    /// A browser client's request was refused as possibly forged: its
+    /// `Origin` is missing or not the client's, or it lacks the CSRF
+    /// header. Nothing was consumed.
+    CsrfRefused {
+        /// The browser client.
+        client_id: String,
+        /// `missing_origin`, `foreign_origin` or `missing_csrf_header`.
+        reason: &'static str,
+        /// Where it came from.
+        ip: Option<IpAddr>,
+    },
     /// A request was refused by a rate limit.
     RateLimited {
         /// Which limit: `requests_per_ip`, `requests_per_client`,

@@ -139,6 +139,11 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// The scope of the access token.
     pub scope: String,
+    /// Seconds the refresh token stays usable if it is not used (its idle
+    /// lifetime, capped by the session's end); not part of the JSON (a
+    /// browser client's cookie gets it as `Max-Age`).
+    #[serde(skip)]
+    pub refresh_token_expires_in: Option<u64>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -424,6 +429,10 @@ impl Issuer {
             expires_in,
             refresh_token: Some(refresh_token),
             scope,
+            refresh_token_expires_in: Some(secs_between(
+                now,
+                (now + lifetimes.refresh_idle).min(session_expires_at),
+            )),
         })
     }
 
@@ -462,6 +471,7 @@ impl Issuer {
             expires_in,
             refresh_token: None,
             scope,
+            refresh_token_expires_in: None,
         })
     }
 
@@ -537,6 +547,10 @@ impl Issuer {
             expires_in,
             refresh_token: Some(child),
             scope: session.access_scope,
+            refresh_token_expires_in: Some(secs_between(
+                now,
+                (now + lifetimes.refresh_idle).min(session.expires_at),
+            )),
         })
     }
 
@@ -757,4 +771,10 @@ impl IssuerBuilder {
             }),
         })
     }
+}
+
+/// Whole seconds from `from` to `to`, rounded down; zero when `to` is not
+/// later.
+fn secs_between(from: SystemTime, to: SystemTime) -> u64 {
+    to.duration_since(from).map_or(0, |d| d.as_secs())
 }

@@ -122,6 +122,11 @@ mod imp {
     }
 
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn csrf_refused(reason: &'static str) {
+        metrics::counter!("tollgate_csrf_refused_total", "reason" => reason).increment(1);
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
     pub(crate) fn deny_list(tokens: u64, sessions: u64, subjects: u64) {
         for (kind, n) in [
             ("token", tokens),
@@ -172,6 +177,9 @@ mod imp {
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn lockout() {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn csrf_refused(_: &'static str) {}
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn deny_list(_: u64, _: u64, _: u64) {}

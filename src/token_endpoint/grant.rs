@@ -75,7 +75,9 @@ pub(crate) fn permit(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Grant<'a> {
     RefreshToken {
-        refresh_token: &'a str,
+        /// `None` when the form has none: a browser client's comes in its
+        /// cookie.
+        refresh_token: Option<&'a str>,
         scope: Option<&'a str>,
         resources: Vec<&'a str>,
     },
@@ -93,14 +95,14 @@ pub(crate) enum Grant<'a> {
 
 impl<'a> Grant<'a> {
     /// The parameters of `grant` from the form; a missing one is
-    /// `invalid_request` naming it.
+    /// `invalid_request` naming it (but the refresh token, which may come
+    /// from a cookie).
     pub(crate) fn read(grant: GrantType, form: &'a Form) -> Result<Self, TokenError> {
         let scope = form.get("scope");
         let resources = resources(form)?;
         Ok(match grant {
             GrantType::RefreshToken => Self::RefreshToken {
-                refresh_token: form
-                    .require("refresh_token", "The refresh_token parameter is missing")?,
+                refresh_token: form.get("refresh_token"),
                 scope,
                 resources,
             },
@@ -223,7 +225,7 @@ mod tests {
         assert_eq!(
             Grant::read(GrantType::RefreshToken, &form).unwrap(),
             Grant::RefreshToken {
-                refresh_token: "r",
+                refresh_token: Some("r"),
                 scope: Some("a b"),
                 resources: vec![],
             }
@@ -245,18 +247,20 @@ mod tests {
             }
         );
         let empty = Form::parse(b"scope=").unwrap();
-        for (grant, missing) in [
-            (
-                GrantType::RefreshToken,
-                "The refresh_token parameter is missing",
-            ),
-            (GrantType::Password, "The username parameter is missing"),
-        ] {
-            assert_eq!(
-                Grant::read(grant, &empty).unwrap_err().description(),
-                missing
-            );
-        }
+        assert_eq!(
+            Grant::read(GrantType::Password, &empty)
+                .unwrap_err()
+                .description(),
+            "The username parameter is missing"
+        );
+        assert_eq!(
+            Grant::read(GrantType::RefreshToken, &empty).unwrap(),
+            Grant::RefreshToken {
+                refresh_token: None,
+                scope: None,
+                resources: vec![],
+            }
+        );
         assert_eq!(
             Grant::read(GrantType::ClientCredentials, &empty).unwrap(),
             Grant::ClientCredentials {

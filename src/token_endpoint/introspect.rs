@@ -17,7 +17,7 @@ use tower_service::Service;
 use super::{
     TokenError,
     client_auth::unavailable,
-    revoke::{is_jwt, token_request, verified_access_token},
+    revoke::{TokenRequest, is_jwt, token_request, verified_access_token},
     service::{Answer, BoxError, EndpointFuture, Inner, ok_json, respond},
 };
 use crate::{
@@ -87,7 +87,7 @@ impl Answer for IntrospectionEndpoint {
         B::Error: Into<BoxError>,
     {
         let inner = &*self.inner;
-        let (client, token) = token_request(inner, req).await?;
+        let TokenRequest { client, token, .. } = token_request(inner, req).await?;
         if !client.is_confidential() {
             // RFC 7662 §2.1: the caller must be authenticated; a public
             // client cannot be.

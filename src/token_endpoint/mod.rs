@@ -12,6 +12,13 @@
 //!   same clients, same request rules.
 //! - [`JwksEndpoint`] (`/.well-known/jwks.json`): the public keys.
 //!
+//! Browser clients ([`TokenEndpointBuilder::browser_client`]): the refresh
+//! token travels in an `HttpOnly`, `Secure`, `SameSite` cookie with a
+//! `__Host-` name, every request of such a client needs one of its
+//! origins and [`CSRF_HEADER`] (or `Sec-Fetch-Site: same-origin`),
+//! `/revoke` reads and clears the cookie, and
+//! [`TokenEndpoint::cors_layer`] answers CORS for the listed origins.
+//!
 //! Abuse: [`RateLimits`] caps requests per source IP and per client, and
 //! blocks sources and usernames after repeated failed client
 //! authentications or passwords (429 with `Retry-After`). Off by default.
@@ -61,6 +68,7 @@
 //! ```
 
 pub(crate) mod client_auth;
+mod cookie;
 pub(crate) mod form;
 mod grant;
 mod introspect;
@@ -73,6 +81,7 @@ mod service;
 
 use std::{future::Future, pin::Pin};
 
+pub use cookie::{BrowserClient, BrowserConfigError, CSRF_HEADER, SameSite};
 pub use introspect::IntrospectionEndpoint;
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, JwksEndpoint};
 pub use limits::{Limit, RateLimits};

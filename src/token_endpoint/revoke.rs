@@ -17,6 +17,7 @@ use tower_service::Service;
 use super::{
     TokenError,
     client_auth::unavailable,
+    cookie::{RefreshCookie, body_or_cookie},
     response::empty,
     service::{Answer, BoxError, EndpointFuture, Incoming, Inner, respond},
 };
@@ -35,20 +36,47 @@ pub(super) fn is_jwt(token: &str) -> bool {
     token.contains('.')
 }
 
-/// Reads the request and authenticates the client; returns the `token`
-/// parameter.
+/// A request to `/revoke` or `/introspect`, read and its client
+/// authenticated.
+pub(super) struct TokenRequest<'a> {
+    pub(super) client: Arc<Client>,
+    /// The `token` parameter, or a browser client's refresh cookie.
+    pub(super) token: String,
+    /// The client's refresh cookie, when it is a browser client.
+    pub(super) cookie: Option<&'a RefreshCookie>,
+}
+
+/// Reads the request and authenticates the client; finds the token in
+/// the `token` parameter or, for a browser client, its cookie (never
+/// both).
 pub(super) async fn token_request<B>(
     inner: &Inner,
     req: Request<B>,
-) -> Result<(Arc<Client>, String), TokenError>
+) -> Result<TokenRequest<'_>, TokenError>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let Incoming { form, basic, meta } = inner.read(req).await?;
+    let Incoming {
+        form,
+        basic,
+        meta,
+        browser,
+    } = inner.read(req).await?;
     let client = inner.client(basic, &form, &meta).await?;
-    let token = form.require("token", "The token parameter is missing")?;
-    Ok((client, token.to_owned()))
+    let cookie = inner.browser_client(&client, &browser, &meta)?;
+    let from_cookie = cookie.map(|c| c.read(&browser)).transpose()?.flatten();
+    let token = body_or_cookie(
+        form.get("token"),
+        from_cookie.as_deref(),
+        "The token parameter is missing",
+    )?
+    .to_owned();
+    Ok(TokenRequest {
+        client,
+        token,
+        cookie,
+    })
 }
 
 /// The claims of one of our access tokens that is valid now, if `token`
@@ -85,14 +113,26 @@ impl Answer for RevocationEndpoint {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let (client, token) = token_request(&self.inner, req).await?;
+        let TokenRequest {
+            client,
+            token,
+            cookie,
+        } = token_request(&self.inner, req).await?;
         let revoked = self
             .revoke(Some(&client.client_id), &token)
             .await
             .map_err(|e| unavailable(&e))?;
         tracing::debug!(revoked, "revocation request handled");
         // RFC 7009 §2.2: 200, and the body is ignored.
-        Ok(empty(http::StatusCode::OK))
+        let mut response = empty(http::StatusCode::OK);
+        // Logging a browser out ends its cookie too, whether or not the
+        // session still existed.
+        if let Some(cookie) = cookie.filter(|_| !is_jwt(&token)) {
+            response
+                .headers_mut()
+                .insert(http::header::SET_COOKIE, cookie.clear());
+        }
+        Ok(response)
     }
 
     fn realm(&self) -> &str {

@@ -1,4 +1,5 @@
 use std::{
+    collections::HashMap,
     convert::Infallible,
     fmt,
     future::Future,
@@ -19,6 +20,7 @@ use tracing::Instrument;
 use super::{
     PasswordVerifier, RateLimits, TokenError,
     client_auth::{self, unavailable},
+    cookie::{BrowserClient, BrowserConfigError, BrowserHeaders, RefreshCookie, body_or_cookie},
     form::Form,
     grant::{self, ClientGrants, Grant, GrantType},
     limits::Limiters,
@@ -58,6 +60,8 @@ pub(crate) struct Inner {
     /// as the issuer's own gate would: its keys, `iss` and `aud`, and its
     /// deny list.
     pub(crate) access_tokens: Verifier,
+    /// Browser clients by id: their refresh cookie and origins.
+    browser: HashMap<String, RefreshCookie>,
 }
 
 /// A request to one of the endpoints, read and checked up to client
@@ -66,6 +70,9 @@ pub(crate) struct Incoming {
     pub(crate) form: Form,
     pub(crate) basic: Option<client_auth::Presented>,
     pub(crate) meta: ClientMeta,
+    /// What a browser client's checks read: Origin, the CSRF header,
+    /// `Sec-Fetch-Site`, cookies.
+    pub(crate) browser: BrowserHeaders,
 }
 
 impl Inner {
@@ -93,6 +100,7 @@ impl Inner {
             return Err(TokenError::PayloadTooLarge);
         }
         let basic = client_auth::basic_credentials(req.headers())?;
+        let browser = BrowserHeaders::from_headers(req.headers());
         let body = Limited::new(req.into_body(), self.max_body)
             .collect()
             .await
@@ -108,6 +116,7 @@ impl Inner {
             form: Form::parse(&body)?,
             basic,
             meta,
+            browser,
         })
     }
 
@@ -144,6 +153,30 @@ impl Inner {
             meta,
         )?;
         Ok(client)
+    }
+
+    /// A browser client's cookie settings, once its request has passed
+    /// the CSRF checks; `None` for every other client. A refusal is
+    /// counted and reported, and happens before any token is looked at.
+    pub(crate) fn browser_client(
+        &self,
+        client: &Client,
+        headers: &BrowserHeaders,
+        meta: &ClientMeta,
+    ) -> Result<Option<&RefreshCookie>, TokenError> {
+        let Some(cookie) = self.browser.get(&client.client_id) else {
+            return Ok(None);
+        };
+        cookie.check(headers).map_err(|refusal| {
+            telemetry::csrf_refused(refusal.as_str());
+            self.issuer.events().emit(SecurityEvent::CsrfRefused {
+                client_id: client.client_id.clone(),
+                reason: refusal.as_str(),
+                ip: meta.ip,
+            });
+            refusal.error()
+        })?;
+        Ok(Some(cookie))
     }
 
     /// Passes a rate-limit verdict on, reporting a refusal.
@@ -196,6 +229,7 @@ impl TokenEndpoint {
             paths: EndpointPaths::default(),
             scopes_supported: Vec::new(),
             metadata_max_age: DEFAULT_METADATA_MAX_AGE,
+            browser: Vec::new(),
         }
     }
 
@@ -205,13 +239,18 @@ impl TokenEndpoint {
         &self,
         req: Request<B>,
         grant_label: &mut &'static str,
-    ) -> Result<TokenResponse, TokenError>
+    ) -> Result<(TokenResponse, Option<&RefreshCookie>), TokenError>
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
         let inner = &*self.inner;
-        let Incoming { form, basic, meta } = inner.read(req).await?;
+        let Incoming {
+            form,
+            basic,
+            meta,
+            browser,
+        } = inner.read(req).await?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
         // Only a supported name becomes a label: the metric's cardinality
         // stays fixed whatever clients send.
@@ -222,6 +261,7 @@ impl TokenEndpoint {
         }
         let client = inner.client(basic, &form, &meta).await?;
         tracing::Span::current().record("client_id", client.client_id.as_str());
+        let cookie = inner.browser_client(&client, &browser, &meta)?;
         // An unsupported grant is refused only after client authentication:
         // an unauthenticated caller learns nothing about the grants.
         let grant_type = grant_type?;
@@ -240,13 +280,19 @@ impl TokenEndpoint {
                 scope,
                 resources,
             } => {
+                let from_cookie = cookie.map(|c| c.read(&browser)).transpose()?.flatten();
+                let token = body_or_cookie(
+                    refresh_token,
+                    from_cookie.as_deref(),
+                    "The refresh_token parameter is missing",
+                )?;
                 let requested = Requested {
                     scope,
                     resources: &resources,
                 };
                 inner
                     .issuer
-                    .refresh(&client, refresh_token, &requested, &meta)
+                    .refresh(&client, token, &requested, &meta)
                     .await
             }
             Grant::Password {
@@ -273,7 +319,7 @@ impl TokenEndpoint {
                 inner.issuer.client_credentials(&client, &requested)
             }
         };
-        result.map_err(|e| grant_error(&e))
+        result.map(|t| (t, cookie)).map_err(|e| grant_error(&e))
     }
 }
 
@@ -440,7 +486,23 @@ impl Answer for TokenEndpoint {
                 "token request"
             );
         });
-        ok_json(&result?)
+        let (mut tokens, cookie) = result?;
+        let Some(cookie) = cookie else {
+            return ok_json(&tokens);
+        };
+        // A browser client's refresh token goes into its cookie, out of
+        // the page's reach (and, by setting, also into the body).
+        let set_cookie = if cookie.in_body {
+            tokens.refresh_token.clone()
+        } else {
+            tokens.refresh_token.take()
+        }
+        .map(|token| cookie.set(&token, tokens.refresh_token_expires_in.unwrap_or(0)));
+        let mut response = ok_json(&tokens)?;
+        response
+            .headers_mut()
+            .extend(set_cookie.map(|v| (header::SET_COOKIE, v)));
+        Ok(response)
     }
 
     fn realm(&self) -> &str {
@@ -487,6 +549,39 @@ impl TokenEndpoint {
         super::JwksEndpoint::new(self.inner.issuer.keys().clone())
     }
 
+    /// The `Set-Cookie` value that removes `client_id`'s refresh cookie
+    /// (`None` unless it is a browser client), for the application's own
+    /// logout routes: `/revoke` clears it by itself.
+    pub fn clear_refresh_cookie(&self, client_id: &str) -> Option<http::HeaderValue> {
+        self.inner.browser.get(client_id).map(RefreshCookie::clear)
+    }
+
+    /// CORS for `/token`, `/revoke` and the application's logout routes
+    /// when a browser client's page is on another origin: only the
+    /// browser clients' origins, with credentials (so the cookie goes
+    /// along), POST, and the headers a token request needs. Wrap those
+    /// routes in it; add methods for other routes with
+    /// [`allow_methods`](tower_http::cors::CorsLayer::allow_methods).
+    pub fn cors_layer(&self) -> tower_http::cors::CorsLayer {
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        let origins = self
+            .inner
+            .browser
+            .values()
+            .flat_map(RefreshCookie::origins)
+            .filter_map(|o| http::HeaderValue::from_str(o).ok());
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                super::CSRF_HEADER,
+            ])
+            .max_age(Duration::from_secs(600))
+    }
+
     /// The `/introspect` endpoint (RFC 7662) over the same issuer, clients
     /// and settings.
     pub fn introspection(&self) -> super::IntrospectionEndpoint {
@@ -517,6 +612,7 @@ pub struct TokenEndpointBuilder {
     paths: EndpointPaths,
     scopes_supported: Vec<String>,
     metadata_max_age: Duration,
+    browser: Vec<(String, BrowserClient)>,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
@@ -615,6 +711,15 @@ impl TokenEndpointBuilder {
         }
     }
 
+    /// Makes `client_id` a browser client: its refresh token travels in an
+    /// `HttpOnly` cookie, and each of its requests must come from one of
+    /// its origins ([`cookie`](super::BrowserClient) has the rules). Meant
+    /// for public clients.
+    pub fn browser_client(mut self, client_id: impl Into<String>, client: BrowserClient) -> Self {
+        self.browser.push((client_id.into(), client));
+        self
+    }
+
     /// Checks the settings and builds the endpoint.
     pub fn build(self) -> Result<TokenEndpoint, EndpointConfigError> {
         if !is_quotable(&self.realm) {
@@ -648,6 +753,14 @@ impl TokenEndpointBuilder {
             },
             self.metadata_max_age,
         )?;
+        let browser = self
+            .browser
+            .into_iter()
+            .map(|(id, client)| match client.into_cookie() {
+                Ok(cookie) => Ok((id, cookie)),
+                Err(e) => Err(EndpointConfigError::BrowserClient(id, e)),
+            })
+            .collect::<Result<HashMap<_, _>, _>>()?;
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
@@ -667,6 +780,7 @@ impl TokenEndpointBuilder {
                 realm: self.realm,
                 metadata,
                 access_tokens,
+                browser,
             }),
         })
     }
@@ -696,4 +810,7 @@ pub enum EndpointConfigError {
     /// A scope in `scopes_supported` is not a valid scope token.
     #[error("`{0}` is not a valid scope token")]
     InvalidScope(String),
+    /// A browser client's settings cannot work.
+    #[error("browser client `{0}`: {1}")]
+    BrowserClient(String, #[source] BrowserConfigError),
 }

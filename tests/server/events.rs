@@ -245,3 +245,45 @@ async fn the_sync_reports_staleness_once_and_its_recovery() {
     // Two failures, one report; two successes after, one recovery.
     assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
 }
+
+/// A forged browser request is reported with its client and reason, and
+/// the cookie's value is not in the event.
+#[tokio::test]
+async fn a_forged_browser_request_is_reported() {
+    let db = db().await;
+    store::clients::register(&db, NewClient::public("spa", "read"))
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let issuer = issuer(db)
+        .events(move |e: &SecurityEvent| tx.lock().unwrap().send(e.clone()).unwrap())
+        .build()
+        .unwrap();
+    let endpoint = TokenEndpoint::builder(issuer)
+        .browser_client(
+            "spa",
+            tollgate::token_endpoint::BrowserClient::new(["https://app.example"]),
+        )
+        .build()
+        .unwrap();
+    let mut req = post("grant_type=refresh_token&client_id=spa");
+    req.headers_mut()
+        .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    req.headers_mut().insert(
+        header::COOKIE,
+        "__Host-tollgate_refresh=cookie-value".parse().unwrap(),
+    );
+    let r = call(endpoint, req).await;
+    assert_eq!(r.error(), "invalid_request");
+    let event = next(&rx);
+    assert_eq!(
+        event,
+        SecurityEvent::CsrfRefused {
+            client_id: "spa".into(),
+            reason: "foreign_origin",
+            ip: None,
+        }
+    );
+    assert!(!format!("{event:?}").contains("cookie-value"));
+}

@@ -10,6 +10,7 @@
 mod common;
 
 mod abuse;
+mod browser;
 mod cleanup;
 mod clock;
 mod events;

@@ -236,3 +236,63 @@ async fn the_deny_list_size_is_a_gauge_set_by_each_sync() {
     );
     assert!(gauges[&("tollgate_revocation_sync_lag_seconds".to_owned(), vec![])] < 5.0);
 }
+
+/// Each CSRF refusal of a browser client counts once, by reason.
+#[tokio::test]
+async fn csrf_refusals_are_counted_by_reason() {
+    let recorder = DebuggingRecorder::new();
+    let mut c = Counts::new(recorder.snapshotter());
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    let endpoint = tollgate::TokenEndpoint::builder(h.issuer.clone())
+        .browser_client(
+            "spa",
+            tollgate::token_endpoint::BrowserClient::new(["https://app.example"]),
+        )
+        .build()
+        .unwrap();
+    let body = "grant_type=refresh_token&client_id=spa&refresh_token=x";
+    for (headers, reason) in [
+        (&[][..], "missing_origin"),
+        (&[("origin", "https://evil.example")][..], "foreign_origin"),
+        (
+            &[("origin", "https://app.example")][..],
+            "missing_csrf_header",
+        ),
+        (&[("origin", "null")][..], "missing_origin"),
+    ] {
+        let mut req = http::Request::post("/token").header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        );
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let r = crate::common::store::call(endpoint.clone(), req).await;
+        assert_eq!(r.error(), "invalid_request", "{reason}");
+    }
+    assert_eq!(
+        c.get(
+            "tollgate_csrf_refused_total",
+            &[("reason", "missing_origin")]
+        ),
+        2
+    );
+    assert_eq!(
+        c.get(
+            "tollgate_csrf_refused_total",
+            &[("reason", "foreign_origin")]
+        ),
+        1
+    );
+    assert_eq!(
+        c.get(
+            "tollgate_csrf_refused_total",
+            &[("reason", "missing_csrf_header")]
+        ),
+        1
+    );
+}
