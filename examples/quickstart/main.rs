@@ -19,7 +19,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{
     Router,
-    http::StatusCode,
+    http::{Method, StatusCode},
     routing::{delete, get, post},
 };
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -29,16 +29,18 @@ use tollgate::{
     issuer::Issuer,
     revocation::RevocationSync,
     store::{self, cleanup::Janitor},
-    token_endpoint::TokenEndpoint,
+    token_endpoint::{BrowserClient, TokenEndpoint},
 };
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
+mod page;
 mod routes;
 mod setup;
 
-use routes::{healthz, list_sessions, logout, me, revoke_session, revoke_sessions};
+use routes::{Auth, healthz, list_sessions, logout, me, revoke_session, revoke_sessions};
 use setup::{
-    Config, demo_clients, demo_password_verifier, print_event, refresh_secret, signing_key,
+    Config, demo_clients, demo_password_verifier, origin_of, print_event, refresh_secret,
+    signing_key,
 };
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -119,10 +121,20 @@ impl App {
             .trusted_proxies(cfg.proxies.clone())
             .rate_limits(cfg.limits.clone())
             .password_verifier(demo_password_verifier(cfg)?)
+            // The page at `/` (this origin) and any configured elsewhere.
+            .browser_client(
+                cfg.browser_client_id.clone(),
+                BrowserClient::new(
+                    std::iter::once(origin_of(public_url)).chain(cfg.browser_origins.clone()),
+                ),
+            )
             .build()?;
 
         let gate = |scope: Option<&str>| -> Result<AccessTokenLayer, BoxError> {
-            let mut b = issuer.access_token_layer().realm("quickstart");
+            let mut b = issuer
+                .access_token_layer()
+                .realm("quickstart")
+                .leeway(cfg.leeway);
             if let Some(scope) = scope {
                 b = b.require_scope(scope);
             }
@@ -134,10 +146,19 @@ impl App {
             .route("/logout", post(logout))
             .route("/sessions", get(list_sessions).delete(revoke_sessions))
             .route("/sessions/{id}", delete(revoke_session))
-            .with_state(sessions)
+            .with_state(Auth {
+                sessions,
+                endpoint: endpoint.clone(),
+            })
             // route_layer: only these routes are challenged; an unknown
             // path falls through to a plain 404.
-            .route_layer(gate(None)?);
+            .route_layer(gate(None)?)
+            // A browser app on another listed origin may call these too.
+            .layer(endpoint.cors_layer().allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::DELETE,
+            ]));
         let admin = Router::new()
             .route("/admin", get(|| async { "welcome, administrator\n" }))
             .route_layer(gate(Some("admin"))?);
@@ -153,8 +174,13 @@ impl App {
             );
         }
         let router = router
-            .route_service("/token", endpoint.clone())
-            .route_service("/revoke", endpoint.revocation())
+            .merge(page::routes(&cfg.browser_client_id))
+            .merge(
+                Router::new()
+                    .route_service("/token", endpoint.clone())
+                    .route_service("/revoke", endpoint.revocation())
+                    .layer(endpoint.cors_layer()),
+            )
             .route_service("/introspect", endpoint.introspection())
             .route_service("/.well-known/jwks.json", endpoint.jwks())
             .route_service(endpoint.metadata().well_known_path(), endpoint.metadata())

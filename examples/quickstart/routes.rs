@@ -3,8 +3,8 @@
 
 use axum::{
     Json,
-    extract::{Path as UrlPath, Request},
-    http::StatusCode,
+    extract::{Path as UrlPath, Request, State},
+    http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
 use sea_orm::DatabaseConnection;
@@ -12,7 +12,28 @@ use tollgate::{
     AccessClaims,
     sessions::Sessions,
     store::{self},
+    token_endpoint::TokenEndpoint,
 };
+
+/// What the session routes need: the sessions, and the endpoint that
+/// knows the browser client's refresh cookie.
+#[derive(Clone)]
+pub(crate) struct Auth {
+    pub(crate) sessions: Sessions,
+    pub(crate) endpoint: TokenEndpoint,
+}
+
+impl Auth {
+    /// A `Set-Cookie` that clears the refresh cookie of `claims`' client,
+    /// when it is a browser client: its session just ended.
+    fn clear_cookie(&self, claims: &AccessClaims) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(clear) = self.endpoint.clear_refresh_cookie(&claims.client_id) {
+            headers.insert(header::SET_COOKIE, clear);
+        }
+        headers
+    }
+}
 
 pub(crate) async fn me(claims: AccessClaims) -> Json<AccessClaims> {
     Json(claims)
@@ -25,34 +46,40 @@ pub(crate) fn unavailable(e: &store::StoreError) -> StatusCode {
 }
 
 pub(crate) async fn logout(
-    axum::extract::State(sessions): axum::extract::State<Sessions>,
+    State(auth): State<Auth>,
     claims: AccessClaims,
-) -> Result<StatusCode, StatusCode> {
-    sessions
+) -> Result<impl IntoResponse, StatusCode> {
+    auth.sessions
         .logout(&claims)
         .await
         .map_err(|e| unavailable(&e))?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, auth.clear_cookie(&claims)))
 }
 
 pub(crate) async fn list_sessions(
-    axum::extract::State(sessions): axum::extract::State<Sessions>,
+    State(auth): State<Auth>,
     claims: AccessClaims,
 ) -> Result<impl IntoResponse, StatusCode> {
-    let list = sessions
+    let list = auth
+        .sessions
         .list(&claims.sub, claims.sid.as_deref())
         .await
         .map_err(|e| unavailable(&e))?;
     Ok(Json(list))
 }
 
+/// `DELETE /sessions/{id}`: one session; the current one clears the
+/// cookie too.
 pub(crate) async fn revoke_session(
-    axum::extract::State(sessions): axum::extract::State<Sessions>,
+    State(auth): State<Auth>,
     claims: AccessClaims,
     UrlPath(id): UrlPath<String>,
-) -> Result<StatusCode, StatusCode> {
-    match sessions.revoke(&claims.sub, &id).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
+) -> Result<impl IntoResponse, StatusCode> {
+    match auth.sessions.revoke(&claims.sub, &id).await {
+        Ok(true) if claims.sid.as_deref() == Some(id.as_str()) => {
+            Ok((StatusCode::NO_CONTENT, auth.clear_cookie(&claims)))
+        }
+        Ok(true) => Ok((StatusCode::NO_CONTENT, HeaderMap::new())),
         Ok(false) => Err(StatusCode::NOT_FOUND),
         Err(e) => Err(unavailable(&e)),
     }
@@ -61,20 +88,26 @@ pub(crate) async fn revoke_session(
 /// `DELETE /sessions`: every session but the current one; with `?all=true`
 /// every session, the current one included (logout everywhere).
 pub(crate) async fn revoke_sessions(
-    axum::extract::State(sessions): axum::extract::State<Sessions>,
+    State(auth): State<Auth>,
     claims: AccessClaims,
     req: Request,
-) -> Result<Json<serde_json::Value>, StatusCode> {
+) -> Result<impl IntoResponse, StatusCode> {
     let all = req
         .uri()
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "all=true"));
-    let revoked = match (&claims.sid, all) {
-        (Some(current), false) => sessions.revoke_others(&claims.sub, current).await,
-        _ => sessions.revoke_all(&claims.sub).await,
-    }
-    .map_err(|e| unavailable(&e))?;
-    Ok(Json(serde_json::json!({ "revoked": revoked })))
+    let (revoked, headers) = match (&claims.sid, all) {
+        (Some(current), false) => (
+            auth.sessions.revoke_others(&claims.sub, current).await,
+            HeaderMap::new(),
+        ),
+        _ => (
+            auth.sessions.revoke_all(&claims.sub).await,
+            auth.clear_cookie(&claims),
+        ),
+    };
+    let revoked = revoked.map_err(|e| unavailable(&e))?;
+    Ok((headers, Json(serde_json::json!({ "revoked": revoked }))))
 }
 
 pub(crate) async fn healthz(db: DatabaseConnection) -> StatusCode {

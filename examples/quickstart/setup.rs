@@ -46,6 +46,8 @@ pub(crate) struct Config {
     pub(crate) proxies: TrustedProxies,
     pub(crate) limits: RateLimits,
     pub(crate) request_timeout: Duration,
+    /// Clock skew the gates allow on `exp`/`nbf`.
+    pub(crate) leeway: Duration,
     pub(crate) metrics: bool,
     pub(crate) alg: Algorithm,
     pub(crate) key_file: Option<PathBuf>,
@@ -53,6 +55,10 @@ pub(crate) struct Config {
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
     pub(crate) public_client_id: String,
+    pub(crate) browser_client_id: String,
+    /// Origins of browser apps on other sites, beside the quickstart's own
+    /// page.
+    pub(crate) browser_origins: Vec<String>,
     pub(crate) user: String,
     pub(crate) password: String,
 }
@@ -67,6 +73,29 @@ pub(crate) fn secs(name: &str, default: u64) -> Result<Duration, BoxError> {
         .parse()
         .map_err(|_| format!("{name} must be a number of seconds, not `{v}`"))?;
     Ok(Duration::from_secs(n))
+}
+
+/// A client id that the page can carry as is: letters, digits, `-`, `_`.
+fn client_id_var(name: &str, default: &str) -> Result<String, BoxError> {
+    let v = var(name, default);
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!("{name}: letters, digits, `-` and `_` only, not `{v}`").into());
+    }
+    Ok(v)
+}
+
+/// The origin (`scheme://host[:port]`) of a URL: what a browser sends as
+/// `Origin` from a page served there.
+pub(crate) fn origin_of(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    url[..end].to_ascii_lowercase()
 }
 
 impl Config {
@@ -133,6 +162,7 @@ impl Config {
             proxies: TrustedProxies::from_str(&var("TOLLGATE_TRUSTED_PROXIES", ""))?,
             limits,
             request_timeout: secs("TOLLGATE_REQUEST_TIMEOUT_SECS", 10)?,
+            leeway: secs("TOLLGATE_LEEWAY_SECS", 30)?,
             metrics: match var("TOLLGATE_METRICS", "off").as_str() {
                 "on" => true,
                 "off" => false,
@@ -144,6 +174,13 @@ impl Config {
             client_id: var("TOLLGATE_DEMO_CLIENT_ID", "demo-client"),
             client_secret: var("TOLLGATE_DEMO_CLIENT_SECRET", "demo-secret"),
             public_client_id: var("TOLLGATE_DEMO_PUBLIC_CLIENT_ID", "demo-spa"),
+            browser_client_id: client_id_var("TOLLGATE_DEMO_BROWSER_CLIENT_ID", "demo-browser")?,
+            browser_origins: var("TOLLGATE_BROWSER_ORIGINS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
             user: var("TOLLGATE_DEMO_USER", "alice"),
             password: var("TOLLGATE_DEMO_PASSWORD", "wonderland"),
         })
@@ -159,13 +196,14 @@ pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Resul
         c.allow_client_credentials = true;
         store::clients::register_with_secret(db, c, &cfg.client_secret).await?;
     }
-    if store::clients::find(db, &cfg.public_client_id)
-        .await?
-        .is_none()
-    {
-        let mut c = NewClient::public(cfg.public_client_id.clone(), "read write");
-        c.allow_password = true;
-        store::clients::register(db, c).await?;
+    // Two public clients: one for scripts, and the one the page at `/`
+    // signs in through (its refresh token lives in a cookie).
+    for id in [&cfg.public_client_id, &cfg.browser_client_id] {
+        if store::clients::find(db, id).await?.is_none() {
+            let mut c = NewClient::public(id.clone(), "read write");
+            c.allow_password = true;
+            store::clients::register(db, c).await?;
+        }
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ mod outage;
 mod properties;
 #[cfg(feature = "axum")]
 mod quickstart;
+#[cfg(feature = "axum")]
+mod quickstart_browser;
 mod resources;
 mod revocation;
 mod rotation;
