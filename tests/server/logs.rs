@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::common::store::{Backend, harness, new_sqlite_file};
+use crate::common::store::{Backend, call, harness, new_sqlite_file};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use http::{Request, StatusCode, header};
 use tollgate::refresh::RefreshPolicy;
@@ -135,6 +135,80 @@ async fn no_token_secret_or_password_appears_in_trace_output() {
             .unwrap();
         svc.clone().oneshot(req).await.unwrap();
     }
+    // A browser client: sign in, refresh through the cookie, a forged
+    // request carrying the cookie, sign out by cookie.
+    let browser = tollgate::TokenEndpoint::builder(h.issuer.clone())
+        .password_verifier(|user: String, password: String| async move {
+            Ok((user == "alice" && password == "wonderland").then_some(user))
+        })
+        .browser_client(
+            "spa",
+            tollgate::token_endpoint::BrowserClient::new(["https://app.example"]),
+        )
+        .build()
+        .unwrap();
+    let browser_post = |body: &str, headers: &[(&str, &str)]| {
+        let mut req = Request::post("/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))
+        .unwrap()
+    };
+    let page = [
+        ("origin", "https://app.example"),
+        ("x-requested-with", "fetch"),
+    ];
+    let signed_in = call(
+        browser.clone(),
+        browser_post(
+            "grant_type=password&client_id=spa&username=alice&password=wonderland",
+            &page,
+        ),
+    )
+    .await;
+    let cookie = signed_in.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split_once(';')
+        .unwrap()
+        .0
+        .to_owned();
+    let mut with_cookie = page.to_vec();
+    with_cookie.push(("cookie", &cookie));
+    let forged = call(
+        browser.clone(),
+        browser_post(
+            "grant_type=refresh_token&client_id=spa",
+            &[("origin", "https://evil.example"), ("cookie", &cookie)],
+        ),
+    )
+    .await;
+    assert_eq!(forged.error(), "invalid_request");
+    let refreshed = call(
+        browser.clone(),
+        browser_post("grant_type=refresh_token&client_id=spa", &with_cookie),
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    let next_cookie = refreshed.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split_once(';')
+        .unwrap()
+        .0
+        .to_owned();
+    let mut out = page.to_vec();
+    out.push(("cookie", &next_cookie));
+    let signed_out = call(browser.revocation(), browser_post("client_id=spa", &out)).await;
+    assert_eq!(signed_out.status, StatusCode::OK);
+    for c in [&cookie, &next_cookie] {
+        secrets.push(c.split_once('=').unwrap().1.to_owned());
+    }
+    secrets.extend([signed_in.access_token(), refreshed.access_token()]);
     tracing::info!("flow ends");
 
     secrets.extend([guess.to_owned(), wrong_secret.to_owned()]);
