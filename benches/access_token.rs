@@ -47,6 +47,7 @@ fn claims() -> AccessClaims {
         client_id: "web".into(),
         scope: Some("read write".into()),
         sid: Some("fam-42".into()),
+        cnf: None,
     }
 }
 

@@ -51,6 +51,18 @@ pub struct AccessClaims {
     /// token of that session at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Confirmation (RFC 7800): the key the token is bound to by DPoP
+    /// (RFC 9449 §6). A bound token is accepted only with a proof by that
+    /// key, never as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint of the key, base64url.
+    pub jkt: String,
 }
 
 impl AccessClaims {
@@ -102,6 +114,7 @@ mod tests {
             client_id: "c".into(),
             scope: scope.map(str::to_owned),
             sid: None,
+            cnf: None,
         }
     }
 

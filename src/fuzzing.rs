@@ -42,8 +42,8 @@ pub fn bearer(authorization: &[u8], cookie: &[u8]) {
     if let Ok(v) = HeaderValue::from_bytes(cookie) {
         headers.insert(header::COOKIE, v);
     }
-    match extract::find_token(&headers, Some("at"), 1024) {
-        Ok(token) => {
+    match extract::find_token(&headers, Some("at"), 1024, true) {
+        Ok((_, token)) => {
             assert!(!token.is_empty() && token.len() <= 1024);
             assert!(token.bytes().all(|b| b.is_ascii_graphic()));
         }

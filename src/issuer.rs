@@ -619,6 +619,7 @@ impl Issuer {
             client_id: client_id.to_owned(),
             scope: (!scope.is_empty()).then(|| scope.to_owned()),
             sid: sid.map(str::to_owned),
+            cnf: None,
         };
         let token = key
             .sign(&claims)

@@ -61,6 +61,7 @@ mod b64url;
 pub mod binding;
 pub mod claims;
 mod document;
+pub mod dpop;
 #[cfg(feature = "store")]
 pub mod events;
 #[cfg(feature = "fuzzing")]

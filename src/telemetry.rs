@@ -31,12 +31,13 @@ pub(crate) enum GateOutcome {
     Revoked,
     InsufficientScope,
     Unavailable,
+    InvalidDpopProof,
 }
 
 impl GateOutcome {
     /// Every outcome, in discriminant order.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Accepted,
         Self::Missing,
         Self::InvalidRequest,
@@ -45,6 +46,7 @@ impl GateOutcome {
         Self::Revoked,
         Self::InsufficientScope,
         Self::Unavailable,
+        Self::InvalidDpopProof,
     ];
 
     /// The label value.
@@ -58,6 +60,7 @@ impl GateOutcome {
             Self::Revoked => "revoked",
             Self::InsufficientScope => "insufficient_scope",
             Self::Unavailable => "unavailable",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }
@@ -73,7 +76,7 @@ mod imp {
     /// every request cost about 4,000 instructions under Prometheus.
     /// Install the recorder before building the gate.
     #[derive(Debug)]
-    pub(crate) struct GateCounters([metrics::Counter; 8]);
+    pub(crate) struct GateCounters([metrics::Counter; 9]);
 
     impl GateCounters {
         pub(crate) fn register() -> Self {
@@ -119,6 +122,10 @@ mod imp {
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     pub(crate) fn lockout() {
         metrics::counter!("tollgate_lockouts_total").increment(1);
+    }
+
+    pub(crate) fn dpop_refused(reason: &'static str) {
+        metrics::counter!("tollgate_dpop_proofs_refused_total", "reason" => reason).increment(1);
     }
 
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
@@ -177,6 +184,8 @@ mod imp {
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn lockout() {}
+    #[inline(always)]
+    pub(crate) fn dpop_refused(_: &'static str) {}
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn csrf_refused(_: &'static str) {}

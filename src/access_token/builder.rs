@@ -3,9 +3,10 @@ use std::{sync::Arc, time::Duration};
 use super::{
     Verifier,
     resource::{DEFAULT_RESOURCE_METADATA_MAX_AGE, ProtectedResource},
-    service::{AccessTokenLayer, Shared},
+    service::{AccessTokenLayer, GateDpop, Shared},
 };
 use crate::{
+    dpop::{Dpop, Htu},
     header::is_quotable,
     identifier::{HttpsIdentifier, IdentifierError},
     keys::{ACCESS_TOKEN_TYP, Algorithm, Keys},
@@ -52,6 +53,14 @@ pub enum AccessTokenConfigError {
     /// The cookie name is not a valid cookie name.
     #[error("`{0}` is not a valid cookie name")]
     InvalidCookieName(String),
+    /// DPoP is on but the public URL (each proof's `htu` base) is missing
+    /// or not an absolute http(s) URL.
+    #[error("DPoP needs the public URL the routes are reached at (`dpop_public_url`)")]
+    DpopPublicUrl,
+    /// A server nonce is required but the [`Dpop`](crate::dpop::Dpop) has
+    /// no nonces.
+    #[error("a DPoP nonce is required but no nonces are configured")]
+    DpopNoNonces,
     /// The accepted token types are empty.
     #[error("no accepted token type (use `allow_any_token_type` for legacy issuers)")]
     EmptyTokenTypes,
@@ -94,6 +103,9 @@ pub struct AccessTokenLayerBuilder {
     authorization_servers: Vec<String>,
     scopes_supported: Option<Vec<String>>,
     resource_metadata_max_age: Duration,
+    dpop: Option<Dpop>,
+    dpop_public_url: Option<String>,
+    dpop_nonce_required: bool,
 }
 
 impl Default for AccessTokenLayerBuilder {
@@ -114,6 +126,9 @@ impl Default for AccessTokenLayerBuilder {
             authorization_servers: Vec::new(),
             scopes_supported: None,
             resource_metadata_max_age: DEFAULT_RESOURCE_METADATA_MAX_AGE,
+            dpop: None,
+            dpop_public_url: None,
+            dpop_nonce_required: false,
         }
     }
 }
@@ -264,6 +279,39 @@ impl AccessTokenLayerBuilder {
         }
     }
 
+    /// Accepts DPoP-bound tokens (RFC 9449): `Authorization: DPoP` with a
+    /// proof checked by `dpop`, besides Bearer tokens (a token bound to a
+    /// key is refused as a Bearer token). Needs
+    /// [`dpop_public_url`](Self::dpop_public_url).
+    pub fn dpop(self, dpop: Dpop) -> Self {
+        Self {
+            dpop: Some(dpop),
+            ..self
+        }
+    }
+
+    /// The URL clients reach this gate's routes under, before a proxy or a
+    /// router strips any prefix: a proof's `htu` must be this plus the
+    /// path the gate sees (e.g. `https://api.example/v1` for a gate nested
+    /// at `/v1`, or mounted behind a proxy that strips `/v1`). Never the
+    /// request's `Host`.
+    pub fn dpop_public_url(self, url: impl Into<String>) -> Self {
+        Self {
+            dpop_public_url: Some(url.into()),
+            ..self
+        }
+    }
+
+    /// Requires a server nonce in every DPoP proof on these routes
+    /// (RFC 9449 §9): `use_dpop_nonce` with a fresh `DPoP-Nonce` without
+    /// one.
+    pub fn require_dpop_nonce(self) -> Self {
+        Self {
+            dpop_nonce_required: true,
+            ..self
+        }
+    }
+
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<AccessTokenLayer, AccessTokenConfigError> {
         let keys = self.keys.ok_or(AccessTokenConfigError::MissingKeys)?;
@@ -365,6 +413,24 @@ impl AccessTokenLayerBuilder {
             None => None,
         };
         let challenge_scope = (!self.scopes.is_empty()).then(|| self.scopes.join(" "));
+        let dpop = match self.dpop {
+            Some(dpop) => {
+                let base = self
+                    .dpop_public_url
+                    .as_deref()
+                    .and_then(Htu::parse)
+                    .ok_or(AccessTokenConfigError::DpopPublicUrl)?;
+                if self.dpop_nonce_required && !dpop.has_nonces() {
+                    return Err(AccessTokenConfigError::DpopNoNonces);
+                }
+                Some(GateDpop {
+                    dpop,
+                    base,
+                    nonce_required: self.dpop_nonce_required,
+                })
+            }
+            None => None,
+        };
         Ok(AccessTokenLayer::from_shared(Arc::new(Shared {
             verifier: Verifier {
                 keys,
@@ -382,6 +448,7 @@ impl AccessTokenLayerBuilder {
             resource,
             counters: crate::telemetry::GateCounters::register(),
             cookie: self.cookie,
+            dpop,
         })))
     }
 }

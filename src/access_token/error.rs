@@ -1,6 +1,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::{revocation::RevokedBy, telemetry::GateOutcome};
+use super::extract::Scheme;
+use crate::{dpop::DpopError, revocation::RevokedBy, telemetry::GateOutcome};
 
 /// What a gate's challenges say besides the error.
 #[derive(Debug, Clone, Copy, Default)]
@@ -10,6 +11,13 @@ pub(crate) struct ChallengeParams<'a> {
     pub(crate) scope: Option<&'a str>,
     /// The URL of the RFC 9728 metadata (§5.1).
     pub(crate) resource_metadata: Option<&'a str>,
+    /// With DPoP on: the accepted proof algorithms (the `DPoP`
+    /// challenge's `algs`).
+    pub(crate) dpop_algs: Option<&'a str>,
+    /// The scheme the request used, when it sent credentials.
+    pub(crate) scheme: Option<Scheme>,
+    /// A fresh server nonce, sent in `DPoP-Nonce`.
+    pub(crate) dpop_nonce: Option<&'a str>,
 }
 
 /// Why a request was refused by the gate (RFC 6750 §3.1).
@@ -45,6 +53,11 @@ pub enum AuthError {
         /// The scopes the resource requires, space-separated.
         required: String,
     },
+    /// The DPoP proof failed a check (RFC 9449 §7.1): 401
+    /// `invalid_dpop_proof`, or `use_dpop_nonce` with a fresh nonce; 503
+    /// when the replay cache cannot take it.
+    #[error("DPoP proof refused: {0}")]
+    Dpop(DpopError),
 }
 
 /// What exactly was wrong with a token (kept for logs and metrics; the
@@ -88,6 +101,13 @@ pub enum InvalidToken {
     /// `exp - iat` is longer than the gate accepts.
     #[error("lifetime too long")]
     LifetimeTooLong,
+    /// A DPoP-bound token (`cnf`) presented as a bearer token: a stolen
+    /// bound token must not work without the key.
+    #[error("DPoP-bound token used as a bearer token")]
+    BoundToKey,
+    /// A token without `cnf` presented with the `DPoP` scheme.
+    #[error("token not bound to a key")]
+    NotBound,
 }
 
 impl AuthError {
@@ -100,19 +120,22 @@ impl AuthError {
             Self::InvalidToken(_) => GateOutcome::Invalid,
             Self::Revoked(_) => GateOutcome::Revoked,
             Self::InsufficientScope { .. } => GateOutcome::InsufficientScope,
-            Self::Unavailable => GateOutcome::Unavailable,
+            Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => GateOutcome::Unavailable,
+            Self::Dpop(_) => GateOutcome::InvalidDpopProof,
         }
     }
 
     /// The HTTP status of the rejection.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken(_) | Self::Revoked(_) => {
+            Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::MissingToken | Self::InvalidToken(_) | Self::Revoked(_) | Self::Dpop(_) => {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -120,10 +143,11 @@ impl AuthError {
     /// (RFC 6750 §3.1).
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Self::MissingToken | Self::Unavailable => None,
+            Self::MissingToken | Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) | Self::Revoked(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
+            Self::Dpop(e) => Some(e.error_code()),
         }
     }
 
@@ -142,6 +166,13 @@ impl AuthError {
                 "The access token is not meant for this resource"
             }
             Self::InvalidToken(InvalidToken::WrongType) => "The token is not an access token",
+            Self::InvalidToken(InvalidToken::BoundToKey) => {
+                "The access token is bound to a key: present it with a DPoP proof"
+            }
+            Self::InvalidToken(InvalidToken::NotBound) => {
+                "The access token is not bound to a key: present it as a Bearer token"
+            }
+            Self::Dpop(e) => e.description(),
             Self::InvalidToken(_) => "The access token is invalid",
             Self::Revoked(_) => "The access token has been revoked",
             Self::Unavailable => "Token revocation status is unavailable, retry later",
@@ -187,11 +218,41 @@ impl AuthError {
         if let Some(url) = p.resource_metadata {
             params.push(format!("resource_metadata=\"{url}\""));
         }
+        let scheme = match (self.scheme(p), p.dpop_algs) {
+            (Scheme::Dpop, Some(algs)) => {
+                params.insert(0, format!("algs=\"{algs}\""));
+                "DPoP"
+            }
+            _ => "Bearer",
+        };
         if params.is_empty() {
-            "Bearer".to_owned()
+            scheme.to_owned()
         } else {
-            format!("Bearer {}", params.join(", "))
+            format!("{scheme} {}", params.join(", "))
         }
+    }
+
+    /// The scheme a challenge for this error speaks: DPoP for a proof's
+    /// failure and for requests made with the DPoP scheme, else Bearer.
+    fn scheme(&self, p: &ChallengeParams<'_>) -> Scheme {
+        match self {
+            Self::Dpop(_) | Self::InvalidToken(InvalidToken::BoundToKey) => Scheme::Dpop,
+            _ => p.scheme.unwrap_or(Scheme::Bearer),
+        }
+    }
+
+    /// The challenges to send: the error's own and, with DPoP on and no
+    /// credentials sent, the DPoP one beside the Bearer one (a client may
+    /// use either, RFC 9449 §7.1).
+    fn challenges(&self, p: &ChallengeParams<'_>) -> Vec<String> {
+        let mut all = vec![self.challenge_with(p)];
+        if p.dpop_algs.is_some() && *self == Self::MissingToken {
+            all.push(self.challenge_with(&ChallengeParams {
+                scheme: Some(Scheme::Dpop),
+                ..*p
+            }));
+        }
+        all
     }
 
     /// The rejection as an HTTP response with an empty body, so it fits any
@@ -211,7 +272,7 @@ impl AuthError {
     ) -> Response<B> {
         let mut res = Response::new(B::default());
         *res.status_mut() = self.status();
-        if self == Self::Unavailable {
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             res.headers_mut()
@@ -221,10 +282,19 @@ impl AuthError {
         // Built from validated parts only (realm checked at build time, the
         // rest fixed strings or validated scope tokens), so it is a valid
         // header value; fall back to a bare challenge if it ever is not.
-        let challenge = HeaderValue::try_from(self.challenge_with(p))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
-        res.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, challenge);
+        for challenge in self.challenges(p) {
+            let challenge = HeaderValue::try_from(challenge)
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .append(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(nonce) = p
+            .dpop_nonce
+            .filter(|_| matches!(self, Self::Dpop(DpopError::Nonce)))
+            .and_then(|n| HeaderValue::try_from(n).ok())
+        {
+            res.headers_mut().insert("dpop-nonce", nonce);
+        }
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res

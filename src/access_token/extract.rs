@@ -8,14 +8,27 @@
 use http::{HeaderMap, header};
 
 use super::AuthError;
+use crate::dpop::{DpopError, MAX_PROOF_LEN};
 
-/// Finds the bearer token in `Authorization` or, if configured, in a cookie.
+/// How the token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `Authorization: Bearer` or the cookie (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP`, with a proof in the `DPoP` header (RFC 9449
+    /// §7.1).
+    Dpop,
+}
+
+/// Finds the access token in `Authorization` (`Bearer`, or `DPoP` when
+/// `dpop` is on) or, if configured, in a cookie.
 pub(crate) fn find_token<'a>(
     headers: &'a HeaderMap,
     cookie: Option<&str>,
     max_len: usize,
-) -> Result<&'a str, AuthError> {
-    let from_header = authorization_bearer(headers, max_len)?;
+    dpop: bool,
+) -> Result<(Scheme, &'a str), AuthError> {
+    let from_header = authorization(headers, max_len, dpop)?;
     let from_cookie = match cookie {
         Some(name) => cookie_token(headers, name, max_len)?,
         None => None,
@@ -24,14 +37,20 @@ pub(crate) fn find_token<'a>(
         (Some(_), Some(_)) => Err(AuthError::InvalidRequest(
             "The access token was sent in more than one way",
         )),
-        (Some(token), None) | (None, Some(token)) => Ok(token),
+        (Some(found), None) => Ok(found),
+        (None, Some(token)) => Ok((Scheme::Bearer, token)),
         (None, None) => Err(AuthError::MissingToken),
     }
 }
 
-/// The token of an `Authorization: Bearer` header; `None` when there is no
-/// such header or it uses another scheme (no bearer credentials).
-fn authorization_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
+/// The token of an `Authorization: Bearer` (or `DPoP`) header; `None`
+/// when there is no such header or it uses another scheme (no
+/// credentials we take).
+fn authorization(
+    headers: &HeaderMap,
+    max_len: usize,
+    dpop: bool,
+) -> Result<Option<(Scheme, &str)>, AuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -51,20 +70,43 @@ fn authorization_bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<&s
         Some(i) => (&bytes[..i], &bytes[i..]),
         None => (bytes, &b""[..]),
     };
-    if !scheme.eq_ignore_ascii_case(b"Bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case(b"Bearer") {
+        Scheme::Bearer
+    } else if dpop && scheme.eq_ignore_ascii_case(b"DPoP") {
+        Scheme::Dpop
+    } else {
         return Ok(None);
-    }
+    };
     let token = trim_ascii_spaces(rest);
-    if token.is_empty() {
-        return Err(AuthError::InvalidRequest(
+    let (empty, malformed) = match scheme {
+        Scheme::Bearer => (
             "The Bearer credentials are empty",
-        ));
+            "The Bearer credentials are malformed",
+        ),
+        Scheme::Dpop => (
+            "The DPoP credentials are empty",
+            "The DPoP credentials are malformed",
+        ),
+    };
+    if token.is_empty() {
+        return Err(AuthError::InvalidRequest(empty));
     }
     as_b64token(token)
-        .map(Some)
-        .ok_or(AuthError::InvalidRequest(
-            "The Bearer credentials are malformed",
-        ))
+        .map(|t| Some((scheme, t)))
+        .ok_or(AuthError::InvalidRequest(malformed))
+}
+
+/// The one `DPoP` header's proof (RFC 9449 §4.3: exactly one).
+pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<&str, DpopError> {
+    let mut values = headers.get_all("dpop").iter();
+    let proof = values.next().ok_or(DpopError::Missing)?;
+    if values.next().is_some() {
+        return Err(DpopError::Multiple);
+    }
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(DpopError::Malformed);
+    }
+    proof.to_str().map_err(|_| DpopError::Malformed)
 }
 
 /// The token in the cookie `name`, if present.
@@ -161,7 +203,34 @@ mod tests {
 
     fn find(pairs: &[(&'static str, &[u8])]) -> Result<&'static str, AuthError> {
         let h = Box::leak(Box::new(headers(pairs)));
-        find_token(h, Some("at"), 4096)
+        find_token(h, Some("at"), 4096, false).map(|(_, token)| token)
+    }
+
+    #[test]
+    fn the_dpop_scheme_only_when_dpop_is_on() {
+        let h = headers(&[("authorization", b"DPoP abc.def")]);
+        assert_eq!(
+            find_token(&h, None, 4096, true),
+            Ok((Scheme::Dpop, "abc.def"))
+        );
+        assert_eq!(
+            find_token(&h, None, 4096, false),
+            Err(AuthError::MissingToken)
+        );
+        let h = headers(&[("authorization", b"dpop ")]);
+        assert!(matches!(
+            find_token(&h, None, 4096, true),
+            Err(AuthError::InvalidRequest(_))
+        ));
+        let h = headers(&[("authorization", b"Bearer abc")]);
+        assert_eq!(
+            find_token(&h, None, 4096, true),
+            Ok((Scheme::Bearer, "abc"))
+        );
+        let two = headers(&[("dpop", b"a.b.c"), ("dpop", b"a.b.c")]);
+        assert_eq!(dpop_proof(&two), Err(DpopError::Multiple));
+        assert_eq!(dpop_proof(&headers(&[])), Err(DpopError::Missing));
+        assert_eq!(dpop_proof(&headers(&[("dpop", b"a.b.c")])), Ok("a.b.c"));
     }
 
     #[test]
@@ -226,10 +295,10 @@ mod tests {
         long.extend(std::iter::repeat_n(b'a', 5000));
         let h = headers(&[("authorization", &long)]);
         assert!(matches!(
-            find_token(&h, None, 4096),
+            find_token(&h, None, 4096, false),
             Err(AuthError::InvalidRequest(_))
         ));
-        assert!(find_token(&h, None, 8192).is_ok());
+        assert!(find_token(&h, None, 8192, false).is_ok());
     }
 
     #[test]
@@ -251,7 +320,10 @@ mod tests {
         ));
         // Not configured: the cookie is ignored.
         let h = headers(&[("cookie", b"at=tok")]);
-        assert_eq!(find_token(&h, None, 4096), Err(AuthError::MissingToken));
+        assert_eq!(
+            find_token(&h, None, 4096, false),
+            Err(AuthError::MissingToken)
+        );
     }
 
     mod properties {
@@ -282,8 +354,8 @@ mod tests {
                         h.insert(name, v);
                     }
                 }
-                match find_token(&h, Some("at"), 256) {
-                    Ok(token) => {
+                match find_token(&h, Some("at"), 256, true) {
+                    Ok((_, token)) => {
                         prop_assert!(!token.is_empty() && token.len() <= 256);
                         prop_assert!(as_b64token(token.as_bytes()).is_some());
                     }
@@ -297,7 +369,7 @@ mod tests {
             fn b64tokens_are_returned_as_sent(token in "[A-Za-z0-9._~+/-]{1,200}={0,2}", spaces in 1usize..4) {
                 let value = format!("Bearer{}{token}", " ".repeat(spaces));
                 let h = headers(&[("authorization", value.as_bytes())]);
-                prop_assert_eq!(find_token(&h, None, 4096), Ok(token.as_str()));
+                prop_assert_eq!(find_token(&h, None, 4096, false), Ok((Scheme::Bearer, token.as_str())));
             }
         }
     }

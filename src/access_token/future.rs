@@ -4,7 +4,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::Response;
+use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 pin_project! {
@@ -19,15 +19,15 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, B> {
-        Authorized { #[pin] future: F },
+        Authorized { #[pin] future: F, dpop_nonce: Option<HeaderValue> },
         Rejected { response: Option<Response<B>> },
     }
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn authorized(future: F) -> Self {
+    pub(crate) fn authorized(future: F, dpop_nonce: Option<HeaderValue>) -> Self {
         Self {
-            kind: Kind::Authorized { future },
+            kind: Kind::Authorized { future, dpop_nonce },
         }
     }
 
@@ -48,7 +48,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Authorized { future } => future.poll(cx),
+            KindProj::Authorized { future, dpop_nonce } => {
+                let mut result = std::task::ready!(future.poll(cx));
+                if let (Ok(response), Some(nonce)) = (&mut result, dpop_nonce.take()) {
+                    response.headers_mut().insert("dpop-nonce", nonce);
+                }
+                Poll::Ready(result)
+            }
             KindProj::Rejected { response } => {
                 Poll::Ready(Ok(response.take().expect("polled after completion")))
             }

@@ -4,18 +4,19 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
-    AccessTokenLayerBuilder, AuthError, ResponseFuture, Verifier,
+    AccessTokenLayerBuilder, AuthError, InvalidToken, ResponseFuture, Verifier,
     error::ChallengeParams,
-    extract::find_token,
+    extract::{Scheme, dpop_proof, find_token},
     resource::{ProtectedResource, ResourceMetadataEndpoint},
 };
 use crate::{
     claims::AccessClaims,
+    dpop::{Dpop, DpopError, DpopKey, Expected, Htu},
     keys::Keys,
     revocation::RevocationCache,
     telemetry::{self, GateOutcome},
@@ -34,6 +35,23 @@ pub(crate) struct Shared {
     /// `tollgate_gate_requests_total`, registered when built.
     pub(crate) counters: telemetry::GateCounters,
     pub(crate) cookie: Option<String>,
+    /// DPoP, when on.
+    pub(crate) dpop: Option<GateDpop>,
+}
+
+/// A gate's DPoP settings.
+pub(crate) struct GateDpop {
+    pub(crate) dpop: Dpop,
+    /// The public URL routes are reached under: `htu` = this + the path.
+    pub(crate) base: Htu,
+    pub(crate) nonce_required: bool,
+}
+
+/// What a request proved.
+pub(crate) struct Admitted {
+    pub(crate) claims: AccessClaims,
+    /// With the DPoP scheme: the key it proved.
+    pub(crate) key: Option<DpopKey>,
 }
 
 /// A Tower [`Layer`] that admits only requests carrying a valid, unrevoked
@@ -89,12 +107,27 @@ impl AccessTokenLayer {
         &self.shared.verifier
     }
 
-    /// Finds the token in `headers`, verifies it and checks the required
-    /// scopes: exactly what the middleware does for each request.
+    /// Finds a Bearer token in `headers`, verifies it and checks the
+    /// required scopes. DPoP requests need the method and path as well:
+    /// the middleware checks those.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<AccessClaims, AuthError> {
         let s = &*self.shared;
-        let token = find_token(headers, s.cookie.as_deref(), s.verifier.max_token_len)?;
+        let (_, token) = find_token(
+            headers,
+            s.cookie.as_deref(),
+            s.verifier.max_token_len,
+            false,
+        )?;
         let claims = s.verifier.verify(token)?;
+        if claims.cnf.is_some() {
+            return Err(AuthError::InvalidToken(InvalidToken::BoundToKey));
+        }
+        self.check_scopes(&claims)?;
+        Ok(claims)
+    }
+
+    fn check_scopes(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+        let s = &*self.shared;
         if s.required_scopes.iter().any(|r| !claims.has_scope(r)) {
             // Every scope the route needs, so the client can ask for all
             // of them at once.
@@ -102,7 +135,93 @@ impl AccessTokenLayer {
                 required: s.required_scopes.join(" "),
             });
         }
-        Ok(claims)
+        Ok(())
+    }
+
+    /// What the middleware does for each request: the token (Bearer, or
+    /// DPoP with its proof), the scopes, and last the proof's replay
+    /// check. Returns the scheme used alongside, for the challenge.
+    pub(crate) fn admit(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> (Option<Scheme>, Result<Admitted, AuthError>) {
+        let s = &*self.shared;
+        let (scheme, token) = match find_token(
+            headers,
+            s.cookie.as_deref(),
+            s.verifier.max_token_len,
+            s.dpop.is_some(),
+        ) {
+            Ok(found) => found,
+            Err(e) => return (None, Err(e)),
+        };
+        let result = match (scheme, &s.dpop) {
+            (Scheme::Dpop, Some(dpop)) => self.admit_dpop(dpop, method, path, headers, token),
+            _ => s.verifier.verify(token).and_then(|claims| {
+                if claims.cnf.is_some() {
+                    return Err(AuthError::InvalidToken(InvalidToken::BoundToKey));
+                }
+                self.check_scopes(&claims)?;
+                Ok(Admitted { claims, key: None })
+            }),
+        };
+        (Some(scheme), result)
+    }
+
+    /// A DPoP request: the proof (but its replay), the token, the binding
+    /// of one to the other, the scopes, then the replay claim.
+    fn admit_dpop(
+        &self,
+        dpop: &GateDpop,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        token: &str,
+    ) -> Result<Admitted, AuthError> {
+        let s = &*self.shared;
+        let now = s.verifier.revocations().now();
+        let checker = &dpop.dpop.checker;
+        let proof = dpop_proof(headers).map_err(AuthError::Dpop)?;
+        let checked = checker
+            .check(
+                proof,
+                &Expected {
+                    method: method.as_str(),
+                    url: &dpop.base.join(path),
+                    access_token: Some(token),
+                    nonce_required: dpop.nonce_required,
+                },
+                now,
+            )
+            .map_err(AuthError::Dpop)?;
+        let claims = s.verifier.verify(token)?;
+        match &claims.cnf {
+            None => return Err(AuthError::InvalidToken(InvalidToken::NotBound)),
+            Some(cnf) if cnf.jkt != checked.jkt => {
+                return Err(AuthError::Dpop(DpopError::KeyMismatch));
+            }
+            Some(_) => {}
+        }
+        self.check_scopes(&claims)?;
+        checker.claim(&checked, now).map_err(AuthError::Dpop)?;
+        Ok(Admitted {
+            claims,
+            key: Some(DpopKey {
+                thumbprint: checked.jkt,
+            }),
+        })
+    }
+
+    /// A fresh `DPoP-Nonce` for a DPoP request's answer, when nonces are
+    /// on.
+    fn fresh_nonce(&self) -> Option<HeaderValue> {
+        let s = &*self.shared;
+        let dpop = s.dpop.as_ref()?;
+        dpop.dpop
+            .nonce(s.verifier.revocations().now())
+            .and_then(|n| HeaderValue::try_from(n).ok())
     }
 
     /// Verifies a token: header, key by `kid`, signature, `exp`/`nbf`/`iat`,
@@ -111,18 +230,33 @@ impl AccessTokenLayer {
         self.shared.verifier.verify(token)
     }
 
-    fn reject<B: Default>(&self, error: AuthError, headers: &HeaderMap) -> Response<B> {
+    fn reject<B: Default>(
+        &self,
+        error: AuthError,
+        scheme: Option<Scheme>,
+        headers: &HeaderMap,
+    ) -> Response<B> {
         // Debug: every unauthenticated request would otherwise fill an
         // info log. `reason` is the metric's outcome label.
         tracing::debug!(reason = error.gate_outcome().as_str(), %error, "access token rejected");
+        if let AuthError::Dpop(e) = &error {
+            telemetry::dpop_refused(e.reason());
+        }
         if cfg!(feature = "grpc") && is_grpc(headers) {
             error.into_grpc_response()
         } else {
             let s = &*self.shared;
+            let nonce = match &error {
+                AuthError::Dpop(DpopError::Nonce) => self.fresh_nonce(),
+                _ => None,
+            };
             error.into_http_response_with(&ChallengeParams {
                 realm: s.realm.as_deref(),
                 scope: s.challenge_scope.as_deref(),
                 resource_metadata: s.resource.as_ref().map(|r| r.metadata_url.as_str()),
+                dpop_algs: s.dpop.as_ref().map(|d| d.dpop.algs()),
+                scheme,
+                dpop_nonce: nonce.as_ref().and_then(|n| n.to_str().ok()),
             })
         }
     }
@@ -172,15 +306,23 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        match self.layer.authenticate(req.headers()) {
-            Ok(claims) => {
+        match self
+            .layer
+            .admit(req.method(), req.uri().path(), req.headers())
+        {
+            (_, Ok(Admitted { claims, key })) => {
                 self.layer.shared.counters.count(GateOutcome::Accepted);
                 req.extensions_mut().insert(claims);
-                ResponseFuture::authorized(self.inner.call(req))
+                // A DPoP answer carries a fresh nonce when nonces are on.
+                let nonce = key.as_ref().and_then(|_| self.layer.fresh_nonce());
+                if let Some(key) = key {
+                    req.extensions_mut().insert(key);
+                }
+                ResponseFuture::authorized(self.inner.call(req), nonce)
             }
-            Err(error) => {
+            (scheme, Err(error)) => {
                 self.layer.shared.counters.count(error.gate_outcome());
-                ResponseFuture::rejected(self.layer.reject(error, req.headers()))
+                ResponseFuture::rejected(self.layer.reject(error, scheme, req.headers()))
             }
         }
     }

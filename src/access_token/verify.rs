@@ -263,6 +263,7 @@ mod tests {
             client_id: "web".into(),
             scope: Some("orders:read".into()),
             sid: Some("s-1".into()),
+            cnf: None,
         }
     }
 

@@ -6,6 +6,7 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
+pub mod dpop;
 pub mod quickstart;
 #[cfg(feature = "store")]
 pub mod store;
@@ -47,6 +48,7 @@ pub fn claims(jti: &str) -> AccessClaims {
         client_id: "web".into(),
         scope: Some("orders:read orders:write".into()),
         sid: Some("fam-1".into()),
+        cnf: None,
     }
 }
 

@@ -8,6 +8,7 @@
 mod common;
 
 mod access_token;
+mod dpop;
 #[cfg(feature = "axum")]
 mod frameworks;
 mod resource;

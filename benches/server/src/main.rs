@@ -85,6 +85,7 @@ impl Settings {
             client_id: "bench-client".into(),
             scope: Some("read".into()),
             sid: Some("bench-session".into()),
+            cnf: None,
         }
     }
 }
