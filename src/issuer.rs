@@ -49,7 +49,7 @@ use serde::Serialize;
 
 use crate::{
     AccessTokenLayer, AccessTokenLayerBuilder, audience,
-    claims::AccessClaims,
+    claims::{AccessClaims, Confirmation},
     events::{DEFAULT_EVENT_QUEUE, EventSink, Events, SecurityEvent},
     keys::{KeyError, Keys},
     refresh::{RefreshError, RefreshPolicy, RefreshRequest},
@@ -122,6 +122,25 @@ pub struct Requested<'a> {
     /// configured audience on a new session, the session's own on a
     /// refresh.
     pub resources: &'a [&'a str],
+    /// The RFC 7638 thumbprint of the DPoP key the request proved: the
+    /// access token is bound to it (`cnf.jkt`, `token_type` `DPoP`), and
+    /// so is a public client's new session, whose refreshes must then
+    /// prove it too.
+    pub dpop_jkt: Option<&'a str>,
+}
+
+/// What one access token says.
+#[derive(Clone, Copy)]
+struct Mint<'a> {
+    sub: &'a str,
+    client_id: &'a str,
+    scope: &'a str,
+    resources: &'a [String],
+    sid: Option<&'a str>,
+    now: SystemTime,
+    ttl: Duration,
+    cap: Option<SystemTime>,
+    dpop_jkt: Option<&'a str>,
 }
 
 /// A successful token response (RFC 6749 §5.1). Its `Debug` output shows
@@ -130,7 +149,7 @@ pub struct Requested<'a> {
 pub struct TokenResponse {
     /// The access token (a JWT).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to a key (RFC 9449 §5).
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -330,6 +349,7 @@ impl Issuer {
             &Requested {
                 scope,
                 resources: &[],
+                dpop_jkt: None,
             },
             meta,
         )
@@ -402,6 +422,10 @@ impl Issuer {
                 now,
                 token_expires_at: now + lifetimes.refresh_idle,
                 session_expires_at,
+                // RFC 9449 §5: a public client's refresh tokens are bound
+                // to its key; a confidential client's need not be (its
+                // secret already binds them).
+                dpop_jkt: requested.dpop_jkt.filter(|_| !client.is_confidential()),
             },
         )
         .await?;
@@ -413,19 +437,20 @@ impl Issuer {
             user_agent: meta.user_agent.clone(),
             new_device,
         });
-        let (access_token, expires_in) = self.mint(
-            user_id,
-            &client.client_id,
-            &scope,
-            &resources,
-            Some(&family_id),
+        let (access_token, expires_in, token_type) = self.mint(&Mint {
+            sub: user_id,
+            client_id: &client.client_id,
+            scope: &scope,
+            resources: &resources,
+            sid: Some(&family_id),
             now,
-            lifetimes.access,
-            Some(session_expires_at),
-        )?;
+            ttl: lifetimes.access,
+            cap: Some(session_expires_at),
+            dpop_jkt: requested.dpop_jkt,
+        })?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type,
             expires_in,
             refresh_token: Some(refresh_token),
             scope,
@@ -455,19 +480,20 @@ impl Issuer {
             .collect();
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
-        let (access_token, expires_in) = self.mint(
-            &client.client_id,
-            &client.client_id,
-            &scope,
-            &resources,
-            None,
+        let (access_token, expires_in, token_type) = self.mint(&Mint {
+            sub: &client.client_id,
+            client_id: &client.client_id,
+            scope: &scope,
+            resources: &resources,
+            sid: None,
             now,
-            lifetimes.access,
-            None,
-        )?;
+            ttl: lifetimes.access,
+            cap: None,
+            dpop_jkt: requested.dpop_jkt,
+        })?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type,
             expires_in,
             refresh_token: None,
             scope,
@@ -495,6 +521,7 @@ impl Issuer {
                     user_agent: meta.user_agent.as_deref(),
                     scope: requested.scope,
                     resources: requested.resources,
+                    dpop_jkt: requested.dpop_jkt,
                     now,
                     // Set by the store's conditional update.
                     won_consume: false,
@@ -531,19 +558,20 @@ impl Issuer {
             }
             RefreshOutcome::Unknown => return Err(IssueError::UnknownToken),
         };
-        let (access_token, expires_in) = self.mint(
-            &session.user_id,
-            &session.client_id,
-            &session.access_scope,
-            &session.resources,
-            Some(&session.sid),
+        let (access_token, expires_in, token_type) = self.mint(&Mint {
+            sub: &session.user_id,
+            client_id: &session.client_id,
+            scope: &session.access_scope,
+            resources: &session.resources,
+            sid: Some(&session.sid),
             now,
-            lifetimes.access,
-            Some(session.expires_at),
-        )?;
+            ttl: lifetimes.access,
+            cap: Some(session.expires_at),
+            dpop_jkt: requested.dpop_jkt,
+        })?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type,
             expires_in,
             refresh_token: Some(child),
             scope: session.access_scope,
@@ -588,18 +616,19 @@ impl Issuer {
     }
 
     /// Signs an access token; it never outlives `cap` (its session).
-    #[allow(clippy::too_many_arguments)]
-    fn mint(
-        &self,
-        sub: &str,
-        client_id: &str,
-        scope: &str,
-        resources: &[String],
-        sid: Option<&str>,
-        now: SystemTime,
-        ttl: Duration,
-        cap: Option<SystemTime>,
-    ) -> Result<(String, u64), IssueError> {
+    /// Returns the token, its lifetime in seconds, and its `token_type`.
+    fn mint(&self, m: &Mint<'_>) -> Result<(String, u64, &'static str), IssueError> {
+        let Mint {
+            sub,
+            client_id,
+            scope,
+            resources,
+            sid,
+            now,
+            ttl,
+            cap,
+            dpop_jkt,
+        } = *m;
         let keys = self.inner.keys.load();
         let key = keys.signing_key().ok_or(IssueError::Signing(None))?;
         let iat = unix_secs(now);
@@ -619,12 +648,16 @@ impl Issuer {
             client_id: client_id.to_owned(),
             scope: (!scope.is_empty()).then(|| scope.to_owned()),
             sid: sid.map(str::to_owned),
-            cnf: None,
+            cnf: dpop_jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let token = key
             .sign(&claims)
             .map_err(|e| IssueError::Signing(Some(e)))?;
-        Ok((token, exp - iat))
+        // RFC 9449 §5: a bound token is of type DPoP.
+        let token_type = if dpop_jkt.is_some() { "DPoP" } else { "Bearer" };
+        Ok((token, exp - iat, token_type))
     }
 }
 

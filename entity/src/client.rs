@@ -30,6 +30,8 @@ pub struct Model {
     /// RFC 8707 resources it may ask tokens for, space-separated absolute
     /// URIs; `None` for none.
     pub resources: Option<String>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

@@ -37,6 +37,9 @@ pub struct Model {
     /// RFC 8707 resources granted at login, space-separated; `None`: the
     /// issuer's configured audience. Refreshes may narrow them, never widen.
     pub resources: Option<String>,
+    /// The RFC 7638 thumbprint of the DPoP key a public client's session
+    /// is bound to; `None`: not bound.
+    pub dpop_jkt: Option<String>,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

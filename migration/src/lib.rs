@@ -13,7 +13,7 @@
 //! Migrator::up(&db, None).await.unwrap();
 //! assert!(Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
 //! Migrator::down(&db, None).await.unwrap();
-//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 5);
+//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 6);
 //! # });
 //! ```
 
@@ -28,6 +28,7 @@ mod m20261122_000002_create_token_family;
 mod m20261122_000003_create_refresh_token;
 mod m20261122_000004_create_revocation;
 mod m20261130_000005_add_resources;
+mod m20261130_000006_add_dpop;
 
 /// A UTC instant with microseconds: `timestamp with time zone` as
 /// sea-query writes it for PostgreSQL and SQLite, but `DATETIME(6)` on
@@ -80,6 +81,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_refresh_token::Migration),
             Box::new(m20261122_000004_create_revocation::Migration),
             Box::new(m20261130_000005_add_resources::Migration),
+            Box::new(m20261130_000006_add_dpop::Migration),
         ]
     }
 }

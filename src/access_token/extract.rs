@@ -8,7 +8,6 @@
 use http::{HeaderMap, header};
 
 use super::AuthError;
-use crate::dpop::{DpopError, MAX_PROOF_LEN};
 
 /// How the token was presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,19 +93,6 @@ fn authorization(
     as_b64token(token)
         .map(|t| Some((scheme, t)))
         .ok_or(AuthError::InvalidRequest(malformed))
-}
-
-/// The one `DPoP` header's proof (RFC 9449 §4.3: exactly one).
-pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<&str, DpopError> {
-    let mut values = headers.get_all("dpop").iter();
-    let proof = values.next().ok_or(DpopError::Missing)?;
-    if values.next().is_some() {
-        return Err(DpopError::Multiple);
-    }
-    if proof.len() > MAX_PROOF_LEN {
-        return Err(DpopError::Malformed);
-    }
-    proof.to_str().map_err(|_| DpopError::Malformed)
 }
 
 /// The token in the cookie `name`, if present.
@@ -227,10 +213,6 @@ mod tests {
             find_token(&h, None, 4096, true),
             Ok((Scheme::Bearer, "abc"))
         );
-        let two = headers(&[("dpop", b"a.b.c"), ("dpop", b"a.b.c")]);
-        assert_eq!(dpop_proof(&two), Err(DpopError::Multiple));
-        assert_eq!(dpop_proof(&headers(&[])), Err(DpopError::Missing));
-        assert_eq!(dpop_proof(&headers(&[("dpop", b"a.b.c")])), Ok("a.b.c"));
     }
 
     #[test]

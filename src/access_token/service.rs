@@ -11,12 +11,12 @@ use tower_service::Service;
 use super::{
     AccessTokenLayerBuilder, AuthError, InvalidToken, ResponseFuture, Verifier,
     error::ChallengeParams,
-    extract::{Scheme, dpop_proof, find_token},
+    extract::{Scheme, find_token},
     resource::{ProtectedResource, ResourceMetadataEndpoint},
 };
 use crate::{
     claims::AccessClaims,
-    dpop::{Dpop, DpopError, DpopKey, Expected, Htu},
+    dpop::{Dpop, DpopError, DpopKey, Expected, Htu, proof_header},
     keys::Keys,
     revocation::RevocationCache,
     telemetry::{self, GateOutcome},
@@ -183,7 +183,7 @@ impl AccessTokenLayer {
         let s = &*self.shared;
         let now = s.verifier.revocations().now();
         let checker = &dpop.dpop.checker;
-        let proof = dpop_proof(headers).map_err(AuthError::Dpop)?;
+        let proof = proof_header(headers).map_err(AuthError::Dpop)?;
         let checked = checker
             .check(
                 proof,

@@ -43,13 +43,28 @@ mod replay;
 
 use std::{sync::Arc, time::Duration};
 
+use http::HeaderMap;
+
 use jsonwebtoken::Algorithm;
 
 pub(crate) use htu::Htu;
 pub use nonce::{NonceConfigError, Nonces};
 pub use proof::DpopError;
-pub(crate) use proof::{Expected, MAX_PROOF_LEN};
+pub(crate) use proof::{CheckedProof, Expected, MAX_PROOF_LEN};
 pub use replay::{DEFAULT_REPLAY_CAPACITY, DEFAULT_REPLAY_PER_KEY, ReplayCache};
+
+/// The one `DPoP` header's proof (RFC 9449 §4.3: exactly one).
+pub(crate) fn proof_header(headers: &HeaderMap) -> Result<&str, DpopError> {
+    let mut values = headers.get_all("dpop").iter();
+    let proof = values.next().ok_or(DpopError::Missing)?;
+    if values.next().is_some() {
+        return Err(DpopError::Multiple);
+    }
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(DpopError::Malformed);
+    }
+    proof.to_str().map_err(|_| DpopError::Malformed)
+}
 
 /// Default age past which a proof's `iat` is stale: 60 seconds.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(60);

@@ -61,6 +61,9 @@ pub struct SessionState {
     /// RFC 8707 resources granted at login; empty: the issuer's configured
     /// audience.
     pub resources: Vec<String>,
+    /// The DPoP key the session is bound to (RFC 7638 thumbprint): every
+    /// refresh must prove it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The refresh request as presented.
@@ -81,6 +84,9 @@ pub struct RefreshRequest<'a> {
     pub won_consume: bool,
     /// The RFC 8707 `resource` parameters, if sent.
     pub resources: &'a [&'a str],
+    /// The thumbprint of the key the request's DPoP proof was signed
+    /// with, if it carried a valid one.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// What to do with a refresh request.
@@ -151,6 +157,9 @@ pub enum RefreshError {
     /// A requested resource was not granted to the session (RFC 8707).
     #[error("requested resource exceeds the original grant")]
     InvalidTarget,
+    /// The session is bound to a DPoP key the request did not prove.
+    #[error("refresh token is bound to another DPoP key")]
+    KeyMismatch,
 }
 
 impl RefreshError {
@@ -224,6 +233,14 @@ pub fn decide(
     {
         return reject(RefreshError::BindingMismatch, binding_revoke);
     }
+    // RFC 9449 §5: a public client's refresh token works only with a
+    // proof by its key. A thief without the key is refused; the token is
+    // not spent, so its owner carries on.
+    if let Some(bound) = &family.dpop_jkt
+        && req.dpop_jkt != Some(bound.as_str())
+    {
+        return reject(RefreshError::KeyMismatch, None);
+    }
     let scope = match scope::narrow(&family.scope, req.scope) {
         Some(scope) => scope,
         None => return reject(RefreshError::InvalidScope, None),
@@ -274,6 +291,7 @@ mod tests {
             expires_at: at(T + 5000),
             scope: "read write".into(),
             resources: Vec::new(),
+            dpop_jkt: None,
         }
     }
 
@@ -286,6 +304,7 @@ mod tests {
             now: at(T),
             won_consume: true,
             resources: &[],
+            dpop_jkt: None,
         }
     }
 
@@ -605,20 +624,23 @@ mod tests {
                                         for ip_ok in [true, false] {
                                             for ua_ok in [true, false] {
                                                 for scope in [None, Some("read"), Some("admin")] {
-                                                    seen += 1;
-                                                    check_one(
-                                                        policy,
-                                                        client_ok,
-                                                        tok_revoked,
-                                                        fam_revoked,
-                                                        fam_expired,
-                                                        idle_expired,
-                                                        consumed_age,
-                                                        head_gap,
-                                                        ip_ok,
-                                                        ua_ok,
-                                                        scope,
-                                                    );
+                                                    for dpop in DPOP_CASES {
+                                                        seen += 1;
+                                                        check_one(
+                                                            policy,
+                                                            client_ok,
+                                                            tok_revoked,
+                                                            fam_revoked,
+                                                            fam_expired,
+                                                            idle_expired,
+                                                            consumed_age,
+                                                            head_gap,
+                                                            ip_ok,
+                                                            ua_ok,
+                                                            scope,
+                                                            dpop,
+                                                        );
+                                                    }
                                                 }
                                             }
                                         }
@@ -630,8 +652,18 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 2 * 2 * 2 * 2 * 2 * 2 * 5 * 3 * 2 * 2 * 3);
+        assert_eq!(seen, 2 * 2 * 2 * 2 * 2 * 2 * 5 * 3 * 2 * 2 * 3 * 6);
     }
+
+    /// (the key the session is bound to, the key the request proved).
+    const DPOP_CASES: [(Option<&str>, Option<&str>); 6] = [
+        (None, None),
+        (None, Some("k1")),
+        (Some("k1"), None),
+        (Some("k1"), Some("k1")),
+        (Some("k1"), Some("k2")),
+        (Some("k2"), Some("k1")),
+    ];
 
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn check_one(
@@ -646,6 +678,7 @@ mod tests {
         ip_ok: bool,
         ua_ok: bool,
         scope: Option<&'static str>,
+        (bound, proved): (Option<&'static str>, Option<&'static str>),
     ) {
         let now = T + 100;
         let mut t = token();
@@ -656,6 +689,8 @@ mod tests {
         f.revoked = fam_revoked;
         f.expires_at = if fam_expired { at(now) } else { at(now + 1000) };
         f.generation = t.generation + head_gap;
+        f.dpop_jkt = bound.map(str::to_owned);
+        let key_ok = bound.is_none() || bound == proved;
         // The store's conditional update wins only on an unconsumed,
         // unrevoked token.
         let won = consumed_age.is_none() && !tok_revoked;
@@ -671,17 +706,23 @@ mod tests {
             now: at(now),
             won_consume: won,
             resources: &[],
+            dpop_jkt: proved,
         };
         let d = decide(&t, &f, &r, policy);
         let binding_on = policy.binding.ip == IpBinding::Exact;
         let bound_ok = !binding_on || (ip_ok && ua_ok);
         let ctx = format!(
-            "{d:?} client_ok={client_ok} tok_revoked={tok_revoked} fam_revoked={fam_revoked} fam_expired={fam_expired} idle_expired={idle_expired} consumed={consumed_age:?} gap={head_gap} ip={ip_ok} ua={ua_ok} scope={scope:?} strict={binding_on}"
+            "{d:?} bound={bound:?} proved={proved:?} client_ok={client_ok} tok_revoked={tok_revoked} fam_revoked={fam_revoked} fam_expired={fam_expired} idle_expired={idle_expired} consumed={consumed_age:?} gap={head_gap} ip={ip_ok} ua={ua_ok} scope={scope:?} strict={binding_on}"
         );
         match &d {
             Decision::Rotate { scope: s, .. } => {
                 assert!(
-                    won && client_ok && !fam_revoked && !fam_expired && !idle_expired && bound_ok,
+                    won && client_ok
+                        && !fam_revoked
+                        && !fam_expired
+                        && !idle_expired
+                        && bound_ok
+                        && key_ok,
                     "{ctx}"
                 );
                 assert!(scope.is_none() || scope == Some(s.as_str()), "{ctx}");
@@ -689,7 +730,12 @@ mod tests {
             }
             Decision::Replay { .. } => {
                 assert!(
-                    !won && client_ok && !tok_revoked && !fam_revoked && !fam_expired && bound_ok,
+                    !won && client_ok
+                        && !tok_revoked
+                        && !fam_revoked
+                        && !fam_expired
+                        && bound_ok
+                        && key_ok,
                     "{ctx}"
                 );
                 assert_eq!(
@@ -726,11 +772,47 @@ mod tests {
                         && !fam_expired
                         && !idle_expired
                         && bound_ok
+                        && key_ok
                         && scope != Some("admin")),
                     "{ctx}"
                 );
             }
         }
+    }
+
+    /// A bound session refreshes only with a proof by its key; refusing a
+    /// thief spends nothing and revokes nothing.
+    #[test]
+    fn a_bound_session_needs_its_key() {
+        let mut f = family();
+        f.dpop_jkt = Some("k1".into());
+        for (proved, ok) in [(Some("k1"), true), (Some("k2"), false), (None, false)] {
+            let r = RefreshRequest {
+                dpop_jkt: proved,
+                ..req()
+            };
+            let d = decide(&token(), &f, &r, &strict());
+            if ok {
+                assert!(matches!(d, Decision::Rotate { .. }), "{d:?}");
+            } else {
+                assert_eq!(
+                    d,
+                    Decision::Reject {
+                        error: RefreshError::KeyMismatch,
+                        revoke: None
+                    }
+                );
+            }
+        }
+        // An unbound session takes any proof, or none.
+        let r = RefreshRequest {
+            dpop_jkt: Some("k9"),
+            ..req()
+        };
+        assert!(matches!(
+            decide(&token(), &family(), &r, &strict()),
+            Decision::Rotate { .. }
+        ));
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct NewClient {
     /// The RFC 8707 resources it may ask tokens for (absolute URIs without
     /// fragment). A token request naming any other is `invalid_target`.
     pub resources: Vec<String>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2), so
+    /// every access token it gets is bound to a key.
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl NewClient {
@@ -62,6 +65,7 @@ impl NewClient {
             refresh_idle_ttl: None,
             session_ttl: None,
             resources: Vec::new(),
+            dpop_bound_access_tokens: false,
         }
     }
 
@@ -134,6 +138,7 @@ async fn insert(
         family_ttl_secs: Set(secs(new.session_ttl)),
         created_at: Set(db_time(SystemTime::now())),
         resources: Set(audience::join(&new.resources)),
+        dpop_bound_access_tokens: Set(new.dpop_bound_access_tokens),
     }
     .insert(db)
     .await?;
@@ -163,6 +168,8 @@ pub struct Client {
     pub session_ttl: Option<Duration>,
     /// The RFC 8707 resources it may ask tokens for.
     pub resources: Vec<String>,
+    /// Whether every token request must carry a DPoP proof.
+    pub dpop_bound_access_tokens: bool,
     /// SHA-256 of the secret; `None` for a public client.
     secret_hash: Option<Vec<u8>>,
 }
@@ -213,6 +220,7 @@ impl Client {
             refresh_idle_ttl: ttl(row.refresh_idle_ttl_secs),
             session_ttl: ttl(row.family_ttl_secs),
             resources: audience::split(row.resources.as_deref()),
+            dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             secret_hash: row.secret_hash,
         }
     }

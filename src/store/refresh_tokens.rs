@@ -103,5 +103,6 @@ pub(super) fn session_state(f: &token_family::Model) -> SessionState {
         expires_at: system_time(f.expires_at),
         scope: f.scope.clone(),
         resources: audience::split(f.resources.as_deref()),
+        dpop_jkt: f.dpop_jkt.clone(),
     }
 }

@@ -53,6 +53,9 @@ pub struct NewSession<'a> {
     pub token_expires_at: SystemTime,
     /// End of the session.
     pub session_expires_at: SystemTime,
+    /// The DPoP key (RFC 7638 thumbprint) the session is bound to, if
+    /// any.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Records a login; returns the family id (the `sid`).
@@ -76,6 +79,7 @@ pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String
         revoked_at: Set(None),
         revoked_reason: Set(None),
         resources: Set(audience::join(s.resources)),
+        dpop_jkt: Set(s.dpop_jkt.map(str::to_owned)),
     }
     .insert(&txn)
     .await?;

@@ -90,6 +90,9 @@ struct AuthorizationServerMetadata<'a> {
     revocation_endpoint_auth_methods_supported: [&'a str; 3],
     /// Only confidential clients may introspect (RFC 7662 §2.1).
     introspection_endpoint_auth_methods_supported: [&'a str; 2],
+    /// RFC 9449 §5.1: present when the endpoint accepts DPoP proofs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_signing_alg_values_supported: Option<Vec<&'static str>>,
 }
 
 /// What the metadata is built from.
@@ -99,6 +102,8 @@ pub(crate) struct MetadataConfig<'a> {
     pub(crate) paths: &'a EndpointPaths,
     pub(crate) scopes_supported: &'a [String],
     pub(crate) password_grant: bool,
+    /// The DPoP proof algorithms, when DPoP is on.
+    pub(crate) dpop_algs: Option<Vec<&'static str>>,
 }
 
 /// Serves RFC 8414 authorization-server metadata, from
@@ -113,6 +118,7 @@ pub(crate) struct MetadataConfig<'a> {
 pub struct MetadataEndpoint {
     document: Arc<Document>,
     well_known_path: Arc<str>,
+    token_endpoint: Arc<str>,
 }
 
 impl MetadataEndpoint {
@@ -133,9 +139,10 @@ impl MetadataEndpoint {
             grant_types_supported.push("password");
         }
         let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+        let token_endpoint = base.join(&config.paths.token);
         let metadata = AuthorizationServerMetadata {
             issuer: issuer.as_str(),
-            token_endpoint: base.join(&config.paths.token),
+            token_endpoint: token_endpoint.clone(),
             jwks_uri: base.join(&config.paths.jwks),
             revocation_endpoint: base.join(&config.paths.revocation),
             introspection_endpoint: base.join(&config.paths.introspection),
@@ -148,11 +155,18 @@ impl MetadataEndpoint {
                 "client_secret_basic",
                 "client_secret_post",
             ],
+            dpop_signing_alg_values_supported: config.dpop_algs.clone(),
         };
         Ok(Self {
             document: Arc::new(Document::json(&metadata, max_age)),
             well_known_path: issuer.well_known_path(WELL_KNOWN).into(),
+            token_endpoint: token_endpoint.into(),
         })
+    }
+
+    /// The token endpoint's public URL, as the metadata states it.
+    pub(crate) fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
     }
 
     /// The path to mount this at: `/.well-known/oauth-authorization-server`,

@@ -5,6 +5,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use serde::Serialize;
 
+use crate::dpop::DpopError;
+
 /// An error answer of the token endpoint (RFC 6749 §5.2). The description
 /// is a fixed sentence: never SQL, a secret or a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +46,11 @@ pub enum TokenError {
     /// 503 `temporarily_unavailable`: the store failed; retry.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// 400 `invalid_dpop_proof`, or `use_dpop_nonce` (RFC 9449 §5, §8):
+    /// the DPoP proof failed a check; 503 when the replay cache cannot
+    /// take it.
+    #[error("DPoP proof refused: {0}")]
+    Dpop(DpopError),
     /// 429 `temporarily_unavailable`: a rate limit or lockout of
     /// [`RateLimits`](super::RateLimits); retry after `retry_after`
     /// seconds.
@@ -67,7 +74,9 @@ impl TokenError {
             Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -85,7 +94,10 @@ impl TokenError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
-            Self::Unavailable | Self::TooManyRequests { .. } => "temporarily_unavailable",
+            Self::Unavailable
+            | Self::TooManyRequests { .. }
+            | Self::Dpop(DpopError::ReplayCacheFull) => "temporarily_unavailable",
+            Self::Dpop(e) => e.error_code(),
         }
     }
 
@@ -103,6 +115,7 @@ impl TokenError {
             Self::MethodNotAllowed => "This endpoint accepts POST only",
             Self::Unavailable => "The service is temporarily unavailable, retry later",
             Self::TooManyRequests { .. } => "Too many requests, retry later",
+            Self::Dpop(e) => e.description(),
         }
     }
 
@@ -125,7 +138,7 @@ impl TokenError {
             Self::MethodNotAllowed => {
                 h.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            Self::Unavailable => {
+            Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::TooManyRequests { retry_after } => {

@@ -62,6 +62,7 @@ where
         basic,
         meta,
         browser,
+        ..
     } = inner.read(req).await?;
     let client = inner.client(basic, &form, &meta).await?;
     let cookie = inner.browser_client(&client, &browser, &meta)?;

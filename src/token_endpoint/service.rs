@@ -33,6 +33,7 @@ use super::{
 use crate::{
     access_token::Verifier,
     binding::{TrustedProxies, peer_addr},
+    dpop::{CheckedProof, Dpop, DpopError, Expected, Htu, proof_header},
     events::SecurityEvent,
     header::is_quotable,
     issuer::{ClientMeta, IssueError, Issuer, Requested, TokenResponse},
@@ -40,6 +41,8 @@ use crate::{
     store::clients::Client,
     telemetry,
 };
+
+const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 /// Default cap on a token request body: 16 KiB.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024;
@@ -62,6 +65,16 @@ pub(crate) struct Inner {
     pub(crate) access_tokens: Verifier,
     /// Browser clients by id: their refresh cookie and origins.
     browser: HashMap<String, RefreshCookie>,
+    /// DPoP, when on.
+    dpop: Option<EndpointDpop>,
+}
+
+/// The token endpoint's DPoP settings.
+struct EndpointDpop {
+    dpop: Dpop,
+    /// The token endpoint's public URL: every proof's `htu`.
+    url: Htu,
+    nonce_required: bool,
 }
 
 /// A request to one of the endpoints, read and checked up to client
@@ -73,6 +86,8 @@ pub(crate) struct Incoming {
     /// What a browser client's checks read: Origin, the CSRF header,
     /// `Sec-Fetch-Site`, cookies.
     pub(crate) browser: BrowserHeaders,
+    /// The `DPoP` header: none, one proof, or a refusal (two headers).
+    pub(crate) dpop: Option<Result<String, DpopError>>,
 }
 
 impl Inner {
@@ -101,6 +116,11 @@ impl Inner {
         }
         let basic = client_auth::basic_credentials(req.headers())?;
         let browser = BrowserHeaders::from_headers(req.headers());
+        let dpop = match proof_header(req.headers()) {
+            Ok(proof) => Some(Ok(proof.to_owned())),
+            Err(DpopError::Missing) => None,
+            Err(e) => Some(Err(e)),
+        };
         let body = Limited::new(req.into_body(), self.max_body)
             .collect()
             .await
@@ -117,6 +137,7 @@ impl Inner {
             basic,
             meta,
             browser,
+            dpop,
         })
     }
 
@@ -179,6 +200,66 @@ impl Inner {
         Ok(Some(cookie))
     }
 
+    /// The request's DPoP proof, checked (all but its replay), when it has
+    /// one; a client registered with `dpop_bound_access_tokens` must send
+    /// one. Without DPoP configured the header is ignored (RFC 9449 §5),
+    /// unless the client needs it.
+    fn dpop_proof(
+        &self,
+        client: &Client,
+        proof: Option<Result<String, DpopError>>,
+    ) -> Result<Option<CheckedProof>, TokenError> {
+        let refused = |e: DpopError| {
+            telemetry::dpop_refused(e.reason());
+            TokenError::Dpop(e)
+        };
+        let (Some(cfg), Some(proof)) = (&self.dpop, proof) else {
+            return if client.dpop_bound_access_tokens {
+                Err(refused(DpopError::Missing))
+            } else {
+                Ok(None)
+            };
+        };
+        let proof = proof.map_err(refused)?;
+        cfg.dpop
+            .checker
+            .check(
+                &proof,
+                &Expected {
+                    method: "POST",
+                    url: &cfg.url,
+                    access_token: None,
+                    nonce_required: cfg.nonce_required,
+                },
+                self.issuer.now(),
+            )
+            .map(Some)
+            .map_err(refused)
+    }
+
+    /// Claims a checked proof in the replay cache: right before the grant
+    /// runs, after everything else passed.
+    fn claim_dpop(&self, proof: Option<&CheckedProof>) -> Result<(), TokenError> {
+        let (Some(cfg), Some(proof)) = (&self.dpop, proof) else {
+            return Ok(());
+        };
+        cfg.dpop
+            .checker
+            .claim(proof, self.issuer.now())
+            .map_err(|e| {
+                telemetry::dpop_refused(e.reason());
+                TokenError::Dpop(e)
+            })
+    }
+
+    /// A fresh `DPoP-Nonce`, when nonces are on.
+    fn dpop_nonce(&self) -> Option<http::HeaderValue> {
+        let cfg = self.dpop.as_ref()?;
+        cfg.dpop
+            .nonce(self.issuer.now())
+            .and_then(|n| http::HeaderValue::try_from(n).ok())
+    }
+
     /// Passes a rate-limit verdict on, reporting a refusal.
     fn limited(
         &self,
@@ -230,6 +311,8 @@ impl TokenEndpoint {
             scopes_supported: Vec::new(),
             metadata_max_age: DEFAULT_METADATA_MAX_AGE,
             browser: Vec::new(),
+            dpop: None,
+            dpop_nonce_required: false,
         }
     }
 
@@ -250,6 +333,7 @@ impl TokenEndpoint {
             basic,
             meta,
             browser,
+            dpop,
         } = inner.read(req).await?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
         // Only a supported name becomes a label: the metric's cardinality
@@ -274,7 +358,11 @@ impl TokenEndpoint {
             },
             inner.password_verifier.is_some(),
         )?;
-        let result = match Grant::read(grant_type, &form)? {
+        let grant = Grant::read(grant_type, &form)?;
+        let proof = inner.dpop_proof(&client, dpop)?;
+        inner.claim_dpop(proof.as_ref())?;
+        let dpop_jkt = proof.as_ref().map(|p| p.jkt.as_str());
+        let result = match grant {
             Grant::RefreshToken {
                 refresh_token,
                 scope,
@@ -289,6 +377,7 @@ impl TokenEndpoint {
                 let requested = Requested {
                     scope,
                     resources: &resources,
+                    dpop_jkt,
                 };
                 inner
                     .issuer
@@ -305,6 +394,7 @@ impl TokenEndpoint {
                 let requested = Requested {
                     scope,
                     resources: &resources,
+                    dpop_jkt,
                 };
                 inner
                     .issuer
@@ -315,6 +405,7 @@ impl TokenEndpoint {
                 let requested = Requested {
                     scope,
                     resources: &resources,
+                    dpop_jkt,
                 };
                 inner.issuer.client_credentials(&client, &requested)
             }
@@ -486,9 +577,23 @@ impl Answer for TokenEndpoint {
                 "token request"
             );
         });
-        let (mut tokens, cookie) = result?;
+        let (mut tokens, cookie) = match result {
+            Ok(done) => done,
+            // RFC 9449 §8: the nonce to use comes with the refusal.
+            Err(e @ TokenError::Dpop(DpopError::Nonce)) => {
+                let mut response = e.into_http_response(&self.inner.realm);
+                response
+                    .headers_mut()
+                    .extend(self.inner.dpop_nonce().map(|n| (DPOP_NONCE, n)));
+                return Ok(response);
+            }
+            Err(e) => return Err(e),
+        };
+        let nonce = self.inner.dpop_nonce().map(|n| (DPOP_NONCE, n));
         let Some(cookie) = cookie else {
-            return ok_json(&tokens);
+            let mut response = ok_json(&tokens)?;
+            response.headers_mut().extend(nonce);
+            return Ok(response);
         };
         // A browser client's refresh token goes into its cookie, out of
         // the page's reach (and, by setting, also into the body).
@@ -502,6 +607,7 @@ impl Answer for TokenEndpoint {
         response
             .headers_mut()
             .extend(set_cookie.map(|v| (header::SET_COOKIE, v)));
+        response.headers_mut().extend(nonce);
         Ok(response)
     }
 
@@ -578,7 +684,10 @@ impl TokenEndpoint {
                 header::CONTENT_TYPE,
                 header::AUTHORIZATION,
                 super::CSRF_HEADER,
+                http::HeaderName::from_static("dpop"),
             ])
+            // A browser app must read the nonce to send it back.
+            .expose_headers([DPOP_NONCE])
             .max_age(Duration::from_secs(600))
     }
 
@@ -613,6 +722,8 @@ pub struct TokenEndpointBuilder {
     scopes_supported: Vec<String>,
     metadata_max_age: Duration,
     browser: Vec<(String, BrowserClient)>,
+    dpop: Option<Dpop>,
+    dpop_nonce_required: bool,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
@@ -720,6 +831,30 @@ impl TokenEndpointBuilder {
         self
     }
 
+    /// Accepts DPoP proofs (RFC 9449 §5) at `/token`: a request with a
+    /// valid proof gets an access token bound to its key (`cnf.jkt`,
+    /// `token_type` `DPoP`), and a public client's new session is bound to
+    /// it, so its refreshes need a proof by the same key. Clients
+    /// registered with `dpop_bound_access_tokens` must send one. The
+    /// proof's `htu` is the token endpoint's public URL
+    /// ([`public_base_url`](Self::public_base_url) +
+    /// [`paths`](Self::paths)); the metadata lists the algorithms.
+    pub fn dpop(self, dpop: Dpop) -> Self {
+        Self {
+            dpop: Some(dpop),
+            ..self
+        }
+    }
+
+    /// Requires a server nonce in every DPoP proof (RFC 9449 §8):
+    /// `use_dpop_nonce` with a fresh `DPoP-Nonce` without one.
+    pub fn require_dpop_nonce(self) -> Self {
+        Self {
+            dpop_nonce_required: true,
+            ..self
+        }
+    }
+
     /// Checks the settings and builds the endpoint.
     pub fn build(self) -> Result<TokenEndpoint, EndpointConfigError> {
         if !is_quotable(&self.realm) {
@@ -750,6 +885,7 @@ impl TokenEndpointBuilder {
                 paths: &self.paths,
                 scopes_supported: &self.scopes_supported,
                 password_grant: self.verifier.is_some(),
+                dpop_algs: self.dpop.as_ref().map(Dpop::algorithms_supported),
             },
             self.metadata_max_age,
         )?;
@@ -761,6 +897,20 @@ impl TokenEndpointBuilder {
                 Err(e) => Err(EndpointConfigError::BrowserClient(id, e)),
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
+        let dpop = match self.dpop {
+            Some(dpop) => {
+                if self.dpop_nonce_required && !dpop.has_nonces() {
+                    return Err(EndpointConfigError::DpopNoNonces);
+                }
+                Some(EndpointDpop {
+                    url: Htu::parse(metadata.token_endpoint())
+                        .ok_or(EndpointConfigError::DpopUrl)?,
+                    dpop,
+                    nonce_required: self.dpop_nonce_required,
+                })
+            }
+            None => None,
+        };
         let capacity = if self.client_cache_ttl.is_zero() {
             0
         } else {
@@ -781,6 +931,7 @@ impl TokenEndpointBuilder {
                 metadata,
                 access_tokens,
                 browser,
+                dpop,
             }),
         })
     }
@@ -813,4 +964,11 @@ pub enum EndpointConfigError {
     /// A browser client's settings cannot work.
     #[error("browser client `{0}`: {1}")]
     BrowserClient(String, #[source] BrowserConfigError),
+    /// A DPoP nonce is required but the [`Dpop`] has no nonces.
+    #[error("a DPoP nonce is required but no nonces are configured")]
+    DpopNoNonces,
+    /// The token endpoint's public URL is no http(s) URL a proof's `htu`
+    /// can name.
+    #[error("the token endpoint's public URL cannot be a DPoP htu")]
+    DpopUrl,
 }

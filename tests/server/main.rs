@@ -13,6 +13,7 @@ mod abuse;
 mod browser;
 mod cleanup;
 mod clock;
+mod dpop;
 mod events;
 mod faults;
 #[cfg(feature = "axum")]

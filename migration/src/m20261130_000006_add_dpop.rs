@@ -1,0 +1,64 @@
+//! Adds DPoP (RFC 9449): whether a client must prove possession of a key
+//! on every token request (`client.dpop_bound_access_tokens`, the name
+//! RFC 9449 §5.2 registers as client metadata), and the key a public
+//! client's session is bound to (`token_family.dpop_jkt`, its RFC 7638
+//! thumbprint; NULL: not bound).
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Adds `client.dpop_bound_access_tokens` and `token_family.dpop_jkt`.
+#[derive(DeriveMigrationName)]
+pub(crate) struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Client::Table)
+                    .add_column(boolean(Client::DpopBoundAccessTokens).default(false))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(TokenFamily::Table)
+                    .add_column(string_len_null(TokenFamily::DpopJkt, 64))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(TokenFamily::Table)
+                    .drop_column(TokenFamily::DpopJkt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Client::Table)
+                    .drop_column(Client::DpopBoundAccessTokens)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Client {
+    Table,
+    DpopBoundAccessTokens,
+}
+
+#[derive(DeriveIden)]
+enum TokenFamily {
+    Table,
+    DpopJkt,
+}
