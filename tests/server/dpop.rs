@@ -302,6 +302,16 @@ async fn a_nonce_is_required_when_configured() {
 async fn the_metadata_lists_the_dpop_algorithms() {
     let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
     let endpoint = endpoint(&h, Dpop::builder().build().unwrap());
+    assert_eq!(
+        metadata(&endpoint).await["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "EdDSA", "PS256", "RS256"])
+    );
+    // Without DPoP the member is absent.
+    let doc = metadata(&h.endpoint).await;
+    assert!(doc.get("dpop_signing_alg_values_supported").is_none());
+}
+
+async fn metadata(endpoint: &TokenEndpoint) -> Value {
     let res = endpoint
         .metadata()
         .oneshot(Request::get("/").body(String::new()).unwrap())
@@ -311,22 +321,5 @@ async fn the_metadata_lists_the_dpop_algorithms() {
         .await
         .unwrap()
         .to_bytes();
-    let doc: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(
-        doc["dpop_signing_alg_values_supported"],
-        serde_json::json!(["ES256", "EdDSA", "PS256", "RS256"])
-    );
-    // Without DPoP the member is absent.
-    let res = h
-        .endpoint
-        .metadata()
-        .oneshot(Request::get("/").body(String::new()).unwrap())
-        .await
-        .unwrap();
-    let bytes = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let doc: Value = serde_json::from_slice(&bytes).unwrap();
-    assert!(doc.get("dpop_signing_alg_values_supported").is_none());
+    serde_json::from_slice(&bytes).unwrap()
 }
