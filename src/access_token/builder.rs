@@ -407,6 +407,7 @@ impl AccessTokenLayerBuilder {
                     &id,
                     &servers,
                     &supported,
+                    self.dpop.as_ref().map(Dpop::algorithms_supported),
                     self.resource_metadata_max_age,
                 ))
             }

@@ -38,6 +38,9 @@ struct ProtectedResourceMetadata<'a> {
     /// reads tokens from a form body or the query string, and a cookie is
     /// not a registered bearer method.
     bearer_methods_supported: [&'a str; 1],
+    /// RFC 9728 §2: the DPoP proof algorithms, when the gate accepts DPoP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpop_signing_alg_values_supported: Option<Vec<&'static str>>,
 }
 
 /// The resource's identity and where its metadata lives, built once.
@@ -52,6 +55,7 @@ impl ProtectedResource {
         resource: &HttpsIdentifier,
         authorization_servers: &[String],
         scopes_supported: &[String],
+        dpop_algs: Option<Vec<&'static str>>,
         max_age: Duration,
     ) -> Self {
         let document = Document::json(
@@ -60,6 +64,7 @@ impl ProtectedResource {
                 authorization_servers,
                 scopes_supported,
                 bearer_methods_supported: ["header"],
+                dpop_signing_alg_values_supported: dpop_algs,
             },
             max_age,
         );
