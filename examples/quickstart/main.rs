@@ -26,6 +26,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use sea_orm::{ConnectOptions, Database};
 use tollgate::{
     AccessTokenLayer,
+    dpop::Dpop,
     issuer::Issuer,
     revocation::RevocationSync,
     store::{self, cleanup::Janitor},
@@ -116,7 +117,11 @@ impl App {
         sync.sync().await?;
         let janitor = Janitor::builder(db.clone()).build();
 
+        // DPoP (RFC 9449), optional: a client that sends proofs gets
+        // tokens bound to its key; one that does not gets bearer tokens.
+        let dpop = Dpop::builder().build()?;
         let endpoint = TokenEndpoint::builder(issuer.clone())
+            .dpop(dpop.clone())
             .public_base_url(public_url)
             .trusted_proxies(cfg.proxies.clone())
             .rate_limits(cfg.limits.clone())
@@ -134,7 +139,9 @@ impl App {
             let mut b = issuer
                 .access_token_layer()
                 .realm("quickstart")
-                .leeway(cfg.leeway);
+                .leeway(cfg.leeway)
+                .dpop(dpop.clone())
+                .dpop_public_url(public_url);
             if let Some(scope) = scope {
                 b = b.require_scope(scope);
             }

@@ -323,3 +323,52 @@ async fn metadata(endpoint: &TokenEndpoint) -> Value {
         .to_bytes();
     serde_json::from_slice(&bytes).unwrap()
 }
+
+/// An independent client library that speaks DPoP (Python
+/// requests-oauth2client, `scripts/dpop-client`) against the quickstart:
+/// discovery, a bound sign-in, API calls with fresh proofs, the token
+/// refused as a bearer token, a thief's refresh refused, the owner's
+/// refresh bound to the same key. Skipped without the library, except
+/// under CI.
+#[cfg(feature = "axum")]
+#[test]
+fn a_real_dpop_client_against_the_quickstart() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import requests_oauth2client"])
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "requests-oauth2client is required under CI"
+        );
+        eprintln!("skipped: pip install requests-oauth2client");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tollgate-dpop-client-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = crate::common::quickstart::Server::start(&dir, &[("TOLLGATE_RATE_LIMITS", "off")]);
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dpop-client"))
+        .arg(&server.base)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jkt = seen["jkt"].as_str().unwrap();
+    assert_eq!(seen["token_type"], "DPoP", "{seen}");
+    assert_eq!(seen["me_status"], 200, "{seen}");
+    assert_eq!(seen["me_cnf"], jkt, "{seen}");
+    assert_eq!(seen["me_again_status"], 200, "{seen}");
+    assert_eq!(seen["as_bearer_status"], 401, "{seen}");
+    assert_eq!(seen["thief"], "invalid_grant", "{seen}");
+    assert_eq!(seen["refreshed_type"], "DPoP", "{seen}");
+    assert_eq!(seen["refreshed_jkt"], jkt, "{seen}");
+    assert_eq!(seen["refreshed_me_status"], 200, "{seen}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
