@@ -189,7 +189,8 @@ impl AccessTokenLayer {
                 proof,
                 &Expected {
                     method: method.as_str(),
-                    url: &dpop.base.join(path),
+                    url: &dpop.base,
+                    path,
                     access_token: Some(token),
                     nonce_required: dpop.nonce_required,
                 },

@@ -6,21 +6,36 @@
 //! asks for exactly this: scheme and host compared case-insensitively, the
 //! default port dropped, query and fragment ignored, the path exact.
 
-/// A URL reduced to what `htu` compares: `scheme://host[:port]path`, the
-/// scheme and host in lower case, no default port, an empty path as `/`.
+/// A URL reduced to what `htu` compares: the scheme and host in lower
+/// case, the port unless it is the scheme's default, the path (an empty
+/// one as `/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Htu(String);
+pub(crate) struct Htu {
+    scheme: String,
+    host: String,
+    port: Option<String>,
+    path: String,
+}
 
-impl Htu {
-    /// Normalises an absolute http(s) URL; `None` for anything else
-    /// (another scheme, user info, an empty host, a bad port).
-    pub(crate) fn parse(url: &str) -> Option<Self> {
+/// A URL split as [`Htu`] compares it, borrowed (nothing lower-cased yet).
+struct Parts<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: Option<&'a str>,
+    path: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    /// Splits an absolute http(s) URL; `None` for anything else (another
+    /// scheme, user info, an empty host, a bad port).
+    fn split(url: &'a str) -> Option<Self> {
         let (scheme, rest) = url.split_once("://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "https" => "443",
-            "http" => "80",
-            _ => return None,
+        let default_port = if scheme.eq_ignore_ascii_case("https") {
+            "443"
+        } else if scheme.eq_ignore_ascii_case("http") {
+            "80"
+        } else {
+            return None;
         };
         // Query and fragment do not take part.
         let rest = rest.split(['?', '#']).next().unwrap_or_default();
@@ -32,36 +47,66 @@ impl Htu {
             return None;
         }
         let (host, port) = split_port(authority)?;
-        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_graphic()) {
+        if host.is_empty()
+            || !host.bytes().all(|b| b.is_ascii_graphic())
+            || !path.bytes().all(|b| b.is_ascii_graphic())
+        {
             return None;
         }
-        if !path.bytes().all(|b| b.is_ascii_graphic()) {
-            return None;
-        }
-        let host = host.to_ascii_lowercase();
-        Some(Self(match port {
-            Some(port) if port != default_port => format!("{scheme}://{host}:{port}{path}"),
-            _ => format!("{scheme}://{host}{path}"),
-        }))
+        Some(Self {
+            scheme,
+            host,
+            port: port.filter(|p| *p != default_port),
+            path,
+        })
     }
+}
 
-    /// The URL of `path` under this base (a base's own path is a prefix,
-    /// without its trailing `/`): what a route mounted at `path` behind
-    /// this public URL is reached at.
-    pub(crate) fn join(&self, path: &str) -> Self {
-        let base = self.0.trim_end_matches('/');
-        let path = if path.is_empty() { "/" } else { path };
-        Self(format!("{base}{path}"))
+impl Htu {
+    /// Normalises an absolute http(s) URL; `None` for anything else.
+    pub(crate) fn parse(url: &str) -> Option<Self> {
+        let p = Parts::split(url)?;
+        Some(Self {
+            scheme: p.scheme.to_ascii_lowercase(),
+            host: p.host.to_ascii_lowercase(),
+            port: p.port.map(str::to_owned),
+            path: p.path.to_owned(),
+        })
     }
 
     /// Whether the proof's `htu` claim names this URL.
-    pub(crate) fn matches(&self, claim: &str) -> bool {
-        Self::parse(claim).is_some_and(|c| c == *self)
+    #[cfg(test)]
+    fn matches(&self, claim: &str) -> bool {
+        self.matches_under("", claim)
+    }
+
+    /// Whether `claim` names the URL of `path` under this base (the base's
+    /// own path a prefix, without its trailing `/`): what a route the gate
+    /// sees at `path` is reached at behind this public URL. Compares in
+    /// place, allocating nothing: this runs on every DPoP request.
+    pub(crate) fn matches_under(&self, path: &str, claim: &str) -> bool {
+        let Some(c) = Parts::split(claim) else {
+            return false;
+        };
+        let (base, path) = if path.is_empty() {
+            (self.path.as_str(), "")
+        } else {
+            (self.path.trim_end_matches('/'), path)
+        };
+        c.scheme.eq_ignore_ascii_case(&self.scheme)
+            && c.host.eq_ignore_ascii_case(&self.host)
+            && c.port == self.port.as_deref()
+            && c.path.len() == base.len() + path.len()
+            && c.path.starts_with(base)
+            && c.path.ends_with(path)
     }
 
     #[cfg(test)]
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
+    fn as_string(&self) -> String {
+        match &self.port {
+            Some(port) => format!("{}://{}:{port}{}", self.scheme, self.host, self.path),
+            None => format!("{}://{}{}", self.scheme, self.host, self.path),
+        }
     }
 }
 
@@ -124,20 +169,25 @@ mod tests {
             assert!(!htu.matches(other), "{other}");
         }
         assert_eq!(
-            Htu::parse("http://127.0.0.1:80").unwrap().as_str(),
+            Htu::parse("http://127.0.0.1:80").unwrap().as_string(),
             "http://127.0.0.1/"
         );
         assert_eq!(
-            Htu::parse("http://[::1]:8080/x").unwrap().as_str(),
+            Htu::parse("http://[::1]:8080/x").unwrap().as_string(),
             "http://[::1]:8080/x"
         );
-        assert_eq!(
-            Htu::parse("https://proxy.example/api/")
-                .unwrap()
-                .join("/orders")
-                .as_str(),
-            "https://proxy.example/api/orders"
-        );
+        // Under a base with a path: the base's path is a prefix.
+        for base in ["https://proxy.example/api/", "https://proxy.example/api"] {
+            let base = Htu::parse(base).unwrap();
+            assert!(base.matches_under("/orders", "https://proxy.example/api/orders"));
+            assert!(base.matches_under("/orders", "https://PROXY.example:443/api/orders?x"));
+            assert!(!base.matches_under("/orders", "https://proxy.example/orders"));
+            assert!(!base.matches_under("/orders", "https://proxy.example/api//orders"));
+            assert!(!base.matches_under("/orders", "https://proxy.example/apiX/orders"));
+        }
+        let root = Htu::parse("https://api.example").unwrap();
+        assert!(root.matches_under("/orders", "https://api.example/orders"));
+        assert!(!root.matches_under("/orders", "https://api.example//orders"));
         for bad in [
             "ftp://a/b",
             "https://a:99999x/",

@@ -252,6 +252,7 @@ impl DpopBuilder {
                 future_skew: self.future_skew,
                 replay: self.replay.unwrap_or_default(),
                 nonces: self.nonces,
+                headers: moka::sync::Cache::new(proof::HEADER_CACHE),
             }),
             algs: algs.into(),
         })

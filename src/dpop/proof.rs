@@ -3,7 +3,9 @@
 //! method and URL, fresh, and used once.
 
 use std::{
+    borrow::Cow,
     str::FromStr,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -158,7 +160,11 @@ pub(crate) struct CheckedProof {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Expected<'a> {
     pub(crate) method: &'a str,
+    /// The public URL (the gate's base, or the token endpoint's)...
     pub(crate) url: &'a Htu,
+    /// ...and the path under it (the request's, at the gate; empty at the
+    /// token endpoint).
+    pub(crate) path: &'a str,
     /// The access token presented with the proof (its hash is `ath`).
     pub(crate) access_token: Option<&'a str>,
     /// Whether this route or client requires a server nonce.
@@ -173,6 +179,32 @@ pub(crate) struct Checker {
     pub(crate) future_skew: Duration,
     pub(crate) replay: ReplayCache,
     pub(crate) nonces: Option<Nonces>,
+    /// Headers seen before, by their encoded form: a client's library
+    /// writes the same header on every proof, so its key is parsed,
+    /// checked and thumbprinted once. Only accepted headers are kept, and
+    /// the same bytes always parse the same way, so evicting one only
+    /// costs a re-parse.
+    pub(crate) headers: moka::sync::Cache<Box<str>, Arc<ProofHeader>>,
+}
+
+/// Bound on [`Checker::headers`]: one entry per active client key.
+pub(crate) const HEADER_CACHE: u64 = 10_000;
+
+/// A proof header that passed its checks: the algorithm, the key, and the
+/// key's thumbprint.
+pub(crate) struct ProofHeader {
+    alg: Algorithm,
+    key: DecodingKey,
+    jkt: String,
+}
+
+impl std::fmt::Debug for ProofHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofHeader")
+            .field("alg", &self.alg)
+            .field("jkt", &self.jkt)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -183,14 +215,21 @@ struct Header {
     crit: Option<Value>,
 }
 
+/// The claims, borrowed from the decoded payload where they need no
+/// unescaping.
 #[derive(Deserialize)]
-struct Claims {
-    jti: Option<String>,
-    htm: Option<String>,
-    htu: Option<String>,
+struct Claims<'a> {
+    #[serde(borrow)]
+    jti: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    htm: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    htu: Option<Cow<'a, str>>,
     iat: Option<serde_json::Number>,
-    ath: Option<String>,
-    nonce: Option<String>,
+    #[serde(borrow)]
+    ath: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    nonce: Option<Cow<'a, str>>,
 }
 
 impl Checker {
@@ -211,25 +250,16 @@ impl Checker {
         else {
             return Err(DpopError::Malformed);
         };
-        let header: Header = decode_json(header)?;
-        if header.typ.as_deref() != Some("dpop+jwt") {
-            return Err(DpopError::Type);
-        }
-        if header.crit.is_some() {
-            return Err(DpopError::Malformed);
-        }
-        let alg = Algorithm::from_str(&header.alg)
-            .ok()
-            .filter(|a| self.algorithms.contains(a))
-            .ok_or(DpopError::Algorithm)?;
-        let jwk = header.jwk.ok_or(DpopError::Key)?;
-        let (key, jkt) = public_key(alg, jwk)?;
+        let header = self.header(header)?;
         let message = &proof[..header_and_payload_len(proof)];
-        match jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg) {
+        match jsonwebtoken::crypto::verify(signature, message.as_bytes(), &header.key, header.alg) {
             Ok(true) => {}
             _ => return Err(DpopError::Signature),
         }
-        let claims: Claims = decode_json(payload)?;
+        let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+        let payload = b64url::decode(payload, &mut buf).ok_or(DpopError::Malformed)?;
+        let claims: Claims<'_> =
+            serde_json::from_slice(&payload).map_err(|_| DpopError::Malformed)?;
         let jti = claims
             .jti
             .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
@@ -237,7 +267,10 @@ impl Checker {
         if claims.htm.as_deref() != Some(expected.method) {
             return Err(DpopError::Method);
         }
-        if !claims.htu.is_some_and(|u| expected.url.matches(&u)) {
+        if !claims
+            .htu
+            .is_some_and(|u| expected.url.matches_under(expected.path, &u))
+        {
             return Err(DpopError::Url);
         }
         let iat = claims
@@ -252,11 +285,13 @@ impl Checker {
             return Err(DpopError::Stale);
         }
         if let Some(token) = expected.access_token {
-            let want = b64url::encode(aws_lc_rs::digest::digest(
-                &aws_lc_rs::digest::SHA256,
-                token.as_bytes(),
-            ));
-            if claims.ath.as_deref() != Some(want.as_str()) {
+            let want = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+            let mut got = [std::mem::MaybeUninit::uninit(); 32];
+            let got = claims
+                .ath
+                .as_deref()
+                .and_then(|ath| b64url::decode_into(ath, &mut got));
+            if got != Some(want.as_ref()) {
                 return Err(DpopError::AccessTokenHash);
             }
         }
@@ -267,10 +302,34 @@ impl Checker {
             }
         }
         Ok(CheckedProof {
-            jkt,
-            jti,
+            jkt: header.jkt.clone(),
+            jti: jti.into_owned(),
             expires_ms: (iat + self.max_age.as_secs() + 1).saturating_mul(1000),
         })
+    }
+
+    /// The header's algorithm, key and thumbprint: from the cache, or
+    /// parsed and checked (then cached).
+    fn header(&self, segment: &str) -> Result<Arc<ProofHeader>, DpopError> {
+        if let Some(known) = self.headers.get(segment) {
+            return Ok(known);
+        }
+        let header: Header = decode_json(segment)?;
+        if header.typ.as_deref() != Some("dpop+jwt") {
+            return Err(DpopError::Type);
+        }
+        if header.crit.is_some() {
+            return Err(DpopError::Malformed);
+        }
+        let alg = Algorithm::from_str(&header.alg)
+            .ok()
+            .filter(|a| self.algorithms.contains(a))
+            .ok_or(DpopError::Algorithm)?;
+        let jwk = header.jwk.ok_or(DpopError::Key)?;
+        let (key, jkt) = public_key(alg, jwk)?;
+        let parsed = Arc::new(ProofHeader { alg, key, jkt });
+        self.headers.insert(segment.into(), Arc::clone(&parsed));
+        Ok(parsed)
     }
 
     /// Claims the proof in the replay cache: the last step, taken only

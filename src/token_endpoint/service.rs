@@ -228,6 +228,7 @@ impl Inner {
                 &Expected {
                     method: "POST",
                     url: &cfg.url,
+                    path: "",
                     access_token: None,
                     nonce_required: cfg.nonce_required,
                 },
