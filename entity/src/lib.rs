@@ -13,6 +13,7 @@
 //! ```
 
 pub mod client;
+pub mod dpop_replay;
 pub mod prelude;
 pub mod refresh_token;
 pub mod revocation;

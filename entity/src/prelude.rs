@@ -1,6 +1,7 @@
 //! Every entity, re-exported for `use tollgate_entity::prelude::*`.
 
 pub use crate::client::Entity as Client;
+pub use crate::dpop_replay::Entity as DpopReplay;
 pub use crate::refresh_token::Entity as RefreshToken;
 pub use crate::revocation::Entity as Revocation;
 pub use crate::revocation_counter::Entity as RevocationCounter;

@@ -120,7 +120,10 @@ impl AuthError {
             Self::InvalidToken(_) => GateOutcome::Invalid,
             Self::Revoked(_) => GateOutcome::Revoked,
             Self::InsufficientScope { .. } => GateOutcome::InsufficientScope,
-            Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => GateOutcome::Unavailable,
+            Self::Unavailable
+            | Self::Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => {
+                GateOutcome::Unavailable
+            }
             Self::Dpop(_) => GateOutcome::InvalidDpopProof,
         }
     }
@@ -128,7 +131,8 @@ impl AuthError {
     /// The HTTP status of the rejection.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => {
+            Self::Unavailable
+            | Self::Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::MissingToken | Self::InvalidToken(_) | Self::Revoked(_) | Self::Dpop(_) => {
@@ -143,7 +147,9 @@ impl AuthError {
     /// (RFC 6750 §3.1).
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Self::MissingToken | Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => None,
+            Self::MissingToken
+            | Self::Unavailable
+            | Self::Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) | Self::Revoked(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),

@@ -1,15 +1,24 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
+use crate::dpop::{DpopError, SharedClaim};
+
+/// Calls the inner service once the shared replay store has said yes.
+pub(crate) type Then<F> = Box<dyn FnOnce() -> F + Send>;
+
+/// The rejection when it has said no (or failed).
+pub(crate) type Reject<B> = Box<dyn FnOnce(DpopError) -> Response<B> + Send>;
+
 pin_project! {
     /// The response future of [`AccessToken`](super::AccessToken): the inner
-    /// service's future, or a ready rejection.
+    /// service's future, or a ready rejection; with a shared DPoP replay
+    /// store, first the store's verdict on the proof.
     pub struct ResponseFuture<F, B> {
         #[pin]
         kind: Kind<F, B>,
@@ -21,6 +30,12 @@ pin_project! {
     enum Kind<F, B> {
         Authorized { #[pin] future: F, dpop_nonce: Option<HeaderValue> },
         Rejected { response: Option<Response<B>> },
+        Claiming {
+            claim: SharedClaim,
+            then: Option<Then<F>>,
+            reject: Option<Reject<B>>,
+            dpop_nonce: Option<HeaderValue>,
+        },
     }
 }
 
@@ -38,6 +53,23 @@ impl<F, B> ResponseFuture<F, B> {
             },
         }
     }
+
+    /// Waits for `claim`, then calls `then` (or answers with `reject`).
+    pub(crate) fn claiming(
+        claim: SharedClaim,
+        then: Then<F>,
+        reject: Reject<B>,
+        dpop_nonce: Option<HeaderValue>,
+    ) -> Self {
+        Self {
+            kind: Kind::Claiming {
+                claim,
+                then: Some(then),
+                reject: Some(reject),
+                dpop_nonce,
+            },
+        }
+    }
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B>
@@ -46,18 +78,35 @@ where
 {
     type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Authorized { future, dpop_nonce } => {
-                let mut result = std::task::ready!(future.poll(cx));
-                if let (Ok(response), Some(nonce)) = (&mut result, dpop_nonce.take()) {
-                    response.headers_mut().insert("dpop-nonce", nonce);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().kind.project() {
+                KindProj::Authorized { future, dpop_nonce } => {
+                    let mut result = ready!(future.poll(cx));
+                    if let (Ok(response), Some(nonce)) = (&mut result, dpop_nonce.take()) {
+                        response.headers_mut().insert("dpop-nonce", nonce);
+                    }
+                    return Poll::Ready(result);
                 }
-                Poll::Ready(result)
-            }
-            KindProj::Rejected { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
+                KindProj::Rejected { response } => {
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+                KindProj::Claiming {
+                    claim,
+                    then,
+                    reject,
+                    dpop_nonce,
+                } => match ready!(claim.as_mut().poll(cx)) {
+                    Ok(()) => Kind::Authorized {
+                        future: then.take().expect("polled after completion")(),
+                        dpop_nonce: dpop_nonce.take(),
+                    },
+                    Err(e) => Kind::Rejected {
+                        response: Some(reject.take().expect("polled after completion")(e)),
+                    },
+                },
+            };
+            self.as_mut().project().kind.set(next);
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     claims::AccessClaims,
-    dpop::{Dpop, DpopError, DpopKey, Expected, Htu, proof_header},
+    dpop::{Dpop, DpopError, DpopKey, Expected, Htu, SharedClaim, proof_header},
     keys::Keys,
     revocation::RevocationCache,
     telemetry::{self, GateOutcome},
@@ -52,6 +52,9 @@ pub(crate) struct Admitted {
     pub(crate) claims: AccessClaims,
     /// With the DPoP scheme: the key it proved.
     pub(crate) key: Option<DpopKey>,
+    /// With a shared replay store: its verdict on the proof, still to
+    /// come.
+    pub(crate) pending: Option<SharedClaim>,
 }
 
 /// A Tower [`Layer`] that admits only requests carrying a valid, unrevoked
@@ -164,7 +167,11 @@ impl AccessTokenLayer {
                     return Err(AuthError::InvalidToken(InvalidToken::BoundToKey));
                 }
                 self.check_scopes(&claims)?;
-                Ok(Admitted { claims, key: None })
+                Ok(Admitted {
+                    claims,
+                    key: None,
+                    pending: None,
+                })
             }),
         };
         (Some(scheme), result)
@@ -206,12 +213,13 @@ impl AccessTokenLayer {
             Some(_) => {}
         }
         self.check_scopes(&claims)?;
-        checker.claim(&checked, now).map_err(AuthError::Dpop)?;
+        let pending = checker.claim(&checked, now).map_err(AuthError::Dpop)?;
         Ok(Admitted {
             claims,
             key: Some(DpopKey {
                 thumbprint: checked.jkt,
             }),
+            pending,
         })
     }
 
@@ -237,13 +245,23 @@ impl AccessTokenLayer {
         scheme: Option<Scheme>,
         headers: &HeaderMap,
     ) -> Response<B> {
+        self.reject_as(error, scheme, is_grpc(headers))
+    }
+
+    /// The rejection of a gRPC (`grpc`) or HTTP request.
+    fn reject_as<B: Default>(
+        &self,
+        error: AuthError,
+        scheme: Option<Scheme>,
+        grpc: bool,
+    ) -> Response<B> {
         // Debug: every unauthenticated request would otherwise fill an
         // info log. `reason` is the metric's outcome label.
         tracing::debug!(reason = error.gate_outcome().as_str(), %error, "access token rejected");
         if let AuthError::Dpop(e) = &error {
             telemetry::dpop_refused(e.reason());
         }
-        if cfg!(feature = "grpc") && is_grpc(headers) {
+        if cfg!(feature = "grpc") && grpc {
             error.into_grpc_response()
         } else {
             let s = &*self.shared;
@@ -295,7 +313,8 @@ impl<S> AccessToken<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AccessToken<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -311,15 +330,44 @@ where
             .layer
             .admit(req.method(), req.uri().path(), req.headers())
         {
-            (_, Ok(Admitted { claims, key })) => {
-                self.layer.shared.counters.count(GateOutcome::Accepted);
+            (
+                scheme,
+                Ok(Admitted {
+                    claims,
+                    key,
+                    pending,
+                }),
+            ) => {
                 req.extensions_mut().insert(claims);
                 // A DPoP answer carries a fresh nonce when nonces are on.
                 let nonce = key.as_ref().and_then(|_| self.layer.fresh_nonce());
                 if let Some(key) = key {
                     req.extensions_mut().insert(key);
                 }
-                ResponseFuture::authorized(self.inner.call(req), nonce)
+                let Some(claim) = pending else {
+                    self.layer.shared.counters.count(GateOutcome::Accepted);
+                    return ResponseFuture::authorized(self.inner.call(req), nonce);
+                };
+                // The shared replay store decides before the inner service
+                // runs: take the service that was made ready, leave a clone
+                // (tower-http's async authorization does the same).
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let (accept, refuse) = (self.layer.clone(), self.layer.clone());
+                let grpc = is_grpc(req.headers());
+                ResponseFuture::claiming(
+                    claim,
+                    Box::new(move || {
+                        accept.shared.counters.count(GateOutcome::Accepted);
+                        inner.call(req)
+                    }),
+                    Box::new(move |e| {
+                        let error = AuthError::Dpop(e);
+                        refuse.shared.counters.count(error.gate_outcome());
+                        refuse.reject_as(error, scheme, grpc)
+                    }),
+                    nonce,
+                )
             }
             (scheme, Err(error)) => {
                 self.layer.shared.counters.count(error.gate_outcome());

@@ -49,8 +49,10 @@ use jsonwebtoken::Algorithm;
 
 pub(crate) use htu::Htu;
 pub use nonce::{NonceConfigError, Nonces};
-pub use proof::DpopError;
-pub(crate) use proof::{CheckedProof, Expected, MAX_PROOF_LEN};
+pub use proof::{BoxError, DpopError, SharedReplay};
+#[cfg(feature = "store")]
+pub(crate) use proof::CheckedProof;
+pub(crate) use proof::{Expected, MAX_PROOF_LEN, SharedClaim};
 pub use replay::{DEFAULT_REPLAY_CAPACITY, DEFAULT_REPLAY_PER_KEY, ReplayCache};
 
 /// The one `DPoP` header's proof (RFC 9449 §4.3: exactly one).
@@ -108,6 +110,7 @@ impl Dpop {
             future_skew: DEFAULT_FUTURE_SKEW,
             replay: None,
             nonces: None,
+            shared: None,
         }
     }
 
@@ -168,6 +171,7 @@ pub struct DpopBuilder {
     future_skew: Duration,
     replay: Option<ReplayCache>,
     nonces: Option<Nonces>,
+    shared: Option<Arc<dyn SharedReplay>>,
 }
 
 /// A DPoP setting that cannot work.
@@ -214,6 +218,18 @@ impl DpopBuilder {
         }
     }
 
+    /// Replay protection shared with the other instances (RFC 9449
+    /// §11.1): each proof is recorded in `shared` too, so one accepted by
+    /// any instance is refused by all. A request then waits for the
+    /// store (the gate's only I/O, on DPoP requests only); when the store
+    /// fails, DPoP requests are refused with 503 (fail closed).
+    pub fn shared_replay(self, shared: impl SharedReplay) -> Self {
+        Self {
+            shared: Some(Arc::new(shared)),
+            ..self
+        }
+    }
+
     /// Server nonces, for the routes and clients that require them.
     pub fn nonces(self, nonces: Nonces) -> Self {
         Self {
@@ -253,6 +269,7 @@ impl DpopBuilder {
                 replay: self.replay.unwrap_or_default(),
                 nonces: self.nonces,
                 headers: moka::sync::Cache::new(proof::HEADER_CACHE),
+                shared: self.shared,
             }),
             algs: algs.into(),
         })

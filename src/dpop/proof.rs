@@ -4,6 +4,8 @@
 
 use std::{
     borrow::Cow,
+    future::Future,
+    pin::Pin,
     str::FromStr,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -16,7 +18,10 @@ use jsonwebtoken::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Htu, Nonces, ReplayCache, replay::Claim};
+use super::{
+    Htu, Nonces, ReplayCache,
+    replay::{Claim, replay_key},
+};
 use crate::{b64url, time::unix_millis};
 
 /// Longest proof read: room for an RSA-4096 key in the header.
@@ -87,6 +92,10 @@ pub enum DpopError {
     /// rather than risk a replay; 503, retry shortly.
     #[error("replay cache full")]
     ReplayCacheFull,
+    /// The shared replay store did not answer: refused rather than risk a
+    /// replay at another instance; 503, retry shortly.
+    #[error("replay store unavailable")]
+    ReplayStoreUnavailable,
 }
 
 impl DpopError {
@@ -110,6 +119,7 @@ impl DpopError {
             Self::Replay => "replay",
             Self::Nonce => "nonce",
             Self::ReplayCacheFull => "replay_cache_full",
+            Self::ReplayStoreUnavailable => "replay_store_unavailable",
         }
     }
 
@@ -132,7 +142,9 @@ impl DpopError {
             Self::KeyMismatch => "The DPoP proof's key is not the key the token is bound to",
             Self::Replay => "The DPoP proof has been used before",
             Self::Nonce => "Authorization server requires nonce in DPoP proof",
-            Self::ReplayCacheFull => "DPoP proofs cannot be checked now, retry later",
+            Self::ReplayCacheFull | Self::ReplayStoreUnavailable => {
+                "DPoP proofs cannot be checked now, retry later"
+            }
         }
     }
 
@@ -151,7 +163,8 @@ impl DpopError {
 pub(crate) struct CheckedProof {
     /// The key's RFC 7638 thumbprint.
     pub(crate) jkt: String,
-    jti: String,
+    /// The replay key: a hash of the thumbprint and `jti`.
+    replay_key: u128,
     /// When the proof stops being acceptable (Unix ms).
     expires_ms: u64,
 }
@@ -185,6 +198,35 @@ pub(crate) struct Checker {
     /// the same bytes always parse the same way, so evicting one only
     /// costs a re-parse.
     pub(crate) headers: moka::sync::Cache<Box<str>, Arc<ProofHeader>>,
+    /// Replay protection shared with other instances, if any.
+    pub(crate) shared: Option<Arc<dyn SharedReplay>>,
+}
+
+/// The shared store's verdict on a proof, still to come.
+pub(crate) type SharedClaim = Pin<Box<dyn Future<Output = Result<(), DpopError>> + Send>>;
+
+/// Replay protection shared by several instances (RFC 9449 §11.1): a store
+/// where each accepted proof is recorded once. tollgate's store implements
+/// it (`tollgate::store::dpop_replay::StoreReplay`, a table with a unique
+/// key that the janitor keeps short).
+pub trait SharedReplay: Send + Sync + 'static {
+    /// Records the proof `key` (a 128-bit hash of the key thumbprint and
+    /// `jti`) until `expires_at`: `Ok(true)` if no instance had it,
+    /// `Ok(false)` if one had.
+    fn claim(
+        &self,
+        key: u128,
+        expires_at: SystemTime,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + '_>>;
+}
+
+/// An error of a [`SharedReplay`] store.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl std::fmt::Debug for dyn SharedReplay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedReplay")
+    }
 }
 
 /// Bound on [`Checker::headers`]: one entry per active client key.
@@ -303,7 +345,7 @@ impl Checker {
         }
         Ok(CheckedProof {
             jkt: header.jkt.clone(),
-            jti: jti.into_owned(),
+            replay_key: replay_key(&header.jkt, &jti),
             expires_ms: (iat + self.max_age.as_secs() + 1).saturating_mul(1000),
         })
     }
@@ -335,15 +377,44 @@ impl Checker {
     /// Claims the proof in the replay cache: the last step, taken only
     /// when everything else (the access token included) has passed, so a
     /// forged proof cannot burn a victim's `jti`.
-    pub(crate) fn claim(&self, proof: &CheckedProof, now: SystemTime) -> Result<(), DpopError> {
-        match self
-            .replay
-            .claim(&proof.jkt, &proof.jti, proof.expires_ms, unix_millis(now))
-        {
-            Claim::Fresh => Ok(()),
-            Claim::Replayed => Err(DpopError::Replay),
-            Claim::Full | Claim::KeyQuota => Err(DpopError::ReplayCacheFull),
+    ///
+    /// With a [`SharedReplay`] the in-memory claim comes first (a replay
+    /// at this instance is refused without I/O) and the returned future
+    /// then claims it in the shared store: the request may go on only when
+    /// that future says so.
+    pub(crate) fn claim(
+        &self,
+        proof: &CheckedProof,
+        now: SystemTime,
+    ) -> Result<Option<SharedClaim>, DpopError> {
+        match self.replay.claim(
+            &proof.jkt,
+            proof.replay_key,
+            proof.expires_ms,
+            unix_millis(now),
+        ) {
+            Claim::Fresh => {}
+            Claim::Replayed => return Err(DpopError::Replay),
+            Claim::Full | Claim::KeyQuota => return Err(DpopError::ReplayCacheFull),
         }
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let shared = Arc::clone(shared);
+        let (key, expires) = (
+            proof.replay_key,
+            crate::time::from_unix_millis(proof.expires_ms),
+        );
+        Ok(Some(Box::pin(async move {
+            match shared.claim(key, expires).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(DpopError::Replay),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the shared DPoP replay store failed");
+                    Err(DpopError::ReplayStoreUnavailable)
+                }
+            }
+        })))
     }
 }
 

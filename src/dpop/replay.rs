@@ -114,14 +114,14 @@ impl ReplayCache {
         self.len() == 0
     }
 
-    /// Claims the proof `jti` of key `jkt`, live until `expires_ms`.
-    pub(crate) fn claim(&self, jkt: &str, jti: &str, expires_ms: u64, now_ms: u64) -> Claim {
+    /// Claims the proof `key` (its [`replay_key`]) of key `jkt`, live
+    /// until `expires_ms`.
+    pub(crate) fn claim(&self, jkt: &str, key: u128, expires_ms: u64, now_ms: u64) -> Claim {
         let tag = {
             let mut h = self.inner.hasher.build_hasher();
             h.write(jkt.as_bytes());
             h.finish()
         };
-        let key = replay_key(jkt, jti);
         let shard = &self.inner.shards[(tag as usize) % SHARDS];
         // A poisoned lock: a panic elsewhere mid-update. The map is still
         // consistent enough to refuse replays; carry on with it.
@@ -167,7 +167,7 @@ impl Shard {
 
 /// SHA-256 of the thumbprint and the `jti` (length-prefixed, so no two
 /// pairs run together), truncated to 128 bits.
-fn replay_key(jkt: &str, jti: &str) -> u128 {
+pub(crate) fn replay_key(jkt: &str, jti: &str) -> u128 {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(&(jkt.len() as u64).to_be_bytes());
     ctx.update(jkt.as_bytes());
@@ -183,17 +183,23 @@ mod tests {
     #[test]
     fn a_proof_is_accepted_once_while_live() {
         let c = ReplayCache::default();
-        assert_eq!(c.claim("k1", "j1", 1000, 0), Claim::Fresh);
-        assert_eq!(c.claim("k1", "j1", 1000, 999), Claim::Replayed);
+        assert_eq!(c.claim("k1", replay_key("k1", "j1"), 1000, 0), Claim::Fresh);
+        assert_eq!(
+            c.claim("k1", replay_key("k1", "j1"), 1000, 999),
+            Claim::Replayed
+        );
         // Another key with the same jti, the same key with another jti.
-        assert_eq!(c.claim("k2", "j1", 1000, 0), Claim::Fresh);
-        assert_eq!(c.claim("k1", "j2", 1000, 0), Claim::Fresh);
+        assert_eq!(c.claim("k2", replay_key("k2", "j1"), 1000, 0), Claim::Fresh);
+        assert_eq!(c.claim("k1", replay_key("k1", "j2"), 1000, 0), Claim::Fresh);
         // Past its window the entry is gone (the proof's iat check refuses
         // such a proof before it gets here).
-        assert_eq!(c.claim("k1", "j1", 3000, 1000), Claim::Fresh);
+        assert_eq!(
+            c.claim("k1", replay_key("k1", "j1"), 3000, 1000),
+            Claim::Fresh
+        );
         // No concatenation collision.
-        assert_eq!(c.claim("ab", "c", 1000, 0), Claim::Fresh);
-        assert_eq!(c.claim("a", "bc", 1000, 0), Claim::Fresh);
+        assert_eq!(c.claim("ab", replay_key("ab", "c"), 1000, 0), Claim::Fresh);
+        assert_eq!(c.claim("a", replay_key("a", "bc"), 1000, 0), Claim::Fresh);
     }
 
     #[test]
@@ -203,15 +209,18 @@ mod tests {
         let mut held = Vec::new();
         for i in 0..1000 {
             let key = format!("key-{i}");
-            match c.claim(&key, "j", 10_000, 0) {
+            match c.claim(&key, replay_key(&key, "j"), 10_000, 0) {
                 Claim::Fresh => held.push(key),
                 Claim::Full => {
                     // Every accepted proof is still refused as a replay.
                     for k in &held {
-                        assert_eq!(c.claim(k, "j", 10_000, 1), Claim::Replayed);
+                        assert_eq!(c.claim(k, replay_key(k, "j"), 10_000, 1), Claim::Replayed);
                     }
                     // Once they expire there is room again.
-                    assert_eq!(c.claim(&key, "j", 30_000, 10_000), Claim::Fresh);
+                    assert_eq!(
+                        c.claim(&key, replay_key(&key, "j"), 30_000, 10_000),
+                        Claim::Fresh
+                    );
                     return;
                 }
                 other => panic!("{other:?}"),
@@ -224,12 +233,24 @@ mod tests {
     fn one_key_cannot_fill_the_cache() {
         let c = ReplayCache::new(1 << 16, 3);
         for j in 0..3 {
-            assert_eq!(c.claim("greedy", &j.to_string(), 1000, 0), Claim::Fresh);
+            assert_eq!(
+                c.claim("greedy", replay_key("greedy", &j.to_string()), 1000, 0),
+                Claim::Fresh
+            );
         }
-        assert_eq!(c.claim("greedy", "3", 1000, 0), Claim::KeyQuota);
-        assert_eq!(c.claim("other", "0", 1000, 0), Claim::Fresh);
+        assert_eq!(
+            c.claim("greedy", replay_key("greedy", "3"), 1000, 0),
+            Claim::KeyQuota
+        );
+        assert_eq!(
+            c.claim("other", replay_key("other", "0"), 1000, 0),
+            Claim::Fresh
+        );
         // Its entries expire, its quota frees.
-        assert_eq!(c.claim("greedy", "4", 3000, 2000), Claim::Fresh);
+        assert_eq!(
+            c.claim("greedy", replay_key("greedy", "4"), 3000, 2000),
+            Claim::Fresh
+        );
     }
 
     #[test]
@@ -237,7 +258,7 @@ mod tests {
         let c = ReplayCache::default();
         let winners: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..16)
-                .map(|_| s.spawn(|| c.claim("k", "same", 1000, 0) == Claim::Fresh))
+                .map(|_| s.spawn(|| c.claim("k", replay_key("k", "same"), 1000, 0) == Claim::Fresh))
                 .collect();
             handles
                 .into_iter()

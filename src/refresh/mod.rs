@@ -30,11 +30,11 @@
 //! let family = SessionState {
 //!     generation: 0, revoked: false,
 //!     expires_at: now + Duration::from_secs(86_400), scope: "read write".into(),
-//!     resources: Vec::new(),
+//!     resources: Vec::new(), dpop_jkt: None,
 //! };
 //! let req = RefreshRequest {
 //!     client_id: "web", ip: None, user_agent: None, scope: Some("read"),
-//!     now, won_consume: true, resources: &[],
+//!     now, won_consume: true, resources: &[], dpop_jkt: None,
 //! };
 //! assert_eq!(
 //!     decide(&token, &family, &req, &RefreshPolicy::default()),

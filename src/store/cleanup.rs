@@ -7,7 +7,8 @@
 //!   `retention` ago, with all their refresh tokens — consumed tokens of a
 //!   live family are kept, since reuse detection needs them;
 //! - revocation rows whose tokens have all expired (plus the deny list's
-//!   margin): no gate can match them any more.
+//!   margin): no gate can match them any more;
+//! - rows of DPoP proofs past their acceptance window.
 //!
 //! Every statement touches at most `batch` rows, so a large backlog never
 //! holds long locks, and running it on several instances at once is safe:
@@ -39,7 +40,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, sea_query::Query,
 };
 
-use super::{StoreError, db_time, revocations};
+use super::{StoreError, db_time, dpop_replay, revocations};
 use crate::revocation::DEFAULT_MARGIN;
 
 /// Default retention of dead sessions: 30 days.
@@ -60,6 +61,8 @@ pub struct CleanupReport {
     pub tokens: u64,
     /// Revocation rows.
     pub revocations: u64,
+    /// Rows of expired DPoP proofs ([`dpop_replay`](super::dpop_replay)).
+    pub dpop_proofs: u64,
 }
 
 /// Deletes expired sessions, tokens and revocations; see the module docs.
@@ -117,6 +120,13 @@ impl Janitor {
         loop {
             let n = revocations::purge(&self.db, before, self.batch).await?;
             report.revocations += n;
+            if n < self.batch {
+                break;
+            }
+        }
+        loop {
+            let n = dpop_replay::purge(&self.db, now, self.batch).await?;
+            report.dpop_proofs += n;
             if n < self.batch {
                 break;
             }

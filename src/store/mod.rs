@@ -25,6 +25,7 @@
 
 pub mod cleanup;
 pub mod clients;
+pub mod dpop_replay;
 pub mod refresh_tokens;
 pub mod revocations;
 pub mod rotation;

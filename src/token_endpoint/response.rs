@@ -74,7 +74,8 @@ impl TokenError {
             Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => {
+            Self::Unavailable
+            | Self::Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -96,7 +97,9 @@ impl TokenError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::Unavailable
             | Self::TooManyRequests { .. }
-            | Self::Dpop(DpopError::ReplayCacheFull) => "temporarily_unavailable",
+            | Self::Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => {
+                "temporarily_unavailable"
+            }
             Self::Dpop(e) => e.error_code(),
         }
     }
@@ -138,7 +141,8 @@ impl TokenError {
             Self::MethodNotAllowed => {
                 h.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            Self::Unavailable | Self::Dpop(DpopError::ReplayCacheFull) => {
+            Self::Unavailable
+            | Self::Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::TooManyRequests { retry_after } => {

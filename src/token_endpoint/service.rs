@@ -238,19 +238,25 @@ impl Inner {
             .map_err(refused)
     }
 
-    /// Claims a checked proof in the replay cache: right before the grant
-    /// runs, after everything else passed.
-    fn claim_dpop(&self, proof: Option<&CheckedProof>) -> Result<(), TokenError> {
+    /// Claims a checked proof in the replay cache (and the shared store,
+    /// if any): right before the grant runs, after everything else passed.
+    async fn claim_dpop(&self, proof: Option<&CheckedProof>) -> Result<(), TokenError> {
         let (Some(cfg), Some(proof)) = (&self.dpop, proof) else {
             return Ok(());
         };
-        cfg.dpop
+        let refused = |e: DpopError| {
+            telemetry::dpop_refused(e.reason());
+            TokenError::Dpop(e)
+        };
+        if let Some(shared) = cfg
+            .dpop
             .checker
             .claim(proof, self.issuer.now())
-            .map_err(|e| {
-                telemetry::dpop_refused(e.reason());
-                TokenError::Dpop(e)
-            })
+            .map_err(refused)?
+        {
+            shared.await.map_err(refused)?;
+        }
+        Ok(())
     }
 
     /// A fresh `DPoP-Nonce`, when nonces are on.
@@ -361,7 +367,7 @@ impl TokenEndpoint {
         )?;
         let grant = Grant::read(grant_type, &form)?;
         let proof = inner.dpop_proof(&client, dpop)?;
-        inner.claim_dpop(proof.as_ref())?;
+        inner.claim_dpop(proof.as_ref()).await?;
         let dpop_jkt = proof.as_ref().map(|p| p.jkt.as_str());
         let result = match grant {
             Grant::RefreshToken {

@@ -62,6 +62,7 @@ fn sum(a: CleanupReport, b: CleanupReport) -> CleanupReport {
         sessions: a.sessions + b.sessions,
         tokens: a.tokens + b.tokens,
         revocations: a.revocations + b.revocations,
+        dpop_proofs: a.dpop_proofs + b.dpop_proofs,
     }
 }
 
@@ -92,7 +93,8 @@ per_backend! {
                 CleanupReport {
                     sessions: 0,
                     tokens: 0,
-                    revocations: 1
+                    revocations: 1,
+                    dpop_proofs: 0
                 },
                 "{}",
                 h.backend
@@ -104,7 +106,8 @@ per_backend! {
                 CleanupReport {
                     sessions: 2,
                     tokens: 4,
-                    revocations: 0
+                    revocations: 0,
+                    dpop_proofs: 0
                 },
                 "{}",
                 h.backend
@@ -179,7 +182,8 @@ per_backend! {
                 CleanupReport {
                     sessions: 2,
                     tokens: 4,
-                    revocations: 1
+                    revocations: 1,
+                    dpop_proofs: 0
                 },
                 "{}: {a:?} + {b:?}",
                 h.backend

@@ -372,3 +372,122 @@ fn a_real_dpop_client_against_the_quickstart() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two instances: each its own gate and in-memory replay cache, one
+/// database. A proof accepted by one is refused by the other; the same
+/// proof sent to both at once is accepted exactly once.
+mod shared_replay {
+    use super::*;
+    use tollgate::store::dpop_replay::StoreReplay;
+
+    fn instance(h: &Harness) -> (AccessTokenLayer, TokenEndpoint) {
+        let dpop = Dpop::builder()
+            .shared_replay(StoreReplay::new(h.db.clone()))
+            .build()
+            .unwrap();
+        (gate(h, dpop.clone()), endpoint(h, dpop))
+    }
+
+    per_backend! {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_proof_is_accepted_once_across_instances(b) {
+            let h = harness(b, RefreshPolicy::default()).await;
+            let (gate_a, endpoint_a) = instance(&h);
+            let (gate_b, endpoint_b) = instance(&h);
+            let key = ProofKey::es256();
+            let login = post(&endpoint_a, LOGIN, &[&proof(&h, &key)]).await;
+            assert_eq!(login.status, StatusCode::OK, "{}: {}", h.backend, login.raw);
+            let at = login.access_token();
+
+            let request = |p: &str| {
+                Request::get("/orders")
+                    .header(header::AUTHORIZATION, format!("DPoP {at}"))
+                    .header("dpop", p)
+                    .body(String::new())
+                    .unwrap()
+            };
+            let send = |gate: &AccessTokenLayer, req| {
+                gate.clone()
+                    .layer(service_fn(crate::common::echo_sub))
+                    .oneshot(req)
+            };
+            let p = key.proof("GET", &format!("{API}/orders"), Some(&at));
+            assert_eq!(send(&gate_a, request(&p)).await.unwrap().status(), StatusCode::OK);
+            let replay = send(&gate_b, request(&p)).await.unwrap();
+            assert_eq!(replay.status(), StatusCode::UNAUTHORIZED, "{}", h.backend);
+
+            // Racing: 16 copies of one fresh proof across both instances.
+            let p = key.proof("GET", &format!("{API}/orders"), Some(&at));
+            let racers: Vec<_> = (0..16)
+                .map(|i| {
+                    let gate = if i % 2 == 0 { gate_a.clone() } else { gate_b.clone() };
+                    let req = request(&p);
+                    tokio::spawn(async move {
+                        gate.layer(service_fn(crate::common::echo_sub))
+                            .oneshot(req)
+                            .await
+                            .unwrap()
+                            .status()
+                    })
+                })
+                .collect();
+            let mut accepted = 0;
+            for r in racers {
+                if r.await.unwrap() == StatusCode::OK {
+                    accepted += 1;
+                }
+            }
+            assert_eq!(accepted, 1, "{}", h.backend);
+
+            // The token endpoints share it too.
+            let p = proof(&h, &key);
+            let body = refresh_body(&login.refresh_token());
+            assert_eq!(post(&endpoint_a, &body, &[&p]).await.status, StatusCode::OK);
+            let again = post(&endpoint_b, LOGIN, &[&p]).await;
+            assert_eq!(again.error(), "invalid_dpop_proof", "{}: {}", h.backend, again.raw);
+        }
+    }
+
+    /// The store is the truth: when it fails, DPoP requests are refused
+    /// (503), never let through unchecked. The janitor deletes expired
+    /// rows.
+    #[tokio::test]
+    async fn a_failing_store_fails_closed_and_the_janitor_purges() {
+        use sea_orm::ConnectionTrait;
+        let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+        let (gate, endpoint) = instance(&h);
+        let key = ProofKey::ed25519();
+        let login = post(&endpoint, LOGIN, &[&proof(&h, &key)]).await;
+        let at = login.access_token();
+        assert_eq!(api_call(&gate, &key, &at).await, StatusCode::OK);
+
+        let janitor = tollgate::store::cleanup::Janitor::builder(h.db.clone()).build();
+        let report = janitor
+            .run_once(tollgate::time::Clock::now(&h.clock) + Duration::from_secs(120))
+            .await
+            .unwrap();
+        assert_eq!(report.dpop_proofs, 2, "the login's proof and the call's");
+
+        h.db.execute_unprepared("DROP TABLE dpop_replay")
+            .await
+            .unwrap();
+        let req = Request::get("/orders")
+            .header(header::AUTHORIZATION, format!("DPoP {at}"))
+            .header(
+                "dpop",
+                key.proof("GET", &format!("{API}/orders"), Some(&at)),
+            )
+            .body(String::new())
+            .unwrap();
+        let res = gate
+            .clone()
+            .layer(service_fn(crate::common::echo_sub))
+            .oneshot(req)
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        let r = post(&endpoint, LOGIN, &[&proof(&h, &key)]).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.raw);
+    }
+}
