@@ -49,9 +49,9 @@ use jsonwebtoken::Algorithm;
 
 pub(crate) use htu::Htu;
 pub use nonce::{NonceConfigError, Nonces};
-pub use proof::{BoxError, DpopError, SharedReplay};
 #[cfg(feature = "store")]
 pub(crate) use proof::CheckedProof;
+pub use proof::{BoxError, DpopError, SharedReplay};
 pub(crate) use proof::{Expected, MAX_PROOF_LEN, SharedClaim};
 pub use replay::{DEFAULT_REPLAY_CAPACITY, DEFAULT_REPLAY_PER_KEY, ReplayCache};
 

@@ -74,7 +74,10 @@ struct EndpointDpop {
     dpop: Dpop,
     /// The token endpoint's public URL: every proof's `htu`.
     url: Htu,
+    /// A nonce is required of every client...
     nonce_required: bool,
+    /// ...or of these.
+    nonce_required_for: std::collections::HashSet<String>,
 }
 
 /// A request to one of the endpoints, read and checked up to client
@@ -230,7 +233,8 @@ impl Inner {
                     url: &cfg.url,
                     path: "",
                     access_token: None,
-                    nonce_required: cfg.nonce_required,
+                    nonce_required: cfg.nonce_required
+                        || cfg.nonce_required_for.contains(&client.client_id),
                 },
                 self.issuer.now(),
             )
@@ -320,6 +324,7 @@ impl TokenEndpoint {
             browser: Vec::new(),
             dpop: None,
             dpop_nonce_required: false,
+            dpop_nonce_required_for: std::collections::HashSet::new(),
         }
     }
 
@@ -731,6 +736,7 @@ pub struct TokenEndpointBuilder {
     browser: Vec<(String, BrowserClient)>,
     dpop: Option<Dpop>,
     dpop_nonce_required: bool,
+    dpop_nonce_required_for: std::collections::HashSet<String>,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
@@ -862,6 +868,13 @@ impl TokenEndpointBuilder {
         }
     }
 
+    /// Requires a server nonce in the DPoP proofs of `client_id` only
+    /// (repeatable).
+    pub fn require_dpop_nonce_for(mut self, client_id: impl Into<String>) -> Self {
+        self.dpop_nonce_required_for.insert(client_id.into());
+        self
+    }
+
     /// Checks the settings and builds the endpoint.
     pub fn build(self) -> Result<TokenEndpoint, EndpointConfigError> {
         if !is_quotable(&self.realm) {
@@ -906,7 +919,9 @@ impl TokenEndpointBuilder {
             .collect::<Result<HashMap<_, _>, _>>()?;
         let dpop = match self.dpop {
             Some(dpop) => {
-                if self.dpop_nonce_required && !dpop.has_nonces() {
+                let nonces_needed =
+                    self.dpop_nonce_required || !self.dpop_nonce_required_for.is_empty();
+                if nonces_needed && !dpop.has_nonces() {
                     return Err(EndpointConfigError::DpopNoNonces);
                 }
                 Some(EndpointDpop {
@@ -914,6 +929,7 @@ impl TokenEndpointBuilder {
                         .ok_or(EndpointConfigError::DpopUrl)?,
                     dpop,
                     nonce_required: self.dpop_nonce_required,
+                    nonce_required_for: self.dpop_nonce_required_for,
                 })
             }
             None => None,

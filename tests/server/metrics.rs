@@ -296,3 +296,107 @@ async fn csrf_refusals_are_counted_by_reason() {
         1
     );
 }
+
+/// Each refused DPoP proof counts once, by the check it failed; the gate
+/// counts the request as `invalid_dpop_proof`. No label holds a proof, key
+/// or token.
+#[tokio::test]
+async fn dpop_refusals_are_counted_by_reason() {
+    use crate::common::dpop::{ProofKey, ath, claims as proof_claims};
+    use tollgate::{
+        claims::Confirmation,
+        dpop::{Dpop, Nonces},
+    };
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let recorder = DebuggingRecorder::new();
+    let mut c = Counts::new(recorder.snapshotter());
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let gate = crate::common::gate_builder(&crate::common::hs256())
+        .dpop(
+            Dpop::builder()
+                .nonces(Nonces::new(&[1; 32], Duration::from_secs(60)).unwrap())
+                .build()
+                .unwrap(),
+        )
+        .dpop_public_url("https://api.example")
+        .build()
+        .unwrap();
+    let nonce_gate = crate::common::gate_builder(&crate::common::hs256())
+        .dpop(
+            Dpop::builder()
+                .nonces(Nonces::new(&[1; 32], Duration::from_secs(60)).unwrap())
+                .build()
+                .unwrap(),
+        )
+        .dpop_public_url("https://api.example")
+        .require_dpop_nonce()
+        .build()
+        .unwrap();
+    let key = ProofKey::es256();
+    let mut claims = crate::common::claims("bound-1");
+    claims.cnf = Some(Confirmation {
+        jkt: key.thumbprint(),
+    });
+    let at = crate::common::hs256().sign(&claims).unwrap();
+    let url = "https://api.example/orders";
+    let now = jsonwebtoken::get_current_timestamp();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut p = proof_claims("GET", url, Some(&at));
+        edit(&mut p);
+        key.sign(&p)
+    };
+    let send = |gate: &tollgate::AccessTokenLayer, proof: String| {
+        let req = http::Request::get("/orders")
+            .header(http::header::AUTHORIZATION, format!("DPoP {at}"))
+            .header("dpop", proof)
+            .body(String::new())
+            .unwrap();
+        gate.clone()
+            .layer(service_fn(crate::common::echo_sub))
+            .oneshot(req)
+    };
+    let replayed = key.proof("GET", url, Some(&at));
+    assert_eq!(send(&gate, replayed.clone()).await.unwrap().status(), 200);
+    for (proof, reason) in [
+        (with(&|p| p["iat"] = (now - 600).into()), "stale_iat"),
+        (with(&|p| p["iat"] = (now + 600).into()), "future_iat"),
+        (replayed, "replay"),
+        (
+            key.proof("GET", "https://api.example/other", Some(&at)),
+            "htu",
+        ),
+        (with(&|p| p["ath"] = ath("other").into()), "ath"),
+        (
+            ProofKey::es256().proof("GET", url, Some(&at)),
+            "key_mismatch",
+        ),
+    ] {
+        let res = send(&gate, proof).await.unwrap();
+        assert_eq!(res.status(), 401, "{reason}");
+        assert_eq!(
+            c.get("tollgate_dpop_proofs_refused_total", &[("reason", reason)]),
+            1,
+            "{reason}"
+        );
+    }
+    let res = send(&nonce_gate, key.proof("GET", url, Some(&at)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        c.get("tollgate_dpop_proofs_refused_total", &[("reason", "nonce")]),
+        1
+    );
+    assert_eq!(
+        c.get(
+            "tollgate_gate_requests_total",
+            &[("outcome", "invalid_dpop_proof")]
+        ),
+        7
+    );
+    c.get("", &[]);
+    for value in &c.label_values {
+        assert!(*value != key.thumbprint() && *value != at, "{value}");
+    }
+}
