@@ -9,8 +9,10 @@
 //! The key is the pair (key thumbprint, `jti`), hashed to 128 bits: fixed
 //! size whatever the client sends, and a `jti` reused under another key is
 //! another entry. Entries are held until the proof's `iat` window has
-//! passed. Shards are chosen by the thumbprint, so one key's entries and
-//! its quota live under one lock.
+//! passed. Shards are chosen by the replay key, a hash, so entries spread
+//! evenly whatever the mix of clients; each shard holds a sixteenth of the
+//! capacity and of each key's quota (so a key's quota holds to within the
+//! spread of its proofs over the shards).
 
 use std::{
     collections::HashMap,
@@ -18,7 +20,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use std::time::SystemTime;
+
 use aws_lc_rs::digest;
+
+use super::DpopError;
+use crate::time::unix_millis;
 
 /// Default bound on live entries: about 1M (some 40 MB when full).
 pub const DEFAULT_REPLAY_CAPACITY: usize = 1 << 20;
@@ -74,7 +81,7 @@ impl std::fmt::Debug for ReplayCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayCache")
             .field("capacity", &(self.inner.shard_capacity * SHARDS))
-            .field("per_key", &self.inner.per_key)
+            .field("per_key", &(self.inner.per_key as usize * SHARDS))
             .finish_non_exhaustive()
     }
 }
@@ -86,15 +93,16 @@ impl Default for ReplayCache {
 }
 
 impl ReplayCache {
-    /// A cache of at most `capacity` live proofs, `per_key` of them for
-    /// any one key.
+    /// A cache of at most `capacity` live proofs, about `per_key` of them
+    /// for any one key (exactly: `per_key / 16` in each of 16 shards).
     pub fn new(capacity: usize, per_key: usize) -> Self {
         let shard_capacity = capacity.div_ceil(SHARDS).max(1);
         Self {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 shard_capacity,
-                per_key: u32::try_from(per_key.max(1)).unwrap_or(u32::MAX),
+                // A key's quota per shard.
+                per_key: u32::try_from(per_key.div_ceil(SHARDS).max(1)).unwrap_or(u32::MAX),
                 hasher: foldhash::fast::FixedState::with_seed(0x7011_6a7e),
             }),
         }
@@ -114,6 +122,30 @@ impl ReplayCache {
         self.len() == 0
     }
 
+    /// Records the proof `jti` of the key with thumbprint `jkt`, live
+    /// until `until`: `Ok` the first time, [`DpopError::Replay`] while it
+    /// lives, [`DpopError::ReplayCacheFull`] when there is no room (for
+    /// anything, or for this key). The gates and the token endpoint call
+    /// this for every proof they accept.
+    pub fn try_claim(
+        &self,
+        jkt: &str,
+        jti: &str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<(), DpopError> {
+        match self.claim(
+            jkt,
+            replay_key(jkt, jti),
+            unix_millis(until),
+            unix_millis(now),
+        ) {
+            Claim::Fresh => Ok(()),
+            Claim::Replayed => Err(DpopError::Replay),
+            Claim::Full | Claim::KeyQuota => Err(DpopError::ReplayCacheFull),
+        }
+    }
+
     /// Claims the proof `key` (its [`replay_key`]) of key `jkt`, live
     /// until `expires_ms`.
     pub(crate) fn claim(&self, jkt: &str, key: u128, expires_ms: u64, now_ms: u64) -> Claim {
@@ -122,7 +154,7 @@ impl ReplayCache {
             h.write(jkt.as_bytes());
             h.finish()
         };
-        let shard = &self.inner.shards[(tag as usize) % SHARDS];
+        let shard = &self.inner.shards[(key % SHARDS as u128) as usize];
         // A poisoned lock: a panic elsewhere mid-update. The map is still
         // consistent enough to refuse replays; carry on with it.
         let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
@@ -231,24 +263,25 @@ mod tests {
 
     #[test]
     fn one_key_cannot_fill_the_cache() {
-        let c = ReplayCache::new(1 << 16, 3);
-        for j in 0..3 {
-            assert_eq!(
-                c.claim("greedy", replay_key("greedy", &j.to_string()), 1000, 0),
-                Claim::Fresh
-            );
+        // 64 per key: 4 in each shard.
+        let c = ReplayCache::new(1 << 16, 64);
+        let mut held = 0;
+        for j in 0..1000 {
+            match c.claim("greedy", replay_key("greedy", &j.to_string()), 1000, 0) {
+                Claim::Fresh => held += 1,
+                Claim::KeyQuota => {}
+                other => panic!("{other:?}"),
+            }
         }
-        assert_eq!(
-            c.claim("greedy", replay_key("greedy", "3"), 1000, 0),
-            Claim::KeyQuota
-        );
+        assert_eq!(held, 64, "every shard's share filled, no more");
+        // Another key is not affected.
         assert_eq!(
             c.claim("other", replay_key("other", "0"), 1000, 0),
             Claim::Fresh
         );
         // Its entries expire, its quota frees.
         assert_eq!(
-            c.claim("greedy", replay_key("greedy", "4"), 3000, 2000),
+            c.claim("greedy", replay_key("greedy", "x"), 3000, 2000),
             Claim::Fresh
         );
     }

@@ -6,7 +6,7 @@
 //! bench_server bare
 //! bench_server tollgate HS256|EdDSA|ES256 REVOCATIONS
 //! bench_server floor    HS256|EdDSA|ES256 REVOCATIONS
-//! bench_server memory   tollgate|moka|moka-u128|hashset ENTRIES
+//! bench_server memory   tollgate|moka|moka-u128|hashset|dpop-replay ENTRIES
 //! bench_server token    HS256|EdDSA|ES256
 //! bench_server calls    HS256|EdDSA|ES256 REVOCATIONS N
 //! ```
@@ -367,10 +367,25 @@ fn memory(kind: &str, n: usize) -> Result<(), BoxError> {
             Box::new(cache)
         }
         "hashset" => Box::new((0..n).map(jti).collect::<HashSet<String>>()),
+        "dpop-replay" => {
+            // The DPoP replay cache: live proofs of 1,000 client keys (a
+            // 43-character thumbprint each), 22-character jtis.
+            let replay = tollgate::dpop::ReplayCache::new(n + n / 8, n);
+            let keys: Vec<String> = (0..1000).map(|k| format!("{:0>43}", k)).collect();
+            let now = SystemTime::now();
+            for i in 0..n {
+                replay
+                    .try_claim(&keys[i % keys.len()], &jti(i), exp, now)
+                    .map_err(|e| format!("entry {i}: {e}"))?;
+            }
+            assert_eq!(replay.len(), n);
+            Box::new(replay)
+        }
         other => {
-            return Err(
-                format!("memory: tollgate, moka, moka-u128 or hashset, not {other}").into(),
-            );
+            return Err(format!(
+                "memory: tollgate, moka, moka-u128, hashset or dpop-replay, not {other}"
+            )
+            .into());
         }
     };
     let after = rss()?;
