@@ -268,7 +268,12 @@ impl DpopBuilder {
                 future_skew: self.future_skew,
                 replay: self.replay.unwrap_or_default(),
                 nonces: self.nonces,
-                headers: moka::sync::Cache::new(proof::HEADER_CACHE),
+                // foldhash rather than SipHash: the key is the whole
+                // encoded header, hashed on every DPoP request; an attacker
+                // flooding it with headers only evicts (costs a re-parse).
+                headers: moka::sync::Cache::builder()
+                    .max_capacity(proof::HEADER_CACHE)
+                    .build_with_hasher(foldhash::fast::RandomState::default()),
                 shared: self.shared,
             }),
             algs: algs.into(),

@@ -197,7 +197,7 @@ pub(crate) struct Checker {
     /// checked and thumbprinted once. Only accepted headers are kept, and
     /// the same bytes always parse the same way, so evicting one only
     /// costs a re-parse.
-    pub(crate) headers: moka::sync::Cache<Box<str>, Arc<ProofHeader>>,
+    pub(crate) headers: moka::sync::Cache<Box<str>, Arc<ProofHeader>, foldhash::fast::RandomState>,
     /// Replay protection shared with other instances, if any.
     pub(crate) shared: Option<Arc<dyn SharedReplay>>,
 }
