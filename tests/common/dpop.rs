@@ -31,6 +31,14 @@ impl ProofKey {
         Self::from_der(Algorithm::EdDSA, EncodingKey::from_ed_der(pkcs8.as_ref()))
     }
 
+    /// RS256 or PS256 with the test RSA key.
+    pub fn rsa(alg: Algorithm) -> Self {
+        Self::from_der(
+            alg,
+            EncodingKey::from_rsa_pem(include_bytes!("../keys/rsa.pem")).unwrap(),
+        )
+    }
+
     fn from_der(alg: Algorithm, key: EncodingKey) -> Self {
         let jwk = Jwk::from_encoding_key(&key, alg).unwrap();
         Self { alg, key, jwk }
@@ -56,6 +64,11 @@ impl ProofKey {
                 r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
                 j["crv"].as_str().unwrap(),
                 j["x"].as_str().unwrap()
+            ),
+            "RSA" => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                j["e"].as_str().unwrap(),
+                j["n"].as_str().unwrap()
             ),
             other => panic!("{other}"),
         };

@@ -108,7 +108,12 @@ fn error_of(res: &Response<String>) -> (String, String) {
 #[tokio::test]
 async fn a_bound_token_with_a_proof_by_its_key_is_accepted() {
     let gate = gate_with(dpop());
-    for key in [ProofKey::es256(), ProofKey::ed25519()] {
+    for key in [
+        ProofKey::es256(),
+        ProofKey::ed25519(),
+        ProofKey::rsa(jsonwebtoken::Algorithm::RS256),
+        ProofKey::rsa(jsonwebtoken::Algorithm::PS256),
+    ] {
         let at = token(Some(&key));
         let proof = key.proof("GET", URL, Some(&at));
         let res = get(&gate, &format!("DPoP {at}"), &[&proof]).await;

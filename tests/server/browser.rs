@@ -422,6 +422,7 @@ async fn cors_answers_listed_origins_only() {
         .to_str()
         .unwrap();
     assert!(allowed.contains("x-requested-with"), "{allowed}");
+    assert!(allowed.contains("dpop"), "{allowed}");
 
     let evil = svc
         .clone()
@@ -454,5 +455,10 @@ async fn cors_answers_listed_origins_only() {
             .to_str()
             .unwrap()
             .contains("origin")
+    );
+    // A browser app may read the DPoP nonce (RFC 9449 §8).
+    assert_eq!(
+        real.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS],
+        "dpop-nonce"
     );
 }
