@@ -61,7 +61,7 @@ pub struct CleanupReport {
     pub tokens: u64,
     /// Revocation rows.
     pub revocations: u64,
-    /// Rows of expired DPoP proofs ([`dpop_replay`](super::dpop_replay)).
+    /// Rows of expired DPoP proofs ([`super::dpop_replay`]).
     pub dpop_proofs: u64,
 }
 
