@@ -67,8 +67,10 @@
 //! # });
 //! ```
 
+mod builder;
 pub(crate) mod client_auth;
 mod cookie;
+mod dpop;
 pub(crate) mod form;
 mod grant;
 mod introspect;
@@ -81,6 +83,7 @@ mod service;
 
 use std::{future::Future, pin::Pin};
 
+pub use builder::{EndpointConfigError, TokenEndpointBuilder};
 pub use cookie::{BrowserClient, BrowserConfigError, CSRF_HEADER, SameSite};
 pub use introspect::IntrospectionEndpoint;
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, JwksEndpoint};
@@ -90,10 +93,7 @@ pub use metadata::{
 };
 pub use response::TokenError;
 pub use revoke::RevocationEndpoint;
-pub use service::{
-    DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointConfigError, EndpointFuture, TokenEndpoint,
-    TokenEndpointBuilder,
-};
+pub use service::{DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointFuture, TokenEndpoint};
 
 /// An error of the application's password check (its database is down,
 /// say): answered with 503, never with `invalid_grant`.
