@@ -143,6 +143,53 @@ impl Dpop {
     pub fn replay_cache(&self) -> &ReplayCache {
         &self.checker.replay
     }
+
+    /// Checks the DPoP proof of a request the application handles itself
+    /// (its own login route, say) exactly as the gate and `/token` do,
+    /// replay claim included: `url` is the route's public URL (never
+    /// built from `Host`), `now` the process clock. The thumbprint binds
+    /// the session it starts: pass it as
+    /// [`Requested::dpop_jkt`](crate::issuer::Requested) to
+    /// `Issuer::issue_with`.
+    ///
+    /// ```
+    /// # use tollgate::dpop::{Dpop, DpopError};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dpop = Dpop::builder().build().unwrap();
+    /// let headers = http::HeaderMap::new();
+    /// let checked = dpop
+    ///     .check_request(&headers, "POST", "https://app.example/login", std::time::SystemTime::now())
+    ///     .await;
+    /// assert_eq!(checked.unwrap_err(), DpopError::Missing);
+    /// # });
+    /// ```
+    pub async fn check_request(
+        &self,
+        headers: &HeaderMap,
+        method: &str,
+        url: &str,
+        now: std::time::SystemTime,
+    ) -> Result<DpopKey, DpopError> {
+        let url = Htu::parse(url).ok_or(DpopError::Url)?;
+        let proof = proof_header(headers)?;
+        let checked = self.checker.check(
+            proof,
+            &Expected {
+                method,
+                url: &url,
+                path: "",
+                access_token: None,
+                nonce_required: false,
+            },
+            now,
+        )?;
+        if let Some(shared) = self.checker.claim(&checked, now)? {
+            shared.await?;
+        }
+        Ok(DpopKey {
+            thumbprint: checked.jkt,
+        })
+    }
 }
 
 /// The name of an asymmetric algorithm a proof may use; `None` for the

@@ -491,3 +491,69 @@ mod shared_replay {
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.raw);
     }
 }
+
+/// An application's own login route checks the proof with
+/// `Dpop::check_request` and starts a session bound to the key with
+/// `Issuer::issue_with`: refreshes then need the key, the gate the proof.
+#[tokio::test]
+async fn an_apps_own_login_handler_binds_the_session() {
+    use tollgate::{
+        dpop::DpopError,
+        issuer::{ClientMeta, Requested},
+    };
+    let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    let dpop = Dpop::builder().build().unwrap();
+    let key = ProofKey::ed25519();
+    let login_url = "https://auth.example/login";
+    let mut headers = http::HeaderMap::new();
+    headers.insert("dpop", key.proof("POST", login_url, None).parse().unwrap());
+    let now = tollgate::time::Clock::now(&h.clock);
+    let proved = dpop
+        .check_request(&headers, "POST", login_url, now)
+        .await
+        .unwrap();
+    assert_eq!(proved.thumbprint, key.thumbprint());
+    assert_eq!(
+        dpop.check_request(&headers, "POST", login_url, now)
+            .await
+            .unwrap_err(),
+        DpopError::Replay
+    );
+    assert_eq!(
+        dpop.check_request(&headers, "POST", "https://auth.example/other", now)
+            .await
+            .unwrap_err(),
+        DpopError::Url
+    );
+
+    let tokens = h
+        .issuer
+        .issue_with(
+            "alice",
+            "spa",
+            &Requested {
+                scope: None,
+                resources: &[],
+                dpop_jkt: Some(&proved.thumbprint),
+            },
+            &ClientMeta::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tokens.token_type, "DPoP");
+    assert_eq!(cnf_jkt(&tokens.access_token), Some(key.thumbprint()));
+    assert_eq!(
+        api_call(&gate(&h, dpop.clone()), &key, &tokens.access_token).await,
+        StatusCode::OK
+    );
+    let endpoint = endpoint(&h, dpop);
+    let refresh = refresh_body(tokens.refresh_token.as_deref().unwrap());
+    assert_eq!(
+        post(&endpoint, &refresh, &[]).await.error(),
+        "invalid_grant"
+    );
+    assert_eq!(
+        post(&endpoint, &refresh, &[&proof(&h, &key)]).await.status,
+        StatusCode::OK
+    );
+}
