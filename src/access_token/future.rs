@@ -80,10 +80,14 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
+            // The first two arms are every Bearer request's; the third
+            // (a shared replay store's verdict) turns into one of them.
             let next = match self.as_mut().project().kind.project() {
                 KindProj::Authorized { future, dpop_nonce } => {
                     let mut result = ready!(future.poll(cx));
-                    if let (Ok(response), Some(nonce)) = (&mut result, dpop_nonce.take()) {
+                    if let Some(nonce) = dpop_nonce.take()
+                        && let Ok(response) = &mut result
+                    {
                         response.headers_mut().insert("dpop-nonce", nonce);
                     }
                     return Poll::Ready(result);
@@ -96,17 +100,33 @@ where
                     then,
                     reject,
                     dpop_nonce,
-                } => match ready!(claim.as_mut().poll(cx)) {
-                    Ok(()) => Kind::Authorized {
-                        future: then.take().expect("polled after completion")(),
-                        dpop_nonce: dpop_nonce.take(),
-                    },
-                    Err(e) => Kind::Rejected {
-                        response: Some(reject.take().expect("polled after completion")(e)),
-                    },
-                },
+                } => settle(claim, then, reject, dpop_nonce, cx),
             };
-            self.as_mut().project().kind.set(next);
+            match next {
+                Poll::Ready(next) => self.as_mut().project().kind.set(next),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
+}
+
+/// The state after the shared replay store's verdict: authorized (the
+/// inner service called) or rejected.
+#[cold]
+fn settle<F, B>(
+    claim: &mut SharedClaim,
+    then: &mut Option<Then<F>>,
+    reject: &mut Option<Reject<B>>,
+    dpop_nonce: &mut Option<HeaderValue>,
+    cx: &mut Context<'_>,
+) -> Poll<Kind<F, B>> {
+    Poll::Ready(match ready!(claim.as_mut().poll(cx)) {
+        Ok(()) => Kind::Authorized {
+            future: then.take().expect("polled after completion")(),
+            dpop_nonce: dpop_nonce.take(),
+        },
+        Err(e) => Kind::Rejected {
+            response: Some(reject.take().expect("polled after completion")(e)),
+        },
+    })
 }

@@ -147,7 +147,7 @@ impl AccessTokenLayer {
     pub(crate) fn admit(
         &self,
         method: &Method,
-        path: &str,
+        uri: &http::Uri,
         headers: &HeaderMap,
     ) -> (Option<Scheme>, Result<Admitted, AuthError>) {
         let s = &*self.shared;
@@ -161,7 +161,9 @@ impl AccessTokenLayer {
             Err(e) => return (None, Err(e)),
         };
         let result = match (scheme, &s.dpop) {
-            (Scheme::Dpop, Some(dpop)) => self.admit_dpop(dpop, method, path, headers, token),
+            (Scheme::Dpop, Some(dpop)) => {
+                self.admit_dpop(dpop, method, uri.path(), headers, token)
+            }
             _ => s.verifier.verify(token).and_then(|claims| {
                 if claims.cnf.is_some() {
                     return Err(AuthError::InvalidToken(InvalidToken::BoundToKey));
@@ -179,6 +181,7 @@ impl AccessTokenLayer {
 
     /// A DPoP request: the proof (but its replay), the token, the binding
     /// of one to the other, the scopes, then the replay claim.
+    #[inline(never)]
     fn admit_dpop(
         &self,
         dpop: &GateDpop,
@@ -328,7 +331,7 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         match self
             .layer
-            .admit(req.method(), req.uri().path(), req.headers())
+            .admit(req.method(), req.uri(), req.headers())
         {
             (
                 scheme,
