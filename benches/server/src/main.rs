@@ -129,6 +129,9 @@ fn main() -> Result<(), BoxError> {
     if let ["calls", alg, revocations, n] = args.as_slice() {
         return calls(&settings, parse_alg(alg)?, revocations.parse()?, n.parse()?);
     }
+    if let ["dpop-calls", alg, n, mode] = args.as_slice() {
+        return dpop_calls(&settings, parse_alg(alg)?, n.parse()?, mode);
+    }
     if let ["token", alg] = args.as_slice() {
         let key = settings.key(parse_alg(alg)?)?;
         println!("{}", key.sign(&settings.claims("bench-jti-0000000001"))?);
@@ -212,6 +215,136 @@ fn calls(
     }
     assert_eq!(ok, n, "the gate refused the token");
     Ok(())
+}
+
+/// DPoP through the gate for callgrind, in three modes over one gate with
+/// DPoP on and `n` proofs by an `alg` key signed beforehand:
+/// `bearer` (an unbound HS256 token, no proof), `dpop` (the bound token
+/// with each proof once), `signature` (each proof's signature verified
+/// alone, with jsonwebtoken). Only the loop is of interest: run it under
+/// `valgrind --tool=callgrind --toggle-collect='*_loop*'` with two values
+/// of `n`; `dpop - bearer - signature` per call is what DPoP adds beyond
+/// the one signature verification.
+fn dpop_calls(settings: &Settings, alg: Algorithm, n: usize, mode: &str) -> Result<(), BoxError> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use jsonwebtoken::{
+        EncodingKey, Header,
+        jwk::{Jwk, ThumbprintHash},
+    };
+    use tollgate::{
+        claims::Confirmation,
+        dpop::{Dpop, ReplayCache},
+    };
+    use tower::Layer;
+    let proof_key = match alg {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(ES256_PEM)?,
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(ED25519_PEM)?,
+        other => return Err(format!("proofs are ES256 or EdDSA, not {other:?}").into()),
+    };
+    let jwk = Jwk::from_encoding_key(&proof_key, alg)?;
+    let token_key = settings.key(Algorithm::HS256)?;
+    let mut claims = settings.claims("bench-jti-0000000001");
+    let bearer = token_key.sign(&claims)?;
+    claims.cnf = Some(Confirmation {
+        jkt: jwk.thumbprint(ThumbprintHash::SHA256)?,
+    });
+    let bound = token_key.sign(&claims)?;
+    let ath = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        bound.as_bytes(),
+    ));
+    let mut header = Header::new(alg);
+    header.typ = Some("dpop+jwt".into());
+    header.jwk = Some(jwk.clone());
+    let now = jsonwebtoken::get_current_timestamp();
+    let proofs = (0..n)
+        .map(|i| {
+            let c = serde_json::json!({
+                "jti": format!("bench-proof-{i:010}"), "htm": "GET",
+                "htu": "https://bench.example/", "iat": now, "ath": ath,
+            });
+            jsonwebtoken::encode(&header, &c, &proof_key)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let gate = AccessTokenLayer::builder()
+        .keys(token_key)
+        .issuer(settings.issuer.clone())
+        .audience(settings.audience.clone())
+        .dpop(
+            Dpop::builder()
+                .replay_cache(ReplayCache::new(4 * n + 64, 4 * n + 64))
+                .build()?,
+        )
+        .dpop_public_url("https://bench.example")
+        .build()?;
+    let mut svc = gate.layer(tower::service_fn(|req: http::Request<()>| async move {
+        Ok::<_, std::convert::Infallible>(http::Response::new(req.extensions().len()))
+    }));
+    let ok = match mode {
+        "bearer" => bearer_loop(&mut svc, &format!("Bearer {bearer}"), n),
+        "dpop" => dpop_loop(&mut svc, &format!("DPoP {bound}"), &proofs),
+        "signature" => {
+            let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
+            signature_loop(&proofs, &key, alg)
+        }
+        other => return Err(format!("mode: bearer, dpop or signature, not {other}").into()),
+    };
+    assert_eq!(ok, n, "refused");
+    Ok(())
+}
+
+fn call_once<S>(svc: &mut S, req: http::Request<()>) -> bool
+where
+    S: tower::Service<http::Request<()>, Response = http::Response<usize>>,
+{
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut fut = std::pin::pin!(svc.call(req));
+    matches!(fut.as_mut().poll(&mut cx), std::task::Poll::Ready(Ok(res)) if res.status() == StatusCode::OK)
+}
+
+#[inline(never)]
+fn bearer_loop<S>(svc: &mut S, auth: &str, n: usize) -> usize
+where
+    S: tower::Service<http::Request<()>, Response = http::Response<usize>>,
+{
+    let value = http::HeaderValue::try_from(auth).unwrap();
+    (0..n)
+        .filter(|_| {
+            let mut req = http::Request::new(());
+            req.headers_mut().insert(header::AUTHORIZATION, value.clone());
+            call_once(svc, req)
+        })
+        .count()
+}
+
+#[inline(never)]
+fn dpop_loop<S>(svc: &mut S, auth: &str, proofs: &[String]) -> usize
+where
+    S: tower::Service<http::Request<()>, Response = http::Response<usize>>,
+{
+    let value = http::HeaderValue::try_from(auth).unwrap();
+    proofs
+        .iter()
+        .filter(|proof| {
+            let mut req = http::Request::new(());
+            req.headers_mut().insert(header::AUTHORIZATION, value.clone());
+            req.headers_mut()
+                .insert("dpop", http::HeaderValue::try_from(proof.as_str()).unwrap());
+            call_once(svc, req)
+        })
+        .count()
+}
+
+#[inline(never)]
+fn signature_loop(proofs: &[String], key: &jsonwebtoken::DecodingKey, alg: Algorithm) -> usize {
+    proofs
+        .iter()
+        .filter(|proof| {
+            let (message, signature) = proof.rsplit_once('.').unwrap();
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg).unwrap_or(false)
+        })
+        .count()
 }
 
 /// The gate of the `tollgate` variant, and the deny list behind it.
