@@ -161,9 +161,7 @@ impl AccessTokenLayer {
             Err(e) => return (None, Err(e)),
         };
         let result = match (scheme, &s.dpop) {
-            (Scheme::Dpop, Some(dpop)) => {
-                self.admit_dpop(dpop, method, uri.path(), headers, token)
-            }
+            (Scheme::Dpop, Some(dpop)) => self.admit_dpop(dpop, method, uri.path(), headers, token),
             _ => s.verifier.verify(token).and_then(|claims| {
                 if claims.cnf.is_some() {
                     return Err(AuthError::InvalidToken(InvalidToken::BoundToKey));
@@ -329,10 +327,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        match self
-            .layer
-            .admit(req.method(), req.uri(), req.headers())
-        {
+        match self.layer.admit(req.method(), req.uri(), req.headers()) {
             (
                 scheme,
                 Ok(Admitted {

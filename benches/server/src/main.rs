@@ -312,7 +312,8 @@ where
     (0..n)
         .filter(|_| {
             let mut req = http::Request::new(());
-            req.headers_mut().insert(header::AUTHORIZATION, value.clone());
+            req.headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
             call_once(svc, req)
         })
         .count()
@@ -328,7 +329,8 @@ where
         .iter()
         .filter(|proof| {
             let mut req = http::Request::new(());
-            req.headers_mut().insert(header::AUTHORIZATION, value.clone());
+            req.headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
             req.headers_mut()
                 .insert("dpop", http::HeaderValue::try_from(proof.as_str()).unwrap());
             call_once(svc, req)
