@@ -9,6 +9,9 @@
 //! bench_server memory   tollgate|moka|moka-u128|hashset|dpop-replay ENTRIES
 //! bench_server token    HS256|EdDSA|ES256
 //! bench_server calls    HS256|EdDSA|ES256 REVOCATIONS N
+//! bench_server tollgate-dpop
+//! bench_server dpop-proofs EdDSA|ES256 FROM N FILE
+//! bench_server dpop-calls  EdDSA|ES256 N bearer|dpop|signature
 //! ```
 //!
 //! Serving, it prints `listening on http://ADDR` and then `token TOKEN`
@@ -18,6 +21,10 @@
 //! `BENCH_AUDIENCE`, which the jwt-authorizer peer reads too. `memory`
 //! fills a deny list (or a bare moka cache, or a `HashSet`) with live
 //! entries and prints the resident memory it added, per entry.
+//! `tollgate-dpop` serves behind a gate that takes DPoP-bound HS256 tokens
+//! with proofs for `https://bench.example/`, which `dpop-proofs` writes
+//! (the `Authorization` value, then one single-use proof a line) for
+//! `scripts/dpop.lua`; `dpop-calls` runs the gate in a loop for callgrind.
 
 use std::{
     collections::HashSet,
@@ -129,6 +136,9 @@ fn main() -> Result<(), BoxError> {
     if let ["calls", alg, revocations, n] = args.as_slice() {
         return calls(&settings, parse_alg(alg)?, revocations.parse()?, n.parse()?);
     }
+    if let ["dpop-proofs", alg, from, n, file] = args.as_slice() {
+        return dpop_proofs(&settings, parse_alg(alg)?, from.parse()?, n.parse()?, file);
+    }
     if let ["dpop-calls", alg, n, mode] = args.as_slice() {
         return dpop_calls(&settings, parse_alg(alg)?, n.parse()?, mode);
     }
@@ -145,6 +155,11 @@ fn main() -> Result<(), BoxError> {
             let (gate, _) = tollgate_gate(&settings, alg, n.parse()?)?;
             (router.layer(gate), alg)
         }
+        // HS256 tokens, DPoP on (the load harness sends `dpop-proofs`).
+        ["tollgate-dpop"] => (
+            router.layer(dpop_gate(&settings, 8_000_000)?),
+            Algorithm::HS256,
+        ),
         ["floor", alg, n] => {
             let alg = parse_alg(alg)?;
             let floor = Arc::new(Floor::new(&settings, alg, n.parse()?)?);
@@ -155,7 +170,8 @@ fn main() -> Result<(), BoxError> {
         }
         _ => {
             return Err(
-                "usage: bench_server bare | tollgate|floor ALG REVOCATIONS | memory KIND ENTRIES"
+                "usage: bench_server bare | tollgate|floor ALG REVOCATIONS | tollgate-dpop \
+                 | memory KIND ENTRIES | dpop-proofs ALG FROM N FILE | dpop-calls ALG N MODE"
                     .into(),
             );
         }
@@ -226,70 +242,125 @@ fn calls(
 /// of `n`; `dpop - bearer - signature` per call is what DPoP adds beyond
 /// the one signature verification.
 fn dpop_calls(settings: &Settings, alg: Algorithm, n: usize, mode: &str) -> Result<(), BoxError> {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    use jsonwebtoken::{
-        EncodingKey, Header,
-        jwk::{Jwk, ThumbprintHash},
-    };
-    use tollgate::{
-        claims::Confirmation,
-        dpop::{Dpop, ReplayCache},
-    };
     use tower::Layer;
-    let proof_key = match alg {
-        Algorithm::ES256 => EncodingKey::from_ec_pem(ES256_PEM)?,
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(ED25519_PEM)?,
-        other => return Err(format!("proofs are ES256 or EdDSA, not {other:?}").into()),
-    };
-    let jwk = Jwk::from_encoding_key(&proof_key, alg)?;
-    let token_key = settings.key(Algorithm::HS256)?;
-    let mut claims = settings.claims("bench-jti-0000000001");
-    let bearer = token_key.sign(&claims)?;
-    claims.cnf = Some(Confirmation {
-        jkt: jwk.thumbprint(ThumbprintHash::SHA256)?,
-    });
-    let bound = token_key.sign(&claims)?;
-    let ath = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        bound.as_bytes(),
-    ));
-    let mut header = Header::new(alg);
-    header.typ = Some("dpop+jwt".into());
-    header.jwk = Some(jwk.clone());
-    let now = jsonwebtoken::get_current_timestamp();
-    let proofs = (0..n)
-        .map(|i| {
-            let c = serde_json::json!({
-                "jti": format!("bench-proof-{i:010}"), "htm": "GET",
-                "htu": "https://bench.example/", "iat": now, "ath": ath,
-            });
-            jsonwebtoken::encode(&header, &c, &proof_key)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let gate = AccessTokenLayer::builder()
-        .keys(token_key)
-        .issuer(settings.issuer.clone())
-        .audience(settings.audience.clone())
-        .dpop(
-            Dpop::builder()
-                .replay_cache(ReplayCache::new(4 * n + 64, 4 * n + 64))
-                .build()?,
-        )
-        .dpop_public_url("https://bench.example")
-        .build()?;
+    let fixture = DpopFixture::new(settings, alg)?;
+    let proofs = fixture.proofs(0, n)?;
+    let gate = dpop_gate(settings, 4 * n + 64)?;
     let mut svc = gate.layer(tower::service_fn(|req: http::Request<()>| async move {
         Ok::<_, std::convert::Infallible>(http::Response::new(req.extensions().len()))
     }));
     let ok = match mode {
-        "bearer" => bearer_loop(&mut svc, &format!("Bearer {bearer}"), n),
-        "dpop" => dpop_loop(&mut svc, &format!("DPoP {bound}"), &proofs),
+        "bearer" => bearer_loop(&mut svc, &format!("Bearer {}", fixture.bearer), n),
+        "dpop" => dpop_loop(&mut svc, &format!("DPoP {}", fixture.bound), &proofs),
         "signature" => {
-            let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
+            let key = jsonwebtoken::DecodingKey::from_jwk(&fixture.jwk)?;
             signature_loop(&proofs, &key, alg)
         }
         other => return Err(format!("mode: bearer, dpop or signature, not {other}").into()),
     };
     assert_eq!(ok, n, "refused");
+    Ok(())
+}
+
+/// A DPoP client of the benchmarks: an `alg` proof key (the test keys), an
+/// HS256 access token bound to it (and an unbound one), proofs for `GET
+/// https://bench.example/`.
+struct DpopFixture {
+    alg: Algorithm,
+    proof_key: jsonwebtoken::EncodingKey,
+    jwk: jsonwebtoken::jwk::Jwk,
+    bearer: String,
+    bound: String,
+    ath: String,
+}
+
+impl DpopFixture {
+    fn new(settings: &Settings, alg: Algorithm) -> Result<Self, BoxError> {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        use jsonwebtoken::{
+            EncodingKey,
+            jwk::{Jwk, ThumbprintHash},
+        };
+        let proof_key = match alg {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(ES256_PEM)?,
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(ED25519_PEM)?,
+            other => return Err(format!("proofs are ES256 or EdDSA, not {other:?}").into()),
+        };
+        let jwk = Jwk::from_encoding_key(&proof_key, alg)?;
+        let token_key = settings.key(Algorithm::HS256)?;
+        let mut claims = settings.claims("bench-jti-0000000001");
+        let bearer = token_key.sign(&claims)?;
+        claims.cnf = Some(tollgate::claims::Confirmation {
+            jkt: jwk.thumbprint(ThumbprintHash::SHA256)?,
+        });
+        let bound = token_key.sign(&claims)?;
+        let ath = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            bound.as_bytes(),
+        ));
+        Ok(Self {
+            alg,
+            proof_key,
+            jwk,
+            bearer,
+            bound,
+            ath,
+        })
+    }
+
+    /// Proofs `from..from + n`, each with its own `jti`, `iat` now.
+    fn proofs(&self, from: usize, n: usize) -> Result<Vec<String>, BoxError> {
+        let mut header = jsonwebtoken::Header::new(self.alg);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(self.jwk.clone());
+        let now = jsonwebtoken::get_current_timestamp();
+        (from..from + n)
+            .map(|i| {
+                let c = serde_json::json!({
+                    "jti": format!("bench-proof-{i:010}"), "htm": "GET",
+                    "htu": "https://bench.example/", "iat": now, "ath": self.ath,
+                });
+                Ok(jsonwebtoken::encode(&header, &c, &self.proof_key)?)
+            })
+            .collect()
+    }
+}
+
+/// A gate (HS256 tokens) that takes DPoP proofs for `https://bench.example`
+/// and holds up to `replay` of them. Proofs stay acceptable for an hour,
+/// so the load harness can sign them before its rounds.
+fn dpop_gate(settings: &Settings, replay: usize) -> Result<AccessTokenLayer, BoxError> {
+    use tollgate::dpop::{Dpop, ReplayCache};
+    Ok(AccessTokenLayer::builder()
+        .keys(settings.key(Algorithm::HS256)?)
+        .issuer(settings.issuer.clone())
+        .audience(settings.audience.clone())
+        .dpop(
+            Dpop::builder()
+                .max_age(Duration::from_secs(3600))
+                .replay_cache(ReplayCache::new(replay, replay))
+                .build()?,
+        )
+        .dpop_public_url("https://bench.example")
+        .build()?)
+}
+
+/// Writes the load harness's DPoP input: the `Authorization` value on the
+/// first line, then `n` proofs (from `from`), one a line.
+fn dpop_proofs(
+    settings: &Settings,
+    alg: Algorithm,
+    from: usize,
+    n: usize,
+    file: &str,
+) -> Result<(), BoxError> {
+    let fixture = DpopFixture::new(settings, alg)?;
+    let mut out = format!("DPoP {}\n", fixture.bound);
+    for p in fixture.proofs(from, n)? {
+        out.push_str(&p);
+        out.push('\n');
+    }
+    std::fs::write(file, out)?;
     Ok(())
 }
 
