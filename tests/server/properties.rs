@@ -171,7 +171,14 @@ proptest! {
             prop_assert!(is_rfc_error(reply.status, reply.error()), "{} {}", reply.status, reply.raw);
             prop_assert!(reply.json["error_description"].is_string(), "{}", reply.raw);
         }
-        for value in body.split(['&', '=']).filter(|v| v.len() > 12) {
+        // A parameter or grant name (`refresh_token`, ...) is in the fixed
+        // descriptions ("The refresh_token parameter is missing"): naming
+        // it is not echoing the request.
+        let vocabulary = ["refresh_token", "client_credentials", "client_secret", "token_type_hint"];
+        for value in body
+            .split(['&', '='])
+            .filter(|v| v.len() > 12 && !vocabulary.contains(v))
+        {
             prop_assert!(!reply.raw.contains(value), "echoed {} in {}", value, reply.raw);
         }
     }
