@@ -102,37 +102,27 @@ fn cookie_token<'a>(
     max_len: usize,
 ) -> Result<Option<&'a str>, AuthError> {
     let mut found = None;
-    for value in headers.get_all(header::COOKIE) {
-        for pair in value.as_bytes().split(|&b| b == b';') {
-            let pair = trim_ascii_spaces(pair);
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            if &pair[..eq] != name.as_bytes() {
-                continue;
-            }
-            if found.is_some() {
-                return Err(AuthError::InvalidRequest(
-                    "The access-token cookie is present more than once",
-                ));
-            }
-            let mut raw = &pair[eq + 1..];
-            if raw.len() > max_len {
-                return Err(AuthError::InvalidRequest(
-                    "The access-token cookie is too long",
-                ));
-            }
-            // RFC 6265 §4.1.1: a cookie value may be wrapped in DQUOTEs.
-            if raw.len() >= 2 && raw[0] == b'"' && raw[raw.len() - 1] == b'"' {
-                raw = &raw[1..raw.len() - 1];
-            }
-            if raw.is_empty() {
-                continue;
-            }
-            found = Some(as_b64token(raw).ok_or(AuthError::InvalidRequest(
-                "The access-token cookie is malformed",
-            ))?);
+    for mut raw in crate::header::cookies(headers, name) {
+        if found.is_some() {
+            return Err(AuthError::InvalidRequest(
+                "The access-token cookie is present more than once",
+            ));
         }
+        if raw.len() > max_len {
+            return Err(AuthError::InvalidRequest(
+                "The access-token cookie is too long",
+            ));
+        }
+        // RFC 6265 §4.1.1: a cookie value may be wrapped in DQUOTEs.
+        if raw.len() >= 2 && raw[0] == b'"' && raw[raw.len() - 1] == b'"' {
+            raw = &raw[1..raw.len() - 1];
+        }
+        if raw.is_empty() {
+            continue;
+        }
+        found = Some(as_b64token(raw).ok_or(AuthError::InvalidRequest(
+            "The access-token cookie is malformed",
+        ))?);
     }
     Ok(found)
 }

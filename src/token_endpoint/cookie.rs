@@ -199,42 +199,24 @@ impl CsrfRefusal {
     }
 }
 
-/// The request headers the browser checks read, kept from the request
-/// until the client is known.
-#[derive(Debug, Default)]
-pub(crate) struct BrowserHeaders {
-    origins: Vec<HeaderValue>,
-    csrf_header: bool,
-    same_origin: bool,
-    cookies: Vec<HeaderValue>,
-}
-
-impl BrowserHeaders {
-    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
-        Self {
-            origins: headers.get_all(header::ORIGIN).iter().cloned().collect(),
-            csrf_header: headers
-                .get(CSRF_HEADER)
-                .is_some_and(|v| !v.as_bytes().is_empty()),
-            same_origin: headers
-                .get("sec-fetch-site")
-                .is_some_and(|v| v.as_bytes() == b"same-origin"),
-            cookies: headers.get_all(header::COOKIE).iter().cloned().collect(),
-        }
-    }
-}
-
 impl RefreshCookie {
     /// Whether the request may come from a page of this client.
-    pub(crate) fn check(&self, req: &BrowserHeaders) -> Result<(), CsrfRefusal> {
-        let origin = match req.origins.as_slice() {
-            [one] if one.as_bytes() != b"null" => one.as_bytes(),
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), CsrfRefusal> {
+        let mut origins = headers.get_all(header::ORIGIN).iter();
+        let origin = match (origins.next(), origins.next()) {
+            (Some(one), None) if one.as_bytes() != b"null" => one.as_bytes(),
             _ => return Err(CsrfRefusal::MissingOrigin),
         };
         if !self.origins.iter().any(|o| o.as_bytes() == origin) {
             return Err(CsrfRefusal::ForeignOrigin);
         }
-        if !(req.csrf_header || req.same_origin) {
+        let csrf_header = headers
+            .get(CSRF_HEADER)
+            .is_some_and(|v| !v.as_bytes().is_empty());
+        let same_origin = headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin");
+        if !(csrf_header || same_origin) {
             return Err(CsrfRefusal::MissingCsrfHeader);
         }
         Ok(())
@@ -243,31 +225,29 @@ impl RefreshCookie {
     /// The refresh token the request's cookie carries, if any. The same
     /// name twice with different values (a cookie of another path, or one
     /// planted) is refused rather than guessed between.
-    pub(crate) fn read(&self, req: &BrowserHeaders) -> Result<Option<String>, TokenError> {
-        let mut found: Option<&str> = None;
-        for header in &req.cookies {
-            let Ok(text) = header.to_str() else { continue };
-            for pair in text.split(';') {
-                let Some((name, value)) = pair.trim().split_once('=') else {
-                    continue;
-                };
-                if name != self.name || value.is_empty() {
-                    continue;
+    pub(crate) fn read(&self, headers: &HeaderMap) -> Result<Option<String>, TokenError> {
+        let mut found: Option<&[u8]> = None;
+        for value in crate::header::cookies(headers, self.name) {
+            if value.is_empty() {
+                continue;
+            }
+            if value.len() > MAX_COOKIE_VALUE {
+                return Err(TokenError::InvalidRequest("The refresh cookie is too long"));
+            }
+            match found {
+                Some(seen) if seen != value => {
+                    return Err(TokenError::InvalidRequest(
+                        "The refresh cookie is present twice",
+                    ));
                 }
-                if value.len() > MAX_COOKIE_VALUE {
-                    return Err(TokenError::InvalidRequest("The refresh cookie is too long"));
-                }
-                match found {
-                    Some(seen) if seen != value => {
-                        return Err(TokenError::InvalidRequest(
-                            "The refresh cookie is present twice",
-                        ));
-                    }
-                    _ => found = Some(value),
-                }
+                _ => found = Some(value),
             }
         }
-        Ok(found.map(str::to_owned))
+        // Not text: not a token of ours, so no token (the grant then
+        // says which parameter is missing).
+        Ok(found
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned))
     }
 
     /// `Set-Cookie` for a refresh token valid `max_age` more seconds.
@@ -353,7 +333,7 @@ mod tests {
             .unwrap()
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> BrowserHeaders {
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
             map.append(
@@ -361,7 +341,7 @@ mod tests {
                 HeaderValue::from_str(v).unwrap(),
             );
         }
-        BrowserHeaders::from_headers(&map)
+        map
     }
 
     #[test]

@@ -4,14 +4,20 @@
 
 use std::collections::HashSet;
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{TokenError, service::Inner};
 use crate::{
-    dpop::{CheckedProof, Dpop, DpopError, Expected, Htu},
+    dpop::{CheckedProof, Dpop, DpopError, Expected, Htu, proof_header},
     store::clients::Client,
     telemetry,
 };
+
+/// A refused proof, counted by reason.
+fn refused(e: DpopError) -> TokenError {
+    telemetry::dpop_refused(e.reason());
+    TokenError::Dpop(e)
+}
 
 /// The header a fresh server nonce travels in.
 pub(super) const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
@@ -35,11 +41,12 @@ impl Inner {
     pub(super) fn dpop_proof(
         &self,
         client: &Client,
-        proof: Option<Result<String, DpopError>>,
+        headers: &HeaderMap,
     ) -> Result<Option<CheckedProof>, TokenError> {
-        let refused = |e: DpopError| {
-            telemetry::dpop_refused(e.reason());
-            TokenError::Dpop(e)
+        let proof = match proof_header(headers) {
+            Ok(proof) => Some(proof),
+            Err(DpopError::Missing) => None,
+            Err(e) => return Err(refused(e)),
         };
         let (Some(cfg), Some(proof)) = (&self.dpop, proof) else {
             return if client.dpop_bound_access_tokens {
@@ -48,11 +55,10 @@ impl Inner {
                 Ok(None)
             };
         };
-        let proof = proof.map_err(refused)?;
         cfg.dpop
             .checker
             .check(
-                &proof,
+                proof,
                 &Expected {
                     method: "POST",
                     url: &cfg.url,
@@ -72,10 +78,6 @@ impl Inner {
     pub(super) async fn claim_dpop(&self, proof: Option<&CheckedProof>) -> Result<(), TokenError> {
         let (Some(cfg), Some(proof)) = (&self.dpop, proof) else {
             return Ok(());
-        };
-        let refused = |e: DpopError| {
-            telemetry::dpop_refused(e.reason());
-            TokenError::Dpop(e)
         };
         if let Some(shared) = cfg
             .dpop

@@ -61,12 +61,11 @@ where
         form,
         basic,
         meta,
-        browser,
-        ..
+        headers,
     } = inner.read(req).await?;
     let client = inner.client(basic, &form, &meta).await?;
-    let cookie = inner.browser_client(&client, &browser, &meta)?;
-    let from_cookie = cookie.map(|c| c.read(&browser)).transpose()?.flatten();
+    let cookie = inner.browser_client(&client, &headers, &meta)?;
+    let from_cookie = cookie.map(|c| c.read(&headers)).transpose()?.flatten();
     let token = body_or_cookie(
         form.get("token"),
         from_cookie.as_deref(),

@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::{
     PasswordVerifier, TokenEndpointBuilder, TokenError,
     client_auth::{self, unavailable},
-    cookie::{BrowserHeaders, RefreshCookie, body_or_cookie},
+    cookie::{RefreshCookie, body_or_cookie},
     dpop::{DPOP_NONCE, EndpointDpop},
     form::Form,
     grant::{self, ClientGrants, Grant, GrantType},
@@ -31,7 +31,7 @@ use super::{
 use crate::{
     access_token::Verifier,
     binding::{TrustedProxies, peer_addr},
-    dpop::{DpopError, proof_header},
+    dpop::DpopError,
     events::SecurityEvent,
     issuer::{ClientMeta, IssueError, Issuer, Requested, TokenResponse},
     refresh::RefreshError,
@@ -70,11 +70,9 @@ pub(crate) struct Incoming {
     pub(crate) form: Form,
     pub(crate) basic: Option<client_auth::Presented>,
     pub(crate) meta: ClientMeta,
-    /// What a browser client's checks read: Origin, the CSRF header,
-    /// `Sec-Fetch-Site`, cookies.
-    pub(crate) browser: BrowserHeaders,
-    /// The `DPoP` header: none, one proof, or a refusal (two headers).
-    pub(crate) dpop: Option<Result<String, DpopError>>,
+    /// The request's headers, for the checks that can run only once the
+    /// client is known (a browser client's Origin and cookie, DPoP).
+    pub(crate) headers: HeaderMap,
 }
 
 impl Inner {
@@ -102,13 +100,8 @@ impl Inner {
             return Err(TokenError::PayloadTooLarge);
         }
         let basic = client_auth::basic_credentials(req.headers())?;
-        let browser = BrowserHeaders::from_headers(req.headers());
-        let dpop = match proof_header(req.headers()) {
-            Ok(proof) => Some(Ok(proof.to_owned())),
-            Err(DpopError::Missing) => None,
-            Err(e) => Some(Err(e)),
-        };
-        let body = Limited::new(req.into_body(), self.max_body)
+        let (parts, body) = req.into_parts();
+        let body = Limited::new(body, self.max_body)
             .collect()
             .await
             .map_err(|e| {
@@ -123,8 +116,7 @@ impl Inner {
             form: Form::parse(&body)?,
             basic,
             meta,
-            browser,
-            dpop,
+            headers: parts.headers,
         })
     }
 
@@ -169,7 +161,7 @@ impl Inner {
     pub(crate) fn browser_client(
         &self,
         client: &Client,
-        headers: &BrowserHeaders,
+        headers: &HeaderMap,
         meta: &ClientMeta,
     ) -> Result<Option<&RefreshCookie>, TokenError> {
         let Some(cookie) = self.browser.get(&client.client_id) else {
@@ -244,8 +236,7 @@ impl TokenEndpoint {
             form,
             basic,
             meta,
-            browser,
-            dpop,
+            headers,
         } = inner.read(req).await?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
         // Only a supported name becomes a label: the metric's cardinality
@@ -257,7 +248,7 @@ impl TokenEndpoint {
         }
         let client = inner.client(basic, &form, &meta).await?;
         tracing::Span::current().record("client_id", client.client_id.as_str());
-        let cookie = inner.browser_client(&client, &browser, &meta)?;
+        let cookie = inner.browser_client(&client, &headers, &meta)?;
         // An unsupported grant is refused only after client authentication:
         // an unauthenticated caller learns nothing about the grants.
         let grant_type = grant_type?;
@@ -271,7 +262,7 @@ impl TokenEndpoint {
             inner.password_verifier.is_some(),
         )?;
         let grant = Grant::read(grant_type, &form)?;
-        let proof = inner.dpop_proof(&client, dpop)?;
+        let proof = inner.dpop_proof(&client, &headers)?;
         inner.claim_dpop(proof.as_ref()).await?;
         let dpop_jkt = proof.as_ref().map(|p| p.jkt.as_str());
         let result = match grant {
@@ -280,7 +271,7 @@ impl TokenEndpoint {
                 scope,
                 resources,
             } => {
-                let from_cookie = cookie.map(|c| c.read(&browser)).transpose()?.flatten();
+                let from_cookie = cookie.map(|c| c.read(&headers)).transpose()?.flatten();
                 let token = body_or_cookie(
                     refresh_token,
                     from_cookie.as_deref(),
