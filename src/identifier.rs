@@ -59,10 +59,34 @@ impl HttpsIdentifier {
         if authority.as_str().contains('@') {
             return Err(IdentifierError::NotAnAbsoluteUrl);
         }
+        // A bracketed host is an IPv6 address (`http::Uri` does not check).
+        if let Some(v6) = authority.host().strip_prefix('[')
+            && v6
+                .strip_suffix(']')
+                .is_none_or(|a| a.parse::<std::net::Ipv6Addr>().is_err())
+        {
+            return Err(IdentifierError::NotAnAbsoluteUrl);
+        }
+        // After the host, nothing or a port number (`http::Uri` lets a
+        // non-numeric port through).
+        let after_host = authority.as_str().get(authority.host().len()..);
+        if !after_host.is_some_and(|p| {
+            p.is_empty()
+                || p == ":"
+                || p.strip_prefix(':')
+                    .is_some_and(|n| n.parse::<u16>().is_ok())
+        }) {
+            return Err(IdentifierError::NotAnAbsoluteUrl);
+        }
         // `http::Uri` lower-cases the scheme it reports; the text must
         // already be lower-case, and so must the host.
         let raw_scheme = &raw[..scheme.len()];
-        if raw_scheme != scheme || authority.host().bytes().any(|b| b.is_ascii_uppercase()) {
+        // An empty port (`https://a.example:`) is the default port
+        // written oddly (RFC 3986 §6.2.3): not the canonical form either.
+        if raw_scheme != scheme
+            || authority.host().bytes().any(|b| b.is_ascii_uppercase())
+            || authority.as_str().ends_with(':')
+        {
             return Err(IdentifierError::NotCanonical);
         }
         match scheme {
@@ -78,6 +102,13 @@ impl HttpsIdentifier {
             origin,
             path,
         })
+    }
+
+    /// Whether it is a bare origin, `scheme://host[:port]` with no path,
+    /// as a browser writes it in `Origin` (RFC 6454 §6.2).
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn is_origin(&self) -> bool {
+        self.raw == self.origin
     }
 
     /// The identifier exactly as given.
@@ -179,6 +210,10 @@ mod tests {
             ("ftp://a.example", InsecureScheme),
             ("HTTPS://a.example", NotCanonical),
             ("https://A.example", NotCanonical),
+            ("https://a.example:", NotCanonical),
+            ("https://a.example:99999x", NotAnAbsoluteUrl),
+            ("https://a.example:70000", NotAnAbsoluteUrl),
+            ("https://[nope]:1", NotAnAbsoluteUrl),
             ("/relative", NotAnAbsoluteUrl),
             ("a.example", NotAnAbsoluteUrl),
             ("https://user@a.example", NotAnAbsoluteUrl),

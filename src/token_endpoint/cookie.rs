@@ -12,6 +12,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use super::TokenError;
+use crate::identifier::HttpsIdentifier;
 
 /// The header a browser app sends on every cookie-authenticated request:
 /// any non-empty value. A cross-site HTML form cannot send it, and a
@@ -77,7 +78,8 @@ pub struct BrowserClient {
 
 impl BrowserClient {
     /// A browser client served from these origins (`scheme://host[:port]`,
-    /// as a browser writes them in `Origin`).
+    /// as a browser writes them in `Origin`): https, or http on a loopback
+    /// host, the only origins a browser keeps a `Secure` cookie for.
     pub fn new<I, S>(origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -147,9 +149,11 @@ pub enum BrowserConfigError {
     /// No origin: every request would be refused.
     #[error("a browser client needs at least one origin")]
     NoOrigin,
-    /// Not `scheme://host[:port]` in lower case (no path, no `null`, no
-    /// wildcard).
-    #[error("`{0}` is not an origin (scheme://host[:port], lower case, no path)")]
+    /// Not a secure `scheme://host[:port]` in lower case (https, or http
+    /// on a loopback host; no path, no `null`, no wildcard).
+    #[error(
+        "`{0}` is not a secure origin (https://host[:port], lower case, no path; http only on loopback)"
+    )]
     InvalidOrigin(String),
     /// The cookie path must start with `/` and hold only path characters.
     #[error("`{0}` is not a cookie path")]
@@ -290,31 +294,11 @@ pub(crate) fn body_or_cookie<'a>(
     }
 }
 
-/// `scheme://host[:port]` as the `Origin` header serializes it: http or
-/// https, a lower-case host of letters, digits, `-`, `.` (or a bracketed
-/// IPv6 address), an optional decimal port, nothing after.
+/// `scheme://host[:port]` as a browser serializes `Origin`, and a secure
+/// one: https, or http on a loopback host (where browsers keep `Secure`
+/// cookies too). An http origin elsewhere could never hold the cookie.
 fn is_serialized_origin(origin: &str) -> bool {
-    let Some((scheme, rest)) = origin.split_once("://") else {
-        return false;
-    };
-    if scheme != "http" && scheme != "https" {
-        return false;
-    }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(':') && !port.contains(']') => (host, Some(port)),
-        _ => (rest, None),
-    };
-    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        v6.parse::<std::net::Ipv6Addr>().is_ok()
-    } else {
-        !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-    };
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    host_ok && port_ok
+    HttpsIdentifier::parse(origin).is_ok_and(|id| id.is_origin())
 }
 
 /// A cookie `Path` attribute value we are willing to write: starts with
@@ -357,6 +341,7 @@ mod tests {
         for bad in [
             "null",
             "*",
+            "http://app.example",
             "https://app.example/",
             "https://App.example",
             "ftp://app.example",
