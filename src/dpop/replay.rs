@@ -234,6 +234,29 @@ mod tests {
         assert_eq!(c.claim("a", replay_key("a", "bc"), 1000, 0), Claim::Fresh);
     }
 
+    /// The public claim maps each outcome to the error a request gets.
+    #[test]
+    fn try_claim_answers_with_the_refusals_of_a_request() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        let c = ReplayCache::new(SHARDS, SHARDS);
+        assert_eq!(c.try_claim("k", "j", at(5000), at(0)), Ok(()));
+        assert_eq!(
+            c.try_claim("k", "j", at(5000), at(1)),
+            Err(DpopError::Replay)
+        );
+        // Shard capacity 1, one key's share 1: more proofs of "k" are
+        // refused for room, never let through.
+        let refused = (0..64)
+            .filter(|i| {
+                c.try_claim("k", &format!("x{i}"), at(5000), at(1))
+                    == Err(DpopError::ReplayCacheFull)
+            })
+            .count();
+        assert!(refused > 0);
+        assert!(!c.is_empty());
+    }
+
     #[test]
     fn a_full_cache_refuses_new_proofs_rather_than_forget_old_ones() {
         let c = ReplayCache::new(SHARDS, 100);

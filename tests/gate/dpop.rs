@@ -643,3 +643,40 @@ async fn proofs_made_by_joserfc_are_accepted() {
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{alg}");
     }
 }
+
+/// DPoP without a usable public URL, or a nonce required without nonces,
+/// is refused when the gate is built.
+#[test]
+fn a_gate_with_dpop_needs_its_public_url() {
+    use tollgate::access_token::AccessTokenConfigError;
+    let no_url = common::gate_builder(&hs256()).dpop(dpop()).build();
+    assert_eq!(no_url.unwrap_err(), AccessTokenConfigError::DpopPublicUrl);
+    for bad in [
+        "api.example",
+        "ftp://api.example",
+        "https://user@api.example",
+    ] {
+        let built = common::gate_builder(&hs256())
+            .dpop(dpop())
+            .dpop_public_url(bad)
+            .build();
+        assert_eq!(
+            built.unwrap_err(),
+            AccessTokenConfigError::DpopPublicUrl,
+            "{bad}"
+        );
+    }
+    let nonce = common::gate_builder(&hs256())
+        .dpop(dpop())
+        .dpop_public_url(PUBLIC)
+        .require_dpop_nonce()
+        .build();
+    assert_eq!(nonce.unwrap_err(), AccessTokenConfigError::DpopNoNonces);
+    // An HMAC algorithm can never sign a proof.
+    assert!(
+        Dpop::builder()
+            .algorithms([jsonwebtoken::Algorithm::HS256])
+            .build()
+            .is_err()
+    );
+}

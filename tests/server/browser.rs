@@ -462,3 +462,38 @@ async fn cors_answers_listed_origins_only() {
         "dpop-nonce"
     );
 }
+
+/// A browser client whose origins could never hold the cookie is refused
+/// when the endpoint is built.
+#[tokio::test]
+async fn a_browser_client_needs_secure_origins() {
+    use tollgate::token_endpoint::{BrowserConfigError, EndpointConfigError};
+    let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    for (origins, why) in [
+        (
+            vec!["http://app.example"],
+            BrowserConfigError::InvalidOrigin("http://app.example".into()),
+        ),
+        (
+            vec!["https://app.example/"],
+            BrowserConfigError::InvalidOrigin("https://app.example/".into()),
+        ),
+        (vec!["*"], BrowserConfigError::InvalidOrigin("*".into())),
+        (vec![], BrowserConfigError::NoOrigin),
+    ] {
+        let built = TokenEndpoint::builder(h.issuer.clone())
+            .browser_client("spa", BrowserClient::new(origins))
+            .build();
+        assert_eq!(
+            built.unwrap_err(),
+            EndpointConfigError::BrowserClient("spa".into(), why)
+        );
+    }
+    let path = TokenEndpoint::builder(h.issuer.clone())
+        .browser_client("spa", BrowserClient::new([APP]).path("auth"))
+        .build();
+    assert!(matches!(
+        path.unwrap_err(),
+        EndpointConfigError::BrowserClient(_, BrowserConfigError::InvalidPath(_))
+    ));
+}

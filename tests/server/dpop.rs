@@ -557,3 +557,36 @@ async fn an_apps_own_login_handler_binds_the_session() {
         StatusCode::OK
     );
 }
+
+/// A client that must use DPoP gets nothing from an endpoint that cannot
+/// check proofs; nonces required without nonces are refused at build.
+#[tokio::test]
+async fn a_client_that_requires_dpop_is_refused_where_dpop_is_off() {
+    let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    let mut strict = NewClient::public("strict", "read");
+    strict.allow_password = true;
+    strict.dpop_bound_access_tokens = true;
+    store::clients::register(&h.db, strict).await.unwrap();
+    let key = ProofKey::es256();
+    let r = post(
+        &h.endpoint,
+        "grant_type=password&client_id=strict&username=alice&password=wonderland",
+        &[&proof(&h, &key)],
+    )
+    .await;
+    assert_eq!(r.error(), "invalid_dpop_proof", "{}", r.raw);
+
+    for builder in [
+        TokenEndpoint::builder(h.issuer.clone())
+            .dpop(Dpop::builder().build().unwrap())
+            .require_dpop_nonce(),
+        TokenEndpoint::builder(h.issuer.clone())
+            .dpop(Dpop::builder().build().unwrap())
+            .require_dpop_nonce_for("spa"),
+    ] {
+        assert_eq!(
+            builder.build().unwrap_err(),
+            tollgate::token_endpoint::EndpointConfigError::DpopNoNonces
+        );
+    }
+}
