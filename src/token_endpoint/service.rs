@@ -492,7 +492,12 @@ impl Answer for TokenEndpoint {
             }
             Err(e) => return Err(e),
         };
-        let nonce = self.inner.dpop_nonce().map(|n| (DPOP_NONCE, n));
+        // A fresh nonce for the next proof, to a client that sent one (its
+        // token is bound); computed for no one else.
+        let nonce = (tokens.token_type == "DPoP")
+            .then(|| self.inner.dpop_nonce())
+            .flatten()
+            .map(|n| (DPOP_NONCE, n));
         let Some(cookie) = cookie else {
             let mut response = ok_json(&tokens)?;
             response.headers_mut().extend(nonce);

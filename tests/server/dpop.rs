@@ -294,6 +294,36 @@ async fn a_nonce_is_required_when_configured() {
         r.headers.contains_key("dpop-nonce"),
         "a fresh nonce on success"
     );
+
+    // Required of one client only: the others need none.
+    let endpoint = TokenEndpoint::builder(h.issuer.clone())
+        .password_verifier(|user: String, _password: String| async move { Ok(Some(user)) })
+        .dpop(
+            Dpop::builder()
+                .nonces(Nonces::new(&[3; 32], Duration::from_secs(60)).unwrap())
+                .build()
+                .unwrap(),
+        )
+        .require_dpop_nonce_for("spa")
+        .build()
+        .unwrap();
+    let r = post(&endpoint, LOGIN, &[&proof(&h, &key)]).await;
+    assert_eq!(r.error(), "use_dpop_nonce", "{}", r.raw);
+    let web = format!(
+        "grant_type=password&username=alice&password=x&{}",
+        h.web_auth()
+    );
+    let r = post(&endpoint, &web, &[&proof(&h, &key)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(r.json["token_type"], "DPoP");
+    assert!(
+        r.headers.contains_key("dpop-nonce"),
+        "a DPoP client gets one"
+    );
+    // A request without a proof does not use DPoP: no nonce computed.
+    let r = post(&endpoint, &web, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert!(!r.headers.contains_key("dpop-nonce"));
 }
 
 /// RFC 8414 metadata advertises the proof algorithms (checked by authlib
