@@ -2,20 +2,26 @@
 //! IP (exact, by network prefix, or off) and User-Agent (exact or off), and
 //! where the client IP comes from.
 //!
-//! The IP is the connection's peer address. `Forwarded` and
-//! `X-Forwarded-For` are read only when that peer is a configured trusted
-//! proxy, and then the right-most address that is not itself a trusted proxy
-//! is the client: the left part of those headers is whatever the client
-//! chose to send.
+//! The IP is the connection's peer address. A forwarding header is read
+//! only when that peer is a configured trusted proxy, and then only the
+//! one header the proxy is configured to write ([`ForwardedHeader`]):
+//! `Forwarded` (RFC 7239) or `X-Forwarded-For`, never both, and never the
+//! other one as a fallback, since a proxy that writes one usually passes
+//! the other through as the client sent it. The right-most address that
+//! is not itself a trusted proxy is the client: the left part of the
+//! header is whatever the client chose to send. A header that cannot be
+//! read leaves the peer as the client.
 //!
 //! ```
 //! use std::net::IpAddr;
 //! use http::HeaderMap;
-//! use tollgate::binding::{BindingPolicy, IpBinding, TrustedProxies};
+//! use tollgate::binding::{BindingPolicy, ForwardedHeader, IpBinding, TrustedProxies};
 //!
-//! let proxies: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+//! let proxies = TrustedProxies::new(ForwardedHeader::XForwardedFor, "10.0.0.0/8").unwrap();
 //! let mut headers = HeaderMap::new();
 //! headers.insert("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.0.0.2".parse().unwrap());
+//! // The header the proxy does not write is the client's own: ignored.
+//! headers.insert("forwarded", "for=192.0.2.66".parse().unwrap());
 //! let peer: IpAddr = "10.0.0.1".parse().unwrap();
 //! // The spoofable left part is ignored; 203.0.113.9 is the client.
 //! assert_eq!(proxies.client_ip(peer, &headers), "203.0.113.9".parse::<IpAddr>().unwrap());
@@ -27,10 +33,7 @@
 //! assert!(policy.ip_matches(Some("203.0.113.9".parse().unwrap()), Some("203.0.113.77".parse().unwrap())));
 //! ```
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    str::FromStr,
-};
+use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, Request};
 use ipnet::IpNet;
@@ -119,10 +122,25 @@ pub fn truncate_user_agent(ua: &str) -> &str {
     &ua[..end]
 }
 
-/// The networks whose forwarding headers are believed.
+/// The one forwarding header the trusted proxies write. They must
+/// overwrite it, or append to it, and tollgate reads no other: configure
+/// the proxy to strip or overwrite the header it does not write, or at
+/// least never name that one here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `Forwarded: for=…` (RFC 7239).
+    Forwarded,
+    /// `X-Forwarded-For: client, proxy1, …` (nginx's
+    /// `$proxy_add_x_forwarded_for`, most load balancers).
+    XForwardedFor,
+}
+
+/// The networks whose forwarding header is believed, and which header
+/// that is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
+    header: Option<ForwardedHeader>,
 }
 
 /// A trusted-proxy list that does not parse.
@@ -130,23 +148,12 @@ pub struct TrustedProxies {
 #[error("`{0}` is not an IP address or CIDR network")]
 pub struct InvalidProxy(pub String);
 
-impl FromStr for TrustedProxies {
-    type Err = InvalidProxy;
-
-    /// A comma- or space-separated list of addresses and CIDR networks.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut nets = Vec::new();
-        for item in s.split([',', ' ']).map(str::trim).filter(|i| !i.is_empty()) {
-            let net = match item.parse::<IpNet>() {
-                Ok(net) => net,
-                Err(_) => item
-                    .parse::<IpAddr>()
-                    .map(IpNet::from)
-                    .map_err(|_| InvalidProxy(item.to_owned()))?,
-            };
-            nets.push(net);
+impl ForwardedHeader {
+    fn name(self) -> http::HeaderName {
+        match self {
+            Self::Forwarded => http::header::FORWARDED,
+            Self::XForwardedFor => http::HeaderName::from_static("x-forwarded-for"),
         }
-        Ok(Self { nets })
     }
 }
 
@@ -154,6 +161,36 @@ impl TrustedProxies {
     /// No trusted proxies: the peer address is always the client.
     pub fn none() -> Self {
         Self::default()
+    }
+
+    /// The proxies at `nets` (a comma- or space-separated list of
+    /// addresses and CIDR networks), which write `header`. An empty list
+    /// trusts no one.
+    pub fn new(header: ForwardedHeader, nets: &str) -> Result<Self, InvalidProxy> {
+        let mut parsed = Vec::new();
+        for item in nets
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        {
+            let net = match item.parse::<IpNet>() {
+                Ok(net) => net,
+                Err(_) => item
+                    .parse::<IpAddr>()
+                    .map(IpNet::from)
+                    .map_err(|_| InvalidProxy(item.to_owned()))?,
+            };
+            parsed.push(net);
+        }
+        Ok(Self {
+            nets: parsed,
+            header: Some(header),
+        })
+    }
+
+    /// The header read from trusted proxies; `None` when none is trusted.
+    pub fn header(&self) -> Option<ForwardedHeader> {
+        self.header.filter(|_| !self.nets.is_empty())
     }
 
     /// Whether `ip` is a trusted proxy.
@@ -164,18 +201,23 @@ impl TrustedProxies {
 
     /// The client's address for a connection from `peer`.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if !self.contains(peer) {
-            return canonical(peer);
-        }
-        // Hops from the client to the last proxy, in order; RFC 7239 first.
-        let hops = forwarded_for(headers).or_else(|| x_forwarded_for(headers));
+        let peer = canonical(peer);
+        let Some(header) = self.header.filter(|_| self.contains(peer)) else {
+            return peer;
+        };
+        // Hops from the client to the last proxy, in order; from the one
+        // configured header only. Unreadable: the peer stands.
+        let hops = match header {
+            ForwardedHeader::Forwarded => forwarded_for(headers),
+            ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+        };
         let Some(hops) = hops else {
-            return canonical(peer);
+            return peer;
         };
         // Walk back from the nearest hop; the first untrusted one is the
         // client. An unparsable hop ends the walk: nothing left of it can be
         // believed, so the last trusted address stands.
-        let mut client = canonical(peer);
+        let mut client = peer;
         for hop in hops.iter().rev() {
             match hop {
                 Some(ip) => {
@@ -193,7 +235,7 @@ impl TrustedProxies {
 
 fn x_forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
     let mut hops = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
+    for value in headers.get_all(ForwardedHeader::XForwardedFor.name()) {
         let value = value.to_str().ok()?;
         hops.extend(value.split(',').map(|h| h.trim().parse::<IpAddr>().ok()));
     }
@@ -203,7 +245,7 @@ fn x_forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
 /// `for=` of each element of RFC 7239 `Forwarded` headers.
 fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
     let mut hops = Vec::new();
-    for value in headers.get_all(http::header::FORWARDED) {
+    for value in headers.get_all(ForwardedHeader::Forwarded.name()) {
         let value = value.to_str().ok()?;
         for element in value.split(',') {
             let for_value = element.split(';').find_map(|pair| {
@@ -306,7 +348,8 @@ mod tests {
 
     #[test]
     fn forwarding_headers_only_from_trusted_proxies() {
-        let proxies: TrustedProxies = "10.0.0.0/8, 192.168.1.1".parse().unwrap();
+        let proxies =
+            TrustedProxies::new(ForwardedHeader::XForwardedFor, "10.0.0.0/8, 192.168.1.1").unwrap();
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9")]);
         assert_eq!(proxies.client_ip(ip("10.1.1.1"), &h), ip("203.0.113.9"));
         assert_eq!(proxies.client_ip(ip("8.8.8.8"), &h), ip("8.8.8.8"));
@@ -319,20 +362,47 @@ mod tests {
         // Garbage stops the walk at the last believable hop.
         let h = headers(&[("x-forwarded-for", "203.0.113.9, junk, 10.0.0.3")]);
         assert_eq!(proxies.client_ip(ip("10.1.1.1"), &h), ip("10.0.0.3"));
-        // RFC 7239 wins over X-Forwarded-For.
-        let h = headers(&[
+        assert_eq!(
+            proxies.client_ip(ip("10.1.1.1"), &HeaderMap::new()),
+            ip("10.1.1.1")
+        );
+        assert!(TrustedProxies::new(ForwardedHeader::Forwarded, "10.0.0.0/33").is_err());
+        assert!(TrustedProxies::new(ForwardedHeader::Forwarded, "nonsense").is_err());
+        assert_eq!(TrustedProxies::none().header(), None);
+        assert_eq!(
+            TrustedProxies::new(ForwardedHeader::Forwarded, "")
+                .unwrap()
+                .header(),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read_never_the_other() {
+        let both = headers(&[
             (
                 "forwarded",
                 r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=https"#,
             ),
             ("x-forwarded-for", "203.0.113.9"),
         ]);
-        assert_eq!(proxies.client_ip(ip("10.1.1.1"), &h), ip("2001:db8::7"));
-        assert_eq!(
-            proxies.client_ip(ip("10.1.1.1"), &HeaderMap::new()),
-            ip("10.1.1.1")
+        let xff = TrustedProxies::new(ForwardedHeader::XForwardedFor, "10.0.0.0/8").unwrap();
+        let fwd = TrustedProxies::new(ForwardedHeader::Forwarded, "10.0.0.0/8").unwrap();
+        assert_eq!(xff.client_ip(ip("10.1.1.1"), &both), ip("203.0.113.9"));
+        assert_eq!(fwd.client_ip(ip("10.1.1.1"), &both), ip("2001:db8::7"));
+        // Only the other header: the peer, not the client's choice.
+        let spoof = headers(&[("forwarded", "for=192.0.2.66")]);
+        assert_eq!(xff.client_ip(ip("10.1.1.1"), &spoof), ip("10.1.1.1"));
+        let spoof = headers(&[("x-forwarded-for", "192.0.2.66")]);
+        assert_eq!(fwd.client_ip(ip("10.1.1.1"), &spoof), ip("10.1.1.1"));
+        // The configured header unreadable (not ASCII): the peer, never
+        // the other header.
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            "forwarded",
+            http::HeaderValue::from_bytes(b"for=\xc3\xa9").unwrap(),
         );
-        assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
-        assert!("nonsense".parse::<TrustedProxies>().is_err());
+        bad.insert("x-forwarded-for", "192.0.2.66".parse().unwrap());
+        assert_eq!(fwd.client_ip(ip("10.1.1.1"), &bad), ip("10.1.1.1"));
     }
 }

@@ -5,7 +5,7 @@
 use std::{
     env,
     path::{Path, PathBuf},
-    str::FromStr,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -16,7 +16,7 @@ use aws_lc_rs::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sea_orm::DatabaseConnection;
 use tollgate::{
-    binding::{BindingPolicy, IpBinding, TrustedProxies, UserAgentBinding},
+    binding::{BindingPolicy, ForwardedHeader, IpBinding, TrustedProxies, UserAgentBinding},
     issuer::Lifetimes,
     keys::{Algorithm, SigningKey},
     refresh::RefreshPolicy,
@@ -25,10 +25,7 @@ use tollgate::{
     token_endpoint::RateLimits,
 };
 
-use argon2::{
-    Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
-    password_hash::{SaltString, rand_core::OsRng},
-};
+use argon2::{Argon2, Block};
 use tollgate::{events::SecurityEvent, token_endpoint::PasswordVerifier};
 
 use crate::BoxError;
@@ -159,7 +156,7 @@ impl Config {
                     ..BindingPolicy::default()
                 },
             },
-            proxies: TrustedProxies::from_str(&var("TOLLGATE_TRUSTED_PROXIES", ""))?,
+            proxies: trusted_proxies()?,
             limits,
             request_timeout: secs("TOLLGATE_REQUEST_TIMEOUT_SECS", 10)?,
             leeway: secs("TOLLGATE_LEEWAY_SECS", 30)?,
@@ -206,6 +203,27 @@ pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Resul
         }
     }
     Ok(())
+}
+
+/// `TOLLGATE_TRUSTED_PROXIES` (addresses and networks) and the one header
+/// they write, `TOLLGATE_FORWARDED_HEADER` (`x-forwarded-for` or
+/// `forwarded`), required with the first: the proxy must overwrite or
+/// strip it, and the other header is never read.
+fn trusted_proxies() -> Result<TrustedProxies, BoxError> {
+    let nets = var("TOLLGATE_TRUSTED_PROXIES", "");
+    if nets.trim().is_empty() {
+        return Ok(TrustedProxies::none());
+    }
+    let header = match env::var("TOLLGATE_FORWARDED_HEADER").as_deref() {
+        Ok("x-forwarded-for") => ForwardedHeader::XForwardedFor,
+        Ok("forwarded") => ForwardedHeader::Forwarded,
+        _ => {
+            return Err("TOLLGATE_TRUSTED_PROXIES needs TOLLGATE_FORWARDED_HEADER: \
+                x-forwarded-for or forwarded, the one header the proxy writes"
+                .into());
+        }
+    };
+    Ok(TrustedProxies::new(header, &nets)?)
 }
 
 /// The signing key: from `TOLLGATE_SIGNING_KEY_FILE`, from
@@ -284,28 +302,67 @@ pub(crate) fn kept(
     Ok(bytes)
 }
 
-/// The demo user's password check: argon2 for human passwords, off the
-/// async threads, and run for an unknown user too, so both cost the same.
+/// The demo user's password check: argon2 with OWASP's parameters (19 MiB,
+/// two passes) for human passwords, off the async threads, and run for an
+/// unknown user too, so both cost the same. The endpoint runs a few checks
+/// at once (a permit per core); each takes argon2's working memory from a
+/// pool and gives it back, so memory for passwords stays at one buffer per
+/// check that ever ran at once, whichever blocking thread runs it
+/// (allocating afresh leaves each thread's allocator holding a copy).
 pub(crate) fn demo_password_verifier(cfg: &Config) -> Result<impl PasswordVerifier, BoxError> {
-    let password = Argon2::default()
-        .hash_password(cfg.password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .map_err(|e| e.to_string())?
-        .to_string();
-    let demo_user = cfg.user.clone();
+    let demo = Arc::new(DemoPassword::new(&cfg.user, &cfg.password)?);
     Ok(move |user: String, given: String| {
-        let (demo_user, password) = (demo_user.clone(), password.clone());
+        let demo = Arc::clone(&demo);
         async move {
-            let ok = tokio::task::spawn_blocking(move || {
-                PasswordHash::new(&password).is_ok_and(|hash| {
-                    Argon2::default()
-                        .verify_password(given.as_bytes(), &hash)
-                        .is_ok()
-                })
+            let ok = tokio::task::spawn_blocking({
+                let demo = Arc::clone(&demo);
+                move || {
+                    demo.hash(given.as_bytes()).is_ok_and(|h| {
+                        aws_lc_rs::constant_time::verify_slices_are_equal(&h, &demo.hash).is_ok()
+                    })
+                }
             })
             .await?;
-            Ok((ok && user == demo_user).then_some(user))
+            Ok((ok && user == demo.user).then_some(user))
         }
     })
+}
+
+/// The demo user's salted argon2 hash, and the working memory of checks.
+struct DemoPassword {
+    user: String,
+    salt: [u8; 16],
+    hash: [u8; 32],
+    memory: Mutex<Vec<Vec<Block>>>,
+}
+
+impl DemoPassword {
+    fn new(user: &str, password: &str) -> Result<Self, BoxError> {
+        let mut demo = Self {
+            user: user.to_owned(),
+            salt: [0; 16],
+            hash: [0; 32],
+            memory: Mutex::default(),
+        };
+        SystemRandom::new()
+            .fill(&mut demo.salt)
+            .map_err(|_| "no system randomness")?;
+        demo.hash = demo.hash(password.as_bytes())?;
+        Ok(demo)
+    }
+
+    fn hash(&self, password: &[u8]) -> Result<[u8; 32], BoxError> {
+        let argon2 = Argon2::default();
+        let blocks = self.memory.lock().unwrap().pop();
+        let mut blocks =
+            blocks.unwrap_or_else(|| vec![Block::default(); argon2.params().block_count()]);
+        let mut out = [0u8; 32];
+        let hashed =
+            argon2.hash_password_into_with_memory(password, &self.salt, &mut out, &mut blocks);
+        self.memory.lock().unwrap().push(blocks);
+        hashed.map_err(|e| e.to_string())?;
+        Ok(out)
+    }
 }
 
 /// Logs each security event as a structured `tracing` event (on stderr),

@@ -16,6 +16,7 @@ use super::{
         DEFAULT_METADATA_MAX_AGE, EndpointPaths, MetadataConfig, MetadataConfigError,
         MetadataEndpoint,
     },
+    password::{Passwords, default_permits},
     service::{DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, Inner, TokenEndpoint},
 };
 use crate::{
@@ -30,6 +31,8 @@ use crate::{
 pub struct TokenEndpointBuilder {
     issuer: Issuer,
     verifier: Option<Arc<dyn PasswordVerifier>>,
+    password_permits: usize,
+    password_queue: usize,
     proxies: TrustedProxies,
     max_body: usize,
     realm: String,
@@ -60,6 +63,8 @@ impl TokenEndpointBuilder {
         Self {
             issuer,
             verifier: None,
+            password_permits: default_permits(),
+            password_queue: 2 * default_permits(),
             proxies: TrustedProxies::none(),
             max_body: DEFAULT_MAX_BODY,
             realm: "tollgate".to_owned(),
@@ -83,6 +88,21 @@ impl TokenEndpointBuilder {
     pub fn password_verifier(self, verifier: impl PasswordVerifier) -> Self {
         Self {
             verifier: Some(Arc::new(verifier)),
+            ..self
+        }
+    }
+
+    /// At most `permits` password checks at once, and `queue` more
+    /// waiting for one; beyond that a password request is answered `503
+    /// temporarily_unavailable` with `Retry-After` at once. A memory-hard
+    /// hash holds its memory per check (argon2 with OWASP's parameters
+    /// about 19 MiB), so this bounds what a burst of guesses can take:
+    /// `permits` times that. Default: one permit per core and a queue of
+    /// twice that. Zero permits is refused by `build`.
+    pub fn password_concurrency(self, permits: usize, queue: usize) -> Self {
+        Self {
+            password_permits: permits,
+            password_queue: queue,
             ..self
         }
     }
@@ -210,6 +230,9 @@ impl TokenEndpointBuilder {
         if self.max_body == 0 {
             return Err(EndpointConfigError::ZeroBodyLimit);
         }
+        if self.password_permits == 0 {
+            return Err(EndpointConfigError::ZeroPasswordPermits);
+        }
         let access_tokens = self
             .issuer
             .access_token_layer()
@@ -273,7 +296,9 @@ impl TokenEndpointBuilder {
                     .time_to_live(self.client_cache_ttl.max(Duration::from_millis(1)))
                     .build(),
                 issuer: self.issuer,
-                password_verifier: self.verifier,
+                passwords: self
+                    .verifier
+                    .map(|v| Passwords::new(v, self.password_permits, self.password_queue)),
                 proxies: self.proxies,
                 max_body: self.max_body,
                 limits,
@@ -297,6 +322,10 @@ pub enum EndpointConfigError {
     /// A zero body limit would refuse every request.
     #[error("the body limit must be above zero")]
     ZeroBodyLimit,
+    /// [`password_concurrency`](TokenEndpointBuilder::password_concurrency)
+    /// with no permit: no password could ever be checked.
+    #[error("password checks need at least one permit")]
+    ZeroPasswordPermits,
     /// A rate limit with a zero count or period.
     #[error("a rate limit needs a count and a period above zero")]
     ZeroLimit,

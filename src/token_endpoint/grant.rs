@@ -107,7 +107,7 @@ impl<'a> Grant<'a> {
                 resources,
             },
             GrantType::Password => Self::Password {
-                username: form.require("username", "The username parameter is missing")?,
+                username: username(form)?,
                 password: form.require("password", "The password parameter is missing")?,
                 scope,
                 resources,
@@ -115,6 +115,19 @@ impl<'a> Grant<'a> {
             GrantType::ClientCredentials => Self::ClientCredentials { scope, resources },
         })
     }
+}
+
+/// The longest username accepted, in bytes.
+pub(crate) const MAX_USERNAME: usize = 256;
+
+/// The `username` of the password grant: present, and at most
+/// [`MAX_USERNAME`] bytes.
+fn username(form: &Form) -> Result<&str, TokenError> {
+    let username = form.require("username", "The username parameter is missing")?;
+    if username.len() > MAX_USERNAME {
+        return Err(TokenError::InvalidRequest("The username is too long"));
+    }
+    Ok(username)
 }
 
 /// At most this many `resource` parameters in one request.

@@ -6,16 +6,21 @@
 //! | limit | key | counts | answer when exceeded |
 //! |---|---|---|---|
 //! | requests per IP | source IP (IPv6 by /64) | every request, on arrival | 429 |
-//! | requests per client | authenticated `client_id` | every authenticated request | 429 |
+//! | requests per client | authenticated `client_id`; a public client's by (`client_id`, source IP) | every authenticated request that passed the browser checks | 429 |
 //! | failed client authentication | source IP | `invalid_client` answers | 429 before authenticating |
-//! | failed passwords per user | username (lower-cased) | wrong passwords | 429 before verifying |
-//! | failed passwords per IP | source IP | wrong passwords | 429 before verifying |
+//! | failed passwords per user | username (lower-cased, hashed) | password attempts, given back when right | 429 before verifying |
+//! | failed passwords per IP | source IP | password attempts, given back when right | 429 before verifying |
 //!
 //! A "failure" limit lets `max` failures through per `per`, one more each
 //! `per / max` after that; until then the key is refused outright, without
 //! looking at the credentials, so a correct guess made while blocked is
 //! not even checked. Failures of unknown clients and unknown users count
-//! like the others, so a block tells nothing about who exists.
+//! like the others, so a block tells nothing about who exists. A password
+//! attempt takes its strike *before* the password is checked, in one
+//! atomic step with the check of the limit, and gets it back if the
+//! password was right: concurrent guesses count against the limit as they
+//! start, so a burst cannot slip past it. Usernames are kept as SHA-256
+//! hashes, so a key's size does not depend on what a client sends.
 //!
 //! The answer is `429 Too Many Requests` with `Retry-After` and the JSON
 //! error `temporarily_unavailable`.
@@ -36,8 +41,10 @@ use governor::{
     Quota, RateLimiter, clock, middleware::NoOpMiddleware, state::keyed::DashMapStateStore,
 };
 
+use moka::ops::compute::Op;
+
 use super::{EndpointConfigError, TokenError};
-use crate::time::Clock;
+use crate::{secret::hash_token, time::Clock};
 
 /// At most `max` events per `per`, replenished evenly (one every
 /// `per / max`), with bursts of up to `max`.
@@ -138,7 +145,10 @@ impl RateLimits {
         }
     }
 
-    /// Every request of one authenticated client.
+    /// Every request of one authenticated client; of a public client
+    /// (which anyone can name), every request from one source IP. Counted
+    /// after a browser client's CSRF checks, so forged requests spend
+    /// nothing.
     pub fn requests_per_client(self, limit: Limit) -> Self {
         Self {
             requests_per_client: Some(limit),
@@ -270,6 +280,39 @@ impl<K: Hash + Eq + Send + Sync + 'static> Strikes<K> {
             .entry(key)
             .and_upsert_with(|e| e.map_or(now, |e| (*e.value()).max(now)) + self.step);
     }
+
+    /// Counts one attempt unless `key` is blocked, in one atomic step:
+    /// of concurrent attempts each sees those before it. How long the key
+    /// stays blocked, if it is.
+    fn strike(&self, key: K, now: Duration) -> Result<(), Duration> {
+        let mut blocked = None;
+        self.tat.entry(key).and_compute_with(|e| {
+            let tat = e.map_or(now, |e| e.into_value().max(now));
+            if tat > now + self.allowance {
+                blocked = Some(tat - now - self.allowance);
+                Op::Nop
+            } else {
+                Op::Put(tat + self.step)
+            }
+        });
+        blocked.map_or(Ok(()), Err)
+    }
+
+    /// Gives back one attempt's strike (it succeeded).
+    fn forgive(&self, key: K) {
+        self.tat.entry(key).and_compute_with(|e| match e {
+            Some(e) => Op::Put(e.into_value().saturating_sub(self.step)),
+            None => Op::Nop,
+        });
+    }
+}
+
+/// The strikes one password attempt took, to give back if it succeeds.
+#[derive(Debug)]
+#[must_use = "a right password gives its strikes back"]
+pub(crate) struct PasswordAttempt {
+    user: Option<UserKey>,
+    ip: Option<IpAddr>,
 }
 
 /// How often (in checks) idle keys are dropped from the limiters.
@@ -279,9 +322,9 @@ const SWEEP_EVERY: u32 = 4096;
 pub(crate) struct Limiters {
     ticks: Ticks,
     per_ip: Option<Rate<IpAddr>>,
-    per_client: Option<Rate<String>>,
+    per_client: Option<Rate<(String, Option<IpAddr>)>>,
     client_auth: Option<Strikes<IpAddr>>,
-    password_user: Option<Strikes<String>>,
+    password_user: Option<Strikes<UserKey>>,
     password_ip: Option<Strikes<IpAddr>>,
     checks: AtomicU32,
 }
@@ -313,10 +356,20 @@ impl Limiters {
         }
     }
 
-    /// `client_id` authenticated.
-    pub(crate) fn client(&self, client_id: &str) -> Result<(), TokenError> {
+    /// `client_id` authenticated from `ip`. A public client has no secret,
+    /// so anyone can speak as it: its requests count per source IP, or one
+    /// caller could use up the limit of every user of the client.
+    pub(crate) fn client(
+        &self,
+        client_id: &str,
+        confidential: bool,
+        ip: Option<IpAddr>,
+    ) -> Result<(), TokenError> {
         match &self.per_client {
-            Some(rate) => rate.take(&client_id.to_owned()).map_err(too_many),
+            Some(rate) => {
+                let ip = ip.filter(|_| !confidential).map(ip_key);
+                rate.take(&(client_id.to_owned(), ip)).map_err(too_many)
+            }
             None => Ok(()),
         }
     }
@@ -336,28 +389,46 @@ impl Limiters {
         }
     }
 
-    /// Whether a password for `user` from `ip` may be checked now.
-    pub(crate) fn password_allowed(
+    /// Takes a password attempt for `user` from `ip` into both lockouts,
+    /// or refuses it if either is blocked (then neither counts it).
+    pub(crate) fn password_attempt(
         &self,
         user: &str,
         ip: Option<IpAddr>,
-    ) -> Result<(), TokenError> {
-        if let Some(s) = &self.password_user {
-            s.blocked(&user_key(user), self.now()).map_err(too_many)?;
+    ) -> Result<PasswordAttempt, TokenError> {
+        let now = self.now();
+        let user = match &self.password_user {
+            Some(s) => {
+                let key = user_key(user);
+                s.strike(key, now).map_err(too_many)?;
+                Some(key)
+            }
+            None => None,
+        };
+        let attempt = PasswordAttempt {
+            user,
+            ip: ip.filter(|_| self.password_ip.is_some()).map(ip_key),
+        };
+        if let (Some(s), Some(ip)) = (&self.password_ip, attempt.ip)
+            && let Err(wait) = s.strike(ip, now)
+        {
+            if let (Some(s), Some(key)) = (&self.password_user, attempt.user) {
+                s.forgive(key);
+            }
+            return Err(too_many(wait));
         }
-        match (&self.password_ip, ip) {
-            (Some(s), Some(ip)) => s.blocked(&ip_key(ip), self.now()).map_err(too_many),
-            _ => Ok(()),
-        }
+        Ok(attempt)
     }
 
-    /// A wrong password for `user` came from `ip`.
-    pub(crate) fn password_failed(&self, user: &str, ip: Option<IpAddr>) {
-        if let Some(s) = &self.password_user {
-            s.failed(user_key(user), self.now());
+    /// The attempt's password was right (or was never judged): its strikes
+    /// are given back.
+    #[allow(clippy::needless_pass_by_value)] // consumed: forgiven once
+    pub(crate) fn password_forgiven(&self, attempt: PasswordAttempt) {
+        if let (Some(s), Some(key)) = (&self.password_user, attempt.user) {
+            s.forgive(key);
         }
-        if let (Some(s), Some(ip)) = (&self.password_ip, ip) {
-            s.failed(ip_key(ip), self.now());
+        if let (Some(s), Some(ip)) = (&self.password_ip, attempt.ip) {
+            s.forgive(ip);
         }
     }
 
@@ -400,10 +471,12 @@ fn ip_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Usernames compared case-insensitively, so `Alice` and `alice` share a
-/// count.
-fn user_key(user: &str) -> String {
-    user.to_lowercase()
+/// A username as a lockout key: the SHA-256 of its lower-cased form, so
+/// `Alice` and `alice` share a count and every key has the same size.
+type UserKey = [u8; 32];
+
+fn user_key(user: &str) -> UserKey {
+    hash_token(&user.to_lowercase())
 }
 
 #[cfg(test)]
@@ -460,21 +533,80 @@ mod tests {
         let (l, clock) = limiters(
             &RateLimits::none().failed_passwords_per_user(Limit::new(3, Duration::from_secs(60))),
         );
-        for _ in 0..3 {
-            l.password_allowed("alice", A).unwrap();
-            l.password_failed("Alice", A);
+        for user in ["alice", "Alice", "ALICE"] {
+            // Each attempt counts as it starts; these are never forgiven.
+            let _failed = l.password_attempt(user, A).unwrap();
         }
         assert_eq!(
-            l.password_allowed("ALICE", B),
-            Err(TokenError::TooManyRequests { retry_after: 20 })
+            l.password_attempt("aLiCe", B).unwrap_err(),
+            TokenError::TooManyRequests { retry_after: 20 }
         );
-        l.password_allowed("bob", A).unwrap();
+        let _ = l.password_attempt("bob", A).unwrap();
         clock.advance(Duration::from_secs(19));
-        assert!(l.password_allowed("alice", A).is_err());
+        assert!(l.password_attempt("alice", A).is_err());
         clock.advance(Duration::from_secs(1));
-        l.password_allowed("alice", A).unwrap();
-        l.password_failed("alice", A);
-        assert!(l.password_allowed("alice", A).is_err());
+        let _failed = l.password_attempt("alice", A).unwrap();
+        assert!(l.password_attempt("alice", A).is_err());
+    }
+
+    #[test]
+    fn a_right_password_gives_its_strikes_back() {
+        let (l, _) = limiters(
+            &RateLimits::none()
+                .failed_passwords_per_user(Limit::new(2, Duration::from_secs(60)))
+                .failed_passwords_per_ip(Limit::new(2, Duration::from_secs(60))),
+        );
+        for _ in 0..10 {
+            let attempt = l.password_attempt("alice", A).unwrap();
+            l.password_forgiven(attempt);
+        }
+        let _failed = l.password_attempt("alice", A).unwrap();
+        let _failed = l.password_attempt("alice", A).unwrap();
+        assert!(l.password_attempt("alice", A).is_err());
+    }
+
+    #[test]
+    fn an_attempt_refused_by_the_address_is_not_counted_against_the_user() {
+        let (l, _) = limiters(
+            &RateLimits::none()
+                .failed_passwords_per_user(Limit::new(2, Duration::from_secs(60)))
+                .failed_passwords_per_ip(Limit::new(1, Duration::from_secs(60))),
+        );
+        let _failed = l.password_attempt("bob", A).unwrap();
+        // A is blocked now; alice's count must not move for it.
+        for _ in 0..5 {
+            assert!(l.password_attempt("alice", A).is_err());
+        }
+        let _failed = l.password_attempt("alice", B).unwrap();
+        let _failed = l
+            .password_attempt("alice", Some("192.0.2.9".parse().unwrap()))
+            .unwrap();
+        assert!(
+            l.password_attempt("alice", Some("192.0.2.10".parse().unwrap()))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn concurrent_attempts_count_against_the_limit_as_they_start() {
+        let (l, _) = limiters(
+            &RateLimits::none().failed_passwords_per_user(Limit::new(5, Duration::from_secs(900))),
+        );
+        let l = Arc::new(l);
+        let barrier = Arc::new(std::sync::Barrier::new(20));
+        let admitted: usize = (0..20)
+            .map(|_| {
+                let (l, barrier) = (Arc::clone(&l), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    usize::from(l.password_attempt("alice", A).is_ok())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(admitted, 5);
     }
 
     #[test]
@@ -508,11 +640,10 @@ mod tests {
         let l = Limiters::new(&RateLimits::none(), Arc::new(SystemClock)).unwrap();
         for _ in 0..10_000 {
             l.request(A).unwrap();
-            l.client("c").unwrap();
-            l.password_failed("alice", A);
+            l.client("c", true, A).unwrap();
+            let _failed = l.password_attempt("alice", A).unwrap();
             l.client_auth_failed(A);
         }
-        l.password_allowed("alice", A).unwrap();
         l.client_auth_allowed(A).unwrap();
     }
 }

@@ -77,11 +77,10 @@ mod introspect;
 mod jwks;
 mod limits;
 mod metadata;
+mod password;
 mod response;
 mod revoke;
 mod service;
-
-use std::{future::Future, pin::Pin};
 
 pub use builder::{EndpointConfigError, TokenEndpointBuilder};
 pub use cookie::{BrowserClient, BrowserConfigError, CSRF_HEADER, SameSite};
@@ -91,39 +90,7 @@ pub use limits::{Limit, RateLimits};
 pub use metadata::{
     DEFAULT_METADATA_MAX_AGE, EndpointPaths, MetadataConfigError, MetadataEndpoint,
 };
+pub use password::{PasswordVerifier, VerifyError};
 pub use response::TokenError;
 pub use revoke::RevocationEndpoint;
 pub use service::{DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointFuture, TokenEndpoint};
-
-/// An error of the application's password check (its database is down,
-/// say): answered with 503, never with `invalid_grant`.
-pub type VerifyError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Checks a username and password for the password grant; the application
-/// implements it (with argon2 for stored passwords). Returns the subject
-/// (user id) on success, `None` on bad credentials.
-///
-/// Any `Fn(String, String) -> impl Future<Output = Result<Option<String>,
-/// VerifyError>>` is a verifier.
-pub trait PasswordVerifier: Send + Sync + 'static {
-    /// Verifies the credentials.
-    fn verify<'a>(
-        &'a self,
-        username: &'a str,
-        password: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, VerifyError>> + Send + 'a>>;
-}
-
-impl<F, Fut> PasswordVerifier for F
-where
-    F: Fn(String, String) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Option<String>, VerifyError>> + Send + 'static,
-{
-    fn verify<'a>(
-        &'a self,
-        username: &'a str,
-        password: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, VerifyError>> + Send + 'a>> {
-        Box::pin(self(username.to_owned(), password.to_owned()))
-    }
-}

@@ -64,7 +64,7 @@ where
         headers,
     } = inner.read(req).await?;
     let client = inner.client(basic, &form, &meta).await?;
-    let cookie = inner.browser_client(&client, &headers, &meta)?;
+    let cookie = inner.admit(&client, &headers, &meta)?;
     let from_cookie = cookie.map(|c| c.read(&headers)).transpose()?.flatten();
     let token = body_or_cookie(
         form.get("token"),

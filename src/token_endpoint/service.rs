@@ -18,7 +18,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::{
-    PasswordVerifier, TokenEndpointBuilder, TokenError,
+    TokenEndpointBuilder, TokenError,
     client_auth::{self, unavailable},
     cookie::{RefreshCookie, body_or_cookie},
     dpop::{DPOP_NONCE, EndpointDpop},
@@ -26,6 +26,7 @@ use super::{
     grant::{self, ClientGrants, Grant, GrantType},
     limits::Limiters,
     metadata::MetadataEndpoint,
+    password::{CheckError, Passwords},
     response::json,
 };
 use crate::{
@@ -48,7 +49,7 @@ pub const DEFAULT_CLIENT_CACHE_TTL: Duration = Duration::from_secs(5);
 pub(crate) struct Inner {
     pub(crate) issuer: Issuer,
     pub(super) clients: client_auth::ClientCache,
-    pub(super) password_verifier: Option<Arc<dyn PasswordVerifier>>,
+    pub(super) passwords: Option<Passwords>,
     pub(super) proxies: TrustedProxies,
     pub(super) max_body: usize,
     pub(super) limits: Limiters,
@@ -147,36 +148,39 @@ impl Inner {
                         });
                 }
             })?;
-        self.limited(
-            self.limits.client(&client.client_id),
-            "requests_per_client",
-            meta,
-        )?;
         Ok(client)
     }
 
     /// A browser client's cookie settings, once its request has passed
     /// the CSRF checks; `None` for every other client. A refusal is
     /// counted and reported, and happens before any token is looked at.
-    pub(crate) fn browser_client(
+    /// Then the request counts against the client's rate limit: a forged
+    /// request spends nothing of it.
+    pub(crate) fn admit(
         &self,
         client: &Client,
         headers: &HeaderMap,
         meta: &ClientMeta,
     ) -> Result<Option<&RefreshCookie>, TokenError> {
-        let Some(cookie) = self.browser.get(&client.client_id) else {
-            return Ok(None);
-        };
-        cookie.check(headers).map_err(|refusal| {
-            telemetry::csrf_refused(refusal.as_str());
-            self.issuer.events().emit(SecurityEvent::CsrfRefused {
-                client_id: client.client_id.clone(),
-                reason: refusal.as_str(),
-                ip: meta.ip,
-            });
-            refusal.error()
-        })?;
-        Ok(Some(cookie))
+        let cookie = self.browser.get(&client.client_id);
+        if let Some(cookie) = cookie {
+            cookie.check(headers).map_err(|refusal| {
+                telemetry::csrf_refused(refusal.as_str());
+                self.issuer.events().emit(SecurityEvent::CsrfRefused {
+                    client_id: client.client_id.clone(),
+                    reason: refusal.as_str(),
+                    ip: meta.ip,
+                });
+                refusal.error()
+            })?;
+        }
+        self.limited(
+            self.limits
+                .client(&client.client_id, client.is_confidential(), meta.ip),
+            "requests_per_client",
+            meta,
+        )?;
+        Ok(cookie)
     }
 
     /// Passes a rate-limit verdict on, reporting a refusal.
@@ -207,7 +211,7 @@ impl fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenEndpoint")
             .field("issuer", &self.inner.issuer)
-            .field("password_grant", &self.inner.password_verifier.is_some())
+            .field("password_grant", &self.inner.passwords.is_some())
             .field("proxies", &self.inner.proxies)
             .field("max_body", &self.inner.max_body)
             .finish()
@@ -248,7 +252,7 @@ impl TokenEndpoint {
         }
         let client = inner.client(basic, &form, &meta).await?;
         tracing::Span::current().record("client_id", client.client_id.as_str());
-        let cookie = inner.browser_client(&client, &headers, &meta)?;
+        let cookie = inner.admit(&client, &headers, &meta)?;
         // An unsupported grant is refused only after client authentication:
         // an unauthenticated caller learns nothing about the grants.
         let grant_type = grant_type?;
@@ -259,7 +263,7 @@ impl TokenEndpoint {
                 password: client.allow_password,
                 client_credentials: client.allow_client_credentials,
             },
-            inner.password_verifier.is_some(),
+            inner.passwords.is_some(),
         )?;
         let grant = Grant::read(grant_type, &form)?;
         let proof = inner.dpop_proof(&client, &headers)?;
@@ -319,7 +323,9 @@ impl TokenEndpoint {
 
 impl Inner {
     /// The subject a username and password belong to, within the lockout
-    /// limits.
+    /// limits and the bound on checks at once. The attempt counts against
+    /// the lockouts before the password is checked; a right password, or
+    /// one that could not be checked, gives it back.
     async fn check_password(
         &self,
         username: &str,
@@ -327,12 +333,13 @@ impl Inner {
         meta: &ClientMeta,
     ) -> Result<String, TokenError> {
         // `permit` refused the grant when no verifier is configured.
-        let verifier = self
-            .password_verifier
+        let passwords = self
+            .passwords
             .as_ref()
             .ok_or(TokenError::UnsupportedGrantType)?;
-        self.limits
-            .password_allowed(username, meta.ip)
+        let attempt = self
+            .limits
+            .password_attempt(username, meta.ip)
             .inspect_err(|_| {
                 telemetry::lockout();
                 self.issuer.events().emit(SecurityEvent::UserLockedOut {
@@ -340,17 +347,31 @@ impl Inner {
                     ip: meta.ip,
                 });
             })?;
-        verifier
-            .verify(username, password)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "password verifier failed");
-                TokenError::Unavailable
-            })?
-            .ok_or_else(|| {
-                self.limits.password_failed(username, meta.ip);
-                TokenError::InvalidGrant("The username or password is incorrect")
-            })
+        match passwords.check(username, password).await {
+            Ok(Some(subject)) => {
+                self.limits.password_forgiven(attempt);
+                Ok(subject)
+            }
+            Ok(None) => Err(TokenError::InvalidGrant(
+                "The username or password is incorrect",
+            )),
+            Err(e) => {
+                self.limits.password_forgiven(attempt);
+                match e {
+                    CheckError::Busy => {
+                        telemetry::rate_limited("password_checks");
+                        self.issuer.events().emit(SecurityEvent::RateLimited {
+                            limit: "password_checks",
+                            ip: meta.ip,
+                        });
+                    }
+                    CheckError::Verifier(e) => {
+                        tracing::error!(error = %e, "password verifier failed");
+                    }
+                }
+                Err(TokenError::Unavailable)
+            }
+        }
     }
 }
 

@@ -32,6 +32,8 @@ mod oauth2_client;
 mod outage;
 mod properties;
 #[cfg(feature = "axum")]
+mod proxy;
+#[cfg(feature = "axum")]
 mod quickstart;
 #[cfg(feature = "axum")]
 mod quickstart_browser;
