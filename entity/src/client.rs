@@ -32,6 +32,8 @@ pub struct Model {
     pub resources: Option<String>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
     pub dpop_bound_access_tokens: bool,
+    /// May call `/introspect` (RFC 7662 §2.1): a resource server.
+    pub allow_introspection: bool,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

@@ -191,6 +191,8 @@ pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Resul
         let mut c = NewClient::confidential(cfg.client_id.clone(), "read write");
         c.allow_password = true;
         c.allow_client_credentials = true;
+        // It stands for the resource server too: it may introspect.
+        c.allow_introspection = true;
         store::clients::register_with_secret(db, c, &cfg.client_secret).await?;
     }
     // Two public clients: one for scripts, and the one the page at `/`

@@ -48,6 +48,10 @@ pub struct NewClient {
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2), so
     /// every access token it gets is bound to a key.
     pub dpop_bound_access_tokens: bool,
+    /// May call `/introspect` (RFC 7662 §2.1): set it for the resource
+    /// servers that introspect tokens, and no other client. Confidential
+    /// clients only.
+    pub allow_introspection: bool,
 }
 
 impl NewClient {
@@ -66,6 +70,7 @@ impl NewClient {
             session_ttl: None,
             resources: Vec::new(),
             dpop_bound_access_tokens: false,
+            allow_introspection: false,
         }
     }
 
@@ -109,6 +114,11 @@ async fn insert(
     new: NewClient,
     secret: Option<&str>,
 ) -> Result<(), StoreError> {
+    if new.allow_introspection && !new.confidential {
+        return Err(StoreError::Invalid(
+            "only a confidential client may introspect",
+        ));
+    }
     // RFC 6749 §3.3 scope tokens, since they end up in responses and tokens.
     if !new
         .scope
@@ -139,6 +149,7 @@ async fn insert(
         created_at: Set(db_time(SystemTime::now())),
         resources: Set(audience::join(&new.resources)),
         dpop_bound_access_tokens: Set(new.dpop_bound_access_tokens),
+        allow_introspection: Set(new.allow_introspection),
     }
     .insert(db)
     .await?;
@@ -170,6 +181,8 @@ pub struct Client {
     pub resources: Vec<String>,
     /// Whether every token request must carry a DPoP proof.
     pub dpop_bound_access_tokens: bool,
+    /// Whether it may call `/introspect`.
+    pub allow_introspection: bool,
     /// SHA-256 of the secret; `None` for a public client.
     secret_hash: Option<Vec<u8>>,
 }
@@ -221,6 +234,7 @@ impl Client {
             session_ttl: ttl(row.family_ttl_secs),
             resources: audience::split(row.resources.as_deref()),
             dpop_bound_access_tokens: row.dpop_bound_access_tokens,
+            allow_introspection: row.allow_introspection,
             secret_hash: row.secret_hash,
         }
     }

@@ -21,6 +21,7 @@ use super::{
     service::{Answer, BoxError, EndpointFuture, Inner, ok_json, respond},
 };
 use crate::{
+    claims::Confirmation,
     refresh::is_live,
     secret::hash_token,
     store::{StoreError, clients::Client, refresh_tokens},
@@ -54,12 +55,18 @@ struct Introspection {
     jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
+    /// The key a DPoP-bound access token is bound to (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
 }
 
 /// `/introspect` (RFC 7662), from [`TokenEndpoint::introspection`](super::TokenEndpoint::introspection).
 ///
 /// Only confidential clients may call it (a public client is
-/// `invalid_client`). An access token is active when the gate would accept
+/// `invalid_client`), and only those registered with
+/// `allow_introspection` (the resource servers) may ask about access
+/// tokens (another is `unauthorized_client`); any confidential client may
+/// ask about its own refresh tokens. An access token is active when the gate would accept
 /// it now — signature, `iss`, `aud`, expiry and this process's deny list
 /// (keep that in step with [`RevocationSync`](crate::revocation::RevocationSync)).
 /// A refresh token is active when it is unconsumed, unrevoked and
@@ -94,12 +101,20 @@ impl Answer for IntrospectionEndpoint {
             return Err(TokenError::InvalidClient { basic: false });
         }
         let answer = if is_jwt(&token) {
+            if !client.allow_introspection {
+                // RFC 7662 §2.1, §4: only the resource servers allowed to;
+                // no client may probe the access tokens of others.
+                return Err(TokenError::UnauthorizedClient(
+                    "The client may not introspect access tokens",
+                ));
+            }
             verified_access_token(inner, &token).map_or_else(Introspection::default, |c| {
                 Introspection {
                     active: true,
                     scope: c.scope,
                     client_id: Some(c.client_id),
-                    token_type: Some("Bearer"),
+                    // RFC 9449 §6.2: a bound token says so, with its key.
+                    token_type: Some(if c.cnf.is_some() { "DPoP" } else { "Bearer" }),
                     exp: Some(c.exp),
                     iat: Some(c.iat),
                     nbf: c.nbf,
@@ -108,6 +123,7 @@ impl Answer for IntrospectionEndpoint {
                     iss: Some(c.iss),
                     jti: Some(c.jti),
                     sid: c.sid,
+                    cnf: c.cnf,
                 }
             })
         } else {

@@ -213,7 +213,8 @@ pub(crate) use per_backend;
 pub const WEB_SECRET_NAME: &str = "web";
 
 /// An endpoint with clients `web` (confidential, password grant), `spa`
-/// (public, password grant), `svc` (confidential, client_credentials), a
+/// (public, password grant), `svc` (confidential, client_credentials,
+/// introspection), a
 /// user alice/wonderland, and a gate that trusts its tokens.
 pub struct Harness {
     pub backend: &'static str,
@@ -269,6 +270,8 @@ pub async fn harness_with(
     store::clients::register(&db, spa).await.unwrap();
     let mut svc = NewClient::confidential("svc", "reports");
     svc.allow_client_credentials = true;
+    // The resource server: it introspects access tokens.
+    svc.allow_introspection = true;
     let svc_secret = store::clients::register(&db, svc).await.unwrap().unwrap();
 
     let clock = super::manual_clock();

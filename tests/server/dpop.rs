@@ -357,7 +357,7 @@ async fn metadata(endpoint: &TokenEndpoint) -> Value {
 /// An independent client library that speaks DPoP (Python
 /// requests-oauth2client, `scripts/dpop-client`) against the quickstart:
 /// discovery, a bound sign-in, API calls with fresh proofs, the token
-/// refused as a bearer token, a thief's refresh refused, the owner's
+/// refused as a bearer token, introspected as DPoP-bound with its key, a thief's refresh refused, the owner's
 /// refresh bound to the same key. Skipped without the library, except
 /// under CI.
 #[cfg(feature = "axum")]
@@ -395,6 +395,9 @@ fn a_real_dpop_client_against_the_quickstart() {
     assert_eq!(seen["me_cnf"], jkt, "{seen}");
     assert_eq!(seen["me_again_status"], 200, "{seen}");
     assert_eq!(seen["as_bearer_status"], 401, "{seen}");
+    assert_eq!(seen["introspected_active"], true, "{seen}");
+    assert_eq!(seen["introspected_type"], "DPoP", "{seen}");
+    assert_eq!(seen["introspected_jkt"], jkt, "{seen}");
     assert_eq!(seen["thief"], "invalid_grant", "{seen}");
     assert_eq!(seen["refreshed_type"], "DPoP", "{seen}");
     assert_eq!(seen["refreshed_jkt"], jkt, "{seen}");

@@ -140,7 +140,13 @@ per_backend! {
             .request_async(&http)
             .await
             .unwrap();
-        let info = client
+        // The resource server (svc, allowed to introspect) asks about it.
+        let resource_server = BasicClient::new(ClientId::new("svc".into()))
+            .set_client_secret(ClientSecret::new(h.svc_secret.clone()))
+            .set_introspection_url(
+                IntrospectionUrl::new(format!("http://{addr}/introspect")).unwrap(),
+            );
+        let info = resource_server
             .introspect(session.access_token())
             .request_async(&http)
             .await
@@ -169,7 +175,7 @@ per_backend! {
             )
             .unwrap();
         assert_eq!(http(revoke).await.unwrap().status(), 200);
-        let info = client
+        let info = resource_server
             .introspect(session.access_token())
             .request_async(&http)
             .await

@@ -398,6 +398,23 @@ per_backend! {
                 "{}",
                 h.backend
             );
+            // A confidential client that is no resource server may not
+            // probe access tokens (RFC 7662 §2.1, §4)...
+            let r = h
+                .introspect(&format!("token={}&{}", login.access_token(), h.web_auth()))
+                .await;
+            assert_eq!(
+                (r.status, r.error()),
+                (StatusCode::BAD_REQUEST, "unauthorized_client"),
+                "{}: {}",
+                h.backend,
+                r.raw
+            );
+            // ...but may ask about its own refresh token.
+            let r = h
+                .introspect(&format!("token={}&{}", login.refresh_token(), h.web_auth()))
+                .await;
+            assert_eq!(r.json["active"], true, "{}", r.raw);
             let r = h.introspect(&h.svc_auth()).await;
             assert_eq!(r.error(), "invalid_request");
             let r = h
