@@ -38,9 +38,75 @@ use jsonwebtoken::{
     DecodingKey, EncodingKey, Header,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use jsonwebtoken::{Algorithm, AlgorithmFamily};
+
+/// The algorithm a JOSE `alg` value names: RFC 7518's names, and RFC
+/// 9864's fully-specified `Ed25519`, which deprecates the polymorphic
+/// `EdDSA` for Ed25519 keys (the only EdDSA keys tollgate takes, so both
+/// name one algorithm). `none` and unknown names are `None`.
+///
+/// ```
+/// use tollgate::keys::{Algorithm, parse_algorithm};
+///
+/// assert_eq!(parse_algorithm("Ed25519"), Some(Algorithm::EdDSA));
+/// assert_eq!(parse_algorithm("EdDSA"), Some(Algorithm::EdDSA));
+/// assert_eq!(parse_algorithm("ES256"), Some(Algorithm::ES256));
+/// assert_eq!(parse_algorithm("none"), None);
+/// ```
+pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    match name {
+        "Ed25519" => Some(Algorithm::EdDSA),
+        other => other.parse().ok(),
+    }
+}
+
+/// The JOSE names an algorithm goes by, for metadata lists
+/// (`*_alg_values_supported`): `EdDSA` and RFC 9864's `Ed25519` for EdDSA,
+/// the one RFC 7518 name for every other. Tokens tollgate signs carry the
+/// first (`EdDSA`, what every verifier understands today).
+pub fn algorithm_names(alg: Algorithm) -> &'static [&'static str] {
+    match alg {
+        Algorithm::HS256 => &["HS256"],
+        Algorithm::HS384 => &["HS384"],
+        Algorithm::HS512 => &["HS512"],
+        Algorithm::ES256 => &["ES256"],
+        Algorithm::ES384 => &["ES384"],
+        Algorithm::RS256 => &["RS256"],
+        Algorithm::RS384 => &["RS384"],
+        Algorithm::RS512 => &["RS512"],
+        Algorithm::PS256 => &["PS256"],
+        Algorithm::PS384 => &["PS384"],
+        Algorithm::PS512 => &["PS512"],
+        Algorithm::EdDSA => &["EdDSA", "Ed25519"],
+        // jsonwebtoken's list is non-exhaustive: a future name is listed
+        // by none until tollgate knows it.
+        _ => &[],
+    }
+}
+
+/// A JWK as JSON, with an RFC 9864 `alg` of `Ed25519` read as `EdDSA`
+/// (jsonwebtoken knows only the latter and reads the former as an unknown
+/// algorithm), so a key published either way is the same key for
+/// [`VerifyingKey::from_jwk`].
+pub fn jwk_from_json(json: &str) -> Result<Jwk, KeyError> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(json).map_err(|_| KeyError::IncompleteJwk)?;
+    if let Some(alg) = value.get_mut("alg")
+        && alg.as_str() == Some("Ed25519")
+    {
+        *alg = "EdDSA".into();
+    }
+    serde_json::from_value(value).map_err(|_| KeyError::IncompleteJwk)
+}
+
+/// For a JOSE header member that must be refused whenever it is there
+/// (`crit`): `true` for any value, `null` included, so that serde's
+/// `Option` cannot read `null` as absent.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
 
 /// The JOSE `typ` of an RFC 9068 access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -521,6 +587,24 @@ mod tests {
     const ED25519: &[u8] = include_bytes!("../tests/keys/ed25519.pem");
     const RSA: &[u8] = include_bytes!("../tests/keys/rsa.pem");
     const RSA_PUB: &[u8] = include_bytes!("../tests/keys/rsa.pub.pem");
+
+    #[test]
+    fn a_jwk_naming_ed25519_is_the_same_eddsa_key() {
+        let ours = SigningKey::from_pem("ed", Algorithm::EdDSA, ED25519).unwrap();
+        let mut published = serde_json::to_value(ours.verifying_key().jwk().unwrap()).unwrap();
+        published["alg"] = "Ed25519".into();
+        let key = VerifyingKey::from_jwk(&jwk_from_json(&published.to_string()).unwrap()).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::EdDSA);
+        // Parsed by jsonwebtoken alone, its `alg` is unknown: no key.
+        let unknown: Jwk = serde_json::from_value(published).unwrap();
+        assert!(VerifyingKey::from_jwk(&unknown).is_err());
+        // An RSA key that claims Ed25519 is a mismatch, not an EdDSA key.
+        let rsa = VerifyingKey::from_pem("r", Algorithm::RS256, RSA_PUB).unwrap();
+        let mut lying = serde_json::to_value(rsa.jwk().unwrap()).unwrap();
+        lying["alg"] = "Ed25519".into();
+        assert!(VerifyingKey::from_jwk(&jwk_from_json(&lying.to_string()).unwrap()).is_err());
+        assert!(jwk_from_json("not json").is_err());
+    }
 
     #[test]
     fn the_issued_header_is_the_one_sign_writes() {

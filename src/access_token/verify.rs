@@ -14,7 +14,7 @@ use super::{AuthError, InvalidToken};
 use crate::{
     b64url,
     claims::AccessClaims,
-    keys::{ACCESS_TOKEN_TYP, Algorithm, KeySet, Keys, VerifyingKey},
+    keys::{ACCESS_TOKEN_TYP, Algorithm, KeySet, Keys, VerifyingKey, parse_algorithm},
     revocation::RevocationCache,
     time::unix_secs,
 };
@@ -137,8 +137,11 @@ struct JoseHeader<'a> {
     typ: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     kid: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
+    /// Present at all, whatever its value: `"crit": null` is no more
+    /// absent than an array is (RFC 7515 §4.1.11 allows only a non-empty
+    /// array, and we understand no extension).
+    #[serde(default, deserialize_with = "crate::keys::present")]
+    crit: bool,
 }
 
 /// The key for a header tollgate did not write itself: decoded, parsed
@@ -155,15 +158,14 @@ fn parsed_header_key<'k>(
         .ok()
         .and_then(|json| serde_json::from_str(json).ok())
         .ok_or(invalid(InvalidToken::Malformed))?;
-    // Unknown names (`none` among them) do not parse.
-    let alg: Algorithm = header
-        .alg
-        .parse()
-        .map_err(|_| invalid(InvalidToken::DisallowedAlgorithm))?;
+    // Unknown names (`none` among them) do not parse; RFC 9864's
+    // `Ed25519` is EdDSA.
+    let alg: Algorithm =
+        parse_algorithm(&header.alg).ok_or(invalid(InvalidToken::DisallowedAlgorithm))?;
     check_type(s, header.typ.as_deref())?;
     // We understand no JWS extensions (RFC 7515 §4.1.11). `jku`, `x5u`,
     // `jwk` and `x5c` are never looked at: keys come only from our set.
-    if header.crit.is_some() {
+    if header.crit {
         return Err(invalid(InvalidToken::UnsupportedCritical));
     }
     let key = keys

@@ -33,7 +33,8 @@
 //!     .nonces(Nonces::new(&[7; 32], Duration::from_secs(60)).unwrap())
 //!     .build()
 //!     .unwrap();
-//! assert_eq!(dpop.algorithms_supported(), ["ES256", "EdDSA"]);
+//! // EdDSA under both its names: RFC 8037's and RFC 9864's.
+//! assert_eq!(dpop.algorithms_supported(), ["ES256", "EdDSA", "Ed25519"]);
 //! ```
 
 mod htu;
@@ -120,7 +121,9 @@ impl Dpop {
         self.checker
             .algorithms
             .iter()
-            .filter_map(|a| asymmetric_name(*a))
+            .filter_map(|a| asymmetric_names(*a))
+            .flatten()
+            .copied()
             .collect()
     }
 
@@ -192,21 +195,11 @@ impl Dpop {
     }
 }
 
-/// The name of an asymmetric algorithm a proof may use; `None` for the
-/// others (HMAC: a proof must be signed by a key only the client holds).
-fn asymmetric_name(a: Algorithm) -> Option<&'static str> {
-    Some(match a {
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::EdDSA => "EdDSA",
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        _ => return None,
-    })
+/// The names of an asymmetric algorithm a proof may use (for EdDSA also
+/// RFC 9864's `Ed25519`); `None` for the others (HMAC: a proof must be
+/// signed by a key only the client holds).
+fn asymmetric_names(a: Algorithm) -> Option<&'static [&'static str]> {
+    (a.family() != jsonwebtoken::AlgorithmFamily::Hmac).then(|| crate::keys::algorithm_names(a))
 }
 
 /// Builds a [`Dpop`].
@@ -289,7 +282,7 @@ impl DpopBuilder {
     pub fn build(self) -> Result<Dpop, DpopConfigError> {
         let mut algorithms = Vec::new();
         for a in self.algorithms {
-            if asymmetric_name(a).is_none() {
+            if asymmetric_names(a).is_none() {
                 return Err(DpopConfigError::Algorithms);
             }
             if !algorithms.contains(&a) {
@@ -305,7 +298,9 @@ impl DpopBuilder {
         crate::keys::install_crypto_provider();
         let algs = algorithms
             .iter()
-            .filter_map(|a| asymmetric_name(*a))
+            .filter_map(|a| asymmetric_names(*a))
+            .flatten()
+            .copied()
             .collect::<Vec<_>>()
             .join(" ");
         Ok(Dpop {

@@ -6,7 +6,6 @@ use std::{
     borrow::Cow,
     future::Future,
     pin::Pin,
-    str::FromStr,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -22,7 +21,7 @@ use super::{
     Htu, Nonces, ReplayCache,
     replay::{Claim, replay_key},
 };
-use crate::{b64url, time::unix_millis};
+use crate::{b64url, keys::parse_algorithm, time::unix_millis};
 
 /// Longest proof read: room for an RSA-4096 key in the header.
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
@@ -254,7 +253,9 @@ struct Header {
     typ: Option<String>,
     alg: String,
     jwk: Option<Map<String, Value>>,
-    crit: Option<Value>,
+    /// Refused whenever present, `null` too (RFC 7515 §4.1.11).
+    #[serde(default, deserialize_with = "crate::keys::present")]
+    crit: bool,
 }
 
 /// The claims, borrowed from the decoded payload where they need no
@@ -360,11 +361,10 @@ impl Checker {
         if header.typ.as_deref() != Some("dpop+jwt") {
             return Err(DpopError::Type);
         }
-        if header.crit.is_some() {
+        if header.crit {
             return Err(DpopError::Malformed);
         }
-        let alg = Algorithm::from_str(&header.alg)
-            .ok()
+        let alg = parse_algorithm(&header.alg)
             .filter(|a| self.algorithms.contains(a))
             .ok_or(DpopError::Algorithm)?;
         let jwk = header.jwk.ok_or(DpopError::Key)?;
@@ -432,6 +432,15 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, DpopErro
 /// must be a public key of the type `alg` needs.
 fn public_key(alg: Algorithm, jwk: Map<String, Value>) -> Result<(DecodingKey, String), DpopError> {
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        return Err(DpopError::Key);
+    }
+    // A key's own `alg`, if it names one, must be the proof's (RFC 9864's
+    // `Ed25519` included); then it is dropped: jsonwebtoken knows no
+    // `Ed25519`, and the thumbprint (RFC 7638) never covers `alg`.
+    let mut jwk = jwk;
+    if let Some(own) = jwk.remove("alg")
+        && own.as_str().and_then(parse_algorithm) != Some(alg)
+    {
         return Err(DpopError::Key);
     }
     let text = |name: &str| jwk.get(name).and_then(Value::as_str);

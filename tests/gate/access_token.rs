@@ -397,6 +397,64 @@ async fn critical_header_extensions_are_rejected() {
     assert_invalid_token(&res, INVALID, &t);
 }
 
+/// Signs `header` and `claims` as they are, with `key` under `alg`.
+fn signed_raw(header: &serde_json::Value, key: &EncodingKey, alg: Algorithm) -> String {
+    let unsigned = raw_jwt(header, &json!(claims("t")), "");
+    let message = unsigned.trim_end_matches('.');
+    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap();
+    format!("{message}.{sig}")
+}
+
+/// RFC 7515 §4.1.11: `crit` is a non-empty array or absent; `null` is
+/// neither, and is not read as absent.
+#[tokio::test]
+async fn a_null_crit_is_rejected_like_any_other() {
+    let key = EncodingKey::from_secret(&[42; 32]);
+    for crit in [json!(null), json!([]), json!(["exp"])] {
+        let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "hs-1", "crit": crit});
+        let t = signed_raw(&header, &key, Algorithm::HS256);
+        let res = call(gate(RevocationCache::default()), bearer(&t)).await;
+        assert_invalid_token(&res, INVALID, &t);
+    }
+    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "hs-1"});
+    let t = signed_raw(&header, &key, Algorithm::HS256);
+    let res = call(gate(RevocationCache::default()), bearer(&t)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// RFC 9864: `Ed25519` is the fully-specified name of EdDSA with an
+/// Ed25519 key; a token whose header says so verifies with the same key
+/// as one saying `EdDSA`, and a key of another type is still refused.
+#[tokio::test]
+async fn the_fully_specified_ed25519_name_is_accepted_for_an_ed25519_key() {
+    let ed = SigningKey::from_pem("ed-1", Algorithm::EdDSA, ED25519_PEM).unwrap();
+    let g = AccessTokenLayer::builder()
+        .keys(keyset(&ed))
+        .issuer(ISS)
+        .audience(AUD)
+        .realm(REALM)
+        .build()
+        .unwrap();
+    let key = EncodingKey::from_ed_pem(ED25519_PEM).unwrap();
+    for alg in ["Ed25519", "EdDSA"] {
+        let header = json!({"alg": alg, "typ": "at+jwt", "kid": "ed-1"});
+        let t = signed_raw(&header, &key, Algorithm::EdDSA);
+        assert_eq!(
+            call(g.clone(), bearer(&t)).await.status(),
+            StatusCode::OK,
+            "{alg}"
+        );
+    }
+    // The HMAC gate has no Ed25519 key: refused whatever the name.
+    let header = json!({"alg": "Ed25519", "typ": "at+jwt", "kid": "hs-1"});
+    let t = signed_raw(&header, &key, Algorithm::EdDSA);
+    assert_invalid_token(
+        &call(gate(RevocationCache::default()), bearer(&t)).await,
+        INVALID,
+        &t,
+    );
+}
+
 #[tokio::test]
 async fn revoked_jti_is_rejected_on_the_very_next_request() {
     let deny = RevocationCache::default();

@@ -301,7 +301,7 @@ async fn every_check_refuses_what_it_must() {
         let c = &challenges(&res)[0];
         assert!(c.contains(named), "{why}: {c}");
         assert!(
-            c.contains(r#"algs="ES256 EdDSA PS256 RS256""#),
+            c.contains(r#"algs="ES256 EdDSA Ed25519 PS256 RS256""#),
             "{why}: {c}"
         );
         assert!(!c.contains(&proof), "{why}: the proof is echoed");
@@ -418,7 +418,7 @@ async fn a_missing_token_gets_both_challenges() {
             assert!(c.params.iter().all(|(k, _)| *k != "error"), "{value}");
             if c.scheme == "DPoP" {
                 let algs = c.params.iter().find(|(k, _)| *k == "algs").unwrap();
-                assert_eq!(algs.1.to_unescaped(), "ES256 EdDSA PS256 RS256");
+                assert_eq!(algs.1.to_unescaped(), "ES256 EdDSA Ed25519 PS256 RS256");
             }
         }
     }
@@ -581,12 +581,63 @@ async fn the_resource_metadata_lists_the_dpop_algorithms() {
         .await
         .unwrap();
     let doc: serde_json::Value = serde_json::from_str(res.body()).unwrap();
-    assert_eq!(doc["dpop_signing_alg_values_supported"], json!(["EdDSA"]));
+    assert_eq!(
+        doc["dpop_signing_alg_values_supported"],
+        json!(["EdDSA", "Ed25519"])
+    );
     assert!(
         !doc.as_object()
             .unwrap()
             .contains_key("dpop_bound_access_tokens_required")
     );
+}
+
+/// RFC 9864's `Ed25519` as the proof's `alg` and as its key's own `alg`;
+/// a key whose `alg` disagrees with the proof's, and a `crit` of `null`
+/// (RFC 7515 §4.1.11), are refused.
+#[tokio::test]
+async fn ed25519_by_either_name_and_no_null_crit() {
+    let gate = gate_with(dpop());
+    let key = ProofKey::ed25519();
+    let mut c = common::claims(&random_jti());
+    c.cnf = Some(Confirmation {
+        jkt: key.thumbprint(),
+    });
+    let at = hs256().sign(&c).unwrap();
+    let send = |header: serde_json::Value| {
+        let proof = key.sign_raw_header(&header, &proof_claims("GET", URL, Some(&at)));
+        let gate = gate.clone();
+        let at = at.clone();
+        async move { get(&gate, &format!("DPoP {at}"), &[&proof]).await.status() }
+    };
+    let mut own_alg = key.jwk_json();
+    own_alg["alg"] = json!("Ed25519");
+    let mut wrong_alg = key.jwk_json();
+    wrong_alg["alg"] = json!("ES256");
+    for (header, expected) in [
+        (
+            json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": key.jwk_json()}),
+            StatusCode::OK,
+        ),
+        (
+            json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": own_alg}),
+            StatusCode::OK,
+        ),
+        (
+            json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": own_alg}),
+            StatusCode::OK,
+        ),
+        (
+            json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": wrong_alg}),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.jwk_json(), "crit": null}),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        assert_eq!(send(header.clone()).await, expected, "{header}");
+    }
 }
 
 /// Runs `scripts/dpop-proof` (Python joserfc); `None` (skip) when joserfc
@@ -617,7 +668,8 @@ fn joserfc(args: &[&str]) -> Option<String> {
 #[tokio::test]
 async fn proofs_made_by_joserfc_are_accepted() {
     let gate = gate_with(dpop());
-    for alg in ["ES256", "EdDSA"] {
+    // `Ed25519`: RFC 9864's name, which current clients sign with.
+    for alg in ["ES256", "EdDSA", "Ed25519"] {
         let Some(made) = joserfc(&["key", alg]) else {
             return;
         };

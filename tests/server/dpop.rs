@@ -334,7 +334,7 @@ async fn the_metadata_lists_the_dpop_algorithms() {
     let endpoint = endpoint(&h, Dpop::builder().build().unwrap());
     assert_eq!(
         metadata(&endpoint).await["dpop_signing_alg_values_supported"],
-        serde_json::json!(["ES256", "EdDSA", "PS256", "RS256"])
+        serde_json::json!(["ES256", "EdDSA", "Ed25519", "PS256", "RS256"])
     );
     // Without DPoP the member is absent.
     let doc = metadata(&h.endpoint).await;
