@@ -382,15 +382,7 @@ impl Issuer {
     ) -> Result<TokenResponse, IssueError> {
         let scope =
             scope::narrow(&client.scope, requested.scope).ok_or(IssueError::InvalidScope)?;
-        let resources = audience::narrow(&client.resources, requested.resources)
-            .ok_or(IssueError::InvalidTarget)?;
-        // Without a request, the session keeps the issuer's audience rather
-        // than every resource the client may name.
-        let resources = if requested.resources.is_empty() {
-            Vec::new()
-        } else {
-            resources
-        };
+        let resources = resources_for(client, requested)?;
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let refresh_token = random_token();
@@ -470,14 +462,7 @@ impl Issuer {
     ) -> Result<TokenResponse, IssueError> {
         let scope =
             scope::narrow(&client.scope, requested.scope).ok_or(IssueError::InvalidScope)?;
-        if audience::narrow(&client.resources, requested.resources).is_none() {
-            return Err(IssueError::InvalidTarget);
-        }
-        let resources: Vec<String> = requested
-            .resources
-            .iter()
-            .map(|r| (*r).to_owned())
-            .collect();
+        let resources = resources_for(client, requested)?;
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let (access_token, expires_in, token_type) = self.mint(&Mint {
@@ -805,6 +790,18 @@ impl IssuerBuilder {
             }),
         })
     }
+}
+
+/// The RFC 8707 resources of new tokens for `client`, the one rule of every
+/// grant that starts from the client (a session, client_credentials): the
+/// requested ones, each registered for the client, duplicates dropped; or
+/// none, so the tokens carry the issuer's configured audience rather than
+/// every resource the client may name.
+fn resources_for(client: &Client, requested: &Requested<'_>) -> Result<Vec<String>, IssueError> {
+    if requested.resources.is_empty() {
+        return Ok(Vec::new());
+    }
+    audience::narrow(&client.resources, requested.resources).ok_or(IssueError::InvalidTarget)
 }
 
 /// Whole seconds from `from` to `to`, rounded down; zero when `to` is not
