@@ -58,6 +58,7 @@ use crate::{
     secret::{RefreshSecret, hash_token, random_string, random_token},
     store::{
         self, StoreError,
+        cleanup::{Janitor, JanitorBuilder},
         clients::Client,
         rotation::{RefreshOutcome, RefusedSession, Rotation},
         sessions::NewSession,
@@ -318,6 +319,16 @@ impl Issuer {
     /// access-token lifetime the gate accepts.
     pub(crate) fn max_token_lifetime(&self) -> Duration {
         self.inner.revocations.max_token_lifetime()
+    }
+
+    /// A janitor for this issuer's store ([`Janitor`]): its database, its
+    /// clock, and its deny list's margin, so no revocation row goes while
+    /// a gate could still need it. Set retention and interval, build, and
+    /// [`spawn`](Janitor::spawn) it.
+    pub fn janitor(&self) -> JanitorBuilder {
+        Janitor::builder(self.inner.db.clone())
+            .clock(Arc::clone(&self.inner.clock))
+            .revocation_margin(self.inner.revocations.margin())
     }
 
     /// Where this issuer's security events go.

@@ -29,7 +29,7 @@ use tollgate::{
     dpop::Dpop,
     issuer::Issuer,
     revocation::RevocationSync,
-    store::{self, cleanup::Janitor},
+    store,
     token_endpoint::{BrowserClient, TokenEndpoint},
 };
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
@@ -115,7 +115,7 @@ impl App {
         // other instances' revocations.
         let sync = RevocationSync::builder(db.clone(), issuer.revocations().clone()).build();
         sync.sync().await?;
-        let janitor = Janitor::builder(db.clone()).build();
+        let janitor = issuer.janitor().build();
 
         // DPoP (RFC 9449), optional: a client that sends proofs gets
         // tokens bound to its key; one that does not gets bearer tokens.

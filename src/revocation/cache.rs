@@ -41,13 +41,8 @@ impl Digest {
     }
 }
 
-use super::{Revocation, RevocationKind};
+use super::{DEFAULT_MARGIN, Revocation, RevocationKind};
 use crate::time::{Clock, SystemClock, from_unix_millis, unix_millis, unix_millis_ceil, unix_secs};
-
-/// Default extra life of every entry beyond the expiry it was given: covers
-/// the gate's leeway (tokens are accepted that long past `exp`) and clock
-/// skew between instances.
-pub const DEFAULT_MARGIN: Duration = Duration::from_secs(60);
 
 /// Default longest access-token lifetime (`exp - iat`) the gate accepts; a
 /// subject's not-before watermark lives this long (plus the margin).

@@ -35,10 +35,8 @@ mod revoker;
 #[cfg(feature = "store")]
 mod sync;
 
-pub use cache::{
-    DEFAULT_MARGIN, DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, RevocationCacheBuilder, RevokedBy,
-};
-pub use record::{Revocation, RevocationKind, RevokedReason};
+pub use cache::{DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, RevocationCacheBuilder, RevokedBy};
+pub use record::{DEFAULT_MARGIN, Revocation, RevocationKind, RevokedReason};
 #[cfg(feature = "store")]
 pub(crate) use revoker::Revoker;
 #[cfg(feature = "store")]

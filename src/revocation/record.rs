@@ -2,7 +2,12 @@
 //! every instance reads back. The store writes and reads these; the deny
 //! list applies them. No I/O and no cache here.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// Default extra life of a revocation beyond the expiry it was given, in
+/// the deny list and in the store: covers the gate's leeway (tokens are
+/// accepted that long past `exp`) and clock skew between instances.
+pub const DEFAULT_MARGIN: Duration = Duration::from_secs(60);
 
 /// Why a family (or token) was revoked; stored in `revoked_reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -32,7 +32,10 @@
 //! # });
 //! ```
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use entity::{refresh_token, token_family};
 use sea_orm::{
@@ -41,7 +44,10 @@ use sea_orm::{
 };
 
 use super::{StoreError, db_time, dpop_replay, revocations};
-use crate::revocation::DEFAULT_MARGIN;
+use crate::{
+    revocation::DEFAULT_MARGIN,
+    time::{Clock, SystemClock},
+};
 
 /// Default retention of dead sessions: 30 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
@@ -66,17 +72,31 @@ pub struct CleanupReport {
 }
 
 /// Deletes expired sessions, tokens and revocations; see the module docs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Janitor {
     db: DatabaseConnection,
     retention: Duration,
     interval: Duration,
     batch: u64,
     margin: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Janitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Janitor")
+            .field("retention", &self.retention)
+            .field("interval", &self.interval)
+            .field("batch", &self.batch)
+            .field("margin", &self.margin)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Janitor {
-    /// Starts a builder with the defaults.
+    /// Starts a builder with the defaults: the system clock and the
+    /// default margin. [`Issuer::janitor`](crate::issuer::Issuer::janitor)
+    /// starts one with the issuer's clock and its deny list's margin.
     pub fn builder(db: DatabaseConnection) -> JanitorBuilder {
         JanitorBuilder {
             janitor: Self {
@@ -85,8 +105,15 @@ impl Janitor {
                 interval: DEFAULT_INTERVAL,
                 batch: DEFAULT_BATCH,
                 margin: DEFAULT_MARGIN,
+                clock: Arc::new(SystemClock),
             },
         }
+    }
+
+    /// One full run, as of its clock's now: what [`spawn`](Self::spawn)
+    /// runs every interval.
+    pub async fn run(&self) -> Result<CleanupReport, StoreError> {
+        self.run_once(self.clock.now()).await
     }
 
     /// One full run, as of `now`.
@@ -172,7 +199,8 @@ impl Janitor {
     }
 
     /// Runs every interval on the current tokio runtime (the first run at
-    /// once), logging failures. Abort the handle to stop.
+    /// once, each as of its clock's now), logging failures. Abort the
+    /// handle to stop.
     pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
@@ -180,7 +208,7 @@ impl Janitor {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                if let Err(e) = this.run_once(SystemTime::now()).await {
+                if let Err(e) = this.run().await {
                     tracing::warn!(error = %e, "janitor run failed; will retry");
                 }
             }
@@ -216,10 +244,19 @@ impl JanitorBuilder {
         self
     }
 
-    /// How long a revocation row outlives its tokens' expiry; use the deny
-    /// list's margin (default [`DEFAULT_MARGIN`]).
+    /// How long a revocation row outlives its tokens' expiry: the deny
+    /// list's margin (default [`DEFAULT_MARGIN`]), which
+    /// [`Issuer::janitor`](crate::issuer::Issuer::janitor) sets. Shorter,
+    /// a restarted instance could miss a revocation a gate still needs.
     pub fn revocation_margin(mut self, margin: Duration) -> Self {
         self.janitor.margin = margin;
+        self
+    }
+
+    /// The clock [`Janitor::spawn`]'s runs read now from: the process's
+    /// one clock (default the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.janitor.clock = clock;
         self
     }
 

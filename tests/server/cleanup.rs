@@ -193,3 +193,38 @@ per_backend! {
         .await;
     }
 }
+
+/// The issuer's janitor reads now from the issuer's clock and keeps a
+/// revocation row for the issuer's deny-list margin past its expiry, so a
+/// restarted instance still finds every revocation a gate could need.
+#[tokio::test]
+async fn the_issuers_janitor_uses_its_clock_and_its_deny_list_margin() {
+    let db = crate::common::store::sqlite_memory().await;
+    let clock = crate::common::manual_clock();
+    let margin = Duration::from_secs(600);
+    let deny = tollgate::revocation::RevocationCache::builder()
+        .clock(clock.clone())
+        .margin(margin)
+        .build();
+    let issuer = tollgate::issuer::Issuer::builder()
+        .db(db.clone())
+        .revocations(deny)
+        .keys(crate::common::keyset(&crate::common::hs256()))
+        .issuer("https://auth.example")
+        .audience("api")
+        .refresh_secret(tollgate::secret::RefreshSecret::new(&[5; 32]).unwrap())
+        .build()
+        .unwrap();
+    let now = tollgate::time::Clock::now(&clock);
+    revocations::revoke_access_token(&db, "t", now, RevokedReason::Logout, now)
+        .await
+        .unwrap();
+    let janitor = issuer.janitor().build();
+    // Past its expiry by less than the margin: kept.
+    clock.advance(margin - Duration::from_secs(1));
+    assert_eq!(janitor.run().await.unwrap().revocations, 0);
+    // (With the default margin, 60 s, it would have gone by now; by the
+    // system clock, which has not moved ten minutes, it would not.)
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(janitor.run().await.unwrap().revocations, 1);
+}

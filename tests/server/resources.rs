@@ -208,7 +208,12 @@ async fn client_credentials_name_their_resources() {
     assert_eq!(aud(&r.access_token()), AUD);
     // A repeated resource is one audience, as it is for a session.
     let twice = format!("resource={}&resource={}", enc(API), enc(API));
-    let r = post(&h, &secret, &format!("grant_type=client_credentials&{twice}")).await;
+    let r = post(
+        &h,
+        &secret,
+        &format!("grant_type=client_credentials&{twice}"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
     assert_eq!(aud(&r.access_token()), API);
     let r = login(&h, &secret, &[API, API]).await;
