@@ -20,6 +20,7 @@ use std::{net::SocketAddr, time::Duration};
 use axum::{
     Router,
     http::{Method, StatusCode},
+    middleware,
     routing::{delete, get, post},
 };
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -135,9 +136,13 @@ impl App {
             )
             .build()?;
 
+        // The API is one protected resource (RFC 9728): the public URL.
+        // Its metadata is served at the well-known path, and every
+        // challenge of its gates points there (`resource_metadata`).
         let gate = |scope: Option<&str>| -> Result<AccessTokenLayer, BoxError> {
             let mut b = issuer
                 .access_token_layer()
+                .resource(public_url)
                 .realm("quickstart")
                 .leeway(cfg.leeway)
                 .dpop(dpop.clone())
@@ -147,6 +152,9 @@ impl App {
             }
             Ok(b.build()?)
         };
+        let resource_metadata = gate(None)?
+            .resource_metadata()
+            .ok_or("the gate has a resource")?;
         let sessions = issuer.sessions();
         let protected = Router::new()
             .route("/me", get(me))
@@ -160,6 +168,9 @@ impl App {
             // route_layer: only these routes are challenged; an unknown
             // path falls through to a plain 404.
             .route_layer(gate(None)?)
+            // What they answer (claims, IPs, User-Agents) is the caller's
+            // alone: no cache may keep it.
+            .layer(middleware::map_response(no_store))
             // A browser app on another listed origin may call these too.
             .layer(endpoint.cors_layer().allow_methods([
                 Method::GET,
@@ -191,6 +202,10 @@ impl App {
             .route_service("/introspect", endpoint.introspection())
             .route_service("/.well-known/jwks.json", endpoint.jwks())
             .route_service(endpoint.metadata().well_known_path(), endpoint.metadata())
+            .route_service(
+                resource_metadata.well_known_path(),
+                resource_metadata.clone(),
+            )
             .route("/healthz", get(move || healthz(db.clone())))
             // The token endpoints cap their own bodies (16 KiB) and answer
             // in RFC 6749's JSON; the rest of the app gets tower-http's cap.
@@ -208,6 +223,15 @@ impl App {
             background: vec![sync.spawn(), janitor.spawn()],
         })
     }
+}
+
+/// `Cache-Control: no-store` on a protected route's answer.
+async fn no_store(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    res
 }
 
 fn curl_lines(cfg: &Config, addr: SocketAddr) -> String {

@@ -93,12 +93,17 @@ async fn every_flow_of_the_quickstart_over_a_real_socket() {
     let claims: Value = res.json().await.unwrap();
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["client_id"], "demo-client");
-    // No token: a bare challenge. Not enough scope: 403.
+    // No token: a challenge with no error, naming the resource's
+    // metadata (RFC 9728 §5.1). Not enough scope: 403.
     let res = Client::new().get(s.url("/me")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         res.headers()[header::WWW_AUTHENTICATE],
-        "Bearer realm=\"quickstart\""
+        format!(
+            "Bearer realm=\"quickstart\", resource_metadata=\"{}\"",
+            s.url("/.well-known/oauth-protected-resource")
+        )
+        .as_str()
     );
     let res = get(&s, "/admin", &first.access).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
@@ -567,6 +572,51 @@ async fn a_burst_of_wrong_passwords_keeps_the_quickstart_under_300_mb() {
         peak >> 20
     );
     assert!(peak < 300 << 20, "peak RSS {} MiB, {answers:?}", peak >> 20);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The quickstart's API is an RFC 9728 protected resource, as the README
+/// promises: a 401 from a gated route names its metadata, the metadata is
+/// served and names the resource and its authorization server; and what a
+/// gated route answers (claims, IPs, User-Agents) is marked no-store.
+#[tokio::test]
+async fn the_quickstart_publishes_its_resource_metadata_and_no_store_answers() {
+    let dir = std::env::temp_dir().join(format!("tollgate-qs-rs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = Server::start(&dir, &[]);
+    let res = Client::new().get(s.url("/me")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let challenge = res.headers()[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let metadata_url = s.url("/.well-known/oauth-protected-resource");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    let doc: Value = Client::new()
+        .get(&metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["resource"], s.base, "{doc}");
+    assert!(
+        doc["authorization_servers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{doc}"
+    );
+    let session = login(&s, "qs-test").await;
+    for path in ["/me", "/sessions"] {
+        let res = get(&s, path, &session.access).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store", "{path}");
+    }
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
