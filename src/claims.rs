@@ -18,13 +18,22 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// What the `sub` of a token issued to a client for itself (the
+/// client_credentials grant, no user) starts with: `client:` and the
+/// `client_id`. RFC 9068 §5 asks that such a `sub` never be taken for a
+/// user's: the issuer refuses to start a session for a user id with this
+/// prefix, so a client's tokens and a user's never share a subject (nor
+/// its logout-everywhere watermark).
+pub const CLIENT_SUBJECT_PREFIX: &str = "client:";
+
 /// The claims of an RFC 9068 JWT access token, plus `sid` (the refresh-token
 /// family, i.e. the session the token belongs to).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// Issuer.
     pub iss: String,
-    /// Subject: the user (or the client, for `client_credentials`).
+    /// Subject: the user, or for `client_credentials` the client itself as
+    /// [`CLIENT_SUBJECT_PREFIX`] + its `client_id`.
     pub sub: String,
     /// Audience: one or several resource identifiers. On the wire a single
     /// audience is a string, several are an array (RFC 7519 §4.1.3).
@@ -69,6 +78,12 @@ impl AccessClaims {
     /// The granted scopes, in token order.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         crate::scope::tokens(self.scope.as_deref().unwrap_or_default())
+    }
+
+    /// Whether the token speaks for a client itself (client_credentials),
+    /// not for a user.
+    pub fn is_client_subject(&self) -> bool {
+        self.sub.starts_with(CLIENT_SUBJECT_PREFIX)
     }
 
     /// Whether the token grants `scope` (an exact, case-sensitive match, as

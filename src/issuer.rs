@@ -49,7 +49,7 @@ use serde::Serialize;
 
 use crate::{
     AccessTokenLayer, AccessTokenLayerBuilder, audience,
-    claims::{AccessClaims, Confirmation},
+    claims::{AccessClaims, CLIENT_SUBJECT_PREFIX, Confirmation},
     events::{DEFAULT_EVENT_QUEUE, EventSink, Events, SecurityEvent},
     keys::{KeyError, Keys},
     refresh::{RefreshError, RefreshPolicy, RefreshRequest},
@@ -191,6 +191,11 @@ pub enum IssueError {
     /// A requested resource is not one the client may ask for (RFC 8707).
     #[error("resource not allowed")]
     InvalidTarget,
+    /// The user id is empty, or starts with
+    /// [`CLIENT_SUBJECT_PREFIX`](crate::claims::CLIENT_SUBJECT_PREFIX),
+    /// which names clients (RFC 9068 §5).
+    #[error("user id is empty or reserved for clients")]
+    ReservedSubject,
     /// The refresh token is unknown.
     #[error("unknown refresh token")]
     UnknownToken,
@@ -391,6 +396,9 @@ impl Issuer {
         requested: &Requested<'_>,
         meta: &ClientMeta,
     ) -> Result<TokenResponse, IssueError> {
+        if user_id.starts_with(CLIENT_SUBJECT_PREFIX) || user_id.is_empty() {
+            return Err(IssueError::ReservedSubject);
+        }
         let scope =
             scope::narrow(&client.scope, requested.scope).ok_or(IssueError::InvalidScope)?;
         let resources = resources_for(client, requested)?;
@@ -465,7 +473,8 @@ impl Issuer {
     }
 
     /// The client_credentials grant: an access token whose subject is the
-    /// client itself, no refresh token (RFC 6749 §4.4.3).
+    /// client itself (`client:<id>`, never a user's: RFC 9068 §5), no
+    /// refresh token (RFC 6749 §4.4.3).
     pub(crate) fn client_credentials(
         &self,
         client: &Client,
@@ -476,8 +485,9 @@ impl Issuer {
         let resources = resources_for(client, requested)?;
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
+        let subject = format!("{CLIENT_SUBJECT_PREFIX}{}", client.client_id);
         let (access_token, expires_in, token_type) = self.mint(&Mint {
-            sub: &client.client_id,
+            sub: &subject,
             client_id: &client.client_id,
             scope: &scope,
             resources: &resources,

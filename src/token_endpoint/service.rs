@@ -389,6 +389,12 @@ fn grant_error(e: &IssueError) -> TokenError {
             TokenError::InvalidGrant("The refresh token is invalid, expired or revoked")
         }
         IssueError::UnknownClient => TokenError::InvalidClient { basic: false },
+        IssueError::ReservedSubject => {
+            // The verifier named a subject no user may have: the
+            // application's bug, told to its log, not to the client.
+            tracing::error!("the password verifier returned an empty or reserved subject");
+            TokenError::InvalidGrant("The user cannot be signed in")
+        }
         IssueError::Store(s) => unavailable(s),
         IssueError::Signing(_) => {
             tracing::error!(error = %e, "cannot sign access tokens");

@@ -383,6 +383,52 @@ per_backend! {
     }
 }
 
+/// A user named like a client (`svc`) logging out everywhere does not end
+/// the client's own tokens, and no session can start for a subject in the
+/// clients' namespace.
+#[tokio::test]
+async fn a_client_subject_is_never_a_users() {
+    let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    let r = h
+        .post(&format!(
+            "grant_type=client_credentials&client_id=svc&client_secret={}",
+            h.svc_secret
+        ))
+        .await;
+    let client_token = r.access_token();
+    h.issuer.sessions().revoke_all("svc").await.unwrap();
+    assert!(h.accepts(&client_token));
+    let refused = h
+        .issuer
+        .issue(
+            "client:svc",
+            "web",
+            None,
+            &tollgate::issuer::ClientMeta::default(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(tollgate::issuer::IssueError::ReservedSubject)),
+        "{refused:?}"
+    );
+    let refused = h.issuer.issue("", "web", None, &Default::default()).await;
+    assert!(matches!(
+        refused,
+        Err(tollgate::issuer::IssueError::ReservedSubject)
+    ));
+    // A password verifier naming such a subject signs nobody in.
+    let e = tollgate::TokenEndpoint::builder(h.issuer.clone())
+        .password_verifier(|_: String, _: String| async { Ok(Some("client:svc".to_owned())) })
+        .build()
+        .unwrap();
+    let r = crate::common::store::call(
+        e,
+        crate::common::store::form("grant_type=password&client_id=spa&username=x&password=y"),
+    )
+    .await;
+    assert_eq!(r.error(), "invalid_grant", "{}", r.raw);
+}
+
 per_backend! {
     #[tokio::test]
     async fn grants_are_checked_per_client(b) {
@@ -394,7 +440,10 @@ per_backend! {
             assert_eq!(r.status, StatusCode::OK, "{}: {}", h.backend, r.raw);
             assert!(r.json.get("refresh_token").is_none());
             let c = claims(&h, &r.access_token());
-            assert_eq!((c.sub.as_str(), c.sid.as_deref()), ("svc", None));
+            // RFC 9068 §5: the client's subject is in a namespace of its
+            // own, never a user's.
+            assert_eq!((c.sub.as_str(), c.sid.as_deref()), ("client:svc", None));
+            assert!(c.is_client_subject());
             let r = h
                 .post(&format!(
                     "grant_type=password&username=alice&password=wonderland&{svc}"
