@@ -48,7 +48,8 @@ use sea_orm::DatabaseConnection;
 use serde::Serialize;
 
 use crate::{
-    AccessTokenLayer, AccessTokenLayerBuilder, audience,
+    access_token::{AccessTokenLayer, AccessTokenLayerBuilder},
+    audience,
     claims::{AccessClaims, CLIENT_SUBJECT_PREFIX, Confirmation},
     events::{DEFAULT_EVENT_QUEUE, EventSink, Events, SecurityEvent},
     keys::{KeyError, Keys},

@@ -8,6 +8,7 @@
 mod common;
 
 mod access_token;
+mod architecture;
 mod dpop;
 #[cfg(feature = "axum")]
 mod frameworks;
