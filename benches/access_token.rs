@@ -53,6 +53,7 @@ fn claims() -> AccessClaims {
         client_id: "web".into(),
         scope: Some("read write".into()),
         sid: Some("fam-42".into()),
+        tenant: None,
         cnf: None,
     }
 }

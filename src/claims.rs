@@ -60,6 +60,11 @@ pub struct AccessClaims {
     /// token of that session at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The tenant of a multi-tenant deployment (the session's, from
+    /// [`ClientMeta::tenant`](crate::issuer::ClientMeta)): the deny list
+    /// keys a subject within it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Confirmation (RFC 7800): the key the token is bound to by DPoP
     /// (RFC 9449 §6). A bound token is accepted only with a proof by that
     /// key, never as a bearer token.
@@ -78,6 +83,12 @@ impl AccessClaims {
     /// The granted scopes, in token order.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         crate::scope::tokens(self.scope.as_deref().unwrap_or_default())
+    }
+
+    /// The subject the deny list keys this token by: `sub` within its
+    /// tenant.
+    pub fn subject(&self) -> crate::revocation::Subject<'_> {
+        crate::revocation::Subject::new(self.tenant.as_deref(), &self.sub)
     }
 
     /// Whether the token speaks for a client itself (client_credentials),
@@ -129,6 +140,7 @@ mod tests {
             client_id: "c".into(),
             scope: scope.map(str::to_owned),
             sid: None,
+            tenant: None,
             cnf: None,
         }
     }

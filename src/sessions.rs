@@ -99,18 +99,34 @@ fn as_unix_secs<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> 
 #[derive(Debug, Clone)]
 pub struct Sessions {
     issuer: Issuer,
+    tenant: Option<String>,
 }
 
 impl Issuer {
-    /// Session management with this issuer's store, clock and deny list.
+    /// Session management with this issuer's store, clock and deny list,
+    /// for users of no tenant; [`Sessions::in_tenant`] for one tenant's.
     pub fn sessions(&self) -> Sessions {
         Sessions {
             issuer: self.clone(),
+            tenant: None,
         }
     }
 }
 
 impl Sessions {
+    /// The same, for the users of `tenant` (as [`ClientMeta::tenant`]
+    /// started their sessions, and as the `tenant` claim of their tokens
+    /// says): a user id names one user within one tenant, so another
+    /// tenant's user of the same id is never listed, ended or logged out.
+    ///
+    /// [`ClientMeta::tenant`]: crate::issuer::ClientMeta::tenant
+    pub fn in_tenant(self, tenant: Option<impl Into<String>>) -> Self {
+        Self {
+            tenant: tenant.map(Into::into),
+            ..self
+        }
+    }
+
     /// The user's live sessions, most recently used first; `current` (the
     /// `sid` of the caller's token) is marked.
     pub async fn list(
@@ -118,7 +134,13 @@ impl Sessions {
         user_id: &str,
         current: Option<&str>,
     ) -> Result<Vec<SessionInfo>, StoreError> {
-        let rows = sessions::live_sessions(self.issuer.db(), user_id, self.issuer.now()).await?;
+        let rows = sessions::live_sessions(
+            self.issuer.db(),
+            self.tenant.as_deref(),
+            user_id,
+            self.issuer.now(),
+        )
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| SessionInfo {
@@ -165,7 +187,10 @@ impl Sessions {
     /// of another user is left alone (`false`), so a user cannot end
     /// someone else's session by guessing its id.
     pub async fn revoke(&self, user_id: &str, sid: &str) -> Result<bool, StoreError> {
-        if sessions::owner(self.issuer.db(), sid).await?.as_deref() != Some(user_id) {
+        let owner = sessions::owner(self.issuer.db(), sid).await?;
+        if owner.as_ref().map(|(t, u)| (t.as_deref(), u.as_str()))
+            != Some((self.tenant.as_deref(), user_id))
+        {
             return Ok(false);
         }
         self.end(sid, RevokedReason::Logout).await
@@ -198,7 +223,12 @@ impl Sessions {
     async fn end_user(&self, user_id: &str, which: UserRevocation<'_>) -> Result<u64, StoreError> {
         self.issuer
             .revoker()
-            .user(user_id, which, RevokedReason::Logout)
+            .user(
+                self.tenant.as_deref(),
+                user_id,
+                which,
+                RevokedReason::Logout,
+            )
             .await
     }
 }

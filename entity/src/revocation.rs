@@ -23,6 +23,8 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     /// logout, reuse_detected, security, admin or expired.
     pub revoked_reason: String,
+    /// For `subject`: the tenant the `sub` belongs to; `None` for none.
+    pub tenant: Option<String>,
 }
 
 /// No navigable relations.

@@ -13,7 +13,7 @@
 //! Migrator::up(&db, None).await.unwrap();
 //! assert!(Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
 //! Migrator::down(&db, None).await.unwrap();
-//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 8);
+//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 9);
 //! # });
 //! ```
 
@@ -31,6 +31,7 @@ mod m20261130_000005_add_resources;
 mod m20261130_000006_add_dpop;
 mod m20261130_000007_create_dpop_replay;
 mod m20261204_000008_add_introspection;
+mod m20261204_000009_add_revocation_tenant;
 
 /// A UTC instant with microseconds: `timestamp with time zone` as
 /// sea-query writes it for PostgreSQL and SQLite, but `DATETIME(6)` on
@@ -86,6 +87,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_add_dpop::Migration),
             Box::new(m20261130_000007_create_dpop_replay::Migration),
             Box::new(m20261204_000008_add_introspection::Migration),
+            Box::new(m20261204_000009_add_revocation_tenant::Migration),
         ]
     }
 }

@@ -114,10 +114,12 @@ impl Verifier {
             .and_then(|json| serde_json::from_str(json).ok())
             .ok_or(invalid(InvalidToken::BadClaims))?;
         check_claims(s, &claims, unix_secs(s.revocations.now()))?;
-        if let Some(by) =
-            s.revocations
-                .check(&claims.jti, claims.sid.as_deref(), &claims.sub, claims.iat)
-        {
+        if let Some(by) = s.revocations.check(
+            &claims.jti,
+            claims.sid.as_deref(),
+            claims.subject(),
+            claims.iat,
+        ) {
             return Err(AuthError::Revoked(by));
         }
         if s.revocations.is_stale() {
@@ -265,6 +267,7 @@ mod tests {
             client_id: "web".into(),
             scope: Some("orders:read".into()),
             sid: Some("s-1".into()),
+            tenant: None,
             cnf: None,
         }
     }

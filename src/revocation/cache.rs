@@ -35,13 +35,13 @@ impl Digest {
         Self(Default::default(), Default::default())
     }
 
-    fn of(&self, id: &str) -> Key {
+    fn of<T: std::hash::Hash + ?Sized>(&self, id: &T) -> Key {
         use std::hash::BuildHasher;
         (u128::from(self.0.hash_one(id)) << 64) | u128::from(self.1.hash_one(id))
     }
 }
 
-use super::{DEFAULT_MARGIN, Revocation, RevocationKind};
+use super::{DEFAULT_MARGIN, Revocation, RevocationKind, Subject};
 use crate::time::{Clock, SystemClock, from_unix_millis, unix_millis, unix_millis_ceil, unix_secs};
 
 /// Default longest access-token lifetime (`exp - iat`) the gate accepts; a
@@ -200,7 +200,8 @@ impl RevocationCache {
         match r.kind {
             RevocationKind::Token => self.revoke_token(&r.target, r.expires_at),
             RevocationKind::Session => self.revoke_session(&r.target, r.expires_at),
-            RevocationKind::Subject => self.revoke_subject_before(&r.target, r.revoked_at),
+            RevocationKind::Subject => self
+                .revoke_subject_before(Subject::new(r.tenant.as_deref(), &r.target), r.revoked_at),
         }
     }
 
@@ -224,28 +225,35 @@ impl RevocationCache {
         );
     }
 
-    /// Revokes every token of `sub` issued at or before `instant` (logout
-    /// everywhere). JWT `iat` counts whole seconds, so a token issued later
-    /// in the same second is revoked too: the rule fails closed.
-    pub fn revoke_subject_before(&self, sub: &str, instant: SystemTime) {
+    /// Revokes every token of `sub` (a `&str`, or a [`Subject`] within a
+    /// tenant) issued at or before `instant` (logout everywhere). JWT `iat`
+    /// counts whole seconds, so a token issued later in the same second is
+    /// revoked too: the rule fails closed.
+    pub fn revoke_subject_before<'a>(&self, sub: impl Into<Subject<'a>>, instant: SystemTime) {
         let mark = Watermark {
             not_before: unix_secs(instant),
             until: Until::at_or_after(instant + self.max_token_lifetime),
         };
-        upsert_latest(&self.subjects, self.digest.of(sub), mark);
+        upsert_latest(&self.subjects, self.digest.of(&sub.into()), mark);
     }
 
     /// Whether a token with these claims is revoked, and by what. A miss —
     /// the common case — costs one `contains_key` per key kind, which
     /// neither allocates nor records a read.
-    pub fn check(&self, jti: &str, sid: Option<&str>, sub: &str, iat: u64) -> Option<RevokedBy> {
+    pub fn check<'a>(
+        &self,
+        jti: &str,
+        sid: Option<&str>,
+        sub: impl Into<Subject<'a>>,
+        iat: u64,
+    ) -> Option<RevokedBy> {
         if self.live(&self.tokens, jti) {
             return Some(RevokedBy::Token);
         }
         if sid.is_some_and(|sid| self.live(&self.sessions, sid)) {
             return Some(RevokedBy::Session);
         }
-        let sub = self.digest.of(sub);
+        let sub = self.digest.of(&sub.into());
         if self.subjects.contains_key(&sub) {
             let now = self.clock.now();
             if let Some(mark) = self.subjects.get(&sub)

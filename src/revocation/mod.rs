@@ -36,7 +36,7 @@ mod revoker;
 mod sync;
 
 pub use cache::{DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, RevocationCacheBuilder, RevokedBy};
-pub use record::{DEFAULT_MARGIN, Revocation, RevocationKind, RevokedReason};
+pub use record::{DEFAULT_MARGIN, Revocation, RevocationKind, RevokedReason, Subject};
 #[cfg(feature = "store")]
 pub(crate) use revoker::Revoker;
 #[cfg(feature = "store")]

@@ -83,6 +83,36 @@ impl RevocationKind {
     }
 }
 
+/// A subject as the deny list keys it: the `sub` within its tenant, so
+/// that one tenant's `alice` logging out everywhere leaves another
+/// tenant's `alice` alone. A bare `&str` is a subject of no tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subject<'a> {
+    /// The tenant (the `tenant` claim); `None` for single-tenant use.
+    pub tenant: Option<&'a str>,
+    /// The `sub`.
+    pub id: &'a str,
+}
+
+impl<'a> Subject<'a> {
+    /// `id` within `tenant`.
+    pub fn new(tenant: Option<&'a str>, id: &'a str) -> Self {
+        Self { tenant, id }
+    }
+}
+
+impl<'a> From<&'a str> for Subject<'a> {
+    fn from(id: &'a str) -> Self {
+        Self { tenant: None, id }
+    }
+}
+
+impl<'a> From<&'a String> for Subject<'a> {
+    fn from(id: &'a String) -> Self {
+        Self::from(id.as_str())
+    }
+}
+
 /// A stored revocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
@@ -92,6 +122,8 @@ pub struct Revocation {
     pub kind: RevocationKind,
     /// The `jti`, `sid` or `sub`.
     pub target: String,
+    /// For a subject, its tenant.
+    pub tenant: Option<String>,
     /// When it was revoked; for a subject, its not-before watermark.
     pub revoked_at: SystemTime,
     /// When the last token it can match expires.

@@ -59,12 +59,14 @@ impl Revoker {
     /// issued to them up to now). How many sessions were live.
     pub(crate) async fn user(
         &self,
+        tenant: Option<&str>,
         user_id: &str,
         which: UserRevocation<'_>,
         reason: RevokedReason,
     ) -> Result<u64, StoreError> {
         let (committed, sessions) = crate::store::sessions::revoke_user(
             &self.db,
+            tenant,
             user_id,
             which,
             reason,

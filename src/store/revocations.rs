@@ -30,6 +30,7 @@ fn from_row(row: revocation::Model) -> Result<Revocation, StoreError> {
         kind: RevocationKind::parse(&row.kind)
             .ok_or(StoreError::Invalid("unknown revocation kind"))?,
         target: row.target,
+        tenant: row.tenant,
         revoked_at: system_time(row.revoked_at),
         expires_at: system_time(row.expires_at),
         reason: RevokedReason::parse(&row.revoked_reason)
@@ -42,6 +43,8 @@ fn from_row(row: revocation::Model) -> Result<Revocation, StoreError> {
 pub(crate) struct NewRevocation<'a> {
     pub(crate) kind: RevocationKind,
     pub(crate) target: &'a str,
+    /// A subject's tenant.
+    pub(crate) tenant: Option<&'a str>,
     pub(crate) expires_at: SystemTime,
     pub(crate) reason: RevokedReason,
 }
@@ -81,6 +84,7 @@ pub(crate) async fn record(
             seq,
             kind: r.kind,
             target: r.target.to_owned(),
+            tenant: r.tenant.map(str::to_owned),
             revoked_at: system_time(revoked_at),
             expires_at: system_time(Ord::max(db_time(r.expires_at), revoked_at)),
             reason: r.reason,
@@ -93,6 +97,7 @@ pub(crate) async fn record(
         revoked_at: Set(db_time(r.revoked_at)),
         expires_at: Set(db_time(r.expires_at)),
         revoked_reason: Set(r.reason.as_str().to_owned()),
+        tenant: Set(r.tenant.clone()),
     }))
     .exec_without_returning(txn)
     .await?;
@@ -221,6 +226,7 @@ pub async fn revoke_access_token(
             &[NewRevocation {
                 kind: RevocationKind::Token,
                 target: jti,
+                tenant: None,
                 expires_at,
                 reason,
             }],

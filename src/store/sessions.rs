@@ -166,6 +166,7 @@ pub(super) async fn revoke_in(
         &[NewRevocation {
             kind: RevocationKind::Session,
             target: family_id,
+            tenant: None,
             expires_at: session_until(now, expires_at, max_token_lifetime),
             reason,
         }],
@@ -193,9 +194,19 @@ pub struct SessionRow {
     pub last_user_agent: Option<String>,
 }
 
-/// The live (unrevoked, unexpired) sessions of a user, newest first.
+/// `column` holds this tenant (`None`: no tenant).
+fn in_tenant(column: impl ColumnTrait, tenant: Option<&str>) -> sea_orm::sea_query::SimpleExpr {
+    match tenant {
+        Some(t) => column.eq(t),
+        None => column.is_null(),
+    }
+}
+
+/// The live (unrevoked, unexpired) sessions of a user of `tenant`, newest
+/// first.
 pub async fn live_sessions(
     db: &impl ConnectionTrait,
+    tenant: Option<&str>,
     user_id: &str,
     now: SystemTime,
 ) -> Result<Vec<SessionRow>, StoreError> {
@@ -203,6 +214,7 @@ pub async fn live_sessions(
     use token_family::Column as F;
     Ok(token_family::Entity::find()
         .filter(F::UserId.eq(user_id))
+        .filter(in_tenant(F::Tenant, tenant))
         .filter(F::RevokedAt.is_null())
         .filter(F::ExpiresAt.gt(db_time(now)))
         .order_by_desc(F::LastUsedAt)
@@ -222,15 +234,15 @@ pub async fn live_sessions(
         .collect())
 }
 
-/// The owner of a family, if it exists.
+/// The owner of a family (its tenant and user), if it exists.
 pub async fn owner(
     db: &impl ConnectionTrait,
     family_id: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<(Option<String>, String)>, StoreError> {
     Ok(token_family::Entity::find_by_id(family_id)
         .one(db)
         .await?
-        .map(|f| f.user_id))
+        .map(|f| (f.tenant, f.user_id)))
 }
 
 /// Which of a user's sessions [`revoke_user`] ends.
@@ -243,10 +255,12 @@ pub enum UserRevocation<'a> {
     AllBut(&'a str),
 }
 
-/// Revokes a user's sessions in one transaction; returns the deny-list
-/// entries recorded and how many sessions were revoked.
+/// Revokes the sessions of a user of `tenant` in one transaction; returns
+/// the deny-list entries recorded and how many sessions were revoked.
+#[allow(clippy::too_many_arguments)]
 pub async fn revoke_user(
     db: &DatabaseConnection,
+    tenant: Option<&str>,
     user_id: &str,
     which: UserRevocation<'_>,
     reason: RevokedReason,
@@ -266,12 +280,14 @@ pub async fn revoke_user(
             .col_expr(F::RevokedAt, Expr::value(at))
             .col_expr(F::RevokedReason, Expr::value(reason.as_str()))
             .filter(F::UserId.eq(user_id))
+            .filter(in_tenant(F::Tenant, tenant))
             .filter(F::RevokedAt.is_null());
         let mut tokens = refresh_token::Entity::update_many()
             .col_expr(T::RevokedAt, Expr::value(at))
             .col_expr(T::RevokedReason, Expr::value(reason.as_str()))
             .col_expr(T::UpdatedAt, Expr::value(at))
             .filter(T::UserId.eq(user_id))
+            .filter(in_tenant(T::Tenant, tenant))
             .filter(T::RevokedAt.is_null());
         if let Some(keep) = keep {
             families = families.filter(F::Id.ne(keep));
@@ -285,6 +301,7 @@ pub async fn revoke_user(
             // and `at` is its own timestamp.
             Some(keep) => token_family::Entity::find()
                 .filter(F::UserId.eq(user_id))
+                .filter(in_tenant(F::Tenant, tenant))
                 .filter(F::RevokedAt.eq(at))
                 .filter(F::Id.ne(keep))
                 .all(&txn)
@@ -305,6 +322,8 @@ pub async fn revoke_user(
             .map(|(target, expires_at)| NewRevocation {
                 kind,
                 target,
+                // A subject is keyed within its tenant; a session by its id.
+                tenant: tenant.filter(|_| kind == RevocationKind::Subject),
                 expires_at: *expires_at,
                 reason,
             })

@@ -48,6 +48,7 @@ pub fn claims(jti: &str) -> AccessClaims {
         client_id: "web".into(),
         scope: Some("orders:read orders:write".into()),
         sid: Some("fam-1".into()),
+        tenant: None,
         cnf: None,
     }
 }

@@ -254,3 +254,55 @@ per_backend! {
         .await;
     }
 }
+
+per_backend! {
+    /// Two tenants' users of one id are two users: their tokens say their
+    /// tenant, one's sessions are never listed or ended through the
+    /// other's, and one logging out everywhere leaves the other signed in,
+    /// in this process and in another that warms its deny list from the
+    /// store.
+    #[tokio::test]
+    async fn tenants_keep_users_of_one_id_apart(b) {
+        each(b, async |h| {
+            let meta = |t: &str| tollgate::issuer::ClientMeta {
+                tenant: Some(t.to_owned()),
+                ..Default::default()
+            };
+            let a = h.issuer.issue("alice", "web", None, &meta("acme")).await.unwrap();
+            let g = h.issuer.issue("alice", "web", None, &meta("globex")).await.unwrap();
+            let acme_claims = h.gate.verify(&a.access_token).unwrap();
+            assert_eq!(acme_claims.tenant.as_deref(), Some("acme"), "{}", h.backend);
+            let acme = h.issuer.sessions().in_tenant(Some("acme"));
+            let globex = h.issuer.sessions().in_tenant(Some("globex"));
+            assert_eq!(acme.list("alice", None).await.unwrap().len(), 1);
+            assert!(h.issuer.sessions().list("alice", None).await.unwrap().is_empty());
+            let globex_sid = globex.list("alice", None).await.unwrap()[0].sid.clone();
+            assert!(!acme.revoke("alice", &globex_sid).await.unwrap(), "{}", h.backend);
+
+            assert_eq!(acme.revoke_all("alice").await.unwrap(), 1, "{}", h.backend);
+            assert!(!h.accepts(&a.access_token));
+            assert!(h.accepts(&g.access_token), "{}", h.backend);
+            // globex's alice refreshes on; the new token keeps its tenant.
+            let r = h.refresh(g.refresh_token.as_deref().unwrap()).await;
+            assert_eq!(r.status, StatusCode::OK, "{}: {}", h.backend, r.raw);
+            let refreshed = h.gate.verify(&r.access_token()).unwrap();
+            assert_eq!(refreshed.tenant.as_deref(), Some("globex"));
+            assert_eq!(h.refresh(a.refresh_token.as_deref().unwrap()).await.error(), "invalid_grant");
+
+            // Another instance, warmed from the store, denies acme's alice
+            // by the subject row alone (no sid), and not globex's.
+            let other = tollgate::RevocationCache::builder().clock(h.clock.clone()).build();
+            tollgate::RevocationSync::builder(h.db.clone(), other.clone())
+                .build()
+                .sync()
+                .await
+                .unwrap();
+            let subject_only = |c: &tollgate::AccessClaims| other.check(&c.jti, None, c.subject(), c.iat);
+            assert_eq!(subject_only(&acme_claims), Some(RevokedBy::Subject), "{}", h.backend);
+            assert_eq!(subject_only(&refreshed), None, "{}", h.backend);
+            let untenanted = tollgate::AccessClaims { tenant: None, ..acme_claims.clone() };
+            assert_eq!(subject_only(&untenanted), None, "{}", h.backend);
+        })
+        .await;
+    }
+}

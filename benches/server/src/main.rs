@@ -92,6 +92,7 @@ impl Settings {
             client_id: "bench-client".into(),
             scope: Some("read".into()),
             sid: Some("bench-session".into()),
+            tenant: None,
             cnf: None,
         }
     }

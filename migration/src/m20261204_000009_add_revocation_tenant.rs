@@ -1,0 +1,40 @@
+//! Adds the tenant of a subject revocation (`revocation.tenant`): logging
+//! out everywhere ends one tenant's user, not every tenant's user of the
+//! same id. NULL: no tenant (and every row before this migration).
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Adds `revocation.tenant`.
+#[derive(DeriveMigrationName)]
+pub(crate) struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Revocation::Table)
+                    .add_column(string_len_null(Revocation::Tenant, 255))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Revocation::Table)
+                    .drop_column(Revocation::Tenant)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Revocation {
+    Table,
+    Tenant,
+}
