@@ -194,7 +194,7 @@ pub enum IssueError {
     #[error("resource not allowed")]
     InvalidTarget,
     /// The user id is empty, or starts with
-    /// [`CLIENT_SUBJECT_PREFIX`](crate::claims::CLIENT_SUBJECT_PREFIX),
+    /// [`crate::claims::CLIENT_SUBJECT_PREFIX`],
     /// which names clients (RFC 9068 §5).
     #[error("user id is empty or reserved for clients")]
     ReservedSubject,

@@ -177,9 +177,23 @@ impl Sessions {
         claims: &AccessClaims,
         reason: RevokedReason,
     ) -> Result<bool, StoreError> {
+        self.revoke_token(&claims.jti, from_unix_secs(claims.exp), reason)
+            .await
+    }
+
+    /// Denies the access token `jti` until `expires_at`, for an admin tool
+    /// that holds only its id (and expiry): committed to the store, then
+    /// applied to this process's deny list at once, as every revocation
+    /// is. Returns whether it was revoked now.
+    pub async fn revoke_token(
+        &self,
+        jti: &str,
+        expires_at: SystemTime,
+        reason: RevokedReason,
+    ) -> Result<bool, StoreError> {
         self.issuer
             .revoker()
-            .access_token(&claims.jti, from_unix_secs(claims.exp), reason)
+            .access_token(jti, expires_at, reason)
             .await
     }
 

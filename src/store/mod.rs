@@ -26,10 +26,10 @@
 pub mod cleanup;
 pub mod clients;
 pub mod dpop_replay;
-pub mod refresh_tokens;
+pub(crate) mod refresh_tokens;
 pub mod revocations;
-pub mod rotation;
-pub mod sessions;
+pub(crate) mod rotation;
+pub(crate) mod sessions;
 mod transaction;
 
 pub(crate) use transaction::begin;

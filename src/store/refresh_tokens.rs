@@ -44,23 +44,23 @@ pub(super) fn device(
 /// A stored refresh token and its family, as `/revoke` and `/introspect`
 /// see them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredToken {
+pub(crate) struct StoredToken {
     /// The session id (`sid`).
-    pub sid: String,
+    pub(crate) sid: String,
     /// The subject.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// Scope of the refresh token.
-    pub scope: String,
+    pub(crate) scope: String,
     /// When this token was issued.
-    pub issued_at: SystemTime,
+    pub(crate) issued_at: SystemTime,
     /// The token's state (client, expiry, consumed, revoked).
-    pub token: TokenState,
+    pub(crate) token: TokenState,
     /// Its session's state.
-    pub session: SessionState,
+    pub(crate) session: SessionState,
 }
 
 /// Looks a refresh token up by its SHA-256.
-pub async fn find(
+pub(crate) async fn find(
     db: &impl ConnectionTrait,
     token_hash: [u8; 32],
 ) -> Result<Option<StoredToken>, StoreError> {

@@ -211,7 +211,7 @@ pub(crate) fn session_until(
 }
 
 /// Records the revocation of one access token (`jti`) until its `exp`.
-pub async fn revoke_access_token(
+pub(crate) async fn revoke_access_token(
     db: &DatabaseConnection,
     jti: &str,
     expires_at: SystemTime,
@@ -236,4 +236,30 @@ pub async fn revoke_access_token(
         Ok(recorded.pop())
     })
     .await
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    /// What the committing instance applies to its own deny list is, to
+    /// the microsecond, what every other instance reads back.
+    #[tokio::test]
+    async fn what_is_recorded_is_what_is_read_back() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        crate::store::migrate(&db).await.unwrap();
+        let now = SystemTime::now();
+        let recorded = revoke_access_token(
+            &db,
+            "j-1",
+            now + Duration::from_nanos(600_000_000_789),
+            RevokedReason::Admin,
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let read = after(&db, recorded.seq - 1, 10).await.unwrap();
+        assert_eq!(read, vec![recorded]);
+    }
 }

@@ -26,56 +26,56 @@ use crate::{
 /// A refresh, ready for the store: the request as presented, and what
 /// the issuer derived for it.
 #[derive(Debug, Clone, Copy)]
-pub struct Rotation<'a> {
+pub(crate) struct Rotation<'a> {
     /// The request (its `won_consume` is set by the store).
-    pub request: RefreshRequest<'a>,
+    pub(crate) request: RefreshRequest<'a>,
     /// SHA-256 of the presented token.
-    pub presented_hash: [u8; 32],
+    pub(crate) presented_hash: [u8; 32],
     /// SHA-256 of its child (derived from the presented token).
-    pub child_hash: [u8; 32],
+    pub(crate) child_hash: [u8; 32],
     /// Idle lifetime of the child.
-    pub idle_ttl: Duration,
+    pub(crate) idle_ttl: Duration,
     /// Grace and binding.
-    pub policy: &'a RefreshPolicy,
+    pub(crate) policy: &'a RefreshPolicy,
     /// The longest access-token lifetime: how long a revoked session stays
     /// on the deny list.
-    pub max_token_lifetime: Duration,
+    pub(crate) max_token_lifetime: Duration,
 }
 
 /// The session a successful refresh continues.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContinuedSession {
+pub(crate) struct ContinuedSession {
     /// The session id (`sid`).
-    pub sid: String,
+    pub(crate) sid: String,
     /// The subject.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// The client.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Tenant.
-    pub tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
     /// Scope for the new access token.
-    pub access_scope: String,
+    pub(crate) access_scope: String,
     /// RFC 8707 resources (`aud`) for the new access token; empty: the
     /// issuer's audience.
-    pub resources: Vec<String>,
+    pub(crate) resources: Vec<String>,
     /// End of the session: no token may outlive it.
-    pub expires_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
 }
 
 /// The session a refused refresh token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedSession {
+pub(crate) struct RefusedSession {
     /// The session id (`sid`).
-    pub sid: String,
+    pub(crate) sid: String,
     /// The subject.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// The client it was issued to.
-    pub client_id: String,
+    pub(crate) client_id: String,
 }
 
 /// The outcome of a refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshOutcome {
+pub(crate) enum RefreshOutcome {
     /// The token was consumed and its child stored.
     Rotated(ContinuedSession),
     /// A racer within the grace period: the child already stored is the
@@ -96,7 +96,7 @@ pub enum RefreshOutcome {
 }
 
 /// Rotates a refresh token, exactly once, in one transaction.
-pub async fn rotate(
+pub(crate) async fn rotate(
     db: &DatabaseConnection,
     r: &Rotation<'_>,
 ) -> Result<RefreshOutcome, StoreError> {

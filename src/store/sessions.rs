@@ -28,38 +28,41 @@ use crate::{
 
 /// A login to record: a new family and its first refresh token.
 #[derive(Debug, Clone)]
-pub struct NewSession<'a> {
+pub(crate) struct NewSession<'a> {
     /// The client.
-    pub client_id: &'a str,
+    pub(crate) client_id: &'a str,
     /// The subject.
-    pub user_id: &'a str,
+    pub(crate) user_id: &'a str,
     /// Tenant.
-    pub tenant: Option<&'a str>,
+    pub(crate) tenant: Option<&'a str>,
     /// The scope granted.
-    pub scope: &'a str,
+    pub(crate) scope: &'a str,
     /// The RFC 8707 resources granted; empty: the issuer's audience.
-    pub resources: &'a [String],
+    pub(crate) resources: &'a [String],
     /// SHA-256 of the first refresh token.
-    pub token_hash: [u8; 32],
+    pub(crate) token_hash: [u8; 32],
     /// Client IP.
-    pub ip: Option<IpAddr>,
+    pub(crate) ip: Option<IpAddr>,
     /// User-Agent.
-    pub user_agent: Option<&'a str>,
+    pub(crate) user_agent: Option<&'a str>,
     /// Device fingerprint, if the application has one.
-    pub device_fingerprint: Option<&'a str>,
+    pub(crate) device_fingerprint: Option<&'a str>,
     /// Now.
-    pub now: SystemTime,
+    pub(crate) now: SystemTime,
     /// End of the first token's idle lifetime.
-    pub token_expires_at: SystemTime,
+    pub(crate) token_expires_at: SystemTime,
     /// End of the session.
-    pub session_expires_at: SystemTime,
+    pub(crate) session_expires_at: SystemTime,
     /// The DPoP key (RFC 7638 thumbprint) the session is bound to, if
     /// any.
-    pub dpop_jkt: Option<&'a str>,
+    pub(crate) dpop_jkt: Option<&'a str>,
 }
 
 /// Records a login; returns the family id (the `sid`).
-pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String, StoreError> {
+pub(crate) async fn start(
+    db: &DatabaseConnection,
+    s: &NewSession<'_>,
+) -> Result<String, StoreError> {
     let family_id = random_string(16);
     let now = db_time(s.now);
     let (ip, ua) = device(s.ip, s.user_agent);
@@ -107,7 +110,7 @@ pub async fn start(db: &DatabaseConnection, s: &NewSession<'_>) -> Result<String
 /// Revokes a family and all its tokens and denies its `sid`, in one
 /// transaction. Idempotent: a family already revoked keeps its first
 /// reason and yields `None`.
-pub async fn revoke(
+pub(crate) async fn revoke(
     db: &DatabaseConnection,
     family_id: &str,
     reason: RevokedReason,
@@ -177,21 +180,21 @@ pub(super) async fn revoke_in(
 
 /// A user's session as listed to them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRow {
+pub(crate) struct SessionRow {
     /// The session id (`sid`).
-    pub sid: String,
+    pub(crate) sid: String,
     /// The client.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Login time.
-    pub created_at: SystemTime,
+    pub(crate) created_at: SystemTime,
     /// Last refresh (or the login).
-    pub last_used_at: SystemTime,
+    pub(crate) last_used_at: SystemTime,
     /// End of the session.
-    pub expires_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
     /// Client IP of the last use.
-    pub last_ip: Option<String>,
+    pub(crate) last_ip: Option<String>,
     /// User-Agent of the last use.
-    pub last_user_agent: Option<String>,
+    pub(crate) last_user_agent: Option<String>,
 }
 
 /// `column` holds this tenant (`None`: no tenant).
@@ -204,7 +207,7 @@ fn in_tenant(column: impl ColumnTrait, tenant: Option<&str>) -> sea_orm::sea_que
 
 /// The live (unrevoked, unexpired) sessions of a user of `tenant`, newest
 /// first.
-pub async fn live_sessions(
+pub(crate) async fn live_sessions(
     db: &impl ConnectionTrait,
     tenant: Option<&str>,
     user_id: &str,
@@ -235,7 +238,7 @@ pub async fn live_sessions(
 }
 
 /// The owner of a family (its tenant and user), if it exists.
-pub async fn owner(
+pub(crate) async fn owner(
     db: &impl ConnectionTrait,
     family_id: &str,
 ) -> Result<Option<(Option<String>, String)>, StoreError> {
@@ -247,7 +250,7 @@ pub async fn owner(
 
 /// Which of a user's sessions [`revoke_user`] ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserRevocation<'a> {
+pub(crate) enum UserRevocation<'a> {
     /// Every session, and every access token issued to the user up to now
     /// (a not-before watermark on the subject).
     Everywhere,
@@ -258,7 +261,7 @@ pub enum UserRevocation<'a> {
 /// Revokes the sessions of a user of `tenant` in one transaction; returns
 /// the deny-list entries recorded and how many sessions were revoked.
 #[allow(clippy::too_many_arguments)]
-pub async fn revoke_user(
+pub(crate) async fn revoke_user(
     db: &DatabaseConnection,
     tenant: Option<&str>,
     user_id: &str,
@@ -338,7 +341,7 @@ pub async fn revoke_user(
 /// Whether any refresh token of `user_id` (live or ended, until the janitor
 /// deletes it) was used from this IP and User-Agent: what makes a login a
 /// known device rather than a new one.
-pub async fn known_device(
+pub(crate) async fn known_device(
     db: &impl ConnectionTrait,
     user_id: &str,
     ip: Option<IpAddr>,

@@ -11,10 +11,7 @@ use tollgate::{
     issuer::Lifetimes,
     refresh::RefreshPolicy,
     revocation::RevokedReason,
-    store::{
-        cleanup::{CleanupReport, Janitor},
-        revocations,
-    },
+    store::cleanup::{CleanupReport, Janitor},
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -37,15 +34,15 @@ async fn history(h: &Harness) -> String {
     h.clock.advance(10 * DAY);
     let s3 = h.login().await;
     let now = tollgate::time::Clock::now(&h.clock);
-    revocations::revoke_access_token(
-        &h.db,
-        "s3-access",
-        now + Duration::from_secs(900),
-        RevokedReason::Logout,
-        now,
-    )
-    .await
-    .unwrap();
+    h.issuer
+        .sessions()
+        .revoke_token(
+            "s3-access",
+            now + Duration::from_secs(900),
+            RevokedReason::Logout,
+        )
+        .await
+        .unwrap();
     s3.refresh_token()
 }
 
@@ -216,7 +213,9 @@ async fn the_issuers_janitor_uses_its_clock_and_its_deny_list_margin() {
         .build()
         .unwrap();
     let now = tollgate::time::Clock::now(&clock);
-    revocations::revoke_access_token(&db, "t", now, RevokedReason::Logout, now)
+    issuer
+        .sessions()
+        .revoke_token("t", now, RevokedReason::Logout)
         .await
         .unwrap();
     let janitor = issuer.janitor().build();

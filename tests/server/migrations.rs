@@ -44,20 +44,24 @@ per_backend! {
             4_102_444_800 // 2100-01-01
         };
         let far = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(123_456);
-        let recorded = tollgate::store::revocations::revoke_access_token(
-            &b.db,
-            "j-2100",
-            far,
-            tollgate::revocation::RevokedReason::Admin,
-            far - Duration::from_secs(60),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        let read = tollgate::store::revocations::after(&b.db, recorded.seq - 1, 1)
+        let issuer = tollgate::Issuer::builder()
+            .db(b.db.clone())
+            .keys(crate::common::keyset(&crate::common::hs256()))
+            .issuer("https://auth.example")
+            .audience("api")
+            .refresh_secret(tollgate::RefreshSecret::new(&[5; 32]).unwrap())
+            .build()
+            .unwrap();
+        let before = tollgate::store::revocations::last_seq(&b.db).await.unwrap();
+        issuer
+            .sessions()
+            .revoke_token("j-2100", far, tollgate::revocation::RevokedReason::Admin)
             .await
             .unwrap();
-        assert_eq!(read, vec![recorded], "{}", b.name);
+        let read = tollgate::store::revocations::after(&b.db, before, 1)
+            .await
+            .unwrap();
+        assert_eq!(read[0].target, "j-2100", "{}", b.name);
         assert_eq!(read[0].expires_at, far, "{}", b.name);
     }
 }

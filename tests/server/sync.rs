@@ -31,7 +31,7 @@ use tollgate::{
     revocation::RevocationSync,
     revocation::RevokedReason,
     secret::RefreshSecret,
-    store::{self, clients::NewClient, revocations},
+    store::{self, clients::NewClient},
 };
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -152,11 +152,32 @@ async fn connect_server(url: &str) -> DatabaseConnection {
     Database::connect(opts).await.unwrap()
 }
 
-/// Records the revocation of `jti` until `exp`, as any instance would.
+/// Records the revocation of `jti` until `exp`, as any instance would:
+/// through an issuer of its own (its own deny list) over `db`.
 async fn deny_jti(db: &DatabaseConnection, jti: &str, exp: SystemTime) {
-    revocations::revoke_access_token(db, jti, exp, RevokedReason::Admin, SystemTime::now())
+    elsewhere(db)
+        .sessions()
+        .revoke_token(jti, exp, RevokedReason::Admin)
         .await
         .unwrap();
+}
+
+/// An issuer of another instance over `db`.
+fn elsewhere(db: &DatabaseConnection) -> tollgate::Issuer {
+    elsewhere_at(db, tollgate::time::SystemClock)
+}
+
+/// The same, on `clock`.
+fn elsewhere_at(db: &DatabaseConnection, clock: impl tollgate::time::Clock) -> tollgate::Issuer {
+    tollgate::Issuer::builder()
+        .revocations(RevocationCache::builder().clock(clock).build())
+        .db(db.clone())
+        .keys(crate::common::keyset(&crate::common::hs256()))
+        .issuer("https://auth.example")
+        .audience("api")
+        .refresh_secret(tollgate::RefreshSecret::new(&[5; 32]).unwrap())
+        .build()
+        .unwrap()
 }
 
 /// Waits until `token` is refused by `b`, for at most `limit`; returns how
@@ -227,17 +248,14 @@ async fn a_restarted_instance_does_not_resurrect_revoked_tokens() {
             .await
             .unwrap();
         a.issuer.sessions().revoke_all("bob").await.unwrap();
-        // A revocation that no longer matters: not loaded.
+        // A revocation that no longer matters (made three days ago, by an
+        // instance whose clock says so): not loaded.
         let long_ago = SystemTime::now() - Duration::from_secs(3 * 86_400);
-        revocations::revoke_access_token(
-            a.issuer.db(),
-            "old",
-            long_ago,
-            RevokedReason::Admin,
-            long_ago,
-        )
-        .await
-        .unwrap();
+        elsewhere_at(a.issuer.db(), tollgate::time::ManualClock::at(long_ago))
+            .sessions()
+            .revoke_token("old", long_ago, RevokedReason::Admin)
+            .await
+            .unwrap();
         drop(a);
 
         // A new process: empty memory, warmed from the store.
@@ -541,25 +559,33 @@ async fn polling_never_skips_a_row_committed_while_others_race() {
     }
 }
 
+/// A revocation committed by one instance reads back on every backend as
+/// it was meant: kind, target, reason, and its expiry to the microsecond.
+/// (That the committing instance applies exactly what it reads back is
+/// the store's unit test `what_is_recorded_is_what_is_read_back`.)
 #[tokio::test]
-async fn what_an_instance_applies_is_what_the_others_read_back() {
+async fn what_an_instance_commits_the_others_read_back() {
     for shared in Shared::all().await {
         let db = shared.connect().await;
-        let now = SystemTime::now();
-        let recorded = revocations::revoke_access_token(
-            &db,
-            "j-1",
-            now + Duration::from_secs(600),
-            RevokedReason::Admin,
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        let read = store::revocations::after(&db, recorded.seq - 1, 10)
-            .await
-            .unwrap();
-        assert_eq!(read, vec![recorded], "{}", shared.name());
+        let before = store::revocations::last_seq(&db).await.unwrap();
+        let exp = SystemTime::now() + Duration::from_secs(600);
+        deny_jti(&db, "j-1", exp).await;
+        let read = store::revocations::after(&db, before, 10).await.unwrap();
+        assert_eq!(read.len(), 1, "{}", shared.name());
+        let r = &read[0];
+        assert_eq!(
+            (r.kind, r.target.as_str(), r.reason, r.tenant.as_deref()),
+            (
+                tollgate::revocation::RevocationKind::Token,
+                "j-1",
+                RevokedReason::Admin,
+                None
+            ),
+            "{}",
+            shared.name()
+        );
+        let micros = |t: SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+        assert_eq!(micros(r.expires_at), micros(exp), "{}", shared.name());
     }
 }
 
