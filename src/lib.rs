@@ -62,6 +62,7 @@ pub mod binding;
 pub mod claims;
 mod document;
 pub mod dpop;
+mod error;
 #[cfg(feature = "store")]
 pub mod events;
 #[cfg(feature = "fuzzing")]
@@ -92,6 +93,7 @@ pub use access_token::{
     Verifier,
 };
 pub use claims::AccessClaims;
+pub use error::BoxError;
 pub use identifier::IdentifierError;
 #[cfg(feature = "store")]
 pub use issuer::{

@@ -299,7 +299,7 @@ impl AuthError {
             .filter(|_| matches!(self, Self::Dpop(DpopError::Nonce)))
             .and_then(|n| HeaderValue::try_from(n).ok())
         {
-            res.headers_mut().insert("dpop-nonce", nonce);
+            res.headers_mut().insert(crate::dpop::NONCE_HEADER, nonce);
         }
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

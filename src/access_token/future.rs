@@ -88,7 +88,9 @@ where
                     if let Some(nonce) = dpop_nonce.take()
                         && let Ok(response) = &mut result
                     {
-                        response.headers_mut().insert("dpop-nonce", nonce);
+                        response
+                            .headers_mut()
+                            .insert(crate::dpop::NONCE_HEADER, nonce);
                     }
                     return Poll::Ready(result);
                 }

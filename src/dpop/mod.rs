@@ -69,6 +69,10 @@ pub(crate) fn proof_header(headers: &HeaderMap) -> Result<&str, DpopError> {
     proof.to_str().map_err(|_| DpopError::Malformed)
 }
 
+/// The header a fresh server nonce travels in (RFC 9449 §8), at the gate
+/// and at `/token`.
+pub const NONCE_HEADER: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+
 /// Default age past which a proof's `iat` is stale: 60 seconds.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(60);
 

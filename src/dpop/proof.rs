@@ -219,8 +219,7 @@ pub trait SharedReplay: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + '_>>;
 }
 
-/// An error of a [`SharedReplay`] store.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError;
 
 impl std::fmt::Debug for dyn SharedReplay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

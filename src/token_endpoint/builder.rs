@@ -17,7 +17,8 @@ use super::{
         MetadataEndpoint,
     },
     password::{Passwords, default_permits},
-    service::{DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, Inner, TokenEndpoint},
+    pipeline::{DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, Inner},
+    service::TokenEndpoint,
 };
 use crate::{
     binding::TrustedProxies,

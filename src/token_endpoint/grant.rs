@@ -4,7 +4,7 @@
 //! I/O the grant needs.
 
 use super::{TokenError, form::Form};
-use crate::identifier::is_absolute_uri;
+use crate::{identifier::is_absolute_uri, issuer::Requested};
 
 /// A `grant_type` the endpoint supports (RFC 6749 §4.3, §4.4, §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,25 @@ pub(crate) enum Grant<'a> {
 }
 
 impl<'a> Grant<'a> {
+    /// What the request asks for, whatever the grant: its scope, its
+    /// resources, and the DPoP key it proved.
+    pub(crate) fn requested<'g>(&'g self, dpop_jkt: Option<&'g str>) -> Requested<'g> {
+        let (scope, resources) = match self {
+            Self::RefreshToken {
+                scope, resources, ..
+            }
+            | Self::Password {
+                scope, resources, ..
+            }
+            | Self::ClientCredentials { scope, resources } => (*scope, resources.as_slice()),
+        };
+        Requested {
+            scope,
+            resources,
+            dpop_jkt,
+        }
+    }
+
     /// The parameters of `grant` from the form; a missing one is
     /// `invalid_request` naming it (but the refresh token, which may come
     /// from a cookie).

@@ -17,8 +17,8 @@ use tower_service::Service;
 use super::{
     TokenError,
     client_auth::unavailable,
+    pipeline::{Answer, BoxError, EndpointFuture, Inner, ok_json, respond},
     revoke::{TokenRequest, is_jwt, token_request, verified_access_token},
-    service::{Answer, BoxError, EndpointFuture, Inner, ok_json, respond},
 };
 use crate::{
     claims::Confirmation,

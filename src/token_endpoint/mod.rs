@@ -78,6 +78,7 @@ mod jwks;
 mod limits;
 mod metadata;
 mod password;
+mod pipeline;
 mod response;
 mod revoke;
 mod service;
@@ -91,6 +92,7 @@ pub use metadata::{
     DEFAULT_METADATA_MAX_AGE, EndpointPaths, MetadataConfigError, MetadataEndpoint,
 };
 pub use password::{PasswordVerifier, VerifyError};
+pub use pipeline::{DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointFuture};
 pub use response::TokenError;
 pub use revoke::RevocationEndpoint;
-pub use service::{DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointFuture, TokenEndpoint};
+pub use service::TokenEndpoint;

@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 
 /// An error of the application's password check (its database is down,
 /// say): answered with 503, never with `invalid_grant`.
-pub type VerifyError = Box<dyn std::error::Error + Send + Sync>;
+pub type VerifyError = crate::error::BoxError;
 
 /// Checks a username and password for the password grant; the application
 /// implements it (with argon2 for stored passwords). Returns the subject

@@ -18,8 +18,8 @@ use super::{
     TokenError,
     client_auth::unavailable,
     cookie::{RefreshCookie, body_or_cookie},
+    pipeline::{Answer, BoxError, EndpointFuture, Incoming, Inner, respond},
     response::empty,
-    service::{Answer, BoxError, EndpointFuture, Incoming, Inner, respond},
 };
 use crate::{
     claims::AccessClaims,

@@ -1,203 +1,40 @@
+//! `/token` (RFC 6749 §3.2): after the shared pipeline (`pipeline.rs`),
+//! the grant is read, permitted, DPoP-checked and run, and the tokens
+//! answered (a browser client's refresh token in its cookie).
+
 use std::{
-    collections::HashMap,
     convert::Infallible,
     fmt,
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, header};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 
 use tower_service::Service;
 use tracing::Instrument;
 
 use super::{
     TokenEndpointBuilder, TokenError,
-    client_auth::{self, unavailable},
+    client_auth::unavailable,
     cookie::{RefreshCookie, body_or_cookie},
-    dpop::{DPOP_NONCE, EndpointDpop},
-    form::Form,
+    dpop::{self, DPOP_NONCE},
     grant::{self, ClientGrants, Grant, GrantType},
-    limits::Limiters,
     metadata::MetadataEndpoint,
-    password::{CheckError, Passwords},
-    response::json,
+    password::CheckError,
+    pipeline::{Answer, BoxError, EndpointFuture, Incoming, Inner, ok_json, respond},
 };
 use crate::{
-    access_token::Verifier,
-    binding::{TrustedProxies, peer_addr},
     dpop::DpopError,
     events::SecurityEvent,
-    issuer::{ClientMeta, IssueError, Issuer, Requested, TokenResponse},
+    issuer::{ClientMeta, IssueError, Issuer, TokenResponse},
     refresh::RefreshError,
-    store::clients::Client,
     telemetry,
 };
-
-/// Default cap on a token request body: 16 KiB.
-pub const DEFAULT_MAX_BODY: usize = 16 * 1024;
-
-/// Default time a client row is cached: 5 seconds.
-pub const DEFAULT_CLIENT_CACHE_TTL: Duration = Duration::from_secs(5);
-
-pub(crate) struct Inner {
-    pub(crate) issuer: Issuer,
-    pub(super) clients: client_auth::ClientCache,
-    pub(super) passwords: Option<Passwords>,
-    pub(super) proxies: TrustedProxies,
-    pub(super) max_body: usize,
-    pub(super) limits: Limiters,
-    pub(crate) realm: String,
-    pub(super) metadata: MetadataEndpoint,
-    /// Verifies access tokens presented to `/revoke` and `/introspect`
-    /// as the issuer's own gate would: its keys, `iss` and `aud`, and its
-    /// deny list.
-    pub(crate) access_tokens: Verifier,
-    /// Browser clients by id: their refresh cookie and origins.
-    pub(super) browser: HashMap<String, RefreshCookie>,
-    /// DPoP, when on.
-    pub(super) dpop: Option<EndpointDpop>,
-}
-
-/// A request to one of the endpoints, read and checked up to client
-/// authentication.
-pub(crate) struct Incoming {
-    pub(crate) form: Form,
-    pub(crate) basic: Option<client_auth::Presented>,
-    pub(crate) meta: ClientMeta,
-    /// The request's headers, for the checks that can run only once the
-    /// client is known (a browser client's Origin and cookie, DPoP).
-    pub(crate) headers: HeaderMap,
-}
-
-impl Inner {
-    /// POST, form-encoded, within the size limit, parsed strictly.
-    pub(crate) async fn read<B>(&self, req: Request<B>) -> Result<Incoming, TokenError>
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
-        if req.method() != Method::POST {
-            return Err(TokenError::MethodNotAllowed);
-        }
-        let meta = ClientMeta {
-            ip: peer_addr(&req).map(|peer| self.proxies.client_ip(peer, req.headers())),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            ..ClientMeta::default()
-        };
-        self.limited(self.limits.request(meta.ip), "requests_per_ip", &meta)?;
-        check_content_type(req.headers())?;
-        if content_length(req.headers()).is_some_and(|n| n > self.max_body as u64) {
-            return Err(TokenError::PayloadTooLarge);
-        }
-        let basic = client_auth::basic_credentials(req.headers())?;
-        let (parts, body) = req.into_parts();
-        let body = Limited::new(body, self.max_body)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
-                    TokenError::PayloadTooLarge
-                } else {
-                    TokenError::InvalidRequest("The request body could not be read")
-                }
-            })?
-            .to_bytes();
-        Ok(Incoming {
-            form: Form::parse(&body)?,
-            basic,
-            meta,
-            headers: parts.headers,
-        })
-    }
-
-    /// Authenticates the calling client (RFC 6749 §2.3), within the rate
-    /// limits.
-    pub(crate) async fn client(
-        &self,
-        basic: Option<client_auth::Presented>,
-        form: &Form,
-        meta: &ClientMeta,
-    ) -> Result<Arc<Client>, TokenError> {
-        self.limited(
-            self.limits.client_auth_allowed(meta.ip),
-            "failed_client_auth_per_ip",
-            meta,
-        )?;
-        let presented = client_auth::presented(basic, form)?;
-        let client = client_auth::authenticate(self.issuer.db(), &self.clients, &presented)
-            .await
-            .inspect_err(|e| {
-                if matches!(e, TokenError::InvalidClient { .. }) {
-                    self.limits.client_auth_failed(meta.ip);
-                    self.issuer
-                        .events()
-                        .emit(SecurityEvent::ClientAuthenticationFailed {
-                            client_id: Some(presented.client_id.clone()),
-                            ip: meta.ip,
-                        });
-                }
-            })?;
-        Ok(client)
-    }
-
-    /// A browser client's cookie settings, once its request has passed
-    /// the CSRF checks; `None` for every other client. A refusal is
-    /// counted and reported, and happens before any token is looked at.
-    /// Then the request counts against the client's rate limit: a forged
-    /// request spends nothing of it.
-    pub(crate) fn admit(
-        &self,
-        client: &Client,
-        headers: &HeaderMap,
-        meta: &ClientMeta,
-    ) -> Result<Option<&RefreshCookie>, TokenError> {
-        let cookie = self.browser.get(&client.client_id);
-        if let Some(cookie) = cookie {
-            cookie.check(headers).map_err(|refusal| {
-                telemetry::csrf_refused(refusal.as_str());
-                self.issuer.events().emit(SecurityEvent::CsrfRefused {
-                    client_id: client.client_id.clone(),
-                    reason: refusal.as_str(),
-                    ip: meta.ip,
-                });
-                refusal.error()
-            })?;
-        }
-        self.limited(
-            self.limits
-                .client(&client.client_id, client.is_confidential(), meta.ip),
-            "requests_per_client",
-            meta,
-        )?;
-        Ok(cookie)
-    }
-
-    /// Passes a rate-limit verdict on, reporting a refusal.
-    fn limited(
-        &self,
-        verdict: Result<(), TokenError>,
-        limit: &'static str,
-        meta: &ClientMeta,
-    ) -> Result<(), TokenError> {
-        verdict.inspect_err(|_| {
-            telemetry::rate_limited(limit);
-            self.issuer
-                .events()
-                .emit(SecurityEvent::RateLimited { limit, ip: meta.ip });
-        })
-    }
-}
 
 /// The `/token` endpoint (RFC 6749 §3.2) as a Tower service: POST,
 /// form-encoded, answering RFC 6749 §5 JSON. Mount it on a route of any
@@ -243,19 +80,15 @@ impl TokenEndpoint {
             headers,
         } = inner.read(req).await?;
         let grant_type = form.require("grant_type", "The grant_type parameter is missing")?;
-        // Only a supported name becomes a label: the metric's cardinality
-        // stays fixed whatever clients send.
-        let grant_type = GrantType::parse(grant_type);
-        if let Ok(g) = grant_type {
-            *grant_label = g.as_str();
-            tracing::Span::current().record("grant", g.as_str());
-        }
+        // Refused where it is parsed (the metadata lists the grants anyway),
+        // so only a supported name becomes a label: the metric's
+        // cardinality stays fixed whatever clients send.
+        let grant_type = GrantType::parse(grant_type)?;
+        *grant_label = grant_type.as_str();
+        tracing::Span::current().record("grant", grant_type.as_str());
         let client = inner.client(basic, &form, &meta).await?;
         tracing::Span::current().record("client_id", client.client_id.as_str());
         let cookie = inner.admit(&client, &headers, &meta)?;
-        // An unsupported grant is refused only after client authentication:
-        // an unauthenticated caller learns nothing about the grants.
-        let grant_type = grant_type?;
         grant::permit(
             grant_type,
             ClientGrants {
@@ -266,56 +99,35 @@ impl TokenEndpoint {
             inner.passwords.is_some(),
         )?;
         let grant = Grant::read(grant_type, &form)?;
-        let proof = inner.dpop_proof(&client, &headers)?;
-        inner.claim_dpop(proof.as_ref()).await?;
-        let dpop_jkt = proof.as_ref().map(|p| p.jkt.as_str());
-        let result = match grant {
-            Grant::RefreshToken {
-                refresh_token,
-                scope,
-                resources,
-            } => {
+        let now = inner.issuer.now();
+        let proof = dpop::request_proof(inner.dpop.as_ref(), &client, &headers, now)?;
+        if let (Some(dpop), Some(proof)) = (&inner.dpop, &proof) {
+            dpop.claim(proof, now).await?;
+        }
+        let requested = grant.requested(proof.as_ref().map(|p| p.jkt.as_str()));
+        let result = match &grant {
+            Grant::RefreshToken { refresh_token, .. } => {
                 let from_cookie = cookie.map(|c| c.read(&headers)).transpose()?.flatten();
                 let token = body_or_cookie(
-                    refresh_token,
+                    *refresh_token,
                     from_cookie.as_deref(),
                     "The refresh_token parameter is missing",
                 )?;
-                let requested = Requested {
-                    scope,
-                    resources: &resources,
-                    dpop_jkt,
-                };
                 inner
                     .issuer
                     .refresh(&client, token, &requested, &meta)
                     .await
             }
             Grant::Password {
-                username,
-                password,
-                scope,
-                resources,
+                username, password, ..
             } => {
                 let subject = inner.check_password(username, password, &meta).await?;
-                let requested = Requested {
-                    scope,
-                    resources: &resources,
-                    dpop_jkt,
-                };
                 inner
                     .issuer
                     .issue_for(&client, &subject, &requested, &meta)
                     .await
             }
-            Grant::ClientCredentials { scope, resources } => {
-                let requested = Requested {
-                    scope,
-                    resources: &resources,
-                    dpop_jkt,
-                };
-                inner.issuer.client_credentials(&client, &requested)
-            }
+            Grant::ClientCredentials { .. } => inner.issuer.client_credentials(&client, &requested),
         };
         result.map(|t| (t, cookie)).map_err(|e| grant_error(&e))
     }
@@ -403,80 +215,6 @@ fn grant_error(e: &IssueError) -> TokenError {
     }
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), TokenError> {
-    let bad = TokenError::InvalidRequest("The body must be application/x-www-form-urlencoded");
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(bad.clone())?;
-    let mut parts = ct.split(';');
-    let essence = parts.next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(bad);
-    }
-    for param in parts {
-        let (k, v) = param.split_once('=').ok_or(bad.clone())?;
-        if k.trim().eq_ignore_ascii_case("charset")
-            && !v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
-        {
-            return Err(TokenError::InvalidRequest("Only UTF-8 is accepted"));
-        }
-    }
-    Ok(())
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// An endpoint's request handling: every failure is an RFC-shaped
-/// response, so the Tower services never fail.
-pub(crate) trait Answer: Clone + Send + 'static {
-    /// Names the endpoint in logs.
-    const NAME: &'static str;
-
-    /// The answer to one request, or the error to answer with.
-    fn answer<B>(
-        &self,
-        req: Request<B>,
-    ) -> impl Future<Output = Result<Response<Full<Bytes>>, TokenError>> + Send
-    where
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>;
-
-    /// The realm of the `WWW-Authenticate: Basic` challenge.
-    fn realm(&self) -> &str;
-}
-
-/// The future of every endpoint's `Service::call`.
-pub type EndpointFuture =
-    Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
-
-/// What each endpoint's `Service::call` does: answer, or turn the error
-/// into its response.
-pub(crate) fn respond<E, B>(endpoint: E, req: Request<B>) -> EndpointFuture
-where
-    E: Answer,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    Box::pin(async move {
-        Ok(endpoint.answer(req).await.unwrap_or_else(|e| {
-            tracing::debug!(error = %e, endpoint = E::NAME, "request refused");
-            e.into_http_response(endpoint.realm())
-        }))
-    })
-}
-
 impl Answer for TokenEndpoint {
     const NAME: &'static str = "TokenEndpoint";
 
@@ -514,7 +252,7 @@ impl Answer for TokenEndpoint {
                 let mut response = e.into_http_response(&self.inner.realm);
                 response
                     .headers_mut()
-                    .extend(self.inner.dpop_nonce().map(|n| (DPOP_NONCE, n)));
+                    .extend(self.dpop_nonce().map(|n| (DPOP_NONCE, n)));
                 return Ok(response);
             }
             Err(e) => return Err(e),
@@ -522,7 +260,7 @@ impl Answer for TokenEndpoint {
         // A fresh nonce for the next proof, to a client that sent one (its
         // token is bound); computed for no one else.
         let nonce = (tokens.token_type == "DPoP")
-            .then(|| self.inner.dpop_nonce())
+            .then(|| self.dpop_nonce())
             .flatten()
             .map(|n| (DPOP_NONCE, n));
         let Some(cookie) = cookie else {
@@ -571,6 +309,12 @@ where
 }
 
 impl TokenEndpoint {
+    /// A fresh `DPoP-Nonce`, when nonces are on.
+    fn dpop_nonce(&self) -> Option<http::HeaderValue> {
+        let inner = &*self.inner;
+        inner.dpop.as_ref()?.nonce(inner.issuer.now())
+    }
+
     /// The `/revoke` endpoint (RFC 7009) over the same issuer, clients and
     /// settings.
     pub fn revocation(&self) -> super::RevocationEndpoint {
@@ -633,11 +377,4 @@ impl TokenEndpoint {
             inner: Arc::clone(&self.inner),
         }
     }
-}
-
-/// A 200 JSON answer (with RFC 6749's no-store headers).
-pub(crate) fn ok_json<T: serde::Serialize>(value: &T) -> Result<Response<Full<Bytes>>, TokenError> {
-    serde_json::to_vec(value)
-        .map(|body| json(StatusCode::OK, body))
-        .map_err(|_| TokenError::Unavailable)
 }
