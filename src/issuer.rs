@@ -533,8 +533,6 @@ impl Issuer {
                     resources: requested.resources,
                     dpop_jkt: requested.dpop_jkt,
                     now,
-                    // Set by the store's conditional update.
-                    won_consume: false,
                 },
                 presented_hash: hash_token(token),
                 child_hash: hash_token(&child),

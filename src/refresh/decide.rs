@@ -79,9 +79,6 @@ pub struct RefreshRequest<'a> {
     pub scope: Option<&'a str>,
     /// Now.
     pub now: SystemTime,
-    /// Whether this request's conditional update consumed the token (it
-    /// was unconsumed and unrevoked, and no concurrent request got it).
-    pub won_consume: bool,
     /// The RFC 8707 `resource` parameters, if sent.
     pub resources: &'a [&'a str],
     /// The thumbprint of the key the request's DPoP proof was signed
@@ -177,8 +174,11 @@ fn reject(error: RefreshError, revoke: Option<RevokedReason>) -> Decision {
     Decision::Reject { error, revoke }
 }
 
-/// Decides a refresh request from the stored state alone. No I/O: the store
-/// applies the decision in the same transaction that read the state.
+/// Decides a refresh request from the stored state alone. `won_consume`
+/// is the store's own result: whether this request's conditional update
+/// consumed the token (it was unconsumed and unrevoked, and no concurrent
+/// request got it). No I/O: the store applies the decision in the same
+/// transaction that read the state.
 ///
 /// Order matters: a token of another client is refused before anything
 /// else is revealed; a revoked or expired family is final; a consumed token
@@ -188,6 +188,7 @@ pub fn decide(
     token: &TokenState,
     family: &SessionState,
     req: &RefreshRequest<'_>,
+    won_consume: bool,
     policy: &RefreshPolicy,
 ) -> Decision {
     let binding_revoke = policy
@@ -205,7 +206,7 @@ pub fn decide(
     if req.now >= family.expires_at {
         return reject(RefreshError::FamilyExpired, None);
     }
-    let replay = !req.won_consume;
+    let replay = !won_consume;
     if replay {
         let Some(consumed_at) = token.consumed_at else {
             // Not consumed, not revoked, yet not ours: the row changed
@@ -302,7 +303,6 @@ mod tests {
             user_agent: Some("Firefox"),
             scope: None,
             now: at(T),
-            won_consume: true,
             resources: &[],
             dpop_jkt: None,
         }
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn fresh_token_rotates_with_the_full_grant() {
-        let d = decide(&token(), &family(), &req(), &strict());
+        let d = decide(&token(), &family(), &req(), true, &strict());
         assert_eq!(
             d,
             Decision::Rotate {
@@ -352,7 +352,7 @@ mod tests {
         let t = token();
         let mut f = family();
         f.resources = vec!["https://a.example".into(), "https://b.example".into()];
-        let keep = decide(&t, &f, &req(), &strict());
+        let keep = decide(&t, &f, &req(), true, &strict());
         assert!(
             matches!(&keep, Decision::Rotate { resources, .. } if *resources == f.resources),
             "{keep:?}"
@@ -362,7 +362,7 @@ mod tests {
             ..req()
         };
         assert!(matches!(
-            decide(&t, &f, &narrow, &strict()),
+            decide(&t, &f, &narrow, true, &strict()),
             Decision::Rotate { resources, .. } if resources == ["https://b.example"]
         ));
         let wide = RefreshRequest {
@@ -370,13 +370,13 @@ mod tests {
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&t, &f, &wide, &strict())),
+            rejected(&decide(&t, &f, &wide, true, &strict())),
             Some((RefreshError::InvalidTarget, None))
         );
         assert_eq!(RefreshError::InvalidTarget.error_code(), "invalid_target");
         // A session granted no resource may not gain one.
         assert_eq!(
-            rejected(&decide(&t, &family(), &wide, &strict())),
+            rejected(&decide(&t, &family(), &wide, true, &strict())),
             Some((RefreshError::InvalidTarget, None))
         );
     }
@@ -388,7 +388,7 @@ mod tests {
             ..req()
         };
         assert_eq!(
-            decide(&token(), &family(), &narrow, &strict()),
+            decide(&token(), &family(), &narrow, true, &strict()),
             Decision::Rotate {
                 scope: "read".into(),
                 resources: Vec::new(),
@@ -400,7 +400,7 @@ mod tests {
                 ..req()
             };
             assert_eq!(
-                rejected(&decide(&token(), &family(), &wide, &strict())),
+                rejected(&decide(&token(), &family(), &wide, true, &strict())),
                 Some((RefreshError::InvalidScope, None)),
                 "{bad:?}"
             );
@@ -416,12 +416,12 @@ mod tests {
         let mut t = token();
         t.revoked = true;
         assert_eq!(
-            rejected(&decide(&t, &family(), &other, &strict())),
+            rejected(&decide(&t, &family(), &other, true, &strict())),
             Some((RefreshError::ClientMismatch, Some(RevokedReason::Security)))
         );
         let lenient = RefreshPolicy::default();
         assert_eq!(
-            rejected(&decide(&token(), &family(), &other, &lenient)),
+            rejected(&decide(&token(), &family(), &other, true, &lenient)),
             Some((RefreshError::ClientMismatch, None))
         );
     }
@@ -431,13 +431,13 @@ mod tests {
         let mut t = token();
         t.revoked = true;
         assert_eq!(
-            rejected(&decide(&t, &family(), &req(), &strict())),
+            rejected(&decide(&t, &family(), &req(), true, &strict())),
             Some((RefreshError::Revoked, None))
         );
         let mut f = family();
         f.revoked = true;
         assert_eq!(
-            rejected(&decide(&token(), &f, &req(), &strict())),
+            rejected(&decide(&token(), &f, &req(), true, &strict())),
             Some((RefreshError::Revoked, None))
         );
         let late = RefreshRequest {
@@ -445,7 +445,7 @@ mod tests {
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&token(), &family(), &late, &strict())),
+            rejected(&decide(&token(), &family(), &late, true, &strict())),
             Some((RefreshError::FamilyExpired, None))
         );
         let idle = RefreshRequest {
@@ -453,7 +453,7 @@ mod tests {
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&token(), &family(), &idle, &strict())),
+            rejected(&decide(&token(), &family(), &idle, true, &strict())),
             Some((RefreshError::Expired, None))
         );
     }
@@ -463,12 +463,11 @@ mod tests {
         let (t, f) = consumed();
         for secs in [0, 1, 4] {
             let racer = RefreshRequest {
-                won_consume: false,
                 now: at(T + secs),
                 ..req()
             };
             assert_eq!(
-                decide(&t, &f, &racer, &strict()),
+                decide(&t, &f, &racer, false, &strict()),
                 Decision::Replay {
                     scope: "read write".into(),
                     resources: Vec::new(),
@@ -478,12 +477,11 @@ mod tests {
         }
         // A clock that stepped back counts as within grace, not as reuse.
         let earlier = RefreshRequest {
-            won_consume: false,
             now: at(T - 3),
             ..req()
         };
         assert!(matches!(
-            decide(&t, &f, &earlier, &strict()),
+            decide(&t, &f, &earlier, false, &strict()),
             Decision::Replay { .. }
         ));
     }
@@ -492,12 +490,11 @@ mod tests {
     fn reuse_after_grace_or_of_an_older_generation_revokes_the_family() {
         let (t, f) = consumed();
         let late = RefreshRequest {
-            won_consume: false,
             now: at(T + 6),
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&t, &f, &late, &strict())),
+            rejected(&decide(&t, &f, &late, false, &strict())),
             Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
         );
         // The child has itself been rotated: the grandparent is reuse even
@@ -505,34 +502,31 @@ mod tests {
         let mut f2 = f.clone();
         f2.generation = 5;
         let quick = RefreshRequest {
-            won_consume: false,
             now: at(T + 1),
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&t, &f2, &quick, &strict())),
+            rejected(&decide(&t, &f2, &quick, false, &strict())),
             Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
         );
         // Reuse from another IP is still reuse (family dies), not merely a
         // binding mismatch.
         let thief = RefreshRequest {
-            won_consume: false,
             now: at(T + 60),
             ip: ip("198.51.100.1"),
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&t, &f, &thief, &RefreshPolicy::default())),
+            rejected(&decide(&t, &f, &thief, false, &RefreshPolicy::default())),
             Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
         );
         // Even after the idle expiry.
         let much_later = RefreshRequest {
-            won_consume: false,
             now: at(T + 2000),
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&t, &f, &much_later, &strict())).map(|r| r.1),
+            rejected(&decide(&t, &f, &much_later, false, &strict())).map(|r| r.1),
             Some(Some(RevokedReason::ReuseDetected))
         );
     }
@@ -541,21 +535,19 @@ mod tests {
     fn grace_replay_still_checks_binding_and_scope() {
         let (t, f) = consumed();
         let elsewhere = RefreshRequest {
-            won_consume: false,
             ip: ip("198.51.100.1"),
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&t, &f, &elsewhere, &strict())),
+            rejected(&decide(&t, &f, &elsewhere, false, &strict())),
             Some((RefreshError::BindingMismatch, Some(RevokedReason::Security)))
         );
         let wider = RefreshRequest {
-            won_consume: false,
             scope: Some("admin"),
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&t, &f, &wider, &strict())),
+            rejected(&decide(&t, &f, &wider, false, &strict())),
             Some((RefreshError::InvalidScope, None))
         );
     }
@@ -576,7 +568,7 @@ mod tests {
         };
         for r in [&other_ip, &other_ua, &no_ua] {
             assert_eq!(
-                rejected(&decide(&token(), &family(), r, &strict())),
+                rejected(&decide(&token(), &family(), r, true, &strict())),
                 Some((RefreshError::BindingMismatch, Some(RevokedReason::Security)))
             );
         }
@@ -585,7 +577,7 @@ mod tests {
         prefix.binding.ip = IpBinding::Prefix;
         prefix.binding.revoke_session_on_mismatch = false;
         assert!(matches!(
-            decide(&token(), &family(), &other_ip, &prefix),
+            decide(&token(), &family(), &other_ip, true, &prefix),
             Decision::Rotate { .. }
         ));
         let far = RefreshRequest {
@@ -593,14 +585,14 @@ mod tests {
             ..req()
         };
         assert_eq!(
-            rejected(&decide(&token(), &family(), &far, &prefix)),
+            rejected(&decide(&token(), &family(), &far, true, &prefix)),
             Some((RefreshError::BindingMismatch, None))
         );
         // Off: anything goes.
         let off = RefreshPolicy::default();
         for r in [&other_ip, &other_ua, &no_ua, &far] {
             assert!(matches!(
-                decide(&token(), &family(), r, &off),
+                decide(&token(), &family(), r, true, &off),
                 Decision::Rotate { .. }
             ));
         }
@@ -704,11 +696,10 @@ mod tests {
             user_agent: Some(if ua_ok { "Firefox" } else { "curl" }),
             scope,
             now: at(now),
-            won_consume: won,
             resources: &[],
             dpop_jkt: proved,
         };
-        let d = decide(&t, &f, &r, policy);
+        let d = decide(&t, &f, &r, won, policy);
         let binding_on = policy.binding.ip == IpBinding::Exact;
         let bound_ok = !binding_on || (ip_ok && ua_ok);
         let ctx = format!(
@@ -791,7 +782,7 @@ mod tests {
                 dpop_jkt: proved,
                 ..req()
             };
-            let d = decide(&token(), &f, &r, &strict());
+            let d = decide(&token(), &f, &r, true, &strict());
             if ok {
                 assert!(matches!(d, Decision::Rotate { .. }), "{d:?}");
             } else {
@@ -810,7 +801,7 @@ mod tests {
             ..req()
         };
         assert!(matches!(
-            decide(&token(), &family(), &r, &strict()),
+            decide(&token(), &family(), &r, true, &strict()),
             Decision::Rotate { .. }
         ));
     }
@@ -823,13 +814,9 @@ mod tests {
             ..strict()
         };
         for now in [at(T), at(T - 1), at(T + 1)] {
-            let racer = RefreshRequest {
-                won_consume: false,
-                now,
-                ..req()
-            };
+            let racer = RefreshRequest { now, ..req() };
             assert_eq!(
-                rejected(&decide(&t, &f, &racer, &zero)),
+                rejected(&decide(&t, &f, &racer, false, &zero)),
                 Some((RefreshError::Reused, Some(RevokedReason::ReuseDetected)))
             );
         }

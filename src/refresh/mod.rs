@@ -34,10 +34,11 @@
 //! };
 //! let req = RefreshRequest {
 //!     client_id: "web", ip: None, user_agent: None, scope: Some("read"),
-//!     now, won_consume: true, resources: &[], dpop_jkt: None,
+//!     now, resources: &[], dpop_jkt: None,
 //! };
+//! // `true`: this request's conditional update consumed the token.
 //! assert_eq!(
-//!     decide(&token, &family, &req, &RefreshPolicy::default()),
+//!     decide(&token, &family, &req, true, &RefreshPolicy::default()),
 //!     Decision::Rotate { scope: "read".into(), resources: Vec::new() },
 //! );
 //! ```

@@ -27,7 +27,7 @@ use crate::{
 /// the issuer derived for it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rotation<'a> {
-    /// The request (its `won_consume` is set by the store).
+    /// The request.
     pub(crate) request: RefreshRequest<'a>,
     /// SHA-256 of the presented token.
     pub(crate) presented_hash: [u8; 32],
@@ -112,14 +112,11 @@ async fn rotate_once(
         txn.rollback().await?;
         return Ok(RefreshOutcome::Unknown);
     };
-    let request = RefreshRequest {
-        won_consume: locked.won,
-        ..r.request
-    };
     let decision = decide(
         &token_state(&locked.token),
         &session_state(&locked.family),
-        &request,
+        &r.request,
+        locked.won,
         r.policy,
     );
     apply(txn, r, &locked, decision).await
