@@ -218,6 +218,25 @@ impl Client {
         }
     }
 
+    /// A client as the store would return it, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(confidential: bool, scope: &str, resources: &[&str]) -> Self {
+        Self {
+            client_id: "c".into(),
+            name: "c".into(),
+            scope: scope.into(),
+            allow_password: false,
+            allow_client_credentials: false,
+            access_ttl: None,
+            refresh_idle_ttl: None,
+            session_ttl: None,
+            resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+            dpop_bound_access_tokens: false,
+            allow_introspection: false,
+            secret_hash: confidential.then(|| vec![0; 32]),
+        }
+    }
+
     fn from_row(row: client::Model) -> Self {
         let ttl = |secs: Option<i64>| {
             secs.and_then(|s| u64::try_from(s).ok())
