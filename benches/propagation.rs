@@ -38,9 +38,9 @@ use tollgate::{
     AccessTokenLayer, RefreshSecret, RevocationCache, RevokedReason, SigningKey,
     issuer::{ClientMeta, Issuer},
     keys::Algorithm,
-    revocation::RevocationSync,
     secret::random_string,
     store::{self, clients::NewClient},
+    sync::RevocationSync,
 };
 
 const PACE: Duration = Duration::from_millis(5);
@@ -296,7 +296,7 @@ fn main() {
             .ok();
         let my = std::env::var("TOLLGATE_TEST_MYSQL_URL").ok();
         let hour = Duration::from_secs(3600);
-        let second = tollgate::revocation::DEFAULT_POLL_INTERVAL;
+        let second = tollgate::sync::DEFAULT_POLL_INTERVAL;
         let mut modes = Vec::new();
         if let Some(pg) = &pg {
             modes.push(measure("postgres notify".into(), pg, (hour, true), n).await);

@@ -81,6 +81,8 @@ pub mod secret;
 pub mod sessions;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "store")]
+pub mod sync;
 mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -101,13 +103,13 @@ pub use issuer::{
 };
 pub use keys::{Algorithm, KeyError, KeySet, Keys, SigningKey};
 pub use refresh::RefreshPolicy;
-#[cfg(feature = "store")]
-pub use revocation::RevocationSync;
 pub use revocation::{RevocationCache, RevokedReason};
 pub use secret::RefreshSecret;
 #[cfg(feature = "store")]
 pub use sessions::{SessionInfo, Sessions};
 #[cfg(feature = "store")]
 pub use store::StoreError;
+#[cfg(feature = "store")]
+pub use sync::RevocationSync;
 #[cfg(feature = "store")]
 pub use token_endpoint::{EndpointConfigError, TokenEndpoint, TokenError};

@@ -29,8 +29,8 @@ use tollgate::{
     AccessTokenLayer,
     dpop::Dpop,
     issuer::Issuer,
-    revocation::RevocationSync,
     store,
+    sync::RevocationSync,
     token_endpoint::{BrowserClient, TokenEndpoint},
 };
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};

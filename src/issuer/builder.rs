@@ -4,12 +4,12 @@ use std::{fmt, sync::Arc};
 
 use sea_orm::DatabaseConnection;
 
-use super::{Issuer, IssuerConfigError, Lifetimes, handle::Inner};
+use super::{Issuer, IssuerConfigError, Lifetimes, Revoker, handle::Inner};
 use crate::{
     events::{DEFAULT_EVENT_QUEUE, EventSink, Events},
     keys::Keys,
     refresh::RefreshPolicy,
-    revocation::{RevocationCache, Revoker},
+    revocation::RevocationCache,
     secret::RefreshSecret,
 };
 
@@ -38,7 +38,7 @@ impl fmt::Debug for IssuerBuilder {
 }
 
 impl IssuerBuilder {
-    /// The database (required; migrated with [`store::migrate`]).
+    /// The database (required; migrated with [`store::migrate`](crate::store::migrate)).
     pub fn db(self, db: DatabaseConnection) -> Self {
         Self {
             db: Some(db),
@@ -88,7 +88,7 @@ impl IssuerBuilder {
     }
 
     /// The deny list of this process — give the gate and the
-    /// [`RevocationSync`](crate::revocation::RevocationSync) the same one.
+    /// [`RevocationSync`](crate::sync::RevocationSync) the same one.
     /// The issuer reads the time from its clock (see [`crate::time`]).
     /// Revocations made through this issuer (reuse detection, `/revoke`,
     /// logout) reach it at once; its `max_token_lifetime` sets how long

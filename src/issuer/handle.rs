@@ -9,13 +9,13 @@ use std::{
 
 use sea_orm::DatabaseConnection;
 
-use super::{IssuerBuilder, Lifetimes};
+use super::{IssuerBuilder, Lifetimes, Revoker};
 use crate::{
     access_token::{AccessTokenLayer, AccessTokenLayerBuilder},
     events::Events,
     keys::Keys,
     refresh::RefreshPolicy,
-    revocation::{RevocationCache, Revoker},
+    revocation::RevocationCache,
     secret::RefreshSecret,
     store::cleanup::{Janitor, JanitorBuilder},
     time::Clock,

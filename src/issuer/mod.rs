@@ -42,8 +42,10 @@ mod grants;
 mod handle;
 mod mint;
 mod request;
+mod revoker;
 mod session;
 
 pub use builder::IssuerBuilder;
 pub use handle::Issuer;
 pub use request::{ClientMeta, IssueError, IssuerConfigError, Lifetimes, Requested, TokenResponse};
+pub(crate) use revoker::Revoker;

@@ -148,7 +148,7 @@ pub struct RevocationCache {
     max_token_lifetime: Duration,
     /// Unix milliseconds after which the list counts as stale and the gate
     /// fails closed; `u64::MAX` when no limit applies (set by a
-    /// [`RevocationSync`](crate::revocation::RevocationSync) configured to
+    /// [`RevocationSync`](crate::sync::RevocationSync) configured to
     /// fail closed).
     fresh_until: Arc<AtomicU64>,
 }

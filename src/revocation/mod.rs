@@ -2,9 +2,10 @@
 //!
 //! The gate looks every request up here and never in a database. Entries
 //! expire on their own when the tokens they could match expire, so there is
-//! no size bound to evict live revocations. With feature `store`,
-//! `RevocationSync` feeds the same type from the persisted revocation
-//! table, so every instance learns of every revocation (on PostgreSQL at
+//! no size bound to evict live revocations. A leaf: it imports neither the
+//! gate nor the store. With feature `store`,
+//! [`RevocationSync`](crate::sync::RevocationSync) feeds the same type from
+//! the persisted revocation table, so every instance learns of every revocation (on PostgreSQL at
 //! once, elsewhere within its poll interval) and a restart brings nothing
 //! back to life.
 //!
@@ -30,14 +31,6 @@
 
 mod cache;
 mod record;
-#[cfg(feature = "store")]
-mod revoker;
-#[cfg(feature = "store")]
-mod sync;
 
 pub use cache::{DEFAULT_MAX_TOKEN_LIFETIME, RevocationCache, RevocationCacheBuilder, RevokedBy};
 pub use record::{DEFAULT_MARGIN, Revocation, RevocationKind, RevokedReason, Subject};
-#[cfg(feature = "store")]
-pub(crate) use revoker::Revoker;
-#[cfg(feature = "store")]
-pub use sync::{DEFAULT_BATCH, DEFAULT_POLL_INTERVAL, RevocationSync, RevocationSyncBuilder};

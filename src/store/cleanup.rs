@@ -56,7 +56,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Default rows per statement: 500.
-pub const DEFAULT_BATCH: u64 = 500;
+pub const DEFAULT_DELETE_BATCH: u64 = 500;
 
 /// What one run deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,7 +103,7 @@ impl Janitor {
                 db,
                 retention: DEFAULT_RETENTION,
                 interval: DEFAULT_INTERVAL,
-                batch: DEFAULT_BATCH,
+                batch: DEFAULT_DELETE_BATCH,
                 margin: DEFAULT_MARGIN,
                 clock: Arc::new(SystemClock),
             },
@@ -238,7 +238,7 @@ impl JanitorBuilder {
         self
     }
 
-    /// Rows per statement. Default [`DEFAULT_BATCH`]; at least 1.
+    /// Rows per statement. Default [`DEFAULT_DELETE_BATCH`]; at least 1.
     pub fn batch(mut self, batch: u64) -> Self {
         self.janitor.batch = batch.max(1);
         self

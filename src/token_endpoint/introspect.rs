@@ -68,7 +68,7 @@ struct Introspection {
 /// tokens (another is `unauthorized_client`); any confidential client may
 /// ask about its own refresh tokens. An access token is active when the gate would accept
 /// it now — signature, `iss`, `aud`, expiry and this process's deny list
-/// (keep that in step with [`RevocationSync`](crate::revocation::RevocationSync)).
+/// (keep that in step with [`RevocationSync`](crate::sync::RevocationSync)).
 /// A refresh token is active when it is unconsumed, unrevoked and
 /// unexpired in a live session, and only to the client it was issued to.
 /// Everything else is `{"active": false}` with no other field.

@@ -34,13 +34,13 @@ fn names(cell: &str) -> Vec<String> {
     out
 }
 
-/// The revocation module is three rows; a bare `record` or `cache` in an
-/// imports cell is its part, `revocation` all of it, and an item path
+/// The revocation module is two rows; a bare `record` or `cache` in an
+/// imports cell is its part, `revocation` both, and an item path
 /// (`access_token::Verifier`) its module.
 fn module_of_name(name: &str) -> Vec<String> {
     match name {
         "record" | "cache" => vec![format!("revocation::{name}")],
-        "revocation" => ["record", "cache", "revoker", "sync"]
+        "revocation" => ["record", "cache"]
             .iter()
             .map(|p| format!("revocation::{p}"))
             .collect(),
@@ -210,7 +210,7 @@ fn target(path: &[String], revocation: &BTreeMap<String, String>) -> String {
         return head.to_owned();
     }
     match path.get(1).map(String::as_str) {
-        Some(sub @ ("record" | "cache" | "revoker" | "sync")) => format!("revocation::{sub}"),
+        Some(sub @ ("record" | "cache")) => format!("revocation::{sub}"),
         Some(item) => format!(
             "revocation::{}",
             revocation

@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 use tollgate::{
     AccessTokenLayer, RefreshSecret, RevocationCache,
     issuer::{ClientMeta, Issuer},
-    revocation::RevocationSync,
     store::{self, clients::NewClient},
+    sync::RevocationSync,
 };
 
 use crate::common::{AUD, ISS, hs256, store::new_postgres_database};

@@ -22,7 +22,7 @@ use crate::common::store::{Backend, harness};
 use entity::{refresh_token, token_family};
 use http::{StatusCode, header};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, EntityTrait};
-use tollgate::{refresh::RefreshPolicy, revocation::RevocationSync};
+use tollgate::{refresh::RefreshPolicy, sync::RevocationSync};
 
 /// A throwaway cluster of this test's own.
 struct Cluster {

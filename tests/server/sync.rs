@@ -28,10 +28,10 @@ use tokio::{
 use tollgate::{
     AccessClaims, AccessTokenLayer, AuthError, RevocationCache,
     issuer::{ClientMeta, Issuer},
-    revocation::RevocationSync,
     revocation::RevokedReason,
     secret::RefreshSecret,
     store::{self, clients::NewClient},
+    sync::RevocationSync,
 };
 use tower::{Layer, ServiceExt, service_fn};
 

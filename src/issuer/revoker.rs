@@ -2,7 +2,7 @@ use std::time::SystemTime;
 
 use sea_orm::DatabaseConnection;
 
-use super::{Revocation, RevocationCache, RevokedReason};
+use crate::revocation::{Revocation, RevocationCache, RevokedReason};
 use crate::store::{StoreError, sessions::UserRevocation};
 use crate::{
     events::{Events, SecurityEvent},
@@ -12,7 +12,7 @@ use crate::{
 /// The one path a revocation takes: commit it to the store in one
 /// transaction, then apply what was committed to this process's deny list
 /// at once. Other instances read the same rows back through
-/// [`RevocationSync`](super::RevocationSync).
+/// [`RevocationSync`](crate::sync::RevocationSync).
 ///
 /// Sessions, `/revoke`, logout and reuse detection all revoke through it,
 /// so none of them can commit a row and forget the local deny list, or

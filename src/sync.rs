@@ -1,3 +1,13 @@
+//! Every instance's deny list in step with the store: [`RevocationSync`]
+//! warms a [`RevocationCache`] from the persisted revocations before the
+//! gate serves, then follows new rows by their sequence (polling, and on
+//! PostgreSQL a `LISTEN` woken by the `NOTIFY` each revocation commit
+//! sends), reports staleness, and can make the gate fail closed.
+//!
+//! It lives beside the store and the deny list, not in either: the deny
+//! list stays a leaf the gate can use without a database, and the store
+//! never touches memory.
+
 use std::{
     fmt,
     sync::{
@@ -9,9 +19,9 @@ use std::{
 
 use sea_orm::{DatabaseConnection, DbBackend};
 
-use super::{Revocation, RevocationCache};
 use crate::{
     events::{Events, SecurityEvent},
+    revocation::{Revocation, RevocationCache},
     store::{StoreError, revocations},
     telemetry,
     time::{from_unix_millis, unix_millis},
@@ -30,7 +40,7 @@ impl Drop for AbortOnDrop {
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Default number of rows read per query while catching up: 1000.
-pub const DEFAULT_BATCH: u64 = 1000;
+pub const DEFAULT_SYNC_BATCH: u64 = 1000;
 
 /// No cursor yet: the cache has not been warmed up.
 const COLD: i64 = i64::MIN;
@@ -80,7 +90,7 @@ struct Inner {
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use tollgate::{RevocationCache, revocation::RevocationSync, store};
+/// use tollgate::{RevocationCache, sync::RevocationSync, store};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
@@ -119,7 +129,7 @@ impl RevocationSync {
             db,
             cache,
             interval: DEFAULT_POLL_INTERVAL,
-            batch: DEFAULT_BATCH,
+            batch: DEFAULT_SYNC_BATCH,
             fail_closed_after: None,
             notifications: true,
             listen_url: None,
@@ -437,7 +447,7 @@ impl RevocationSyncBuilder {
         }
     }
 
-    /// Rows per query while catching up. Default [`DEFAULT_BATCH`]; at
+    /// Rows per query while catching up. Default [`DEFAULT_SYNC_BATCH`]; at
     /// least 1.
     pub fn batch(self, batch: u64) -> Self {
         Self {
