@@ -36,7 +36,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tokio::sync::Mutex;
 use tollgate::{
     AccessTokenLayer, RefreshSecret, RevocationCache, RevokedReason, SigningKey,
-    issuer::{ClientMeta, Issuer},
+    issuer::{Issuer, RequestContext},
     keys::Algorithm,
     secret::random_string,
     store::{self, clients::NewClient},
@@ -153,7 +153,7 @@ async fn measure(name: String, url: &str, follow: (Duration, bool), n: usize) ->
     for _ in 0..n {
         let t = a
             .issuer
-            .issue("alice", "app", None, &ClientMeta::default())
+            .issue("alice", "app", None, &RequestContext::default())
             .await
             .unwrap();
         let sid = b.gate.verify(&t.access_token).unwrap().sid.unwrap();
@@ -161,7 +161,7 @@ async fn measure(name: String, url: &str, follow: (Duration, bool), n: usize) ->
     }
     let live = a
         .issuer
-        .issue("bob", "app", None, &ClientMeta::default())
+        .issue("bob", "app", None, &RequestContext::default())
         .await
         .unwrap()
         .access_token;
@@ -207,7 +207,7 @@ async fn measure(name: String, url: &str, follow: (Duration, bool), n: usize) ->
         pace.tick().await;
         a.issuer
             .sessions()
-            .revoke_as(sid, RevokedReason::Admin)
+            .revoke_session(sid, RevokedReason::Admin)
             .await
             .unwrap();
         pending

@@ -29,7 +29,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use tollgate::{
-    issuer::{ClientMeta, Issuer},
+    issuer::{Issuer, RequestContext},
     keys::{Algorithm, SigningKey},
     refresh::RefreshPolicy,
     secret::{RefreshSecret, hash_token, random_string, random_token},
@@ -135,7 +135,7 @@ async fn setup(url: &str, conns: u32) -> Setup {
 
 async fn login(s: &Setup) -> String {
     s.issuer
-        .issue("user", "bench", None, &ClientMeta::default())
+        .issue("user", "bench", None, &RequestContext::default())
         .await
         .unwrap()
         .refresh_token

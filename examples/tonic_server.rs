@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 
 use tollgate::{
-    issuer::{ClientMeta, Issuer},
+    issuer::{Issuer, RequestContext},
     keys::{Algorithm, SigningKey},
     secret::{RefreshSecret, random_token},
     store::{self, clients::NewClient},
@@ -42,7 +42,7 @@ async fn main() -> Result<(), BoxError> {
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
         .build()?;
     let token = issuer
-        .issue("alice", "grpc-cli", None, &ClientMeta::default())
+        .issue("alice", "grpc-cli", None, &RequestContext::default())
         .await?
         .access_token;
 

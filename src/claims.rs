@@ -61,7 +61,7 @@ pub struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     /// The tenant of a multi-tenant deployment (the session's, from
-    /// [`ClientMeta::tenant`](crate::issuer::ClientMeta)): the deny list
+    /// [`RequestContext::tenant`](crate::issuer::RequestContext)): the deny list
     /// keys a subject within it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,

@@ -91,15 +91,15 @@ pub mod time;
 pub mod token_endpoint;
 
 pub use access_token::{
-    AccessToken, AccessTokenConfigError, AccessTokenLayer, AccessTokenLayerBuilder, AuthError,
-    Verifier,
+    AccessTokenConfigError, AccessTokenLayer, AccessTokenLayerBuilder, AuthError,
+    RequireAccessToken, Verifier,
 };
 pub use claims::AccessClaims;
 pub use error::BoxError;
 pub use identifier::IdentifierError;
 #[cfg(feature = "store")]
 pub use issuer::{
-    ClientMeta, IssueError, Issuer, IssuerConfigError, Lifetimes, Requested, TokenResponse,
+    IssueError, Issuer, IssuerConfigError, Lifetimes, RequestContext, Requested, TokenResponse,
 };
 pub use keys::{Algorithm, KeyError, KeySet, Keys, SigningKey};
 pub use refresh::RefreshPolicy;

@@ -12,7 +12,7 @@
 //! ```
 //! use tollgate::{
 //!     RevocationCache,
-//!     issuer::{ClientMeta, Issuer},
+//!     issuer::{RequestContext, Issuer},
 //!     Algorithm, SigningKey,
 //!     secret::RefreshSecret,
 //!     store::{self, clients::NewClient},
@@ -34,8 +34,8 @@
 //!     .build()
 //!     .unwrap();
 //!
-//! let phone = ClientMeta { user_agent: Some("phone".into()), ..ClientMeta::default() };
-//! let laptop = ClientMeta { user_agent: Some("laptop".into()), ..ClientMeta::default() };
+//! let phone = RequestContext { user_agent: Some("phone".into()), ..RequestContext::default() };
+//! let laptop = RequestContext { user_agent: Some("laptop".into()), ..RequestContext::default() };
 //! issuer.issue("alice", "spa", None, &phone).await.unwrap();
 //! issuer.issue("alice", "spa", None, &laptop).await.unwrap();
 //!
@@ -114,12 +114,12 @@ impl Issuer {
 }
 
 impl Sessions {
-    /// The same, for the users of `tenant` (as [`ClientMeta::tenant`]
+    /// The same, for the users of `tenant` (as [`RequestContext::tenant`]
     /// started their sessions, and as the `tenant` claim of their tokens
     /// says): a user id names one user within one tenant, so another
     /// tenant's user of the same id is never listed, ended or logged out.
     ///
-    /// [`ClientMeta::tenant`]: crate::issuer::ClientMeta::tenant
+    /// [`RequestContext::tenant`]: crate::issuer::RequestContext::tenant
     pub fn in_tenant(self, tenant: Option<impl Into<String>>) -> Self {
         Self {
             tenant: tenant.map(Into::into),
@@ -212,7 +212,11 @@ impl Sessions {
 
     /// Ends a session for an administrative or security reason, whoever
     /// owns it.
-    pub async fn revoke_as(&self, sid: &str, reason: RevokedReason) -> Result<bool, StoreError> {
+    pub async fn revoke_session(
+        &self,
+        sid: &str,
+        reason: RevokedReason,
+    ) -> Result<bool, StoreError> {
         self.end(sid, reason).await
     }
 

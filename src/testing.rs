@@ -45,7 +45,7 @@ use tokio::{net::TcpListener, sync::Mutex, task::JoinHandle};
 
 use crate::{
     AccessTokenLayer, RevocationCache,
-    issuer::{ClientMeta, Issuer, TokenResponse},
+    issuer::{Issuer, RequestContext, TokenResponse},
     keys::{Algorithm, SigningKey},
     secret::RefreshSecret,
     store::{self, clients::NewClient},
@@ -160,7 +160,7 @@ impl TestServer {
     pub async fn mint(&self, subject: &str, scope: &str) -> TokenResponse {
         let client = self.client_for(scope).await;
         self.issuer
-            .issue(subject, &client, Some(scope), &ClientMeta::default())
+            .issue(subject, &client, Some(scope), &RequestContext::default())
             .await
             .expect("minting a test token")
     }

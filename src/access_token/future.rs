@@ -16,7 +16,7 @@ pub(crate) type Then<F> = Box<dyn FnOnce() -> F + Send>;
 pub(crate) type Reject<B> = Box<dyn FnOnce(DpopError) -> Response<B> + Send>;
 
 pin_project! {
-    /// The response future of [`AccessToken`](super::AccessToken): the inner
+    /// The response future of [`RequireAccessToken`](super::RequireAccessToken): the inner
     /// service's future, or a ready rejection; with a shared DPoP replay
     /// store, first the store's verdict on the proof.
     pub struct ResponseFuture<F, B> {

@@ -73,5 +73,5 @@ pub use builder::{
 pub use error::{AuthError, InvalidToken};
 pub use future::ResponseFuture;
 pub use resource::{DEFAULT_RESOURCE_METADATA_MAX_AGE, ResourceMetadataEndpoint};
-pub use service::{AccessToken, AccessTokenLayer};
+pub use service::{AccessTokenLayer, RequireAccessToken};
 pub use verify::Verifier;

@@ -283,10 +283,10 @@ impl AccessTokenLayer {
 }
 
 impl<S> Layer<S> for AccessTokenLayer {
-    type Service = AccessToken<S>;
+    type Service = RequireAccessToken<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AccessToken {
+        RequireAccessToken {
             inner,
             layer: self.clone(),
         }
@@ -295,12 +295,12 @@ impl<S> Layer<S> for AccessTokenLayer {
 
 /// The middleware service produced by [`AccessTokenLayer`].
 #[derive(Clone, Debug)]
-pub struct AccessToken<S> {
+pub struct RequireAccessToken<S> {
     inner: S,
     layer: AccessTokenLayer,
 }
 
-impl<S> AccessToken<S> {
+impl<S> RequireAccessToken<S> {
     /// Wraps `inner` with the gate.
     pub fn new(inner: S, layer: AccessTokenLayer) -> Self {
         Self { inner, layer }
@@ -312,7 +312,7 @@ impl<S> AccessToken<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AccessToken<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireAccessToken<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     ReqBody: Send + 'static,

@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use super::{
-    ClientMeta, IssueError, Issuer, Requested, TokenResponse,
+    IssueError, Issuer, RequestContext, Requested, TokenResponse,
     mint::Mint,
     session::{plan_session, resources_for},
 };
@@ -33,12 +33,12 @@ impl Issuer {
         user_id: &str,
         client_id: &str,
         scope: Option<&str>,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) -> Result<TokenResponse, IssueError> {
         let client = store::clients::find(&self.inner.db, client_id)
             .await?
             .ok_or(IssueError::UnknownClient)?;
-        self.issue_for(
+        self.start_session(
             &client,
             user_id,
             &Requested {
@@ -60,20 +60,20 @@ impl Issuer {
         user_id: &str,
         client_id: &str,
         requested: &Requested<'_>,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) -> Result<TokenResponse, IssueError> {
         let client = store::clients::find(&self.inner.db, client_id)
             .await?
             .ok_or(IssueError::UnknownClient)?;
-        self.issue_for(&client, user_id, requested, meta).await
+        self.start_session(&client, user_id, requested, meta).await
     }
 
-    pub(crate) async fn issue_for(
+    pub(crate) async fn start_session(
         &self,
         client: &Client,
         user_id: &str,
         requested: &Requested<'_>,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) -> Result<TokenResponse, IssueError> {
         let now = self.inner.clock.now();
         let plan = plan_session(client, user_id, requested, &self.inner.lifetimes, now)?;
@@ -181,7 +181,7 @@ impl Issuer {
         client: &Client,
         token: &str,
         requested: &Requested<'_>,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) -> Result<TokenResponse, IssueError> {
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
@@ -224,7 +224,7 @@ impl Issuer {
             } => {
                 // Reuse detection or a binding mismatch revoked the session
                 // inside the rotation's transaction.
-                self.inner.revoker.applied_by_refresh(revoked.as_ref());
+                self.inner.revoker.apply_committed(revoked.as_ref());
                 self.report_refusal(error, revoked.is_some(), session, meta);
                 return Err(error.into());
             }
@@ -262,7 +262,7 @@ impl Issuer {
         error: RefreshError,
         session_revoked: bool,
         s: RefusedSession,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) {
         if error == RefreshError::Reused && session_revoked {
             telemetry::replay();

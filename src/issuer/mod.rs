@@ -8,7 +8,7 @@
 //! ```
 //! use std::time::Duration;
 //! use tollgate::{
-//!     issuer::{ClientMeta, Issuer},
+//!     issuer::{RequestContext, Issuer},
 //!     Algorithm, SigningKey,
 //!     secret::RefreshSecret,
 //!     store::{self, clients::NewClient},
@@ -30,7 +30,7 @@
 //!     .unwrap();
 //!
 //! // In your login handler, once the user is authenticated:
-//! let tokens = issuer.issue("alice", "spa", Some("read"), &ClientMeta::default()).await.unwrap();
+//! let tokens = issuer.issue("alice", "spa", Some("read"), &RequestContext::default()).await.unwrap();
 //! assert_eq!(tokens.token_type, "Bearer");
 //! assert_eq!(tokens.scope, "read");
 //! assert!(tokens.refresh_token.is_some());
@@ -47,5 +47,7 @@ mod session;
 
 pub use builder::IssuerBuilder;
 pub use handle::Issuer;
-pub use request::{ClientMeta, IssueError, IssuerConfigError, Lifetimes, Requested, TokenResponse};
+pub use request::{
+    IssueError, IssuerConfigError, Lifetimes, RequestContext, Requested, TokenResponse,
+};
 pub(crate) use revoker::Revoker;

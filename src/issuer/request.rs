@@ -1,5 +1,5 @@
 //! What a token request asks for and gets: the request's context
-//! (`ClientMeta`, `Requested`), the lifetimes, the answer, and the errors.
+//! (`RequestContext`, `Requested`), the lifetimes, the answer, and the errors.
 
 use std::{net::IpAddr, time::Duration};
 
@@ -48,7 +48,7 @@ impl Lifetimes {
 /// Where a request came from: what refresh tokens are bound to and what
 /// sessions show.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientMeta {
+pub struct RequestContext {
     /// The client's IP.
     pub ip: Option<IpAddr>,
     /// The client's User-Agent.

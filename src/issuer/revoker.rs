@@ -122,7 +122,7 @@ impl Revoker {
     }
 
     /// Applies and counts the session a refresh decision revoked.
-    pub(crate) fn applied_by_refresh(&self, committed: Option<&Revocation>) {
+    pub(crate) fn apply_committed(&self, committed: Option<&Revocation>) {
         if let Some(r) = committed {
             telemetry::sessions_revoked(r.reason.as_str(), 1);
             self.deny.apply(r);

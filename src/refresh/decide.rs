@@ -138,7 +138,7 @@ pub enum RefreshError {
     Revoked,
     /// The family's absolute lifetime has ended.
     #[error("session has expired")]
-    FamilyExpired,
+    SessionExpired,
     /// The token's idle lifetime has ended.
     #[error("refresh token has expired")]
     Expired,
@@ -204,7 +204,7 @@ pub fn decide(
         return reject(RefreshError::Revoked, None);
     }
     if req.now >= family.expires_at {
-        return reject(RefreshError::FamilyExpired, None);
+        return reject(RefreshError::SessionExpired, None);
     }
     let replay = !won_consume;
     if replay {
@@ -446,7 +446,7 @@ mod tests {
         };
         assert_eq!(
             rejected(&decide(&token(), &family(), &late, true, &strict())),
-            Some((RefreshError::FamilyExpired, None))
+            Some((RefreshError::SessionExpired, None))
         );
         let idle = RefreshRequest {
             now: at(T + 1000),

@@ -18,7 +18,7 @@ use super::{
     TokenError,
     client_auth::unavailable,
     pipeline::{Answer, BoxError, EndpointFuture, Inner, ok_json, respond},
-    revoke::{TokenRequest, is_jwt, token_request, verified_access_token},
+    revoke::{AboutToken, is_jwt, token_request, verified_access_token},
 };
 use crate::{
     claims::Confirmation,
@@ -94,7 +94,7 @@ impl Answer for IntrospectionEndpoint {
         B::Error: Into<BoxError>,
     {
         let inner = &*self.inner;
-        let TokenRequest { client, token, .. } = token_request(inner, req).await?;
+        let AboutToken { client, token, .. } = token_request(inner, req).await?;
         if !client.is_confidential() {
             // RFC 7662 §2.1: the caller must be authenticated; a public
             // client cannot be.

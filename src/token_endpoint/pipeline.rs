@@ -21,7 +21,7 @@ use crate::{
     access_token::Verifier,
     binding::{TrustedProxies, peer_addr},
     events::SecurityEvent,
-    issuer::{ClientMeta, Issuer},
+    issuer::{Issuer, RequestContext},
     store::clients::Client,
     telemetry,
 };
@@ -56,7 +56,7 @@ pub(crate) struct Inner {
 pub(crate) struct Incoming {
     pub(crate) form: Form,
     pub(crate) basic: Option<client_auth::Presented>,
-    pub(crate) meta: ClientMeta,
+    pub(crate) meta: RequestContext,
     /// The request's headers, for the checks that can run only once the
     /// client is known (a browser client's Origin and cookie, DPoP).
     pub(crate) headers: HeaderMap,
@@ -72,14 +72,14 @@ impl Inner {
         if req.method() != Method::POST {
             return Err(TokenError::MethodNotAllowed);
         }
-        let meta = ClientMeta {
+        let meta = RequestContext {
             ip: peer_addr(&req).map(|peer| self.proxies.client_ip(peer, req.headers())),
             user_agent: req
                 .headers()
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            ..ClientMeta::default()
+            ..RequestContext::default()
         };
         self.limited(self.limits.request(meta.ip), "requests_per_ip", &meta)?;
         check_content_type(req.headers())?;
@@ -113,7 +113,7 @@ impl Inner {
         &self,
         basic: Option<client_auth::Presented>,
         form: &Form,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) -> Result<Arc<Client>, TokenError> {
         self.limited(
             self.limits.client_auth_allowed(meta.ip),
@@ -146,7 +146,7 @@ impl Inner {
         &self,
         client: &Client,
         headers: &HeaderMap,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) -> Result<Option<&RefreshCookie>, TokenError> {
         let cookie = self.browser.get(&client.client_id);
         if let Some(cookie) = cookie {
@@ -174,7 +174,7 @@ impl Inner {
         &self,
         verdict: Result<(), TokenError>,
         limit: &'static str,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) -> Result<(), TokenError> {
         verdict.inspect_err(|_| {
             telemetry::rate_limited(limit);

@@ -38,7 +38,7 @@ pub(super) fn is_jwt(token: &str) -> bool {
 
 /// A request to `/revoke` or `/introspect`, read and its client
 /// authenticated.
-pub(super) struct TokenRequest<'a> {
+pub(super) struct AboutToken<'a> {
     pub(super) client: Arc<Client>,
     /// The `token` parameter, or a browser client's refresh cookie.
     pub(super) token: String,
@@ -52,7 +52,7 @@ pub(super) struct TokenRequest<'a> {
 pub(super) async fn token_request<B>(
     inner: &Inner,
     req: Request<B>,
-) -> Result<TokenRequest<'_>, TokenError>
+) -> Result<AboutToken<'_>, TokenError>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -72,7 +72,7 @@ where
         "The token parameter is missing",
     )?
     .to_owned();
-    Ok(TokenRequest {
+    Ok(AboutToken {
         client,
         token,
         cookie,
@@ -113,7 +113,7 @@ impl Answer for RevocationEndpoint {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let TokenRequest {
+        let AboutToken {
             client,
             token,
             cookie,
@@ -170,7 +170,9 @@ impl RevocationEndpoint {
                 if owned_by_caller(&stored.token.client_id)
                     && stored.session.expires_at > issuer.now() =>
             {
-                sessions.revoke_as(&stored.sid, RevokedReason::Logout).await
+                sessions
+                    .revoke_session(&stored.sid, RevokedReason::Logout)
+                    .await
             }
             _ => Ok(false),
         }

@@ -31,7 +31,7 @@ use super::{
 use crate::{
     dpop::DpopError,
     events::SecurityEvent,
-    issuer::{ClientMeta, IssueError, Issuer, TokenResponse},
+    issuer::{IssueError, Issuer, RequestContext, TokenResponse},
     refresh::RefreshError,
     telemetry,
 };
@@ -124,7 +124,7 @@ impl TokenEndpoint {
                 let subject = inner.check_password(username, password, &meta).await?;
                 inner
                     .issuer
-                    .issue_for(&client, &subject, &requested, &meta)
+                    .start_session(&client, &subject, &requested, &meta)
                     .await
             }
             Grant::ClientCredentials { .. } => inner.issuer.client_credentials(&client, &requested),
@@ -142,7 +142,7 @@ impl Inner {
         &self,
         username: &str,
         password: &str,
-        meta: &ClientMeta,
+        meta: &RequestContext,
     ) -> Result<String, TokenError> {
         // `permit` refused the grant when no verifier is configured.
         let passwords = self

@@ -532,7 +532,7 @@ mod shared_replay {
 async fn an_apps_own_login_handler_binds_the_session() {
     use tollgate::{
         dpop::DpopError,
-        issuer::{ClientMeta, Requested},
+        issuer::{RequestContext, Requested},
     };
     let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
     let dpop = Dpop::builder().build().unwrap();
@@ -569,7 +569,7 @@ async fn an_apps_own_login_handler_binds_the_session() {
                 resources: &[],
                 dpop_jkt: Some(&proved.thumbprint),
             },
-            &ClientMeta::default(),
+            &RequestContext::default(),
         )
         .await
         .unwrap();

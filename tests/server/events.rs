@@ -14,7 +14,7 @@ use http_body_util::Full;
 use tollgate::{
     Issuer, RefreshPolicy, RefreshSecret, TokenEndpoint,
     events::SecurityEvent,
-    issuer::ClientMeta,
+    issuer::RequestContext,
     revocation::RevokedReason,
     store::{self, clients::NewClient},
 };
@@ -47,11 +47,11 @@ fn issuer(db: sea_orm::DatabaseConnection) -> tollgate::issuer::IssuerBuilder {
         })
 }
 
-fn meta(ip: &str, ua: &str) -> ClientMeta {
-    ClientMeta {
+fn meta(ip: &str, ua: &str) -> RequestContext {
+    RequestContext {
         ip: Some(ip.parse::<IpAddr>().unwrap()),
         user_agent: Some(ua.into()),
-        ..ClientMeta::default()
+        ..RequestContext::default()
     }
 }
 
@@ -138,7 +138,7 @@ async fn each_event_arrives_when_it_happens_in_order() {
     assert!(
         issuer
             .sessions()
-            .revoke_as(&sids[1], RevokedReason::Admin)
+            .revoke_session(&sids[1], RevokedReason::Admin)
             .await
             .unwrap()
     );

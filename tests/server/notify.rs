@@ -10,7 +10,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Sta
 use tokio::task::JoinHandle;
 use tollgate::{
     AccessTokenLayer, RefreshSecret, RevocationCache,
-    issuer::{ClientMeta, Issuer},
+    issuer::{Issuer, RequestContext},
     store::{self, clients::NewClient},
     sync::RevocationSync,
 };
@@ -94,7 +94,7 @@ async fn database() -> Option<String> {
 async fn login(a: &Instance) -> (String, String) {
     let t = a
         .issuer
-        .issue("alice", "app", None, &ClientMeta::default())
+        .issue("alice", "app", None, &RequestContext::default())
         .await
         .unwrap();
     let sid = a.gate.verify(&t.access_token).unwrap().sid.unwrap();
@@ -107,7 +107,7 @@ async fn revoke_and_wait(a: &Instance, b: &Instance) -> Duration {
     assert!(b.gate.verify(&token).is_ok());
     a.issuer
         .sessions()
-        .revoke_as(&sid, tollgate::RevokedReason::Admin)
+        .revoke_session(&sid, tollgate::RevokedReason::Admin)
         .await
         .unwrap();
     refused(b, &token).await
@@ -210,7 +210,7 @@ async fn a_listener_killed_by_the_server_reconnects_and_catches_up() {
         .unwrap();
     a.issuer
         .sessions()
-        .revoke_as(&sid, tollgate::RevokedReason::Admin)
+        .revoke_session(&sid, tollgate::RevokedReason::Admin)
         .await
         .unwrap();
     refused(&b, &token).await;

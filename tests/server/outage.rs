@@ -329,7 +329,7 @@ async fn postgres_crashing_and_restarting_under_load_loses_and_forks_nothing() {
 async fn revocations_around_a_postgres_restart_reach_the_follower_without_the_poll() {
     use tollgate::{
         AccessTokenLayer, Issuer, RefreshSecret, RevocationCache, RevokedReason,
-        issuer::ClientMeta, store::clients::NewClient,
+        issuer::RequestContext, store::clients::NewClient,
     };
     let Some(cluster) = Cluster::start() else {
         return;
@@ -382,7 +382,7 @@ async fn revocations_around_a_postgres_restart_reach_the_follower_without_the_po
 
     let session = || async {
         let t = a
-            .issue("alice", "app", None, &ClientMeta::default())
+            .issue("alice", "app", None, &RequestContext::default())
             .await
             .unwrap();
         let sid = b.verify(&t.access_token).unwrap().sid.unwrap();
@@ -395,7 +395,7 @@ async fn revocations_around_a_postgres_restart_reach_the_follower_without_the_po
         let start = Instant::now();
         while a
             .sessions()
-            .revoke_as(&sid, RevokedReason::Admin)
+            .revoke_session(&sid, RevokedReason::Admin)
             .await
             .is_err()
         {

@@ -264,7 +264,7 @@ per_backend! {
     #[tokio::test]
     async fn tenants_keep_users_of_one_id_apart(b) {
         each(b, async |h| {
-            let meta = |t: &str| tollgate::issuer::ClientMeta {
+            let meta = |t: &str| tollgate::issuer::RequestContext {
                 tenant: Some(t.to_owned()),
                 ..Default::default()
             };

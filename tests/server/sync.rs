@@ -27,7 +27,7 @@ use tokio::{
 };
 use tollgate::{
     AccessClaims, AccessTokenLayer, AuthError, RevocationCache,
-    issuer::{ClientMeta, Issuer},
+    issuer::{Issuer, RequestContext},
     revocation::RevokedReason,
     secret::RefreshSecret,
     store::{self, clients::NewClient},
@@ -87,7 +87,7 @@ impl Instance {
     async fn login(&self, user: &str) -> (String, AccessClaims) {
         let t = self
             .issuer
-            .issue(user, "app", None, &ClientMeta::default())
+            .issue(user, "app", None, &RequestContext::default())
             .await
             .unwrap();
         let claims = self.gate.verify(&t.access_token).unwrap();

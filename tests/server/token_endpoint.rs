@@ -404,7 +404,7 @@ async fn a_client_subject_is_never_a_users() {
             "client:svc",
             "web",
             None,
-            &tollgate::issuer::ClientMeta::default(),
+            &tollgate::issuer::RequestContext::default(),
         )
         .await;
     assert!(
