@@ -104,9 +104,13 @@ async fn fresh(url: &str) -> String {
     let url = format!("{base}/{name}");
     let db = connect(&url).await;
     store::migrate(&db).await.unwrap();
-    store::clients::register(&db, NewClient::public("app", "read"))
-        .await
-        .unwrap();
+    store::clients::register(
+        &db,
+        NewClient::public("app", "read"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
     url
 }
 

@@ -114,10 +114,14 @@ struct Setup {
 
 async fn setup(url: &str, conns: u32) -> Setup {
     let db = connect(url, conns).await;
-    let secret = store::clients::register(&db, NewClient::confidential("bench", "read write"))
-        .await
-        .unwrap()
-        .unwrap();
+    let secret = store::clients::register(
+        &db,
+        NewClient::confidential("bench", "read write"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let issuer = Issuer::builder()
         .db(db.clone())
         .keys(SigningKey::hmac("k", Algorithm::HS256, &[7; 32]).unwrap())

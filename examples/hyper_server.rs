@@ -55,7 +55,7 @@ async fn services() -> Result<(TokenEndpoint, AccessTokenLayer), BoxError> {
     store::migrate(&db).await?;
     let mut cli = NewClient::public("cli", "read");
     cli.allow_password = true;
-    store::clients::register(&db, cli).await?;
+    store::clients::register(&db, cli, std::time::SystemTime::now()).await?;
     // A fresh secret per run: this example keeps nothing.
     let key = SigningKey::hmac("hyper-example", Algorithm::HS256, random_token().as_bytes())?;
     let issuer = Issuer::builder()

@@ -129,7 +129,7 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
     agent.allow_client_credentials = true;
     agent.resources = vec![resource.clone(), format!("{resource}/admin")];
     let secret = std::env::var("TOLLGATE_MCP_SECRET").unwrap_or_else(|_| "mcp-agent-secret".into());
-    store::clients::register_with_secret(&db, agent, &secret).await?;
+    store::clients::register_with_secret(&db, agent, &secret, std::time::SystemTime::now()).await?;
 
     let issuer = Issuer::builder()
         .db(db)

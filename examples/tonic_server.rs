@@ -32,7 +32,12 @@ async fn main() -> Result<(), BoxError> {
     // Mint a token in-process, as an application's login handler would.
     let db = sea_orm::Database::connect("sqlite::memory:").await?;
     store::migrate(&db).await?;
-    store::clients::register(&db, NewClient::public("grpc-cli", "health")).await?;
+    store::clients::register(
+        &db,
+        NewClient::public("grpc-cli", "health"),
+        std::time::SystemTime::now(),
+    )
+    .await?;
     let key = SigningKey::hmac("tonic-example", Algorithm::HS256, random_token().as_bytes())?;
     let issuer = Issuer::builder()
         .db(db)

@@ -21,7 +21,7 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
 //! store::migrate(&db).await.unwrap();
-//! store::clients::register(&db, NewClient::public("spa", "read")).await.unwrap();
+//! store::clients::register(&db, NewClient::public("spa", "read"), std::time::SystemTime::now()).await.unwrap();
 //! let deny = RevocationCache::default();
 //! let key = SigningKey::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap();
 //! let issuer = Issuer::builder()

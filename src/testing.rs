@@ -91,7 +91,7 @@ impl TestServer {
         store::migrate(&db).await.expect("migrations");
         let mut public = NewClient::public(PUBLIC_CLIENT, "read write");
         public.allow_password = true;
-        store::clients::register(&db, public)
+        store::clients::register(&db, public, std::time::SystemTime::now())
             .await
             .expect("register the test client");
         let mut secret = [0u8; 32];
@@ -198,9 +198,13 @@ impl TestServer {
             .unwrap_or(scopes.len());
         let id = format!("test-client-{index}");
         if index == scopes.len() {
-            store::clients::register(&self.db, NewClient::public(id.clone(), scope))
-                .await
-                .expect("registering a test client");
+            store::clients::register(
+                &self.db,
+                NewClient::public(id.clone(), scope),
+                std::time::SystemTime::now(),
+            )
+            .await
+            .expect("registering a test client");
             scopes.push(scope.to_owned());
         }
         id

@@ -193,7 +193,13 @@ pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Resul
         c.allow_client_credentials = true;
         // It stands for the resource server too: it may introspect.
         c.allow_introspection = true;
-        store::clients::register_with_secret(db, c, &cfg.client_secret).await?;
+        store::clients::register_with_secret(
+            db,
+            c,
+            &cfg.client_secret,
+            std::time::SystemTime::now(),
+        )
+        .await?;
     }
     // Two public clients: one for scripts, and the one the page at `/`
     // signs in through (its refresh token lives in a cookie).
@@ -201,7 +207,7 @@ pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Resul
         if store::clients::find(db, id).await?.is_none() {
             let mut c = NewClient::public(id.clone(), "read write");
             c.allow_password = true;
-            store::clients::register(db, c).await?;
+            store::clients::register(db, c, std::time::SystemTime::now()).await?;
         }
     }
     Ok(())

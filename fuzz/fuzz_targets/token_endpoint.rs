@@ -29,7 +29,7 @@ static ENDPOINT: LazyLock<TokenEndpoint> = LazyLock::new(|| {
         store::migrate(&db).await.unwrap();
         let mut spa = NewClient::public("spa", "read");
         spa.allow_password = true;
-        store::clients::register(&db, spa).await.unwrap();
+        store::clients::register(&db, spa, std::time::SystemTime::now()).await.unwrap();
         let issuer = Issuer::builder()
             .db(db)
             .keys(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())

@@ -17,7 +17,7 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
 //! store::migrate(&db).await.unwrap();
-//! store::clients::register(&db, NewClient::public("spa", "read write")).await.unwrap();
+//! store::clients::register(&db, NewClient::public("spa", "read write"), std::time::SystemTime::now()).await.unwrap();
 //!
 //! let key = SigningKey::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap();
 //! let issuer = Issuer::builder()

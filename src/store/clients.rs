@@ -83,14 +83,16 @@ impl NewClient {
     }
 }
 
-/// Registers a client; returns its new secret (shown once, stored only as a
-/// hash) if it is confidential.
+/// Registers a client at `now` (the process clock's, as every store
+/// function takes it); returns its new secret (shown once, stored only as
+/// a hash) if it is confidential.
 pub async fn register(
     db: &impl ConnectionTrait,
     new: NewClient,
+    now: SystemTime,
 ) -> Result<Option<String>, StoreError> {
     let secret = new.confidential.then(random_token);
-    insert(db, new, secret.as_deref()).await?;
+    insert(db, new, secret.as_deref(), now).await?;
     Ok(secret)
 }
 
@@ -100,19 +102,21 @@ pub async fn register_with_secret(
     db: &impl ConnectionTrait,
     new: NewClient,
     secret: &str,
+    now: SystemTime,
 ) -> Result<(), StoreError> {
     if !new.confidential || secret.is_empty() {
         return Err(StoreError::Invalid(
             "a client secret needs a confidential client",
         ));
     }
-    insert(db, new, Some(secret)).await
+    insert(db, new, Some(secret), now).await
 }
 
 async fn insert(
     db: &impl ConnectionTrait,
     new: NewClient,
     secret: Option<&str>,
+    now: SystemTime,
 ) -> Result<(), StoreError> {
     if new.allow_introspection && !new.confidential {
         return Err(StoreError::Invalid(
@@ -146,7 +150,7 @@ async fn insert(
         access_ttl_secs: Set(secs(new.access_ttl)),
         refresh_idle_ttl_secs: Set(secs(new.refresh_idle_ttl)),
         family_ttl_secs: Set(secs(new.session_ttl)),
-        created_at: Set(db_time(SystemTime::now())),
+        created_at: Set(db_time(now)),
         resources: Set(audience::join(&new.resources)),
         dpop_bound_access_tokens: Set(new.dpop_bound_access_tokens),
         allow_introspection: Set(new.allow_introspection),

@@ -13,7 +13,7 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let db = Database::connect("sqlite::memory:").await.unwrap();
 //! store::migrate(&db).await.unwrap();
-//! let secret = store::clients::register(&db, NewClient::confidential("svc", "read"))
+//! let secret = store::clients::register(&db, NewClient::confidential("svc", "read"), std::time::SystemTime::now())
 //!     .await
 //!     .unwrap()
 //!     .expect("a confidential client gets a secret");

@@ -38,7 +38,7 @@
 //! store::migrate(&db).await.unwrap();
 //! let mut client = NewClient::public("cli", "read");
 //! client.allow_password = true;
-//! store::clients::register(&db, client).await.unwrap();
+//! store::clients::register(&db, client, std::time::SystemTime::now()).await.unwrap();
 //! let issuer = Issuer::builder()
 //!     .db(db)
 //!     .keys(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())

@@ -262,19 +262,27 @@ pub async fn harness_with(
     lifetimes: Lifetimes,
 ) -> Harness {
     let db = backend.db;
+    let clock = super::manual_clock();
     let mut web = NewClient::confidential("web", "read write");
     web.allow_password = true;
-    let web_secret = store::clients::register(&db, web).await.unwrap().unwrap();
+    let web_secret = store::clients::register(&db, web, tollgate::time::Clock::now(&clock))
+        .await
+        .unwrap()
+        .unwrap();
     let mut spa = NewClient::public("spa", "read");
     spa.allow_password = true;
-    store::clients::register(&db, spa).await.unwrap();
+    store::clients::register(&db, spa, tollgate::time::Clock::now(&clock))
+        .await
+        .unwrap();
     let mut svc = NewClient::confidential("svc", "reports");
     svc.allow_client_credentials = true;
     // The resource server: it introspects access tokens.
     svc.allow_introspection = true;
-    let svc_secret = store::clients::register(&db, svc).await.unwrap().unwrap();
+    let svc_secret = store::clients::register(&db, svc, tollgate::time::Clock::now(&clock))
+        .await
+        .unwrap()
+        .unwrap();
 
-    let clock = super::manual_clock();
     // The one clock of the process: the issuer, the endpoint's rate
     // limits and the gate all read it through the deny list.
     let deny = RevocationCache::builder().clock(clock.clone()).build();

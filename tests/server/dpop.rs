@@ -214,7 +214,9 @@ async fn proofs_are_checked_at_the_token_endpoint() {
     let mut strict = NewClient::public("strict", "read");
     strict.allow_password = true;
     strict.dpop_bound_access_tokens = true;
-    store::clients::register(&h.db, strict).await.unwrap();
+    store::clients::register(&h.db, strict, std::time::SystemTime::now())
+        .await
+        .unwrap();
     let endpoint = endpoint(&h, Dpop::builder().build().unwrap());
     let key = ProofKey::es256();
     let strict_login = "grant_type=password&client_id=strict&username=alice&password=wonderland";
@@ -599,7 +601,9 @@ async fn a_client_that_requires_dpop_is_refused_where_dpop_is_off() {
     let mut strict = NewClient::public("strict", "read");
     strict.allow_password = true;
     strict.dpop_bound_access_tokens = true;
-    store::clients::register(&h.db, strict).await.unwrap();
+    store::clients::register(&h.db, strict, std::time::SystemTime::now())
+        .await
+        .unwrap();
     let key = ProofKey::es256();
     let r = post(
         &h.endpoint,

@@ -28,7 +28,7 @@ async fn db() -> sea_orm::DatabaseConnection {
     let db = Backend::sqlite_memory().await.db;
     let mut web = NewClient::confidential("web", "read");
     web.allow_password = true;
-    store::clients::register_with_secret(&db, web, "web-secret")
+    store::clients::register_with_secret(&db, web, "web-secret", std::time::SystemTime::now())
         .await
         .unwrap();
     db
@@ -251,9 +251,13 @@ async fn the_sync_reports_staleness_once_and_its_recovery() {
 #[tokio::test]
 async fn a_forged_browser_request_is_reported() {
     let db = db().await;
-    store::clients::register(&db, NewClient::public("spa", "read"))
-        .await
-        .unwrap();
+    store::clients::register(
+        &db,
+        NewClient::public("spa", "read"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let issuer = issuer(db)

@@ -29,7 +29,7 @@ per_backend! {
             b.name
         );
         Migrator::up(&b.db, None).await.unwrap();
-        clients::register(&b.db, NewClient::public("app", "read"))
+        clients::register(&b.db, NewClient::public("app", "read"), std::time::SystemTime::now())
             .await
             .unwrap();
     }
@@ -64,4 +64,26 @@ per_backend! {
         assert_eq!(read[0].target, "j-2100", "{}", b.name);
         assert_eq!(read[0].expires_at, far, "{}", b.name);
     }
+}
+
+/// A client's registration time is the one the caller's clock gives (the
+/// process clock), not the system's.
+#[tokio::test]
+async fn a_client_is_registered_at_the_time_given() {
+    use sea_orm::EntityTrait;
+    let db = crate::common::store::sqlite_memory().await;
+    let at = UNIX_EPOCH + Duration::from_secs(4_102_444_800);
+    tollgate::store::clients::register(
+        &db,
+        tollgate::store::clients::NewClient::public("p", "read"),
+        at,
+    )
+    .await
+    .unwrap();
+    let row = entity::client::Entity::find_by_id("p".to_owned())
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(std::time::SystemTime::from(row.created_at), at);
 }

@@ -84,9 +84,13 @@ async fn database() -> Option<String> {
     let url = new_postgres_database().await?;
     let db = connect(&url).await;
     store::migrate(&db).await.unwrap();
-    store::clients::register(&db, NewClient::public("app", "read"))
-        .await
-        .unwrap();
+    store::clients::register(
+        &db,
+        NewClient::public("app", "read"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
     Some(url)
 }
 

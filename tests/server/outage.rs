@@ -353,9 +353,13 @@ async fn revocations_around_a_postgres_restart_reach_the_follower_without_the_po
         .await
         .unwrap();
     tollgate::store::migrate(&db).await.unwrap();
-    tollgate::store::clients::register(&db, NewClient::public("app", "read"))
-        .await
-        .unwrap();
+    tollgate::store::clients::register(
+        &db,
+        NewClient::public("app", "read"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
     let issuer = |db, deny: RevocationCache| {
         Issuer::builder()
             .db(db)

@@ -34,7 +34,7 @@ async fn register(h: &Harness) -> String {
     c.allow_password = true;
     c.allow_client_credentials = true;
     c.resources = vec![API.into(), MCP.into()];
-    tollgate::store::clients::register(&h.db, c)
+    tollgate::store::clients::register(&h.db, c, std::time::SystemTime::now())
         .await
         .unwrap()
         .unwrap()
@@ -229,5 +229,9 @@ async fn a_client_resource_must_be_an_absolute_uri() {
     .await;
     let mut c = NewClient::public("bad", "read");
     c.resources = vec!["https://a.example#frag".into()];
-    assert!(tollgate::store::clients::register(&h.db, c).await.is_err());
+    assert!(
+        tollgate::store::clients::register(&h.db, c, std::time::SystemTime::now())
+            .await
+            .is_err()
+    );
 }

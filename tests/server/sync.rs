@@ -120,9 +120,13 @@ impl Shared {
         for s in &all {
             let db = s.connect().await;
             store::migrate(&db).await.unwrap();
-            store::clients::register(&db, NewClient::public("app", "read"))
-                .await
-                .unwrap();
+            store::clients::register(
+                &db,
+                NewClient::public("app", "read"),
+                std::time::SystemTime::now(),
+            )
+            .await
+            .unwrap();
         }
         all
     }
@@ -379,9 +383,13 @@ async fn a_revocation_made_while_postgres_was_unreachable_arrives_after_recovery
     };
     let admin = connect_server(&url).await;
     store::migrate(&admin).await.unwrap();
-    store::clients::register(&admin, NewClient::public("app", "read"))
-        .await
-        .unwrap();
+    store::clients::register(
+        &admin,
+        NewClient::public("app", "read"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
     // postgres://user@host:port/db → the same through the proxy.
     let (scheme_user, rest) = url.split_once('@').unwrap();
     let (host_port, db_name) = rest.split_once('/').unwrap();
@@ -405,9 +413,13 @@ async fn a_revocation_made_while_the_sqlite_file_was_unreachable_arrives_after_r
     let dir = path.parent().unwrap().to_owned();
     let setup = connect_sqlite_file(&url).await;
     store::migrate(&setup).await.unwrap();
-    store::clients::register(&setup, NewClient::public("app", "read"))
-        .await
-        .unwrap();
+    store::clients::register(
+        &setup,
+        NewClient::public("app", "read"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
     // B opens the file through a symlink to its directory, with no
     // connection kept: pointing the link at an empty directory makes
     // every new connection fail, as a lost volume would.
@@ -618,9 +630,13 @@ async fn a_store_that_reissues_sequence_numbers_is_followed_without_a_gap() {
     let url = new_sqlite_file();
     let db = connect_sqlite_file(&url).await;
     store::migrate(&db).await.unwrap();
-    store::clients::register(&db, NewClient::public("app", "read"))
-        .await
-        .unwrap();
+    store::clients::register(
+        &db,
+        NewClient::public("app", "read"),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .unwrap();
     let a = instance(db.clone(), false).await;
     let b = instance(connect_sqlite_file(&url).await, false).await;
 

@@ -290,7 +290,7 @@ per_backend! {
             // A client whose id and secret need form-encoding inside Basic.
             let mut odd = NewClient::confidential("odd:client é", "read");
             odd.allow_password = true;
-            store::clients::register_with_secret(&h.db, odd, "p+ss/w%rd:x")
+            store::clients::register_with_secret(&h.db, odd, "p+ss/w%rd:x", std::time::SystemTime::now())
                 .await
                 .unwrap();
             let basic = |id: &str, secret: &str| {
@@ -652,13 +652,22 @@ async fn bad_endpoint_and_client_settings_are_refused() {
     ));
 
     for scope in ["read \"write\"", "a\\b", "read\u{1}"] {
-        let r = store::clients::register(&h.db, NewClient::public("bad", scope)).await;
+        let r = store::clients::register(
+            &h.db,
+            NewClient::public("bad", scope),
+            std::time::SystemTime::now(),
+        )
+        .await;
         assert!(matches!(r, Err(store::StoreError::Invalid(_))), "{scope:?}");
     }
     assert!(
-        store::clients::register(&h.db, NewClient::public("good", " read  write "))
-            .await
-            .is_ok()
+        store::clients::register(
+            &h.db,
+            NewClient::public("good", " read  write "),
+            std::time::SystemTime::now()
+        )
+        .await
+        .is_ok()
     );
 }
 
