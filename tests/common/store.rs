@@ -252,6 +252,19 @@ impl Reply {
     }
 }
 
+/// An issuer over `db` with a deny list of its own: another instance.
+pub fn issuer_on(db: &DatabaseConnection, deny: RevocationCache) -> Issuer {
+    Issuer::builder()
+        .revocations(deny)
+        .db(db.clone())
+        .keys(keyset(&hs256()))
+        .issuer(ISS)
+        .audience(AUD)
+        .refresh_secret(RefreshSecret::new(&[5; 32]).unwrap())
+        .build()
+        .unwrap()
+}
+
 pub async fn harness(backend: Backend, policy: RefreshPolicy) -> Harness {
     harness_with(backend, policy, Lifetimes::default()).await
 }

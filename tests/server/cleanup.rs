@@ -203,15 +203,7 @@ async fn the_issuers_janitor_uses_its_clock_and_its_deny_list_margin() {
         .clock(clock.clone())
         .margin(margin)
         .build();
-    let issuer = tollgate::issuer::Issuer::builder()
-        .db(db.clone())
-        .revocations(deny)
-        .keys(crate::common::keyset(&crate::common::hs256()))
-        .issuer("https://auth.example")
-        .audience("api")
-        .refresh_secret(tollgate::secret::RefreshSecret::new(&[5; 32]).unwrap())
-        .build()
-        .unwrap();
+    let issuer = crate::common::store::issuer_on(&db, deny);
     let now = tollgate::time::Clock::now(&clock);
     issuer
         .sessions()

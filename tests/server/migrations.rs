@@ -44,14 +44,7 @@ per_backend! {
             4_102_444_800 // 2100-01-01
         };
         let far = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(123_456);
-        let issuer = tollgate::Issuer::builder()
-            .db(b.db.clone())
-            .keys(crate::common::keyset(&crate::common::hs256()))
-            .issuer("https://auth.example")
-            .audience("api")
-            .refresh_secret(tollgate::RefreshSecret::new(&[5; 32]).unwrap())
-            .build()
-            .unwrap();
+        let issuer = crate::common::store::issuer_on(&b.db, Default::default());
         let before = tollgate::store::revocations::last_seq(&b.db).await.unwrap();
         issuer
             .sessions()

@@ -173,15 +173,7 @@ fn elsewhere(db: &DatabaseConnection) -> tollgate::Issuer {
 
 /// The same, on `clock`.
 fn elsewhere_at(db: &DatabaseConnection, clock: impl tollgate::time::Clock) -> tollgate::Issuer {
-    tollgate::Issuer::builder()
-        .revocations(RevocationCache::builder().clock(clock).build())
-        .db(db.clone())
-        .keys(crate::common::keyset(&crate::common::hs256()))
-        .issuer("https://auth.example")
-        .audience("api")
-        .refresh_secret(tollgate::RefreshSecret::new(&[5; 32]).unwrap())
-        .build()
-        .unwrap()
+    crate::common::store::issuer_on(db, RevocationCache::builder().clock(clock).build())
 }
 
 /// Waits until `token` is refused by `b`, for at most `limit`; returns how
