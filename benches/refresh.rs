@@ -234,10 +234,10 @@ async fn floor_run(name: String, s: &Setup, url: &str, tasks_n: usize, dur: Dura
                         let mut tx = pool.begin().await.unwrap();
                         let select: &'static str = if pg {
                             "SELECT id, family_id, generation, user_id, client_id, scope \
-                             FROM refresh_token WHERE token_hash = $1 FOR UPDATE"
+                             FROM tollgate_refresh_token WHERE token_hash = $1 FOR UPDATE"
                         } else {
                             "SELECT id, family_id, generation, user_id, client_id, scope \
-                             FROM refresh_token WHERE token_hash = $1"
+                             FROM tollgate_refresh_token WHERE token_hash = $1"
                         };
                         let (id, family, generation, user, client, scope): (i64, String, i64, String, String, String) =
                             sea_orm::sqlx::query_as(select)
@@ -246,7 +246,7 @@ async fn floor_run(name: String, s: &Setup, url: &str, tasks_n: usize, dur: Dura
                             .await
                             .unwrap();
                         sea_orm::sqlx::query(
-                            "UPDATE refresh_token SET consumed_at = $1, last_used_at = $1, updated_at = $1 \
+                            "UPDATE tollgate_refresh_token SET consumed_at = $1, last_used_at = $1, updated_at = $1 \
                              WHERE id = $2 AND consumed_at IS NULL",
                         )
                         .bind(now)
@@ -255,7 +255,7 @@ async fn floor_run(name: String, s: &Setup, url: &str, tasks_n: usize, dur: Dura
                         .await
                         .unwrap();
                         sea_orm::sqlx::query(
-                            "INSERT INTO refresh_token (family_id, parent_id, generation, token_hash, user_id, \
+                            "INSERT INTO tollgate_refresh_token (family_id, parent_id, generation, token_hash, user_id, \
                              client_id, scope, issued_at, expires_at, created_at, updated_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $8)",
                         )
@@ -271,7 +271,7 @@ async fn floor_run(name: String, s: &Setup, url: &str, tasks_n: usize, dur: Dura
                         .execute(&mut *tx)
                         .await
                         .unwrap();
-                        sea_orm::sqlx::query("UPDATE token_family SET generation = $1, last_used_at = $2 WHERE id = $3")
+                        sea_orm::sqlx::query("UPDATE tollgate_token_family SET generation = $1, last_used_at = $2 WHERE id = $3")
                             .bind(generation + 1)
                             .bind(now)
                             .bind(&family)

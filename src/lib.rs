@@ -104,6 +104,10 @@ pub use issuer::{
 pub use keys::{Algorithm, KeyError, KeySet, Keys, SigningKey};
 pub use refresh::RefreshPolicy;
 pub use revocation::{RevocationCache, RevokedReason};
+/// The SeaORM this crate is built with (2.0): connect through it, so the
+/// `DatabaseConnection` you hand tollgate is the one it expects.
+#[cfg(feature = "store")]
+pub use sea_orm;
 pub use secret::RefreshSecret;
 #[cfg(feature = "store")]
 pub use sessions::{SessionInfo, Sessions};

@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 
 /// A registered OAuth client.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "client")]
+#[sea_orm(table_name = "tollgate_client")]
 pub struct Model {
     /// The `client_id`.
     #[sea_orm(primary_key, auto_increment = false)]

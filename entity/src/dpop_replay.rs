@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 
 /// One accepted proof.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "dpop_replay")]
+#[sea_orm(table_name = "tollgate_dpop_replay")]
 pub struct Model {
     /// Hex of a 128-bit hash of the key thumbprint and the proof's `jti`.
     #[sea_orm(primary_key, auto_increment = false)]

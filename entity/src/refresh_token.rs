@@ -6,7 +6,7 @@ use sea_orm::entity::prelude::*;
 
 /// A refresh token.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "refresh_token")]
+#[sea_orm(table_name = "tollgate_refresh_token")]
 pub struct Model {
     /// Row id.
     #[sea_orm(primary_key)]

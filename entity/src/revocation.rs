@@ -8,7 +8,7 @@ use sea_orm::entity::prelude::*;
 /// session (`"session"`, target = `sid`) or everything a subject was issued
 /// up to `revoked_at` (`"subject"`, target = `sub`).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "revocation")]
+#[sea_orm(table_name = "tollgate_revocation")]
 pub struct Model {
     /// Position in the revocation sequence (from `revocation_counter`).
     #[sea_orm(primary_key, auto_increment = false)]

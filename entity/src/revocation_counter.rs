@@ -6,7 +6,7 @@ use sea_orm::entity::prelude::*;
 
 /// The single counter row (`id = 1`).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "revocation_counter")]
+#[sea_orm(table_name = "tollgate_revocation_counter")]
 pub struct Model {
     /// Always 1.
     #[sea_orm(primary_key, auto_increment = false)]

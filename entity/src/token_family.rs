@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 
 /// A refresh-token family.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "token_family")]
+#[sea_orm(table_name = "tollgate_token_family")]
 pub struct Model {
     /// The session id (`sid`), random.
     #[sea_orm(primary_key, auto_increment = false)]

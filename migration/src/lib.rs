@@ -71,12 +71,29 @@ where
     manager.create_index(index.to_owned()).await
 }
 
-/// The ordered list of tollgate's migrations.
+/// The table that records which of tollgate's migrations ran: its own, so
+/// that tollgate's migrator and the application's (`seaql_migrations`)
+/// share a database without taking each other's rows for missing files.
+pub const MIGRATION_TABLE: &str = "tollgate_migrations";
+
+/// The ordered list of tollgate's migrations, recorded in
+/// [`MIGRATION_TABLE`]. Every table, index and constraint it creates is
+/// named `tollgate_…`, so none collides with the application's.
+///
+/// Two ways to run them beside an application's own SeaORM migrations:
+/// side by side (the application's migrator, then this one, on one
+/// database: each keeps its own record), or merged (the application's
+/// `Migrator::migrations()` appends [`Migrator::migrations`], and the
+/// application's table records them all).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
+    fn migration_table_name() -> DynIden {
+        Alias::new(MIGRATION_TABLE).into_iden()
+    }
+
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261122_000001_create_client::Migration),

@@ -24,14 +24,17 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(Client::RefreshIdleTtlSecs))
                     .col(big_integer_null(Client::FamilyTtlSecs))
                     .col(crate::instant(manager, Client::CreatedAt, false))
-                    .check(("client_id_not_empty", Expr::cust("length(client_id) > 0")))
+                    .check((
+                        "tollgate_client_id_not_empty",
+                        Expr::cust("length(client_id) > 0"),
+                    ))
                     // Only a client that can authenticate gets tokens for itself.
                     .check((
-                        "client_credentials_need_secret",
+                        "tollgate_client_credentials_need_secret",
                         Expr::cust("NOT allow_client_credentials OR secret_hash IS NOT NULL"),
                     ))
                     .check((
-                        "client_ttls_positive",
+                        "tollgate_client_ttls_positive",
                         Expr::cust(
                             "(access_ttl_secs IS NULL OR access_ttl_secs > 0) \
                              AND (refresh_idle_ttl_secs IS NULL OR refresh_idle_ttl_secs > 0) \
@@ -54,6 +57,7 @@ impl MigrationTrait for Migration {
 #[allow(clippy::enum_variant_names)]
 #[derive(DeriveIden)]
 pub(crate) enum Client {
+    #[sea_orm(iden = "tollgate_client")]
     Table,
     ClientId,
     SecretHash,

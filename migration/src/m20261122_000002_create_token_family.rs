@@ -37,31 +37,34 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(TokenFamily::RevokedReason, 32))
                     .foreign_key(
                         ForeignKey::create()
-                            .name("fk_token_family_client")
+                            .name("tollgate_fk_token_family_client")
                             .from(TokenFamily::Table, TokenFamily::ClientId)
                             .to(Client::Table, Client::ClientId)
                             .on_delete(ForeignKeyAction::Restrict),
                     )
                     .check((
-                        "token_family_expiry_after_creation",
+                        "tollgate_token_family_expiry_after_creation",
                         Expr::cust("expires_at > created_at"),
                     ))
                     .check((
-                        "token_family_generation_non_negative",
+                        "tollgate_token_family_generation_non_negative",
                         Expr::cust("generation >= 0"),
                     ))
                     .check((
-                        "token_family_revoked_consistent",
+                        "tollgate_token_family_revoked_consistent",
                         Expr::cust(REVOKED_CONSISTENT),
                     ))
-                    .check(("token_family_revoked_reason", Expr::cust(REVOKED_REASONS)))
+                    .check((
+                        "tollgate_token_family_revoked_reason",
+                        Expr::cust(REVOKED_REASONS),
+                    ))
                     .to_owned(),
             )
             .await?;
         let table = TokenFamily::Table;
         crate::create_index(
             manager,
-            "idx_token_family_user_client",
+            "tollgate_idx_token_family_user_client",
             table,
             &[TokenFamily::UserId, TokenFamily::ClientId],
             false,
@@ -69,7 +72,7 @@ impl MigrationTrait for Migration {
         .await?;
         crate::create_index(
             manager,
-            "idx_token_family_expires_at",
+            "tollgate_idx_token_family_expires_at",
             table,
             &[TokenFamily::ExpiresAt],
             false,
@@ -78,7 +81,7 @@ impl MigrationTrait for Migration {
         // For the janitor, which deletes families revoked long ago.
         crate::create_index(
             manager,
-            "idx_token_family_revoked_at",
+            "tollgate_idx_token_family_revoked_at",
             table,
             &[TokenFamily::RevokedAt],
             false,
@@ -95,6 +98,7 @@ impl MigrationTrait for Migration {
 
 #[derive(DeriveIden, Clone, Copy)]
 pub(crate) enum TokenFamily {
+    #[sea_orm(iden = "tollgate_token_family")]
     Table,
     Id,
     ClientId,

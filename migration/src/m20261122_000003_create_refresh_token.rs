@@ -40,14 +40,14 @@ impl MigrationTrait for Migration {
                     .col(crate::instant(manager, RefreshToken::UpdatedAt, false))
                     .foreign_key(
                         ForeignKey::create()
-                            .name("fk_refresh_token_family")
+                            .name("tollgate_fk_refresh_token_family")
                             .from(RefreshToken::Table, RefreshToken::FamilyId)
                             .to(TokenFamily::Table, TokenFamily::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
                     .foreign_key(
                         ForeignKey::create()
-                            .name("fk_refresh_token_parent")
+                            .name("tollgate_fk_refresh_token_parent")
                             .from(RefreshToken::Table, RefreshToken::ParentId)
                             .to(RefreshToken::Table, RefreshToken::Id)
                             // Not CASCADE: deleting an old token must never
@@ -57,54 +57,57 @@ impl MigrationTrait for Migration {
                             .on_delete(ForeignKeyAction::NoAction),
                     )
                     .check((
-                        "refresh_token_expiry_after_issue",
+                        "tollgate_refresh_token_expiry_after_issue",
                         Expr::cust("expires_at > issued_at"),
                     ))
                     .check((
-                        "refresh_token_consumed_after_issue",
+                        "tollgate_refresh_token_consumed_after_issue",
                         Expr::cust("consumed_at IS NULL OR consumed_at >= issued_at"),
                     ))
                     .check((
-                        "refresh_token_generation_non_negative",
+                        "tollgate_refresh_token_generation_non_negative",
                         Expr::cust("generation >= 0"),
                     ))
                     .check((
-                        "refresh_token_parent_iff_rotated",
+                        "tollgate_refresh_token_parent_iff_rotated",
                         Expr::cust("(generation = 0) = (parent_id IS NULL)"),
                     ))
                     .check((
-                        "refresh_token_revoked_consistent",
+                        "tollgate_refresh_token_revoked_consistent",
                         Expr::cust(REVOKED_CONSISTENT),
                     ))
-                    .check(("refresh_token_revoked_reason", Expr::cust(REVOKED_REASONS)))
+                    .check((
+                        "tollgate_refresh_token_revoked_reason",
+                        Expr::cust(REVOKED_REASONS),
+                    ))
                     .to_owned(),
             )
             .await?;
         for (name, cols, unique) in [
             (
-                "idx_refresh_token_hash",
+                "tollgate_idx_refresh_token_hash",
                 &[RefreshToken::TokenHash][..],
                 true,
             ),
             // One token per generation: the family can never fork, whatever
             // the application code does.
             (
-                "idx_refresh_token_family_generation",
+                "tollgate_idx_refresh_token_family_generation",
                 &[RefreshToken::FamilyId, RefreshToken::Generation][..],
                 true,
             ),
             (
-                "idx_refresh_token_user_client",
+                "tollgate_idx_refresh_token_user_client",
                 &[RefreshToken::UserId, RefreshToken::ClientId][..],
                 false,
             ),
             (
-                "idx_refresh_token_expires_at",
+                "tollgate_idx_refresh_token_expires_at",
                 &[RefreshToken::ExpiresAt][..],
                 false,
             ),
             (
-                "idx_refresh_token_parent",
+                "tollgate_idx_refresh_token_parent",
                 &[RefreshToken::ParentId][..],
                 false,
             ),
@@ -123,6 +126,7 @@ impl MigrationTrait for Migration {
 
 #[derive(DeriveIden, Clone, Copy)]
 pub(crate) enum RefreshToken {
+    #[sea_orm(iden = "tollgate_refresh_token")]
     Table,
     Id,
     FamilyId,

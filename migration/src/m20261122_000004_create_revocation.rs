@@ -22,8 +22,14 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(integer(RevocationCounter::Id).primary_key())
                     .col(big_integer(RevocationCounter::Last))
-                    .check(("revocation_counter_single_row", Expr::cust("id = 1")))
-                    .check(("revocation_counter_non_negative", Expr::cust("last >= 0")))
+                    .check((
+                        "tollgate_revocation_counter_single_row",
+                        Expr::cust("id = 1"),
+                    ))
+                    .check((
+                        "tollgate_revocation_counter_non_negative",
+                        Expr::cust("last >= 0"),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -48,20 +54,20 @@ impl MigrationTrait for Migration {
                     .col(crate::instant(manager, Revocation::ExpiresAt, false))
                     .col(string_len(Revocation::RevokedReason, 32))
                     .check((
-                        "revocation_kind",
+                        "tollgate_revocation_kind",
                         Expr::cust("kind IN ('token', 'session', 'subject')"),
                     ))
                     .check((
-                        "revocation_expiry_not_before_revocation",
+                        "tollgate_revocation_expiry_not_before_revocation",
                         Expr::cust("expires_at >= revoked_at"),
                     ))
-                    .check(("revocation_reason", Expr::cust(REVOKED_REASONS)))
+                    .check(("tollgate_revocation_reason", Expr::cust(REVOKED_REASONS)))
                     .to_owned(),
             )
             .await?;
         crate::create_index(
             manager,
-            "idx_revocation_expires_at",
+            "tollgate_idx_revocation_expires_at",
             Revocation::Table,
             &[Revocation::ExpiresAt],
             false,
@@ -81,6 +87,7 @@ impl MigrationTrait for Migration {
 
 #[derive(DeriveIden)]
 enum RevocationCounter {
+    #[sea_orm(iden = "tollgate_revocation_counter")]
     Table,
     Id,
     Last,
@@ -88,6 +95,7 @@ enum RevocationCounter {
 
 #[derive(DeriveIden, Clone, Copy)]
 enum Revocation {
+    #[sea_orm(iden = "tollgate_revocation")]
     Table,
     Seq,
     Kind,

@@ -53,12 +53,14 @@ impl MigrationTrait for Migration {
 
 #[derive(DeriveIden)]
 enum Client {
+    #[sea_orm(iden = "tollgate_client")]
     Table,
     Resources,
 }
 
 #[derive(DeriveIden)]
 enum TokenFamily {
+    #[sea_orm(iden = "tollgate_token_family")]
     Table,
     Resources,
 }

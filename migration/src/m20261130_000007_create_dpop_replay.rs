@@ -25,7 +25,7 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
-                    .name("dpop_replay_expires_at")
+                    .name("tollgate_dpop_replay_expires_at")
                     .table(DpopReplay::Table)
                     .col(DpopReplay::ExpiresAt)
                     .to_owned(),
@@ -42,6 +42,7 @@ impl MigrationTrait for Migration {
 
 #[derive(DeriveIden)]
 enum DpopReplay {
+    #[sea_orm(iden = "tollgate_dpop_replay")]
     Table,
     ReplayKey,
     ExpiresAt,

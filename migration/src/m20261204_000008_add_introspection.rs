@@ -35,6 +35,7 @@ impl MigrationTrait for Migration {
 
 #[derive(DeriveIden)]
 enum Client {
+    #[sea_orm(iden = "tollgate_client")]
     Table,
     AllowIntrospection,
 }

@@ -35,6 +35,7 @@ impl MigrationTrait for Migration {
 
 #[derive(DeriveIden)]
 enum Revocation {
+    #[sea_orm(iden = "tollgate_revocation")]
     Table,
     Tenant,
 }

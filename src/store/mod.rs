@@ -56,7 +56,22 @@ pub enum StoreError {
     Invalid(&'static str),
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration of tollgate's, recorded in its own
+/// table (`tollgate_migrations`); every table it creates is named
+/// `tollgate_…`. So it runs beside the application's own SeaORM migrator on
+/// one database, before or after it; or merge
+/// `tollgate_migration::Migrator::migrations()` into the application's
+/// migrator instead (then the application's table records them).
+///
+/// Connect through [`tollgate::sea_orm`](crate::sea_orm), the SeaORM this
+/// crate is built with, so the connection types match:
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = tollgate::sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+/// tollgate::store::migrate(&db).await.unwrap();
+/// # });
+/// ```
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     migration::Migrator::up(db, None).await
 }

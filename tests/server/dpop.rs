@@ -503,7 +503,7 @@ mod shared_replay {
             .unwrap();
         assert_eq!(report.dpop_proofs, 2, "the login's proof and the call's");
 
-        h.db.execute_unprepared("DROP TABLE dpop_replay")
+        h.db.execute_unprepared("DROP TABLE tollgate_dpop_replay")
             .await
             .unwrap();
         let req = Request::get("/orders")

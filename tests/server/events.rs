@@ -224,12 +224,12 @@ async fn the_sync_reports_staleness_once_and_its_recovery() {
         .build();
     sync.sync().await.unwrap();
     // The store breaks: the revocation table is gone.
-    db.execute_unprepared("ALTER TABLE revocation RENAME TO revocation_away")
+    db.execute_unprepared("ALTER TABLE tollgate_revocation RENAME TO tollgate_revocation_away")
         .await
         .unwrap();
     assert!(sync.sync().await.is_err());
     assert!(sync.sync().await.is_err());
-    db.execute_unprepared("ALTER TABLE revocation_away RENAME TO revocation")
+    db.execute_unprepared("ALTER TABLE tollgate_revocation_away RENAME TO tollgate_revocation")
         .await
         .unwrap();
     sync.sync().await.unwrap();

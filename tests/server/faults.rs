@@ -22,10 +22,10 @@ use tollgate::refresh::RefreshPolicy;
 /// the rotation dies after its consume and family statements ran.
 async fn inject_insert_failure(h: &Harness, kill_connection: bool) {
     let sql = match h.db.get_database_backend() {
-        DbBackend::Sqlite => "CREATE TRIGGER fault BEFORE INSERT ON refresh_token \
+        DbBackend::Sqlite => "CREATE TRIGGER fault BEFORE INSERT ON tollgate_refresh_token \
              WHEN NEW.generation > 0 BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
             .to_owned(),
-        DbBackend::MySql => "CREATE TRIGGER fault BEFORE INSERT ON refresh_token \
+        DbBackend::MySql => "CREATE TRIGGER fault BEFORE INSERT ON tollgate_refresh_token \
              FOR EACH ROW BEGIN IF NEW.generation > 0 THEN \
              SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected fault'; END IF; END"
             .to_owned(),
@@ -42,7 +42,7 @@ async fn inject_insert_failure(h: &Harness, kill_connection: bool) {
             ))
             .await
             .unwrap();
-            "CREATE TRIGGER fault BEFORE INSERT ON refresh_token \
+            "CREATE TRIGGER fault BEFORE INSERT ON tollgate_refresh_token \
              FOR EACH ROW EXECUTE FUNCTION fault()"
                 .to_owned()
         }
@@ -53,7 +53,7 @@ async fn inject_insert_failure(h: &Harness, kill_connection: bool) {
 async fn heal(h: &Harness) {
     let sql = match h.db.get_database_backend() {
         DbBackend::Sqlite | DbBackend::MySql => "DROP TRIGGER fault",
-        _ => "DROP TRIGGER fault ON refresh_token; DROP FUNCTION fault()",
+        _ => "DROP TRIGGER fault ON tollgate_refresh_token; DROP FUNCTION fault()",
     };
     h.db.execute_unprepared(sql).await.unwrap();
 }
@@ -228,8 +228,8 @@ async fn a_statement_stuck_on_a_lock_times_out_to_503_and_loses_nothing() {
         let other = Database::connect(url.as_str()).await.unwrap();
         let txn = other.begin().await.unwrap();
         let lock = match txn.get_database_backend() {
-            DbBackend::Postgres => "SELECT id FROM token_family WHERE id = $1 FOR UPDATE",
-            _ => "UPDATE token_family SET generation = generation WHERE id = $1",
+            DbBackend::Postgres => "SELECT id FROM tollgate_token_family WHERE id = $1 FOR UPDATE",
+            _ => "UPDATE tollgate_token_family SET generation = generation WHERE id = $1",
         };
         txn.execute_raw(Statement::from_sql_and_values(
             txn.get_database_backend(),

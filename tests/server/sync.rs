@@ -639,10 +639,10 @@ async fn a_store_that_reissues_sequence_numbers_is_followed_without_a_gap() {
     assert_eq!(b.sync.cursor(), Some(1));
 
     // The store forgets revocation 1 and will number the next one 1 too.
-    db.execute_unprepared("DELETE FROM revocation WHERE seq = 1")
+    db.execute_unprepared("DELETE FROM tollgate_revocation WHERE seq = 1")
         .await
         .unwrap();
-    db.execute_unprepared("UPDATE revocation_counter SET last = 0")
+    db.execute_unprepared("UPDATE tollgate_revocation_counter SET last = 0")
         .await
         .unwrap();
     let (second, second_claims) = a.login("bob").await;

@@ -577,7 +577,7 @@ per_backend! {
         );
         // Default TTL: the client is read once, then served from the cache.
         assert_eq!(h.post(&svc).await.status, StatusCode::OK);
-        h.db.execute_unprepared("DELETE FROM client WHERE client_id = 'svc'")
+        h.db.execute_unprepared("DELETE FROM tollgate_client WHERE client_id = 'svc'")
             .await
             .unwrap();
         assert_eq!(
