@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tollgate::{
-    AccessClaims, AccessTokenLayer,
+    AccessClaims, AccessTokenLayer, RevocationSync,
     binding::PeerAddr,
     issuer::Issuer,
     keys::{Algorithm, SigningKey},
@@ -59,12 +59,19 @@ async fn services() -> Result<(TokenEndpoint, AccessTokenLayer), BoxError> {
     // A fresh secret per run: this example keeps nothing.
     let key = SigningKey::hmac("hyper-example", Algorithm::HS256, random_token().as_bytes())?;
     let issuer = Issuer::builder()
-        .db(db)
+        .db(db.clone())
         .keys(key)
         .issuer("https://hyper.example")
         .audience("hyper-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
         .build()?;
+    // The deny list is loaded from the store before the gate serves (until
+    // then it answers 503); one instance with an in-memory store needs no
+    // polling after that.
+    RevocationSync::builder(db, issuer.revocations().clone())
+        .build()
+        .sync()
+        .await?;
     let gate = issuer.access_token_layer().build()?;
     let endpoint = TokenEndpoint::builder(issuer)
         .password_verifier(|user: String, password: String| async move {

@@ -132,7 +132,7 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
     store::clients::register_with_secret(&db, agent, &secret, std::time::SystemTime::now()).await?;
 
     let issuer = Issuer::builder()
-        .db(db)
+        .db(db.clone())
         .keys(SigningKey::hmac(
             "mcp",
             Algorithm::HS256,
@@ -142,6 +142,11 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
         .audience(resource.clone())
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
         .build()?;
+    // The deny list is loaded from the store before the gates serve.
+    tollgate::RevocationSync::builder(db, issuer.revocations().clone())
+        .build()
+        .sync()
+        .await?;
     let endpoint = TokenEndpoint::builder(issuer.clone())
         .scopes_supported(["tools:read", "admin"])
         .build()?;

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 
 use tollgate::{
+    RevocationSync,
     issuer::{Issuer, RequestContext},
     keys::{Algorithm, SigningKey},
     secret::{RefreshSecret, random_token},
@@ -40,12 +41,17 @@ async fn main() -> Result<(), BoxError> {
     .await?;
     let key = SigningKey::hmac("tonic-example", Algorithm::HS256, random_token().as_bytes())?;
     let issuer = Issuer::builder()
-        .db(db)
+        .db(db.clone())
         .keys(key)
         .issuer("https://tonic.example")
         .audience("grpc-api")
         .refresh_secret(RefreshSecret::new(random_token().as_bytes())?)
         .build()?;
+    // The deny list is loaded from the store before the gate serves.
+    RevocationSync::builder(db, issuer.revocations().clone())
+        .build()
+        .sync()
+        .await?;
     let token = issuer
         .issue("alice", "grpc-cli", None, &RequestContext::default())
         .await?

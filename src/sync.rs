@@ -187,11 +187,14 @@ impl RevocationSync {
             .synced_at
             .fetch_max(started, Ordering::AcqRel)
             .max(started);
-        if let Some(limit) = inner.fail_closed_after {
-            inner
+        match inner.fail_closed_after {
+            Some(limit) => inner
                 .cache
-                .set_fresh_until(Some(from_unix_millis(synced) + limit));
+                .set_fresh_until(Some(from_unix_millis(synced) + limit)),
+            // Warm now, and never stale for lack of a sync again.
+            None => inner.cache.set_fresh_until(None),
         }
+        inner.cache.mark_warm();
         let (tokens, sessions, subjects) = inner.cache.entry_counts();
         telemetry::deny_list(tokens, sessions, subjects);
         telemetry::sync_lag(self.staleness().unwrap_or_default());

@@ -107,6 +107,12 @@ impl TestServer {
             .refresh_secret(RefreshSecret::new(&secret).expect("a refresh secret"))
             .build()
             .expect("an issuer");
+        // Warm the deny list from the store before any gate serves.
+        crate::sync::RevocationSync::builder(db.clone(), issuer.revocations().clone())
+            .build()
+            .sync()
+            .await
+            .expect("warm the deny list");
         let endpoint = TokenEndpoint::builder(issuer.clone())
             .password_verifier(|user: String, password: String| async move {
                 Ok((password == TEST_PASSWORD).then_some(user))

@@ -93,6 +93,12 @@ impl IssuerBuilder {
     /// Revocations made through this issuer (reuse detection, `/revoke`,
     /// logout) reach it at once; its `max_token_lifetime` sets how long
     /// revoked sessions stay denied. Default: a private, empty list.
+    ///
+    /// The list mirrors this issuer's store, so until a `RevocationSync`
+    /// has warmed it ([`RevocationSync::sync`](crate::sync::RevocationSync::sync)
+    /// before serving) it counts as stale and every gate over it answers
+    /// 503: a restart wired without the sync cannot bring a logged-out
+    /// token back.
     pub fn revocations(self, cache: RevocationCache) -> Self {
         Self {
             revocations: Some(cache),
@@ -126,6 +132,10 @@ impl IssuerBuilder {
             return Err(IssuerConfigError::MissingSigningKey);
         }
         let revocations = self.revocations.unwrap_or_default();
+        // The deny list mirrors this issuer's store: until a sync warms
+        // it, a gate over it answers 503 (a restart must not bring a
+        // revoked token back for want of a RevocationSync).
+        revocations.require_warm();
         let l = self.lifetimes;
         if l.access.is_zero()
             || l.refresh_idle.is_zero()

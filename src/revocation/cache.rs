@@ -151,6 +151,8 @@ pub struct RevocationCache {
     /// [`RevocationSync`](crate::sync::RevocationSync) configured to
     /// fail closed).
     fresh_until: Arc<AtomicU64>,
+    /// Whether a sync has loaded the store's revocations into it once.
+    warmed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for RevocationCache {
@@ -266,13 +268,36 @@ impl RevocationCache {
         None
     }
 
-    /// Whether the list is too stale to be trusted: its sync is configured
+    /// Whether the list is too stale to be trusted: it mirrors a store (an
+    /// issuer's) and no sync has warmed it yet, or its sync is configured
     /// to fail closed and has not succeeded for longer than allowed. The
-    /// gate then refuses every token (503). Without such a limit this is
-    /// always `false` and costs one atomic load.
+    /// gate then refuses every token (503). Otherwise this is `false` and
+    /// costs one atomic load.
     pub fn is_stale(&self) -> bool {
         let until = self.fresh_until.load(Ordering::Acquire);
         until != u64::MAX && unix_millis(self.clock.now()) > until
+    }
+
+    /// Whether a [`RevocationSync`](crate::sync::RevocationSync) has loaded
+    /// the store's revocations into this list at least once.
+    pub fn is_warm(&self) -> bool {
+        self.warmed.load(Ordering::Acquire)
+    }
+
+    /// This list mirrors a store: until a sync has warmed it, it counts as
+    /// stale, so a gate over it answers 503 rather than accept a token the
+    /// store says is revoked (what the issuer asks of its deny list).
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn require_warm(&self) {
+        if !self.is_warm() {
+            self.set_fresh_until(Some(SystemTime::UNIX_EPOCH));
+        }
+    }
+
+    /// A sync loaded the store's revocations.
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn mark_warm(&self) {
+        self.warmed.store(true, Ordering::Release);
     }
 
     /// Sets the instant the list stops counting as fresh (`None`: never).
@@ -420,6 +445,7 @@ impl RevocationCacheBuilder {
             margin: self.margin,
             max_token_lifetime: self.max_token_lifetime,
             fresh_until: Arc::new(AtomicU64::new(u64::MAX)),
+            warmed: Arc::default(),
         }
     }
 

@@ -316,6 +316,13 @@ pub async fn harness_with(
         })
         .build()
         .unwrap();
+    // Warm the deny list from the store, as every instance must before
+    // its gates serve (until then they answer 503).
+    tollgate::RevocationSync::builder(db.clone(), deny.clone())
+        .build()
+        .sync()
+        .await
+        .unwrap();
     let gate = issuer.access_token_layer().build().unwrap();
     Harness {
         backend: backend.name,

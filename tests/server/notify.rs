@@ -69,7 +69,15 @@ async fn instance(url: &str, follow: Option<(Duration, bool)>) -> Instance {
             sync.sync().await.unwrap();
             Some(sync.spawn())
         }
-        None => None,
+        None => {
+            // Warm once, so its gate serves; then it only writes.
+            RevocationSync::builder(db, deny)
+                .build()
+                .sync()
+                .await
+                .unwrap();
+            None
+        }
     };
     Instance {
         issuer,

@@ -654,3 +654,68 @@ async fn a_store_that_reissues_sequence_numbers_is_followed_without_a_gap() {
     // What it had applied stays applied (the deny list only grows).
     assert!(!b.accepts(&first));
 }
+
+/// An issuer's deny list mirrors its store: a gate over it answers 503
+/// until a sync has warmed it, so a restarted instance wired without its
+/// `RevocationSync` never accepts a token the store says is logged out.
+#[tokio::test]
+async fn a_gate_whose_deny_list_was_never_warmed_answers_503_until_it_is() {
+    let db = crate::common::store::sqlite_memory().await;
+    store::clients::register(&db, NewClient::public("app", "read"), SystemTime::now())
+        .await
+        .unwrap();
+    // The first process logs alice in and out.
+    let first = crate::common::store::issuer_on(&db, RevocationCache::default());
+    let tokens = first
+        .issue("alice", "app", None, &Default::default())
+        .await
+        .unwrap();
+    let before_restart = tokens.access_token;
+    let live = first
+        .issue("alice", "app", None, &Default::default())
+        .await
+        .unwrap();
+    let claims = first
+        .access_token_layer()
+        .build()
+        .unwrap()
+        .verify(&before_restart);
+    assert!(
+        matches!(claims, Err(tollgate::AuthError::Unavailable)),
+        "{claims:?}"
+    );
+    RevocationSync::builder(db.clone(), first.revocations().clone())
+        .build()
+        .sync()
+        .await
+        .unwrap();
+    let claims = first
+        .access_token_layer()
+        .build()
+        .unwrap()
+        .verify(&before_restart)
+        .unwrap();
+    first.sessions().logout(&claims).await.unwrap();
+
+    // The restart: a new deny list, its sync forgotten.
+    let second = crate::common::store::issuer_on(&db, RevocationCache::default());
+    let gate = second.access_token_layer().build().unwrap();
+    let res = gate
+        .clone()
+        .layer(service_fn(crate::common::echo_sub))
+        .oneshot(crate::common::bearer(&before_restart))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!second.revocations().is_warm());
+    RevocationSync::builder(db.clone(), second.revocations().clone())
+        .build()
+        .sync()
+        .await
+        .unwrap();
+    assert!(matches!(
+        gate.verify(&before_restart),
+        Err(tollgate::AuthError::Revoked(_))
+    ));
+    assert!(gate.verify(&live.access_token).is_ok());
+}
