@@ -120,9 +120,9 @@ impl Sessions {
     /// tenant's user of the same id is never listed, ended or logged out.
     ///
     /// [`RequestContext::tenant`]: crate::issuer::RequestContext::tenant
-    pub fn in_tenant(self, tenant: Option<impl Into<String>>) -> Self {
+    pub fn in_tenant(self, tenant: Option<&str>) -> Self {
         Self {
-            tenant: tenant.map(Into::into),
+            tenant: tenant.map(str::to_owned),
             ..self
         }
     }

@@ -35,20 +35,11 @@ impl Issuer {
         scope: Option<&str>,
         meta: &RequestContext,
     ) -> Result<TokenResponse, IssueError> {
-        let client = store::clients::find(&self.inner.db, client_id)
-            .await?
-            .ok_or(IssueError::UnknownClient)?;
-        self.start_session(
-            &client,
-            user_id,
-            &Requested {
-                scope,
-                resources: &[],
-                dpop_jkt: None,
-            },
-            meta,
-        )
-        .await
+        let requested = Requested {
+            scope,
+            ..Requested::default()
+        };
+        self.issue_with(user_id, client_id, &requested, meta).await
     }
 
     /// [`issue`](Self::issue) with RFC 8707 resources: the access tokens of
