@@ -56,6 +56,8 @@
 #![deny(unsafe_code, unreachable_pub)]
 
 pub mod access_token;
+#[cfg(feature = "store")]
+pub mod admin;
 mod audience;
 mod b64url;
 pub mod binding;
@@ -79,6 +81,8 @@ pub mod scope;
 pub mod secret;
 #[cfg(feature = "store")]
 pub mod sessions;
+#[cfg(feature = "store")]
+pub mod setup;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "store")]
@@ -111,6 +115,8 @@ pub use sea_orm;
 pub use secret::RefreshSecret;
 #[cfg(feature = "store")]
 pub use sessions::{SessionInfo, Sessions};
+#[cfg(feature = "store")]
+pub use setup::{StartError, Tollgate};
 #[cfg(feature = "store")]
 pub use store::StoreError;
 #[cfg(feature = "store")]

@@ -34,6 +34,14 @@ pub struct Model {
     pub dpop_bound_access_tokens: bool,
     /// May call `/introspect` (RFC 7662 §2.1): a resource server.
     pub allow_introspection: bool,
+    /// When the client was disabled (it authenticates no more); `None`:
+    /// enabled.
+    pub disabled_at: Option<DateTimeUtc>,
+    /// SHA-256 of the secret before the last rotation, accepted until
+    /// `previous_secret_until`.
+    pub previous_secret_hash: Option<Vec<u8>>,
+    /// End of the rotation overlap.
+    pub previous_secret_until: Option<DateTimeUtc>,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

@@ -164,6 +164,7 @@ impl IssuerBuilder {
                 policy: self.policy,
                 clock: revocations.clock(),
                 revocations,
+                janitor_started: Arc::default(),
             }),
         })
     }

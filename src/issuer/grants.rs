@@ -55,6 +55,7 @@ impl Issuer {
     ) -> Result<TokenResponse, IssueError> {
         let client = store::clients::find(&self.inner.db, client_id)
             .await?
+            .filter(|c| !c.disabled)
             .ok_or(IssueError::UnknownClient)?;
         self.start_session(&client, user_id, requested, meta).await
     }
@@ -99,7 +100,9 @@ impl Issuer {
                 dpop_jkt: plan.session_key,
             },
         )
-        .await?;
+        .await?
+        // Disabled (or deleted) while this request was under way.
+        .ok_or(IssueError::UnknownClient)?;
         self.inner.events.emit(SecurityEvent::SessionStarted {
             sid: family_id.clone(),
             subject: user_id.to_owned(),

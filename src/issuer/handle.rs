@@ -3,7 +3,10 @@
 
 use std::{
     fmt,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -33,6 +36,8 @@ pub(super) struct Inner {
     pub(super) revocations: RevocationCache,
     pub(super) revoker: Revoker,
     pub(super) events: Events,
+    /// Set once a janitor built by [`Issuer::janitor`] runs.
+    pub(super) janitor_started: Arc<AtomicBool>,
 }
 
 /// Mints access and refresh tokens and rotates refresh tokens. Cloning is
@@ -119,6 +124,13 @@ impl Issuer {
         Janitor::builder(self.inner.db.clone())
             .clock(Arc::clone(&self.inner.clock))
             .revocation_margin(self.inner.revocations.margin())
+            .started_flag(Arc::clone(&self.inner.janitor_started))
+    }
+
+    /// Whether a janitor from [`janitor`](Self::janitor) has run or been
+    /// spawned.
+    pub(crate) fn janitor_started(&self) -> bool {
+        self.inner.janitor_started.load(Ordering::Relaxed)
     }
 
     /// Where this issuer's security events go.

@@ -93,6 +93,40 @@ impl Revoker {
         Ok(sessions)
     }
 
+    /// Disables a client and ends its sessions and the tokens issued to
+    /// it. How many sessions were live; `None` for an unknown client.
+    pub(crate) async fn client(
+        &self,
+        client_id: &str,
+        reason: RevokedReason,
+    ) -> Result<Option<u64>, StoreError> {
+        let subject = format!("{}{client_id}", crate::claims::CLIENT_SUBJECT_PREFIX);
+        let Some((committed, sessions)) = crate::store::sessions::disable_client(
+            &self.db,
+            client_id,
+            &subject,
+            reason,
+            self.deny.now(),
+            self.deny.max_token_lifetime(),
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        self.apply(&committed);
+        telemetry::sessions_revoked(reason.as_str(), sessions);
+        for r in committed
+            .iter()
+            .filter(|r| r.kind == crate::revocation::RevocationKind::Session)
+        {
+            self.events.emit(SecurityEvent::SessionRevoked {
+                sid: r.target.clone(),
+                reason,
+            });
+        }
+        Ok(Some(sessions))
+    }
+
     /// Denies one access token (`jti`) until it expires. Whether it was
     /// recorded now.
     pub(crate) async fn access_token(

@@ -33,7 +33,10 @@
 //! ```
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -80,6 +83,10 @@ pub struct Janitor {
     batch: u64,
     margin: Duration,
     clock: Arc<dyn Clock>,
+    /// Set at the first run or spawn: the issuer's, when the janitor came
+    /// from [`Issuer::janitor`](crate::issuer::Issuer::janitor), so its
+    /// token endpoints know one runs.
+    started: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Janitor {
@@ -106,8 +113,13 @@ impl Janitor {
                 batch: DEFAULT_DELETE_BATCH,
                 margin: DEFAULT_MARGIN,
                 clock: Arc::new(SystemClock),
+                started: Arc::default(),
             },
         }
+    }
+
+    fn mark_started(&self) {
+        self.started.store(true, Ordering::Relaxed);
     }
 
     /// One full run, as of its clock's now: what [`spawn`](Self::spawn)
@@ -118,6 +130,7 @@ impl Janitor {
 
     /// One full run, as of `now`.
     pub async fn run_once(&self, now: SystemTime) -> Result<CleanupReport, StoreError> {
+        self.mark_started();
         let mut report = CleanupReport::default();
         let cutoff = db_time(now.checked_sub(self.retention).unwrap_or(UNIX_EPOCH));
         let dead = Condition::any()
@@ -136,12 +149,9 @@ impl Janitor {
             if families.is_empty() {
                 break;
             }
-            report.tokens += self.delete_tokens_of(&families).await?;
-            report.sessions += token_family::Entity::delete_many()
-                .filter(token_family::Column::Id.is_in(families))
-                .exec(&self.db)
-                .await?
-                .rows_affected;
+            let (tokens, sessions) = delete_families(&self.db, &families, self.batch).await?;
+            report.tokens += tokens;
+            report.sessions += sessions;
         }
         let before = now.checked_sub(self.margin).unwrap_or(UNIX_EPOCH);
         loop {
@@ -164,44 +174,11 @@ impl Janitor {
         Ok(report)
     }
 
-    /// Deletes the refresh tokens of these families, newest first: a
-    /// child's id is above its parent's, so no batch deletes a parent whose
-    /// child is still there (the parent link does not cascade).
-    async fn delete_tokens_of(&self, families: &[String]) -> Result<u64, StoreError> {
-        let mut deleted = 0;
-        loop {
-            let ids: Vec<i64> = refresh_token::Entity::find()
-                .select_only()
-                .column(refresh_token::Column::Id)
-                .filter(refresh_token::Column::FamilyId.is_in(families.iter().cloned()))
-                .order_by_desc(refresh_token::Column::Id)
-                .limit(self.batch)
-                .into_tuple()
-                .all(&self.db)
-                .await?;
-            if ids.is_empty() {
-                return Ok(deleted);
-            }
-            // MySQL checks the parent link row by row as it deletes, so
-            // there the statement itself must go newest first; PostgreSQL
-            // and SQLite check at the end of the statement (and have no
-            // DELETE ... ORDER BY).
-            let mut delete = Query::delete()
-                .from_table(refresh_token::Entity)
-                .and_where(refresh_token::Column::Id.is_in(ids))
-                .to_owned();
-            let backend = self.db.get_database_backend();
-            if backend == DbBackend::MySql {
-                delete.order_by(refresh_token::Column::Id, Order::Desc);
-            }
-            deleted += self.db.execute(&delete).await?.rows_affected();
-        }
-    }
-
     /// Runs every interval on the current tokio runtime (the first run at
     /// once, each as of its clock's now), logging failures. Abort the
     /// handle to stop.
     pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        self.mark_started();
         let this = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(this.interval);
@@ -214,6 +191,50 @@ impl Janitor {
             }
         })
     }
+}
+
+/// Deletes these families and their refresh tokens, the tokens newest
+/// first: a child's id is above its parent's, so no batch deletes a parent
+/// whose child is still there (the parent link does not cascade). How many
+/// tokens and families went.
+pub(crate) async fn delete_families(
+    db: &DatabaseConnection,
+    families: &[String],
+    batch: u64,
+) -> Result<(u64, u64), StoreError> {
+    let mut tokens = 0;
+    loop {
+        let ids: Vec<i64> = refresh_token::Entity::find()
+            .select_only()
+            .column(refresh_token::Column::Id)
+            .filter(refresh_token::Column::FamilyId.is_in(families.iter().cloned()))
+            .order_by_desc(refresh_token::Column::Id)
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            break;
+        }
+        // MySQL checks the parent link row by row as it deletes, so
+        // there the statement itself must go newest first; PostgreSQL
+        // and SQLite check at the end of the statement (and have no
+        // DELETE ... ORDER BY).
+        let mut delete = Query::delete()
+            .from_table(refresh_token::Entity)
+            .and_where(refresh_token::Column::Id.is_in(ids))
+            .to_owned();
+        if db.get_database_backend() == DbBackend::MySql {
+            delete.order_by(refresh_token::Column::Id, Order::Desc);
+        }
+        tokens += db.execute(&delete).await?.rows_affected();
+    }
+    let sessions = token_family::Entity::delete_many()
+        .filter(token_family::Column::Id.is_in(families.iter().cloned()))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok((tokens, sessions))
 }
 
 /// Builds a [`Janitor`].
@@ -257,6 +278,12 @@ impl JanitorBuilder {
     /// one clock (default the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.janitor.clock = clock;
+        self
+    }
+
+    /// The flag the janitor sets when it first runs or is spawned.
+    pub(crate) fn started_flag(mut self, started: Arc<AtomicBool>) -> Self {
+        self.janitor.started = started;
         self
     }
 

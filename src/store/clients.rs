@@ -118,9 +118,63 @@ async fn insert(
     secret: Option<&str>,
     now: SystemTime,
 ) -> Result<(), StoreError> {
+    validate(&new)?;
+    let mut row = settings(new);
+    row.secret_hash = Set(secret.map(|s| hash_token(s).to_vec()));
+    row.created_at = Set(db_time(now));
+    row.insert(db).await?;
+    Ok(())
+}
+
+/// Replaces a client's settings with `settings` (found by its
+/// `client_id`): name, scope, resources, grants, lifetimes, DPoP and
+/// introspection. Its secret stays, and so does its type: a public client
+/// cannot become confidential or the reverse (register a new one).
+/// Sessions already started keep the scope and resources they were
+/// granted; new ones and refreshes narrow to the new settings. Whether the
+/// client exists.
+pub async fn update(db: &impl ConnectionTrait, settings: NewClient) -> Result<bool, StoreError> {
+    validate(&settings)?;
+    let Some(stored) = find(db, &settings.client_id).await? else {
+        return Ok(false);
+    };
+    if stored.is_confidential() != settings.confidential {
+        return Err(StoreError::Invalid(
+            "a client cannot change between confidential and public",
+        ));
+    }
+    let row = self::settings(settings);
+    client::Entity::update(row).exec(db).await?;
+    Ok(true)
+}
+
+/// What `register` and `update` both refuse.
+fn validate(new: &NewClient) -> Result<(), StoreError> {
+    // The columns' sizes, refused here rather than by the database.
+    if new.client_id.is_empty() || new.client_id.len() > MAX_CLIENT_ID {
+        return Err(StoreError::Invalid("a client id must be 1 to 128 bytes"));
+    }
+    if new.name.len() > MAX_NAME {
+        return Err(StoreError::Invalid(
+            "a client name must be at most 200 bytes",
+        ));
+    }
+    if [new.access_ttl, new.refresh_idle_ttl, new.session_ttl]
+        .iter()
+        .any(|ttl| ttl.is_some_and(|t| t.as_secs() == 0))
+    {
+        return Err(StoreError::Invalid(
+            "a client lifetime must be at least a second",
+        ));
+    }
     if new.allow_introspection && !new.confidential {
         return Err(StoreError::Invalid(
             "only a confidential client may introspect",
+        ));
+    }
+    if new.allow_client_credentials && !new.confidential {
+        return Err(StoreError::Invalid(
+            "only a confidential client may use client_credentials",
         ));
     }
     // RFC 6749 §3.3 scope tokens, since they end up in responses and tokens.
@@ -139,10 +193,14 @@ async fn insert(
             "a client resource is not an absolute URI without fragment",
         ));
     }
+    Ok(())
+}
+
+/// The settings columns of a client row (not its secret or creation time).
+fn settings(new: NewClient) -> client::ActiveModel {
     let secs = |d: Option<Duration>| d.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     client::ActiveModel {
         client_id: Set(new.client_id),
-        secret_hash: Set(secret.map(|s| hash_token(s).to_vec())),
         name: Set(new.name),
         scope: Set(new.scope),
         allow_password: Set(new.allow_password),
@@ -150,15 +208,16 @@ async fn insert(
         access_ttl_secs: Set(secs(new.access_ttl)),
         refresh_idle_ttl_secs: Set(secs(new.refresh_idle_ttl)),
         family_ttl_secs: Set(secs(new.session_ttl)),
-        created_at: Set(db_time(now)),
         resources: Set(audience::join(&new.resources)),
         dpop_bound_access_tokens: Set(new.dpop_bound_access_tokens),
         allow_introspection: Set(new.allow_introspection),
+        ..Default::default()
     }
-    .insert(db)
-    .await?;
-    Ok(())
 }
+
+/// Longest client id and name stored (the columns' sizes).
+const MAX_CLIENT_ID: usize = 128;
+const MAX_NAME: usize = 200;
 
 /// A registered client, as tollgate uses it. Its secret is held only as a
 /// hash and never shown.
@@ -187,8 +246,13 @@ pub struct Client {
     pub dpop_bound_access_tokens: bool,
     /// Whether it may call `/introspect`.
     pub allow_introspection: bool,
+    /// Disabled: it authenticates no more and gets no tokens.
+    pub disabled: bool,
     /// SHA-256 of the secret; `None` for a public client.
     secret_hash: Option<Vec<u8>>,
+    /// SHA-256 of the secret before the last rotation, and until when it
+    /// still works.
+    previous_secret: Option<(Vec<u8>, SystemTime)>,
 }
 
 impl fmt::Debug for Client {
@@ -210,12 +274,23 @@ impl Client {
         self.secret_hash.is_some()
     }
 
-    /// Whether `presented` authenticates this client: the right secret for
-    /// a confidential client, none for a public one. Constant-time.
-    pub fn secret_matches(&self, presented: Option<&str>) -> bool {
+    /// Whether `presented` authenticates this client at `now`: the right
+    /// secret for a confidential client (its current one, or the one
+    /// before the last rotation until the overlap ends), none for a public
+    /// one. Constant-time, and both secrets are always compared.
+    pub fn secret_matches(&self, presented: Option<&str>, now: SystemTime) -> bool {
         match (&self.secret_hash, presented) {
             (Some(stored), Some(secret)) => {
-                bool::from(stored.as_slice().ct_eq(&hash_token(secret)))
+                let presented = hash_token(secret);
+                let current = stored.as_slice().ct_eq(&presented);
+                let previous = match &self.previous_secret {
+                    Some((hash, until)) => {
+                        hash.as_slice().ct_eq(&presented)
+                            & subtle::Choice::from(u8::from(now < *until))
+                    }
+                    None => [0u8; 32].ct_eq(&presented) & subtle::Choice::from(0),
+                };
+                bool::from(current | previous)
             }
             (None, None) => true,
             _ => false,
@@ -237,7 +312,9 @@ impl Client {
             resources: resources.iter().map(|r| (*r).to_owned()).collect(),
             dpop_bound_access_tokens: false,
             allow_introspection: false,
+            disabled: false,
             secret_hash: confidential.then(|| vec![0; 32]),
+            previous_secret: None,
         }
     }
 
@@ -258,7 +335,11 @@ impl Client {
             resources: audience::split(row.resources.as_deref()),
             dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             allow_introspection: row.allow_introspection,
+            disabled: row.disabled_at.is_some(),
             secret_hash: row.secret_hash,
+            previous_secret: row
+                .previous_secret_hash
+                .zip(row.previous_secret_until.map(super::system_time)),
         }
     }
 }
@@ -272,6 +353,83 @@ pub async fn find(
         .one(db)
         .await?
         .map(Client::from_row))
+}
+
+/// Every client, by id.
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Client>, StoreError> {
+    use sea_orm::QueryOrder;
+    Ok(client::Entity::find()
+        .order_by_asc(client::Column::ClientId)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Client::from_row)
+        .collect())
+}
+
+/// Gives a confidential client a new secret, returned (shown once, stored
+/// as a hash); the one it had keeps working until `now + overlap`, so its
+/// deployments can switch without a moment in which neither works. A
+/// secret rotated before and still in its overlap is replaced: only the
+/// last two are ever valid. `None` for an unknown or public client.
+pub async fn rotate_secret(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    overlap: Duration,
+    now: SystemTime,
+) -> Result<Option<String>, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+    let secret = random_token();
+    let rotated = client::Entity::update_many()
+        .col_expr(
+            client::Column::PreviousSecretHash,
+            Expr::col(client::Column::SecretHash),
+        )
+        .col_expr(
+            client::Column::PreviousSecretUntil,
+            Expr::value(db_time(now + overlap)),
+        )
+        .col_expr(
+            client::Column::SecretHash,
+            Expr::value(hash_token(&secret).to_vec()),
+        )
+        .filter(client::Column::ClientId.eq(client_id))
+        .filter(client::Column::SecretHash.is_not_null())
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok((rotated == 1).then_some(secret))
+}
+
+/// Enables a disabled client again: it authenticates and gets tokens
+/// again (its revoked sessions stay revoked). Whether it exists.
+pub async fn enable(db: &impl ConnectionTrait, client_id: &str) -> Result<bool, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+    let found = client::Entity::update_many()
+        .col_expr(
+            client::Column::DisabledAt,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .filter(client::Column::ClientId.eq(client_id))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(found == 1)
+}
+
+/// Deletes a disabled client's row, once none of its sessions is left.
+pub(crate) async fn delete_disabled(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+) -> Result<bool, StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(client::Entity::delete_many()
+        .filter(client::Column::ClientId.eq(client_id))
+        .filter(client::Column::DisabledAt.is_not_null())
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
 }
 
 /// Spends the time of a secret check when there is no client to check

@@ -13,13 +13,14 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let db = Database::connect("sqlite::memory:").await.unwrap();
 //! store::migrate(&db).await.unwrap();
-//! let secret = store::clients::register(&db, NewClient::confidential("svc", "read"), std::time::SystemTime::now())
+//! let now = std::time::SystemTime::now();
+//! let secret = store::clients::register(&db, NewClient::confidential("svc", "read"), now)
 //!     .await
 //!     .unwrap()
 //!     .expect("a confidential client gets a secret");
 //! let client = store::clients::find(&db, "svc").await.unwrap().unwrap();
-//! assert!(client.secret_matches(Some(&secret)));
-//! assert!(!client.secret_matches(Some("guess")));
+//! assert!(client.secret_matches(Some(&secret), now));
+//! assert!(!client.secret_matches(Some("guess"), now));
 //! # });
 //! ```
 

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use entity::{refresh_token, token_family};
+use entity::{client, refresh_token, token_family};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, QueryFilter, sea_query::Expr,
@@ -58,11 +58,20 @@ pub(crate) struct NewSession<'a> {
     pub(crate) dpop_jkt: Option<&'a str>,
 }
 
-/// Records a login; returns the family id (the `sid`).
+/// Records a login; returns the family id (the `sid`), or `None` when the
+/// client is disabled or gone.
+///
+/// The client's row is read under a shared lock (after the inserts):
+/// disabling a client
+/// updates that row and then revokes its families, so a login either
+/// commits first (and its family is revoked with the others) or waits and
+/// sees the client disabled. Logins of one client do not wait for each
+/// other. (SQLite has one writer at a time, which orders them as well.)
 pub(crate) async fn start(
     db: &DatabaseConnection,
     s: &NewSession<'_>,
-) -> Result<String, StoreError> {
+) -> Result<Option<String>, StoreError> {
+    use sea_orm::QuerySelect;
     let family_id = random_string(16);
     let now = db_time(s.now);
     let (ip, ua) = device(s.ip, s.user_agent);
@@ -103,8 +112,18 @@ pub(crate) async fn start(
     }
     .insert(&txn)
     .await?;
+    // After the writes, so SQLite's transaction holds its write lock
+    // before it reads (a read first could not upgrade under contention).
+    let enabled = client::Entity::find_by_id(s.client_id.to_owned())
+        .lock_shared()
+        .one(&txn)
+        .await?
+        .is_some_and(|c| c.disabled_at.is_none());
+    if !enabled {
+        return Ok(None);
+    }
     txn.commit().await?;
-    Ok(family_id)
+    Ok(Some(family_id))
 }
 
 /// Revokes a family and all its tokens and denies its `sid`, in one
@@ -302,19 +321,13 @@ pub(crate) async fn revoke_user(
             None => vec![(user_id.to_owned(), now + max_token_lifetime)],
             // The families this transaction revoked: it holds their locks,
             // and `at` is its own timestamp.
-            Some(keep) => token_family::Entity::find()
-                .filter(F::UserId.eq(user_id))
-                .filter(in_tenant(F::Tenant, tenant))
-                .filter(F::RevokedAt.eq(at))
-                .filter(F::Id.ne(keep))
-                .all(&txn)
-                .await?
-                .into_iter()
-                .map(|f| {
-                    let until = session_until(now, system_time(f.expires_at), max_token_lifetime);
-                    (f.id, until)
-                })
-                .collect(),
+            Some(keep) => {
+                let mine = sea_orm::Condition::all()
+                    .add(F::UserId.eq(user_id))
+                    .add(in_tenant(F::Tenant, tenant))
+                    .add(F::Id.ne(keep));
+                revoked_by(&txn, mine, at, now, max_token_lifetime).await?
+            }
         };
         let kind = match keep {
             None => RevocationKind::Subject,
@@ -338,6 +351,29 @@ pub(crate) async fn revoke_user(
     .await
 }
 
+/// The families matching `which` that this transaction revoked (it holds
+/// their locks, and `at` is its own timestamp), each with the time its
+/// `sid` must stay denied.
+async fn revoked_by(
+    txn: &impl ConnectionTrait,
+    which: sea_orm::Condition,
+    at: chrono::DateTime<chrono::Utc>,
+    now: SystemTime,
+    max_token_lifetime: Duration,
+) -> Result<Vec<(String, SystemTime)>, StoreError> {
+    Ok(token_family::Entity::find()
+        .filter(which)
+        .filter(token_family::Column::RevokedAt.eq(at))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|f| {
+            let until = session_until(now, system_time(f.expires_at), max_token_lifetime);
+            (f.id, until)
+        })
+        .collect())
+}
+
 /// Whether any refresh token of `user_id` (live or ended, until the janitor
 /// deletes it) was used from this IP and User-Agent: what makes a login a
 /// known device rather than a new one.
@@ -359,4 +395,101 @@ pub(crate) async fn known_device(
         None => q.filter(T::UserAgent.is_null()),
     };
     Ok(q.one(db).await?.is_some())
+}
+
+/// Disables a client and revokes every session it holds, in one
+/// transaction: the client's row is updated first (so a login holding its
+/// shared lock commits before, and is revoked here, or waits and sees it
+/// disabled), then its families and their tokens, each `sid` denied, and
+/// every token issued to the client itself (`subject`: `client:<id>`, what
+/// client_credentials mints) denied up to now. Returns the deny-list rows
+/// and how many sessions were live; `None` for an unknown client.
+pub(crate) async fn disable_client(
+    db: &DatabaseConnection,
+    client_id: &str,
+    subject: &str,
+    reason: RevokedReason,
+    now: SystemTime,
+    max_token_lifetime: Duration,
+) -> Result<Option<(Vec<Revocation>, u64)>, StoreError> {
+    use refresh_token::Column as T;
+    use token_family::Column as F;
+    let at = db_time(now);
+    retrying(|| async move {
+        let txn = begin(db).await?;
+        let disabled_now = client::Entity::update_many()
+            .col_expr(client::Column::DisabledAt, Expr::value(at))
+            .filter(client::Column::ClientId.eq(client_id))
+            .filter(client::Column::DisabledAt.is_null())
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        // Disabled before (no login can start since; what is left is
+        // revoked again below) or unknown.
+        if disabled_now != 1
+            && client::Entity::find_by_id(client_id.to_owned())
+                .one(&txn)
+                .await?
+                .is_none()
+        {
+            return Ok(None);
+        }
+        let revoked = token_family::Entity::update_many()
+            .col_expr(F::RevokedAt, Expr::value(at))
+            .col_expr(F::RevokedReason, Expr::value(reason.as_str()))
+            .filter(F::ClientId.eq(client_id))
+            .filter(F::RevokedAt.is_null())
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        refresh_token::Entity::update_many()
+            .col_expr(T::RevokedAt, Expr::value(at))
+            .col_expr(T::RevokedReason, Expr::value(reason.as_str()))
+            .col_expr(T::UpdatedAt, Expr::value(at))
+            .filter(T::ClientId.eq(client_id))
+            .filter(T::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+        let mine = sea_orm::Condition::all().add(F::ClientId.eq(client_id));
+        let families = revoked_by(&txn, mine, at, now, max_token_lifetime).await?;
+        let mut new: Vec<NewRevocation<'_>> = families
+            .iter()
+            .map(|(sid, until)| NewRevocation {
+                kind: RevocationKind::Session,
+                target: sid,
+                tenant: None,
+                expires_at: *until,
+                reason,
+            })
+            .collect();
+        new.push(NewRevocation {
+            kind: RevocationKind::Subject,
+            target: subject,
+            tenant: None,
+            expires_at: now + max_token_lifetime,
+            reason,
+        });
+        let recorded = revocations::record(&txn, now, &new).await?;
+        txn.commit().await?;
+        Ok(Some((recorded, revoked)))
+    })
+    .await
+}
+
+/// The families of a client, at most `limit` (what deleting it removes,
+/// batch by batch, once it is disabled).
+pub(crate) async fn families_of_client(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    limit: u64,
+) -> Result<Vec<String>, StoreError> {
+    use sea_orm::QuerySelect;
+    Ok(token_family::Entity::find()
+        .select_only()
+        .column(token_family::Column::Id)
+        .filter(token_family::Column::ClientId.eq(client_id))
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?)
 }

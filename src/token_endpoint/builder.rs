@@ -47,6 +47,7 @@ pub struct TokenEndpointBuilder {
     dpop: Option<Dpop>,
     dpop_nonce_required: bool,
     dpop_nonce_required_for: HashSet<String>,
+    janitor_elsewhere: bool,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
@@ -78,6 +79,7 @@ impl TokenEndpointBuilder {
             browser: Vec::new(),
             dpop: None,
             dpop_nonce_required: false,
+            janitor_elsewhere: false,
             dpop_nonce_required_for: HashSet::new(),
         }
     }
@@ -150,6 +152,16 @@ impl TokenEndpointBuilder {
     pub fn public_base_url(self, url: impl Into<String>) -> Self {
         Self {
             public_base_url: Some(url.into()),
+            ..self
+        }
+    }
+
+    /// Says that the janitor runs in another process (one instance of
+    /// several runs it), so the endpoint does not warn, at its first
+    /// request, that none runs in this one and the tables only grow.
+    pub fn janitor_elsewhere(self) -> Self {
+        Self {
+            janitor_elsewhere: true,
             ..self
         }
     }
@@ -297,6 +309,8 @@ impl TokenEndpointBuilder {
                     .time_to_live(self.client_cache_ttl.max(Duration::from_millis(1)))
                     .build(),
                 issuer: self.issuer,
+                paths: self.paths.clone(),
+                janitor_unchecked: std::sync::atomic::AtomicBool::new(!self.janitor_elsewhere),
                 passwords: self
                     .verifier
                     .map(|v| Passwords::new(v, self.password_permits, self.password_queue)),

@@ -1,7 +1,7 @@
 //! Client authentication (RFC 6749 §2.3): `client_secret_basic`,
 //! `client_secret_post`, and public clients by `client_id` alone.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::SystemTime};
 
 use http::{HeaderMap, header};
 use sea_orm::DatabaseConnection;
@@ -119,6 +119,7 @@ pub(crate) async fn authenticate(
     db: &DatabaseConnection,
     cache: &ClientCache,
     p: &Presented,
+    now: SystemTime,
 ) -> Result<Arc<Client>, TokenError> {
     let failed = TokenError::InvalidClient { basic: p.basic };
     let found = match cache.get(&p.client_id) {
@@ -133,7 +134,10 @@ pub(crate) async fn authenticate(
         }
     };
     match found {
-        Some(client) if client.secret_matches(p.secret.as_deref()) => Ok(client),
+        // A disabled client fails as a wrong secret does.
+        Some(client) if client.secret_matches(p.secret.as_deref(), now) && !client.disabled => {
+            Ok(client)
+        }
         Some(_) => Err(failed),
         None => {
             clients::dummy_secret_check(p.secret.as_deref());

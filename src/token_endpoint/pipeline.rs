@@ -5,7 +5,16 @@
 //! checks; then the one way each answers (`Answer`, `respond`).
 
 use std::{
-    collections::HashMap, convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration,
+    collections::HashMap,
+    convert::Infallible,
+    future::Future,
+    net::IpAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -14,8 +23,14 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
 use super::{
-    TokenError, client_auth, cookie::RefreshCookie, dpop::EndpointDpop, form::Form,
-    limits::Limiters, metadata::MetadataEndpoint, password::Passwords, response::json,
+    TokenError, client_auth,
+    cookie::RefreshCookie,
+    dpop::EndpointDpop,
+    form::Form,
+    limits::Limiters,
+    metadata::{EndpointPaths, MetadataEndpoint},
+    password::Passwords,
+    response::json,
 };
 use crate::{
     access_token::Verifier,
@@ -49,6 +64,10 @@ pub(crate) struct Inner {
     pub(super) browser: HashMap<String, RefreshCookie>,
     /// DPoP, when on.
     pub(super) dpop: Option<EndpointDpop>,
+    /// Where the routes are mounted.
+    pub(super) paths: EndpointPaths,
+    /// Whether the first request is still to check that a janitor runs.
+    pub(super) janitor_unchecked: AtomicBool,
 }
 
 /// A request to one of the endpoints, read and checked up to client
@@ -63,6 +82,38 @@ pub(crate) struct Incoming {
 }
 
 impl Inner {
+    /// At the first request, warns when no janitor from the issuer's
+    /// `janitor()` runs (and none was said to run elsewhere): without one
+    /// the tables only grow.
+    pub(crate) fn check_janitor(&self) {
+        if self.janitor_unchecked.load(Ordering::Relaxed)
+            && self.janitor_unchecked.swap(false, Ordering::Relaxed)
+            && !self.issuer.janitor_started()
+        {
+            tracing::warn!(
+                "no janitor runs in this process: expired and revoked sessions are never \
+                 deleted; spawn `issuer.janitor().build().spawn()`, or say \
+                 `janitor_elsewhere()` on the endpoint builder if another instance runs it"
+            );
+        }
+    }
+
+    /// The client's IP (through the trusted proxies) and User-Agent.
+    pub(crate) fn request_context(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+    ) -> RequestContext {
+        RequestContext {
+            ip: peer.map(|peer| self.proxies.client_ip(peer, headers)),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            ..RequestContext::default()
+        }
+    }
+
     /// POST, form-encoded, within the size limit, parsed strictly.
     pub(crate) async fn read<B>(&self, req: Request<B>) -> Result<Incoming, TokenError>
     where
@@ -72,15 +123,7 @@ impl Inner {
         if req.method() != Method::POST {
             return Err(TokenError::MethodNotAllowed);
         }
-        let meta = RequestContext {
-            ip: peer_addr(&req).map(|peer| self.proxies.client_ip(peer, req.headers())),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            ..RequestContext::default()
-        };
+        let meta = self.request_context(peer_addr(&req), req.headers());
         self.limited(self.limits.request(meta.ip), "requests_per_ip", &meta)?;
         check_content_type(req.headers())?;
         if content_length(req.headers()).is_some_and(|n| n > self.max_body as u64) {
@@ -121,19 +164,24 @@ impl Inner {
             meta,
         )?;
         let presented = client_auth::presented(basic, form)?;
-        let client = client_auth::authenticate(self.issuer.db(), &self.clients, &presented)
-            .await
-            .inspect_err(|e| {
-                if matches!(e, TokenError::InvalidClient { .. }) {
-                    self.limits.client_auth_failed(meta.ip);
-                    self.issuer
-                        .events()
-                        .emit(SecurityEvent::ClientAuthenticationFailed {
-                            client_id: Some(presented.client_id.clone()),
-                            ip: meta.ip,
-                        });
-                }
-            })?;
+        let client = client_auth::authenticate(
+            self.issuer.db(),
+            &self.clients,
+            &presented,
+            self.issuer.now(),
+        )
+        .await
+        .inspect_err(|e| {
+            if matches!(e, TokenError::InvalidClient { .. }) {
+                self.limits.client_auth_failed(meta.ip);
+                self.issuer
+                    .events()
+                    .emit(SecurityEvent::ClientAuthenticationFailed {
+                        client_id: Some(presented.client_id.clone()),
+                        ip: meta.ip,
+                    });
+            }
+        })?;
         Ok(client)
     }
 

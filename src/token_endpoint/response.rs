@@ -5,7 +5,11 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use serde::Serialize;
 
-use crate::dpop::DpopError;
+use crate::{
+    dpop::DpopError,
+    issuer::{IssueError, TokenResponse},
+    refresh::RefreshError,
+};
 
 /// An error answer of the token endpoint (RFC 6749 §5.2). The description
 /// is a fixed sentence: never SQL, a secret or a token.
@@ -187,5 +191,59 @@ impl axum_core::response::IntoResponse for TokenError {
     fn into_response(self) -> axum_core::response::Response {
         self.into_http_response("tollgate")
             .map(axum_core::body::Body::new)
+    }
+}
+
+/// How an [`IssueError`] answers a client, as `/token` answers it: what
+/// the client asked wrongly as its RFC 6749 §5.2 error (`invalid_scope`,
+/// `invalid_target`, `invalid_grant`, `invalid_client`), what failed on
+/// the server as `503 temporarily_unavailable` (logged, never described
+/// to the client). An application's own login handler returns it as is.
+impl From<IssueError> for TokenError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::InvalidScope | IssueError::Refresh(RefreshError::InvalidScope) => {
+                Self::InvalidScope
+            }
+            IssueError::InvalidTarget | IssueError::Refresh(RefreshError::InvalidTarget) => {
+                Self::InvalidTarget("The requested resource is not allowed for this client")
+            }
+            IssueError::Refresh(_) | IssueError::UnknownToken => {
+                // One answer for unknown, revoked, reused, expired or bound
+                // elsewhere: the client cannot tell which (RFC 6749 §5.2).
+                Self::InvalidGrant("The refresh token is invalid, expired or revoked")
+            }
+            IssueError::UnknownClient => Self::InvalidClient { basic: false },
+            IssueError::ReservedSubject => {
+                // The password verifier or the login handler named a
+                // subject no user may have: the application's bug, told
+                // to its log, not to the client.
+                tracing::error!("tokens were asked for an empty or reserved subject");
+                Self::InvalidGrant("The user cannot be signed in")
+            }
+            IssueError::Store(s) => super::client_auth::unavailable(&s),
+            IssueError::Signing(_) => {
+                tracing::error!(error = %e, "cannot sign access tokens");
+                Self::Unavailable
+            }
+        }
+    }
+}
+
+impl TokenResponse {
+    /// The RFC 6749 §5.1 answer: JSON with `Cache-Control: no-store` and
+    /// `Pragma: no-cache`. For a browser client, answer through
+    /// [`TokenEndpoint::token_response`](super::TokenEndpoint::token_response)
+    /// instead, which puts the refresh token in its cookie.
+    pub fn into_http_response(self) -> Response<Full<Bytes>> {
+        super::pipeline::ok_json(&self).unwrap_or_else(|e| e.into_http_response("tollgate"))
+    }
+}
+
+/// [`TokenResponse::into_http_response`], for an axum handler.
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for TokenResponse {
+    fn into_response(self) -> axum_core::response::Response {
+        self.into_http_response().map(axum_core::body::Body::new)
     }
 }

@@ -5,13 +5,14 @@
 use std::{
     convert::Infallible,
     fmt,
+    net::IpAddr,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
 use bytes::Bytes;
-use http::{Method, Request, Response, header};
+use http::{HeaderMap, Method, Request, Response, header};
 use http_body::Body;
 use http_body_util::Full;
 
@@ -20,7 +21,6 @@ use tracing::Instrument;
 
 use super::{
     TokenEndpointBuilder, TokenError,
-    client_auth::unavailable,
     cookie::{RefreshCookie, body_or_cookie},
     dpop::{self, DPOP_NONCE},
     grant::{self, ClientGrants, Grant, GrantType},
@@ -31,8 +31,7 @@ use super::{
 use crate::{
     dpop::DpopError,
     events::SecurityEvent,
-    issuer::{IssueError, Issuer, RequestContext, TokenResponse},
-    refresh::RefreshError,
+    issuer::{Issuer, RequestContext, TokenResponse},
     telemetry,
 };
 
@@ -129,7 +128,7 @@ impl TokenEndpoint {
             }
             Grant::ClientCredentials { .. } => inner.issuer.client_credentials(&client, &requested),
         };
-        result.map(|t| (t, cookie)).map_err(|e| grant_error(&e))
+        result.map(|t| (t, cookie)).map_err(TokenError::from)
     }
 }
 
@@ -187,34 +186,6 @@ impl Inner {
     }
 }
 
-fn grant_error(e: &IssueError) -> TokenError {
-    match e {
-        IssueError::InvalidScope | IssueError::Refresh(RefreshError::InvalidScope) => {
-            TokenError::InvalidScope
-        }
-        IssueError::InvalidTarget | IssueError::Refresh(RefreshError::InvalidTarget) => {
-            TokenError::InvalidTarget("The requested resource is not allowed for this client")
-        }
-        IssueError::Refresh(_) | IssueError::UnknownToken => {
-            // One answer for unknown, revoked, reused, expired or bound
-            // elsewhere: the client cannot tell which (RFC 6749 §5.2).
-            TokenError::InvalidGrant("The refresh token is invalid, expired or revoked")
-        }
-        IssueError::UnknownClient => TokenError::InvalidClient { basic: false },
-        IssueError::ReservedSubject => {
-            // The verifier named a subject no user may have: the
-            // application's bug, told to its log, not to the client.
-            tracing::error!("the password verifier returned an empty or reserved subject");
-            TokenError::InvalidGrant("The user cannot be signed in")
-        }
-        IssueError::Store(s) => unavailable(s),
-        IssueError::Signing(_) => {
-            tracing::error!(error = %e, "cannot sign access tokens");
-            TokenError::Unavailable
-        }
-    }
-}
-
 impl Answer for TokenEndpoint {
     const NAME: &'static str = "TokenEndpoint";
 
@@ -232,6 +203,7 @@ impl Answer for TokenEndpoint {
             grant = tracing::field::Empty,
             client_id = tracing::field::Empty,
         );
+        self.inner.check_janitor();
         let started = std::time::Instant::now();
         let mut grant = "unknown";
         let result = self.handle(req, &mut grant).instrument(span.clone()).await;
@@ -245,7 +217,7 @@ impl Answer for TokenEndpoint {
                 "token request"
             );
         });
-        let (mut tokens, cookie) = match result {
+        let (tokens, cookie) = match result {
             Ok(done) => done,
             // RFC 9449 §8: the nonce to use comes with the refusal.
             Err(e @ TokenError::Dpop(DpopError::Nonce)) => {
@@ -263,23 +235,7 @@ impl Answer for TokenEndpoint {
             .then(|| self.dpop_nonce())
             .flatten()
             .map(|n| (DPOP_NONCE, n));
-        let Some(cookie) = cookie else {
-            let mut response = ok_json(&tokens)?;
-            response.headers_mut().extend(nonce);
-            return Ok(response);
-        };
-        // A browser client's refresh token goes into its cookie, out of
-        // the page's reach (and, by setting, also into the body).
-        let set_cookie = if cookie.in_body {
-            tokens.refresh_token.clone()
-        } else {
-            tokens.refresh_token.take()
-        }
-        .map(|token| cookie.set(&token, tokens.refresh_token_expires_in.unwrap_or(0)));
-        let mut response = ok_json(&tokens)?;
-        response
-            .headers_mut()
-            .extend(set_cookie.map(|v| (header::SET_COOKIE, v)));
+        let mut response = tokens_answer(cookie, tokens)?;
         response.headers_mut().extend(nonce);
         Ok(response)
     }
@@ -329,6 +285,12 @@ impl TokenEndpoint {
         self.inner.metadata.clone()
     }
 
+    /// Where `/token`, `/revoke`, `/introspect` and the JWKS are to be
+    /// mounted, as the metadata advertises them.
+    pub fn paths(&self) -> &super::EndpointPaths {
+        &self.inner.paths
+    }
+
     /// The JWKS of the issuer's public keys (`/.well-known/jwks.json`).
     pub fn jwks(&self) -> super::JwksEndpoint {
         super::JwksEndpoint::new(self.inner.issuer.keys().clone())
@@ -339,6 +301,30 @@ impl TokenEndpoint {
     /// logout routes: `/revoke` clears it by itself.
     pub fn clear_refresh_cookie(&self, client_id: &str) -> Option<http::HeaderValue> {
         self.inner.browser.get(client_id).map(RefreshCookie::clear)
+    }
+
+    /// The answer `/token` would give `client_id` for these tokens, for
+    /// the application's own login handler (after
+    /// [`Issuer::issue`](crate::Issuer::issue)): RFC 6749 §5.1 JSON with
+    /// `Cache-Control: no-store`, and for a browser client its refresh
+    /// token in the `HttpOnly` cookie (`Set-Cookie`), out of the page's
+    /// reach, exactly as `/token` sets it. Guard that handler against
+    /// cross-site requests as you would any login form: the cookie it sets
+    /// is one `/token` honours.
+    pub fn token_response(&self, client_id: &str, tokens: TokenResponse) -> Response<Full<Bytes>> {
+        tokens_answer(self.inner.browser.get(client_id), tokens)
+            .unwrap_or_else(|e| e.into_http_response(&self.inner.realm))
+    }
+
+    /// What a request tells about its client, read as `/token` reads it:
+    /// the IP through this endpoint's [`TrustedProxies`](crate::binding::TrustedProxies)
+    /// (the peer unless it is a trusted proxy) and the User-Agent. Hand it
+    /// to [`Issuer::issue`](crate::Issuer::issue) from your own login
+    /// handler, so the session is bound to what its refreshes will show.
+    /// `peer` is the connection's address: axum's `ConnectInfo`, or
+    /// [`binding::peer_addr`](crate::binding::peer_addr).
+    pub fn request_context(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> RequestContext {
+        self.inner.request_context(peer, headers)
     }
 
     /// CORS for `/token`, `/revoke` and the application's logout routes
@@ -377,4 +363,26 @@ impl TokenEndpoint {
             inner: Arc::clone(&self.inner),
         }
     }
+}
+
+/// Tokens as `/token` answers them: JSON, and for a browser client the
+/// refresh token in its cookie (and, by setting, also in the body).
+fn tokens_answer(
+    cookie: Option<&RefreshCookie>,
+    mut tokens: TokenResponse,
+) -> Result<Response<Full<Bytes>>, TokenError> {
+    let Some(cookie) = cookie else {
+        return ok_json(&tokens);
+    };
+    let set_cookie = if cookie.in_body {
+        tokens.refresh_token.clone()
+    } else {
+        tokens.refresh_token.take()
+    }
+    .map(|token| cookie.set(&token, tokens.refresh_token_expires_in.unwrap_or(0)));
+    let mut response = ok_json(&tokens)?;
+    response
+        .headers_mut()
+        .extend(set_cookie.map(|v| (header::SET_COOKIE, v)));
+    Ok(response)
 }

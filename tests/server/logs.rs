@@ -2,38 +2,14 @@
 //! every tracing event at TRACE (sqlx's and sea-orm's as well) captured and
 //! searched for every secret that passed through.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
+use crate::common::{
+    Captured,
+    store::{Backend, call, harness, new_sqlite_file},
 };
-
-use crate::common::store::{Backend, call, harness, new_sqlite_file};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use http::{Request, StatusCode, header};
 use tollgate::refresh::RefreshPolicy;
 use tower::{Layer, ServiceExt, service_fn};
-use tracing_subscriber::fmt::MakeWriter;
-
-/// Everything written by the subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Self;
-    fn make_writer(&'a self) -> Self {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn no_token_secret_or_password_appears_in_trace_output() {

@@ -12,6 +12,7 @@ mod common;
 mod abuse;
 mod browser;
 mod cleanup;
+mod clients;
 mod clock;
 mod dpop;
 mod events;
@@ -30,6 +31,8 @@ mod notify;
 #[cfg(feature = "axum")]
 mod oauth2_client;
 mod outage;
+#[cfg(feature = "axum")]
+mod own_login;
 mod properties;
 #[cfg(feature = "axum")]
 mod proxy;
@@ -41,6 +44,8 @@ mod resources;
 mod revocation;
 mod rotation;
 mod sessions;
+#[cfg(feature = "axum")]
+mod setup;
 mod sync;
 #[cfg(feature = "testing")]
 mod testing;
