@@ -269,6 +269,24 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// Its settings, to change and hand to [`update`].
+    pub fn settings(&self) -> NewClient {
+        NewClient {
+            client_id: self.client_id.clone(),
+            name: self.name.clone(),
+            scope: self.scope.clone(),
+            confidential: self.is_confidential(),
+            allow_password: self.allow_password,
+            allow_client_credentials: self.allow_client_credentials,
+            access_ttl: self.access_ttl,
+            refresh_idle_ttl: self.refresh_idle_ttl,
+            session_ttl: self.session_ttl,
+            resources: self.resources.clone(),
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
+            allow_introspection: self.allow_introspection,
+        }
+    }
+
     /// Whether it authenticates with a secret.
     pub fn is_confidential(&self) -> bool {
         self.secret_hash.is_some()

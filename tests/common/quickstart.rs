@@ -19,6 +19,13 @@ pub fn bench_server() -> PathBuf {
     built(&target_dir().join("bench_server"))
 }
 
+/// A binary of the workspace (`tollgate` with feature `cli`), built by
+/// `cargo build --workspace --bins --all-features` (scripts/test does that
+/// first).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    built(&target_dir().join(name))
+}
+
 /// `target/debug`, where this test binary's `deps/` lives.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

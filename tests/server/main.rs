@@ -12,6 +12,7 @@ mod common;
 mod abuse;
 mod browser;
 mod cleanup;
+mod cli;
 mod clients;
 mod clock;
 mod dpop;

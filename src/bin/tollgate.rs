@@ -1,0 +1,202 @@
+//! `tollgate`: the operator's tool against the store at `DATABASE_URL`.
+//!
+//! ```text
+//! tollgate migrate
+//! tollgate clients list
+//! tollgate clients add <id> --scope "<scopes>" [--public] [settings]
+//! tollgate clients update <id> [settings]
+//! tollgate clients rotate-secret <id> [--overlap <seconds>]
+//! tollgate clients disable <id>
+//! tollgate clients enable <id>
+//! tollgate clients delete <id>
+//!
+//! settings: --name <text> --scope "<scopes>" --resource <uri> (repeatable;
+//!   replaces the list) --client-credentials --password-grant
+//!   --introspection --dpop (each with a --no-… form) --access-ttl <s>
+//!   --refresh-idle-ttl <s> --session-ttl <s>
+//! ```
+//!
+//! A new secret is printed once, on its own line; only its hash is kept.
+//! Disabling and deleting revoke the client's sessions in the store; the
+//! serving instances pick the revocations up through their sync.
+//!
+//! The arguments are a handful of fixed words and flags, read by hand:
+//! a parser crate would add more to the build than it saves here.
+
+use std::{process::ExitCode, time::Duration};
+
+use tollgate::{
+    RevocationCache,
+    admin::ClientAdmin,
+    sea_orm::Database,
+    store::{self, clients::NewClient},
+};
+
+const USAGE: &str = "usage: tollgate migrate
+       tollgate clients list
+       tollgate clients add <id> --scope \"<scopes>\" [--public] [settings]
+       tollgate clients update <id> [settings]
+       tollgate clients rotate-secret <id> [--overlap <seconds>]
+       tollgate clients disable|enable|delete <id>
+settings: --name <text> --scope \"<scopes>\" --resource <uri>... --client-credentials
+          --password-grant --introspection --dpop (and --no-…) --access-ttl <s>
+          --refresh-idle-ttl <s> --session-ttl <s>
+DATABASE_URL names the database.";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(why)) => {
+            eprintln!("tollgate: {why}\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    /// The command line is wrong (exit 2).
+    Usage(String),
+    /// The command failed (exit 1).
+    Failed(BoxError),
+}
+
+impl<E: Into<BoxError>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+fn usage(why: impl Into<String>) -> Failure {
+    Failure::Usage(why.into())
+}
+
+async fn run(args: &[String]) -> Result<(), Failure> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let url = std::env::var("DATABASE_URL").map_err(|_| usage("DATABASE_URL is not set"))?;
+    let db = Database::connect(&url).await?;
+    let admin = ClientAdmin::new(db.clone(), RevocationCache::default());
+    match words.as_slice() {
+        ["migrate"] => {
+            store::migrate(&db).await?;
+            println!("migrated");
+        }
+        ["clients", "list"] => {
+            for c in admin.list().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.client_id,
+                    if c.is_confidential() {
+                        "confidential"
+                    } else {
+                        "public"
+                    },
+                    if c.disabled { "disabled" } else { "enabled" },
+                    c.scope
+                );
+            }
+        }
+        ["clients", "add", id, flags @ ..] => {
+            let public = flags.contains(&"--public");
+            let flags: Vec<&str> = flags.iter().copied().filter(|f| *f != "--public").collect();
+            let mut new = if public {
+                NewClient::public(*id, "")
+            } else {
+                NewClient::confidential(*id, "")
+            };
+            apply(&mut new, &flags)?;
+            if new.scope.is_empty() {
+                return Err(usage("a new client needs --scope"));
+            }
+            match admin.register(new).await? {
+                Some(secret) => println!("{secret}"),
+                None => println!("registered {id}"),
+            }
+        }
+        ["clients", "update", id, flags @ ..] => {
+            let Some(client) = admin.find(id).await? else {
+                return Err(format!("no client {id}").into());
+            };
+            let mut settings = client.settings();
+            apply(&mut settings, flags)?;
+            admin.update(settings).await?;
+            println!("updated {id}");
+        }
+        ["clients", "rotate-secret", id, rest @ ..] => {
+            let overlap = match rest {
+                [] => Duration::from_secs(86_400),
+                ["--overlap", secs] => seconds(secs)?,
+                _ => return Err(usage("rotate-secret takes only --overlap <seconds>")),
+            };
+            match admin.rotate_secret(id, overlap).await? {
+                Some(secret) => println!("{secret}"),
+                None => return Err(format!("no confidential client {id}").into()),
+            }
+        }
+        ["clients", "disable", id] => match admin.disable(id).await? {
+            Some(sessions) => println!("disabled {id}; {sessions} sessions revoked"),
+            None => return Err(format!("no client {id}").into()),
+        },
+        ["clients", "enable", id] => {
+            if !admin.enable(id).await? {
+                return Err(format!("no client {id}").into());
+            }
+            println!("enabled {id}");
+        }
+        ["clients", "delete", id] => {
+            if !admin.delete(id).await? {
+                return Err(format!("no client {id}").into());
+            }
+            println!("deleted {id}");
+        }
+        _ => return Err(usage("unknown command")),
+    }
+    Ok(())
+}
+
+/// Applies the settings flags to `c`.
+fn apply(c: &mut NewClient, flags: &[&str]) -> Result<(), Failure> {
+    let mut resources: Option<Vec<String>> = None;
+    let mut rest = flags.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || {
+            rest.next()
+                .map(|v| (*v).to_owned())
+                .ok_or_else(|| usage(format!("{flag} needs a value")))
+        };
+        match *flag {
+            "--name" => c.name = value()?,
+            "--scope" => c.scope = value()?,
+            "--resource" => resources.get_or_insert_default().push(value()?),
+            "--access-ttl" => c.access_ttl = Some(seconds(&value()?)?),
+            "--refresh-idle-ttl" => c.refresh_idle_ttl = Some(seconds(&value()?)?),
+            "--session-ttl" => c.session_ttl = Some(seconds(&value()?)?),
+            "--client-credentials" => c.allow_client_credentials = true,
+            "--no-client-credentials" => c.allow_client_credentials = false,
+            "--password-grant" => c.allow_password = true,
+            "--no-password-grant" => c.allow_password = false,
+            "--introspection" => c.allow_introspection = true,
+            "--no-introspection" => c.allow_introspection = false,
+            "--dpop" => c.dpop_bound_access_tokens = true,
+            "--no-dpop" => c.dpop_bound_access_tokens = false,
+            other => return Err(usage(format!("unknown setting {other}"))),
+        }
+    }
+    if let Some(resources) = resources {
+        c.resources = resources;
+    }
+    Ok(())
+}
+
+fn seconds(s: &str) -> Result<Duration, Failure> {
+    s.parse()
+        .map(Duration::from_secs)
+        .map_err(|_| usage(format!("{s} is not a number of seconds")))
+}
