@@ -112,7 +112,7 @@ per_backend! {
 }
 
 #[tokio::test]
-async fn the_connection_dying_mid_rotation_answers_503_and_loses_nothing() {
+async fn the_postgres_connection_dying_mid_rotation_answers_503_and_loses_nothing() {
     let Some(db) = crate::common::store::postgres().await else {
         return;
     };

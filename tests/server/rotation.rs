@@ -160,7 +160,7 @@ per_backend! {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn serialization_failures_are_retried_not_answered_503() {
+async fn postgres_serialization_failures_are_retried_not_answered_503() {
     // At SERIALIZABLE, a racer's FOR UPDATE of the family the winner just
     // changed fails with 40001; the whole rotation must run again.
     let Some(db) =
