@@ -73,6 +73,8 @@ async fn services() -> Result<(TokenEndpoint, AccessTokenLayer), BoxError> {
         .sync()
         .await?;
     let gate = issuer.access_token_layer().build()?;
+    // Deletes expired and revoked sessions hourly.
+    issuer.janitor().build().spawn();
     let endpoint = TokenEndpoint::builder(issuer)
         .password_verifier(|user: String, password: String| async move {
             Ok((user == "alice" && password == "wonderland").then_some(user))

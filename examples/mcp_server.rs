@@ -147,6 +147,8 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
         .build()
         .sync()
         .await?;
+    // Deletes expired and revoked sessions hourly.
+    issuer.janitor().build().spawn();
     let endpoint = TokenEndpoint::builder(issuer.clone())
         .scopes_supported(["tools:read", "admin"])
         .build()?;

@@ -1,13 +1,26 @@
 //! # tollgate
 //!
-//! Token auth for Tower services, done right:
+//! Token auth for Tower services, done right: a gate that enforces JWT
+//! access tokens and rejects revoked ones at once, and an embeddable token
+//! service whose refresh tokens rotate exactly once and whose logouts reach
+//! every instance. The README walks from zero to production; these docs
+//! are the reference.
 //!
-//! - **The gate** ([`AccessTokenLayer`]): a Tower layer that enforces JWT
-//!   access tokens (RFC 9068) on any hyper, axum or tonic stack and rejects
-//!   revoked tokens at once from an in-memory deny list
-//!   ([`RevocationCache`]), with RFC 6750 error responses.
-//! - **Keys** ([`keys`]): HMAC, RSA, ECDSA and EdDSA keys chosen by `kid`,
-//!   lock-free rotation, JWKS export.
+//! ## Where to start
+//!
+//! | you want | start from |
+//! |---|---|
+//! | the whole service wired in the safe order: store, clients, issuer, deny list, janitor, endpoint | [`Tollgate::builder`] (feature `store`) |
+//! | the gate alone, in front of tokens another issuer signs | [`AccessTokenLayer::builder`] |
+//! | tokens from your own login handler | [`Issuer::issue`], answered with [`TokenEndpoint::token_response`] |
+//! | `/token`, `/revoke`, `/introspect`, JWKS, RFC 8414 metadata | [`TokenEndpoint`] |
+//! | a user's sessions: list, log out, log out everywhere | [`Sessions`] |
+//! | clients: register, update, rotate secrets, disable, delete | [`admin::ClientAdmin`] (and the `tollgate` command, feature `cli`) |
+//! | tests of your own service against a real token service | [`testing::TestServer`] (feature `testing`) |
+//!
+//! The other modules — keys, claims, DPoP, binding, the deny list, the
+//! store, the sync, events — are the parts those are built from: reachable
+//! for a wiring of your own, not needed to get going.
 //!
 //! ```
 //! use tollgate::{AccessTokenLayer, Algorithm, RevocationCache, SigningKey};
@@ -32,28 +45,39 @@
 //!
 //! ## Features
 //! - `grpc` (default): answer gRPC requests with `grpc-status`.
-//! - `axum` (default): [`AccessClaims`] as an axum extractor, [`AuthError`]
-//!   and `TokenError` as responses.
+//! - `axum` (default): [`AccessClaims`] as an axum extractor, [`AuthError`],
+//!   `TokenError` and `TokenResponse` as responses, `Tollgate::routes`.
 //! - `sqlite` (default), `postgres`, `mysql`: the store on that database;
 //!   each turns on `store`.
-//! - `store`: the token endpoint on SeaORM — `/token`, `/revoke`,
-//!   `/introspect`, JWKS (`token_endpoint`), the `issuer`, `sessions`, the
-//!   persisted deny list and its `RevocationSync`, and the janitor
-//!   (`store::cleanup`) — with no driver of its own.
+//! - `store`: the token service on SeaORM — `setup`, `token_endpoint`,
+//!   `issuer`, `sessions`, `admin`, the persisted deny list and its
+//!   `RevocationSync`, and the janitor (`store::cleanup`) — with no driver
+//!   of its own.
 //! - `metrics`: domain counters and histograms through the `metrics`
-//!   facade (the table is in the crate's `telemetry` module docs and
-//!   README); no recorder is installed by the library.
+//!   facade (the table is in the README); no recorder is installed by the
+//!   library.
 //! - `testing`: `testing::TestServer`, an in-process token service on
 //!   in-memory SQLite for your own integration tests.
+//! - `cli`: the `tollgate` binary for operators.
 //!
-//! The gate alone, with no database and no axum:
-//! `tollgate = { version = "0.1", default-features = false, features = ["grpc"] }`.
-//!
+//! The gate alone, with no database: `default-features = false` and
+//! `features = ["axum"]` in an axum app, `["grpc"]` in hyper or tonic.
 //! Items that need a feature say so in these docs.
+//!
+//! ## MSRV
+//!
+//! Rust 1.94 (the `rust-version` in `Cargo.toml`). Raising it is a minor
+//! version change, never a patch release.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 #![deny(unsafe_code, unreachable_pub)]
+
+// Every Rust block of the README runs as a doc test, so a block that no
+// longer compiles fails the build.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod access_token;
 #[cfg(feature = "store")]

@@ -113,7 +113,9 @@ impl TestServer {
             .sync()
             .await
             .expect("warm the deny list");
+        // A test database lives as long as the test: nothing to clean up.
         let endpoint = TokenEndpoint::builder(issuer.clone())
+            .janitor_elsewhere()
             .password_verifier(|user: String, password: String| async move {
                 Ok((password == TEST_PASSWORD).then_some(user))
             })
