@@ -150,6 +150,7 @@ impl Config {
             },
             policy: RefreshPolicy {
                 grace: secs("TOLLGATE_REUSE_GRACE_SECS", 5)?,
+                bound_grace: secs("TOLLGATE_BOUND_REUSE_GRACE_SECS", 30 * 60)?,
                 binding: BindingPolicy {
                     ip,
                     user_agent,

@@ -179,7 +179,7 @@ impl Issuer {
     ) -> Result<TokenResponse, IssueError> {
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
-        let child = self.inner.refresh_secret.child_of(token);
+        let mut child = self.inner.refresh_secret.child_of(token);
         let outcome = store::rotation::rotate(
             &self.inner.db,
             &Rotation {
@@ -191,6 +191,8 @@ impl Issuer {
                     resources: requested.resources,
                     dpop_jkt: requested.dpop_jkt,
                     now,
+                    // The endpoint authenticated the client before asking.
+                    client_authenticated: client.is_confidential(),
                 },
                 presented_hash: hash_token(token),
                 child_hash: hash_token(&child),
@@ -210,7 +212,20 @@ impl Issuer {
                 });
                 s
             }
-            RefreshOutcome::Replayed(s) => s,
+            RefreshOutcome::Replayed(s, behind) => {
+                // The session's head: each child is derived from its
+                // parent alone, so the presented token leads to it.
+                for _ in 1..behind {
+                    child = self.inner.refresh_secret.child_of(&child);
+                }
+                tracing::debug!(
+                    sid = %s.sid,
+                    behind,
+                    outcome = if behind == 1 { "race_or_lost_response" } else { "stale_generation" },
+                    "a spent refresh token was answered with the session's current one"
+                );
+                s
+            }
             RefreshOutcome::Rejected {
                 error,
                 revoked,

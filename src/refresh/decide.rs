@@ -5,13 +5,23 @@ use std::{
 
 use crate::{audience, binding::BindingPolicy, revocation::RevokedReason, scope};
 
-/// The rotation policy: grace period and binding.
+/// The rotation policy: the windows in which a spent token is answered
+/// rather than taken for theft, and binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshPolicy {
-    /// How long after a rotation the immediate predecessor is still
-    /// accepted (two tabs, a retried request). Default
-    /// [`DEFAULT_REUSE_GRACE`].
+    /// How long after a rotation the immediate predecessor of an unbound
+    /// session is still answered (two tabs, a retried request): its stale
+    /// replay cannot be told from a thief's, so the window is short.
+    /// Default [`DEFAULT_REUSE_GRACE`].
     pub grace: Duration,
+    /// How long after a rotation any older token of a session whose
+    /// replayer proves to be its client — a confidential client that
+    /// authenticated, or a proof by the session's DPoP key — is answered
+    /// with the session's current refresh token (several processes on one
+    /// credential store, a lost response retried later). Default
+    /// [`DEFAULT_BOUND_REUSE_GRACE`]; zero: the short rule for every
+    /// session.
+    pub bound_grace: Duration,
     /// IP and User-Agent binding.
     pub binding: BindingPolicy,
 }
@@ -19,10 +29,24 @@ pub struct RefreshPolicy {
 /// Default grace period for a concurrent or retried refresh: 5 seconds.
 pub const DEFAULT_REUSE_GRACE: Duration = Duration::from_secs(5);
 
+/// Default window for the stale tokens of a session bound to its client:
+/// 30 minutes. Long enough for the published failures (a multi-process
+/// client presenting a token nearly 8 minutes old; a mobile app retrying a
+/// lost response after it resumes), as long as the windows peers chose
+/// (30–60 minutes), and harmless to be generous with: the replayer has
+/// proved to be the session's own client, and is handed the token the
+/// session already has, never a new one.
+pub const DEFAULT_BOUND_REUSE_GRACE: Duration = Duration::from_secs(30 * 60);
+
+/// The most generations behind a stale token may be and still be answered:
+/// more rotations than this within the window is no benign lag.
+pub const MAX_GENERATIONS_BEHIND: i64 = 64;
+
 impl Default for RefreshPolicy {
     fn default() -> Self {
         Self {
             grace: DEFAULT_REUSE_GRACE,
+            bound_grace: DEFAULT_BOUND_REUSE_GRACE,
             binding: BindingPolicy::default(),
         }
     }
@@ -84,6 +108,9 @@ pub struct RefreshRequest<'a> {
     /// The thumbprint of the key the request's DPoP proof was signed
     /// with, if it carried a valid one.
     pub dpop_jkt: Option<&'a str>,
+    /// The client authenticated with its secret (a confidential client):
+    /// a replay of its stale token provably comes from the client itself.
+    pub client_authenticated: bool,
 }
 
 /// What to do with a refresh request.
@@ -97,13 +124,19 @@ pub enum Decision {
         /// Its RFC 8707 resources (`aud`); empty: the issuer's audience.
         resources: Vec<String>,
     },
-    /// A concurrent or retried request within the grace period: hand out
-    /// the child the winner got (never a second child) and an access token.
+    /// A spent token within its window: hand out the session's current
+    /// refresh token (never a new one, so nothing forks) and an access
+    /// token. `behind` generations separate it from the presented token: 1
+    /// for a racer or a lost response (the child the winner got), more for
+    /// a stale process; the head is derived from the presented token that
+    /// many times.
     Replay {
         /// Scope of the new access token.
         scope: String,
         /// Its RFC 8707 resources (`aud`); empty: the issuer's audience.
         resources: Vec<String>,
+        /// How many generations the head is ahead of the presented token.
+        behind: u32,
     },
     /// Refuse; if `revoke` is set, revoke the whole family for that reason
     /// (and keep that write), otherwise change nothing.
@@ -207,23 +240,43 @@ pub fn decide(
         return reject(RefreshError::SessionExpired, None);
     }
     let replay = !won_consume;
+    let mut behind = 0;
     if replay {
         let Some(consumed_at) = token.consumed_at else {
             // Not consumed, not revoked, yet not ours: the row changed
             // between our update and read. Refuse without side effects.
             return reject(RefreshError::Reused, None);
         };
-        let is_predecessor = family.generation == token.generation + 1;
-        // A strict window: zero grace means no replay at all. A clock that
+        // Who replays decides the window: a replayer that proves to be the
+        // session's client gets the long one for any older token; anyone
+        // else (an unbound public client, or a proof by another key) the
+        // short one for the immediate predecessor only, since its replay
+        // cannot be told from a thief's.
+        let proven = req.client_authenticated
+            || family
+                .dpop_jkt
+                .as_deref()
+                .is_some_and(|bound| req.dpop_jkt == Some(bound));
+        let (window, reach) = if proven && !policy.bound_grace.is_zero() {
+            (policy.bound_grace, MAX_GENERATIONS_BEHIND)
+        } else {
+            (policy.grace, 1)
+        };
+        let gap = family.generation - token.generation;
+        // A strict window: zero means no replay at all. A clock that
         // stepped back (now before consumed_at) counts as inside it.
-        let within_grace = !policy.grace.is_zero()
+        let within = !window.is_zero()
             && req
                 .now
                 .duration_since(consumed_at)
-                .map_or(true, |age| age < policy.grace);
-        if !(is_predecessor && within_grace) {
+                .map_or(true, |age| age < window);
+        if !(1..=reach).contains(&gap) || !within {
             return reject(RefreshError::Reused, Some(RevokedReason::ReuseDetected));
         }
+        // A replay from elsewhere than the token was issued to gets no
+        // answer either: the binding check below refuses it (and revokes
+        // the session if the policy says so).
+        behind = u32::try_from(gap).unwrap_or(u32::MAX);
     } else if req.now >= token.expires_at {
         return reject(RefreshError::Expired, None);
     }
@@ -252,7 +305,11 @@ pub fn decide(
         return reject(RefreshError::InvalidTarget, None);
     };
     if replay {
-        Decision::Replay { scope, resources }
+        Decision::Replay {
+            scope,
+            resources,
+            behind,
+        }
     } else {
         Decision::Rotate { scope, resources }
     }
@@ -305,12 +362,14 @@ mod tests {
             now: at(T),
             resources: &[],
             dpop_jkt: None,
+            client_authenticated: false,
         }
     }
 
     fn strict() -> RefreshPolicy {
         RefreshPolicy {
             grace: Duration::from_secs(5),
+            bound_grace: Duration::from_secs(600),
             binding: BindingPolicy {
                 ip: IpBinding::Exact,
                 user_agent: UserAgentBinding::Exact,
@@ -471,6 +530,7 @@ mod tests {
                 Decision::Replay {
                     scope: "read write".into(),
                     resources: Vec::new(),
+                    behind: 1,
                 },
                 "{secs}s after"
             );
@@ -610,28 +670,32 @@ mod tests {
                     for fam_revoked in [false, true] {
                         for fam_expired in [false, true] {
                             for idle_expired in [false, true] {
-                                for consumed_age in [None, Some(0u64), Some(4), Some(5), Some(600)]
+                                for consumed_age in
+                                    [None, Some(0u64), Some(4), Some(5), Some(599), Some(600)]
                                 {
-                                    for head_gap in [0i64, 1, 2] {
+                                    for head_gap in [0i64, 1, 2, 3] {
                                         for ip_ok in [true, false] {
                                             for ua_ok in [true, false] {
                                                 for scope in [None, Some("read"), Some("admin")] {
                                                     for dpop in DPOP_CASES {
-                                                        seen += 1;
-                                                        check_one(
-                                                            policy,
-                                                            client_ok,
-                                                            tok_revoked,
-                                                            fam_revoked,
-                                                            fam_expired,
-                                                            idle_expired,
-                                                            consumed_age,
-                                                            head_gap,
-                                                            ip_ok,
-                                                            ua_ok,
-                                                            scope,
-                                                            dpop,
-                                                        );
+                                                        for authenticated in [false, true] {
+                                                            seen += 1;
+                                                            check_one(
+                                                                policy,
+                                                                client_ok,
+                                                                tok_revoked,
+                                                                fam_revoked,
+                                                                fam_expired,
+                                                                idle_expired,
+                                                                consumed_age,
+                                                                head_gap,
+                                                                ip_ok,
+                                                                ua_ok,
+                                                                scope,
+                                                                dpop,
+                                                                authenticated,
+                                                            );
+                                                        }
                                                     }
                                                 }
                                             }
@@ -644,7 +708,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 2 * 2 * 2 * 2 * 2 * 2 * 5 * 3 * 2 * 2 * 3 * 6);
+        assert_eq!(seen, 2 * 2 * 2 * 2 * 2 * 2 * 6 * 4 * 2 * 2 * 3 * 6 * 2);
     }
 
     /// (the key the session is bound to, the key the request proved).
@@ -671,6 +735,7 @@ mod tests {
         ua_ok: bool,
         scope: Option<&'static str>,
         (bound, proved): (Option<&'static str>, Option<&'static str>),
+        authenticated: bool,
     ) {
         let now = T + 100;
         let mut t = token();
@@ -698,12 +763,21 @@ mod tests {
             now: at(now),
             resources: &[],
             dpop_jkt: proved,
+            client_authenticated: authenticated,
         };
         let d = decide(&t, &f, &r, won, policy);
+        // The window this replayer is entitled to.
+        let proven = authenticated || (bound.is_some() && proved == bound);
+        let (window, reach) = if proven && !policy.bound_grace.is_zero() {
+            (policy.bound_grace.as_secs(), MAX_GENERATIONS_BEHIND)
+        } else {
+            (policy.grace.as_secs(), 1)
+        };
+        let in_window = consumed_age.is_some_and(|a| a < window) && (1..=reach).contains(&head_gap);
         let binding_on = policy.binding.ip == IpBinding::Exact;
         let bound_ok = !binding_on || (ip_ok && ua_ok);
         let ctx = format!(
-            "{d:?} bound={bound:?} proved={proved:?} client_ok={client_ok} tok_revoked={tok_revoked} fam_revoked={fam_revoked} fam_expired={fam_expired} idle_expired={idle_expired} consumed={consumed_age:?} gap={head_gap} ip={ip_ok} ua={ua_ok} scope={scope:?} strict={binding_on}"
+            "{d:?} auth={authenticated} bound={bound:?} proved={proved:?} client_ok={client_ok} tok_revoked={tok_revoked} fam_revoked={fam_revoked} fam_expired={fam_expired} idle_expired={idle_expired} consumed={consumed_age:?} gap={head_gap} ip={ip_ok} ua={ua_ok} scope={scope:?} strict={binding_on}"
         );
         match &d {
             Decision::Rotate { scope: s, .. } => {
@@ -719,7 +793,7 @@ mod tests {
                 assert!(scope.is_none() || scope == Some(s.as_str()), "{ctx}");
                 assert_ne!(scope, Some("admin"), "{ctx}");
             }
-            Decision::Replay { .. } => {
+            Decision::Replay { behind, .. } => {
                 assert!(
                     !won && client_ok
                         && !tok_revoked
@@ -729,14 +803,9 @@ mod tests {
                         && key_ok,
                     "{ctx}"
                 );
-                assert_eq!(
-                    head_gap, 1,
-                    "replay only for the immediate predecessor: {ctx}"
-                );
-                assert!(
-                    consumed_age.is_some_and(|a| a <= 5),
-                    "replay only within grace: {ctx}"
-                );
+                assert!(in_window, "replay only within the replayer's window: {ctx}");
+                // The head, never a new token: the answer names how far.
+                assert_eq!(i64::from(*behind), head_gap, "{ctx}");
                 assert_ne!(scope, Some("admin"), "{ctx}");
             }
             Decision::Reject { revoke, .. } => {
@@ -755,6 +824,20 @@ mod tests {
                         _ => panic!("unexpected reason: {ctx}"),
                     }
                 }
+                // No false logout: a replay its window covers, from where
+                // the token was issued, is answered.
+                assert!(
+                    !(!won
+                        && in_window
+                        && client_ok
+                        && !tok_revoked
+                        && !fam_revoked
+                        && !fam_expired
+                        && bound_ok
+                        && key_ok
+                        && scope != Some("admin")),
+                    "a covered replay was refused: {ctx}"
+                );
                 // A fresh, valid, bound request within scope is never refused.
                 assert!(
                     !(won

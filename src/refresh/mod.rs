@@ -1,18 +1,26 @@
 //! Refresh-token rotation rules, as pure decisions.
 //!
 //! [`decide`] takes the stored state of the presented token and its family,
-//! and the request, and says what to do: rotate, replay the same child to a
-//! racer within the grace period, or reject (and maybe revoke the family).
+//! and the request, and says what to do: rotate, answer a spent token
+//! within its window with the session's current one, or reject (and maybe
+//! revoke the family).
 //! It does no I/O; the store applies the decision atomically. The rules:
 //!
 //! - one-time use: only the request whose conditional update consumed the
 //!   token rotates it;
-//! - a consumed token presented again after the grace period, or that is not
-//!   the immediate predecessor of the family's head, is reuse: the family is
-//!   revoked (`reuse_detected`, RFC 9700 §4.14.2);
-//! - within the grace period the immediate predecessor gets the child the
-//!   winner got (derived with [`RefreshSecret`](crate::secret::RefreshSecret),
-//!   never stored in clear);
+//! - a spent token is answered, never with a new token, only within its
+//!   window: a replayer that proves to be the session's client (a
+//!   confidential client that authenticated, or a proof by the session's
+//!   DPoP key) gets [`RefreshPolicy::bound_grace`] (default 30 minutes) for
+//!   a token up to [`MAX_GENERATIONS_BEHIND`] generations old, and is
+//!   handed the session's current refresh token — derived from the
+//!   presented one with [`RefreshSecret`](crate::secret::RefreshSecret),
+//!   never stored in clear — so a stale process or a lost response never
+//!   logs the session out and nothing forks; anyone else gets
+//!   [`RefreshPolicy::grace`] (5 seconds) for the immediate predecessor
+//!   only, whose replay cannot be told from a thief's;
+//! - any other replay of a spent token is reuse: the family is revoked
+//!   (`reuse_detected`, RFC 9700 §4.14.2);
 //! - bound to its client always, and by [`BindingPolicy`](crate::binding::BindingPolicy)
 //!   to IP and User-Agent;
 //! - scope may narrow, never widen (RFC 6749 §6).
@@ -34,7 +42,7 @@
 //! };
 //! let req = RefreshRequest {
 //!     client_id: "web", ip: None, user_agent: None, scope: Some("read"),
-//!     now, resources: &[], dpop_jkt: None,
+//!     now, resources: &[], dpop_jkt: None, client_authenticated: false,
 //! };
 //! // `true`: this request's conditional update consumed the token.
 //! assert_eq!(
@@ -46,6 +54,6 @@
 mod decide;
 
 pub use decide::{
-    DEFAULT_REUSE_GRACE, Decision, RefreshError, RefreshPolicy, RefreshRequest, SessionState,
-    TokenState, decide, is_live,
+    DEFAULT_BOUND_REUSE_GRACE, DEFAULT_REUSE_GRACE, Decision, MAX_GENERATIONS_BEHIND, RefreshError,
+    RefreshPolicy, RefreshRequest, SessionState, TokenState, decide, is_live,
 };

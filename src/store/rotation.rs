@@ -78,9 +78,10 @@ pub(crate) struct RefusedSession {
 pub(crate) enum RefreshOutcome {
     /// The token was consumed and its child stored.
     Rotated(ContinuedSession),
-    /// A racer within the grace period: the child already stored is the
-    /// answer (re-derive it from the presented token).
-    Replayed(ContinuedSession),
+    /// A spent token within its window: the session's current refresh
+    /// token is the answer, `behind` generations after the presented one
+    /// (re-derive it from the presented token that many times).
+    Replayed(ContinuedSession, u32),
     /// Refused; any revocation the decision asked for is committed and
     /// returned, for the caller's deny list.
     Rejected {
@@ -236,9 +237,16 @@ async fn apply(
             txn.commit().await?;
             Ok(RefreshOutcome::Rotated(continued(scope, resources)))
         }
-        Decision::Replay { scope, resources } => {
+        Decision::Replay {
+            scope,
+            resources,
+            behind,
+        } => {
             txn.rollback().await?;
-            Ok(RefreshOutcome::Replayed(continued(scope, resources)))
+            Ok(RefreshOutcome::Replayed(
+                continued(scope, resources),
+                behind,
+            ))
         }
         Decision::Reject {
             error,

@@ -292,7 +292,7 @@ per_backend! {
     /// session: the thief's and the user's tokens alike.
     #[tokio::test]
     async fn a_replayed_cookie_kills_the_session(b) {
-        let h = harness(b, RefreshPolicy { grace: Duration::ZERO, ..RefreshPolicy::default() }).await;
+        let h = harness(b, RefreshPolicy { grace: Duration::ZERO, bound_grace: Duration::ZERO, ..RefreshPolicy::default() }).await;
         let endpoint = browser_endpoint(&h);
         let first = cookie_value(&sign_in(&endpoint).await);
         let rotated = refresh_with_cookie(&endpoint, &first, FROM_APP).await;

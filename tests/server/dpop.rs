@@ -104,7 +104,7 @@ per_backend! {
     /// and reuse detection still kills the family.
     #[tokio::test]
     async fn a_public_clients_session_is_bound_to_its_key(b) {
-        let h = harness(b, RefreshPolicy { grace: Duration::ZERO, ..RefreshPolicy::default() }).await;
+        let h = harness(b, RefreshPolicy { grace: Duration::ZERO, bound_grace: Duration::ZERO, ..RefreshPolicy::default() }).await;
         let dpop = Dpop::builder().build().unwrap();
         let endpoint = endpoint(&h, dpop.clone());
         let gate = gate(&h, dpop);
@@ -136,6 +136,40 @@ per_backend! {
         let r = post(&endpoint, &refresh_body(&rotated.refresh_token()), &[&proof(&h, &key)]).await;
         assert_eq!(r.error(), "invalid_grant", "{}: the family survived reuse", h.backend);
         assert_eq!(api_call(&gate, &key, &rotated.access_token()).await, StatusCode::UNAUTHORIZED);
+    }
+}
+
+per_backend! {
+    /// A stale generation of a DPoP-bound public session, presented with a
+    /// proof by the session's key after the short window, gets the
+    /// session's current refresh token (nothing forks); the same token
+    /// without the key is reuse and ends the session.
+    #[tokio::test]
+    async fn a_stale_generation_with_the_sessions_key_is_answered_with_the_head(b) {
+        let h = harness(b, RefreshPolicy::default()).await;
+        let endpoint = endpoint(&h, Dpop::builder().build().unwrap());
+        let key = ProofKey::es256();
+        let login = post(&endpoint, LOGIN, &[&proof(&h, &key)]).await;
+        assert_eq!(login.status, StatusCode::OK, "{}: {}", h.backend, login.raw);
+        let stale = login.refresh_token();
+        let mut head = stale.clone();
+        for _ in 0..3 {
+            let r = post(&endpoint, &refresh_body(&head), &[&proof(&h, &key)]).await;
+            assert_eq!(r.status, StatusCode::OK, "{}: {}", h.backend, r.raw);
+            head = r.refresh_token();
+        }
+        h.clock.advance(Duration::from_secs(8));
+        let late = post(&endpoint, &refresh_body(&stale), &[&proof(&h, &key)]).await;
+        assert_eq!(late.status, StatusCode::OK, "{}: {}", h.backend, late.raw);
+        assert_eq!(late.refresh_token(), head, "{}: the head, not a new token", h.backend);
+        assert_eq!(cnf_jkt(&late.access_token()), Some(key.thumbprint()));
+
+        // A thief holding the same stale token but not the key.
+        let thief = ProofKey::es256();
+        let r = post(&endpoint, &refresh_body(&stale), &[&proof(&h, &thief)]).await;
+        assert_eq!(r.error(), "invalid_grant", "{}: {}", h.backend, r.raw);
+        let r = post(&endpoint, &refresh_body(&head), &[&proof(&h, &key)]).await;
+        assert_eq!(r.error(), "invalid_grant", "{}: reuse must end the session", h.backend);
     }
 }
 

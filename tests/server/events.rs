@@ -43,6 +43,7 @@ fn issuer(db: sea_orm::DatabaseConnection) -> tollgate::issuer::IssuerBuilder {
         .refresh_secret(RefreshSecret::new(&[5; 32]).unwrap())
         .policy(RefreshPolicy {
             grace: Duration::ZERO,
+            bound_grace: Duration::ZERO,
             ..RefreshPolicy::default()
         })
 }

@@ -38,6 +38,7 @@ async fn no_token_secret_or_password_appears_in_trace_output() {
         // No grace: the replay below is reuse, not a racing retry.
         RefreshPolicy {
             grace: std::time::Duration::ZERO,
+            bound_grace: std::time::Duration::ZERO,
             ..RefreshPolicy::default()
         },
     )

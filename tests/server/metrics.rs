@@ -75,6 +75,7 @@ async fn counters_move_exactly_when_their_event_happens() {
         Backend::sqlite_memory().await,
         RefreshPolicy {
             grace: Duration::ZERO,
+            bound_grace: Duration::ZERO,
             ..RefreshPolicy::default()
         },
     )

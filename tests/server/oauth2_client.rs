@@ -55,6 +55,7 @@ per_backend! {
     async fn the_oauth2_crate_logs_in_refreshes_and_is_refused_a_replay(b) {
         let policy = RefreshPolicy {
             grace: Duration::ZERO,
+            bound_grace: Duration::ZERO,
             ..RefreshPolicy::default()
         };
         let h = harness(b, policy.clone()).await;

@@ -78,6 +78,7 @@ async fn every_flow_of_the_quickstart_over_a_real_socket() {
     let _ = std::fs::remove_dir_all(&dir);
     let env = [
         ("TOLLGATE_REUSE_GRACE_SECS", "0"),
+        ("TOLLGATE_BOUND_REUSE_GRACE_SECS", "0"),
         ("TOLLGATE_BIND_UA", "exact"),
     ];
     let s = Server::start(&dir, &env);
@@ -387,7 +388,10 @@ async fn oauth2_flows(database_url: Option<&str>) {
         database_url.is_some()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut env = vec![("TOLLGATE_REUSE_GRACE_SECS", "0")];
+    let mut env = vec![
+        ("TOLLGATE_REUSE_GRACE_SECS", "0"),
+        ("TOLLGATE_BOUND_REUSE_GRACE_SECS", "0"),
+    ];
     if let Some(url) = database_url {
         env.push(("DATABASE_URL", url));
     }
@@ -460,6 +464,7 @@ async fn the_quickstart_serves_its_metrics_to_prometheus() {
         &[
             ("TOLLGATE_METRICS", "on"),
             ("TOLLGATE_REUSE_GRACE_SECS", "0"),
+            ("TOLLGATE_BOUND_REUSE_GRACE_SECS", "0"),
         ],
     );
     let ua = "metrics/1.0";

@@ -331,6 +331,7 @@ async fn the_page_and_its_cookie_over_plain_http() {
         &[
             ("TOLLGATE_RATE_LIMITS", "off"),
             ("TOLLGATE_REUSE_GRACE_SECS", "0"),
+            ("TOLLGATE_BOUND_REUSE_GRACE_SECS", "0"),
         ],
     );
     let http = reqwest::Client::new();

@@ -20,6 +20,7 @@ use tollgate::{
 fn no_grace() -> RefreshPolicy {
     RefreshPolicy {
         grace: Duration::ZERO,
+        bound_grace: Duration::ZERO,
         ..RefreshPolicy::default()
     }
 }

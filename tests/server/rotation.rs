@@ -101,9 +101,10 @@ per_backend! {
         assert_eq!(generations.len(), ROUNDS + 1);
         assert_eq!(tokens.iter().filter(|t| t.consumed_at.is_none()).count(), 1);
 
-        // Long after, the first token comes back: reuse kills every
-        // descendant, including the live head.
-        h.clock.advance(Duration::from_secs(61));
+        // Long after (past even the window of a confidential client), the
+        // first token comes back: reuse kills every descendant, including
+        // the live head.
+        h.clock.advance(policy.bound_grace + Duration::from_secs(1));
         assert_eq!(h.refresh(&first).await.error(), "invalid_grant");
         let (family, tokens) = family_of(&h, &current).await;
         assert_eq!(
@@ -131,6 +132,7 @@ per_backend! {
     async fn without_grace_exactly_one_racer_wins_and_reuse_kills_the_family(b) {
         let policy = RefreshPolicy {
             grace: Duration::ZERO,
+            bound_grace: Duration::ZERO,
             ..RefreshPolicy::default()
         };
         let h = Arc::new(harness(b, policy.clone()).await);
@@ -195,5 +197,73 @@ async fn postgres_serialization_failures_are_retried_not_answered_503() {
             .collect();
         assert_eq!(children.len(), 1, "round {round}: the family forked");
         current = children.into_iter().next().unwrap().to_owned();
+    }
+}
+
+per_backend! {
+    #[tokio::test]
+    async fn a_stale_generation_of_a_confidential_client_is_answered_with_the_head(b) {
+        let policy = RefreshPolicy::default();
+        let h = harness(b, policy.clone()).await;
+        // Two processes share one credential store: one keeps up, the
+        // other still holds the login's token.
+        let stale = h.login().await.refresh_token();
+        let mut head = stale.clone();
+        for _ in 0..3 {
+            head = h.refresh(&head).await.refresh_token();
+        }
+        h.clock.advance(Duration::from_secs(8));
+        let late = h.refresh(&stale).await;
+        assert_eq!(late.status, StatusCode::OK, "{}: {}", h.backend, late.raw);
+        assert_eq!(
+            late.refresh_token(),
+            head,
+            "{}: the stale process gets the token the session already has",
+            h.backend
+        );
+        assert!(h.accepts(&late.access_token()));
+        let (family, tokens) = family_of(&h, &head).await;
+        assert_eq!(family.generation, 3, "{}: nothing was minted", h.backend);
+        assert_eq!(tokens.len(), 4, "{}", h.backend);
+        assert!(family.revoked_at.is_none());
+        // The process that kept up carries on.
+        let next = h.refresh(&head).await;
+        assert_eq!(next.status, StatusCode::OK, "{}: {}", h.backend, next.raw);
+
+        // Past the window the same replay is theft: the session ends.
+        h.clock.advance(policy.bound_grace);
+        assert_eq!(h.refresh(&stale).await.error(), "invalid_grant");
+        assert_eq!(
+            h.refresh(&next.refresh_token()).await.error(),
+            "invalid_grant",
+            "{}: reuse ends the session",
+            h.backend
+        );
+    }
+}
+
+per_backend! {
+    #[tokio::test]
+    async fn a_stale_generation_of_an_unbound_public_client_is_reuse(b) {
+        let h = harness(b, RefreshPolicy::default()).await;
+        let spa = |body: String| {
+            let h = &h;
+            async move { h.post(&format!("{body}&client_id=spa")).await }
+        };
+        let login = spa("grant_type=password&username=alice&password=wonderland".into()).await;
+        let first = login.refresh_token();
+        let second = spa(format!("grant_type=refresh_token&refresh_token={first}"))
+            .await
+            .refresh_token();
+        let third = spa(format!("grant_type=refresh_token&refresh_token={second}"))
+            .await
+            .refresh_token();
+        // Two generations behind, a second later: anyone could be
+        // presenting it, so it is reuse, and the session ends.
+        h.clock.advance(Duration::from_secs(1));
+        let r = spa(format!("grant_type=refresh_token&refresh_token={first}")).await;
+        assert_eq!(r.error(), "invalid_grant", "{}: {}", h.backend, r.raw);
+        let r = spa(format!("grant_type=refresh_token&refresh_token={third}")).await;
+        assert_eq!(r.error(), "invalid_grant", "{}: the session survived", h.backend);
     }
 }

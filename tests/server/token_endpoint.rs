@@ -20,6 +20,7 @@ use tollgate::{
 fn no_grace() -> RefreshPolicy {
     RefreshPolicy {
         grace: Duration::ZERO,
+        bound_grace: Duration::ZERO,
         ..RefreshPolicy::default()
     }
 }
@@ -135,8 +136,10 @@ per_backend! {
 per_backend! {
     #[tokio::test]
     async fn within_grace_the_predecessor_gets_the_same_child(b) {
+        // The short rule alone (the long one for bound sessions is off).
         let policy = RefreshPolicy {
             grace: Duration::from_secs(10),
+            bound_grace: Duration::ZERO,
             ..RefreshPolicy::default()
         };
         each(b, policy, async |h| {
@@ -192,6 +195,7 @@ per_backend! {
     async fn ip_and_user_agent_binding_by_policy(b) {
         let policy = RefreshPolicy {
             grace: Duration::ZERO,
+            bound_grace: Duration::ZERO,
             binding: BindingPolicy {
                 ip: IpBinding::Prefix,
                 user_agent: UserAgentBinding::Exact,
