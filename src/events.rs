@@ -76,6 +76,20 @@ pub enum SecurityEvent {
         /// The client.
         client_id: String,
     },
+    /// A spent refresh token came back within its window and was answered
+    /// with the session's current one (nothing was minted): `behind` 1 is
+    /// a race or a lost response, more a stale process of the client.
+    SpentTokenAnswered {
+        /// The session.
+        sid: String,
+        /// The user.
+        subject: String,
+        /// The client.
+        client_id: String,
+        /// How many generations the answer was ahead of the presented
+        /// token.
+        behind: u32,
+    },
     /// A consumed refresh token was presented again: the session was
     /// revoked (RFC 9700 §4.14.2). A stolen token, or a broken client.
     ReplayDetected {

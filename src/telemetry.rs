@@ -110,6 +110,11 @@ mod imp {
     }
 
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    pub(crate) fn spent_token_answered(kind: &'static str) {
+        metrics::counter!("tollgate_refresh_spent_answered_total", "kind" => kind).increment(1);
+    }
+
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
     pub(crate) fn sessions_revoked(reason: &'static str, n: u64) {
         metrics::counter!("tollgate_sessions_revoked_total", "reason" => reason).increment(n);
     }
@@ -175,6 +180,9 @@ mod imp {
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn replay() {}
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn spent_token_answered(_: &'static str) {}
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn sessions_revoked(_: &'static str, _: u64) {}

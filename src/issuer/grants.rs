@@ -218,12 +218,24 @@ impl Issuer {
                 for _ in 1..behind {
                     child = self.inner.refresh_secret.child_of(&child);
                 }
+                let kind = if behind == 1 {
+                    "predecessor"
+                } else {
+                    "stale_generation"
+                };
                 tracing::debug!(
                     sid = %s.sid,
                     behind,
-                    outcome = if behind == 1 { "race_or_lost_response" } else { "stale_generation" },
+                    kind,
                     "a spent refresh token was answered with the session's current one"
                 );
+                telemetry::spent_token_answered(kind);
+                self.inner.events.emit(SecurityEvent::SpentTokenAnswered {
+                    sid: s.sid.clone(),
+                    subject: s.user_id.clone(),
+                    client_id: s.client_id.clone(),
+                    behind,
+                });
                 s
             }
             RefreshOutcome::Rejected {

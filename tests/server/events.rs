@@ -292,3 +292,52 @@ async fn a_forged_browser_request_is_reported() {
     );
     assert!(!format!("{event:?}").contains("cookie-value"));
 }
+
+#[tokio::test]
+async fn a_spent_token_answered_within_its_window_is_reported_with_how_far_behind() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    // The default windows: web authenticates, so its stale tokens are
+    // answered for 30 minutes.
+    let issuer = issuer(db().await)
+        .policy(RefreshPolicy::default())
+        .events(move |e: &SecurityEvent| tx.lock().unwrap().send(e.clone()).unwrap())
+        .build()
+        .unwrap();
+    let endpoint = TokenEndpoint::builder(issuer.clone()).build().unwrap();
+    let refresh = |token: &str| {
+        post(&format!(
+            "grant_type=refresh_token&refresh_token={token}&client_id=web&client_secret=web-secret"
+        ))
+    };
+    let login = issuer
+        .issue("alice", "web", None, &meta("203.0.113.7", "Cli/1"))
+        .await
+        .unwrap();
+    let stale = login.refresh_token.unwrap();
+    let mut head = stale.clone();
+    for _ in 0..2 {
+        let r = call(endpoint.clone(), refresh(&head)).await;
+        head = r.json["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let r = call(endpoint.clone(), refresh(&stale)).await;
+    assert_eq!(r.json["refresh_token"].as_str(), Some(head.as_str()));
+    // Events arrive in order: the rotations, then the answer.
+    let mut before = Vec::new();
+    let (subject, behind) = loop {
+        match next(&rx) {
+            SecurityEvent::SpentTokenAnswered {
+                subject, behind, ..
+            } => break (subject, behind),
+            other => before.push(other),
+        }
+    };
+    assert_eq!((subject.as_str(), behind), ("alice", 2));
+    assert!(
+        before.iter().all(|e| matches!(
+            e,
+            SecurityEvent::SessionStarted { .. } | SecurityEvent::RefreshRotated { .. }
+        )),
+        "{before:?}"
+    );
+}

@@ -401,3 +401,34 @@ async fn dpop_refusals_are_counted_by_reason() {
         assert!(*value != key.thumbprint() && *value != at, "{value}");
     }
 }
+
+#[tokio::test]
+async fn a_spent_token_answered_counts_by_kind_and_not_as_a_replay() {
+    let recorder = DebuggingRecorder::new();
+    let mut c = Counts::new(recorder.snapshotter());
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    let stale = h.login().await.refresh_token();
+    let child = h.refresh(&stale).await.refresh_token();
+    // A racer (or a lost response retried) gets the child.
+    assert_eq!(h.refresh(&stale).await.refresh_token(), child);
+    assert_eq!(
+        c.get(
+            "tollgate_refresh_spent_answered_total",
+            &[("kind", "predecessor")]
+        ),
+        1
+    );
+    // A process a generation further behind gets the head.
+    let head = h.refresh(&child).await.refresh_token();
+    assert_eq!(h.refresh(&stale).await.refresh_token(), head);
+    assert_eq!(
+        c.get(
+            "tollgate_refresh_spent_answered_total",
+            &[("kind", "stale_generation")]
+        ),
+        1
+    );
+    assert_eq!(c.get("tollgate_refresh_replays_total", &[]), 0);
+    assert_eq!(c.get("tollgate_refresh_rotations_total", &[]), 2);
+}
