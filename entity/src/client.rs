@@ -42,6 +42,9 @@ pub struct Model {
     pub previous_secret_hash: Option<Vec<u8>>,
     /// End of the rotation overlap.
     pub previous_secret_until: Option<DateTimeUtc>,
+    /// The window for this client's stale refresh tokens, seconds; `None`:
+    /// the issuer's.
+    pub bound_reuse_grace_secs: Option<i64>,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

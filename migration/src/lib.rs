@@ -13,7 +13,7 @@
 //! Migrator::up(&db, None).await.unwrap();
 //! assert!(Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
 //! Migrator::down(&db, None).await.unwrap();
-//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 10);
+//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 11);
 //! # });
 //! ```
 
@@ -33,6 +33,7 @@ mod m20261130_000007_create_dpop_replay;
 mod m20261204_000008_add_introspection;
 mod m20261204_000009_add_revocation_tenant;
 mod m20261205_000010_add_client_admin;
+mod m20261205_000011_add_bound_reuse_grace;
 
 /// A UTC instant with microseconds: `timestamp with time zone` as
 /// sea-query writes it for PostgreSQL and SQLite, but `DATETIME(6)` on
@@ -107,6 +108,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_add_introspection::Migration),
             Box::new(m20261204_000009_add_revocation_tenant::Migration),
             Box::new(m20261205_000010_add_client_admin::Migration),
+            Box::new(m20261205_000011_add_bound_reuse_grace::Migration),
         ]
     }
 }

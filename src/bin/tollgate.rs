@@ -13,7 +13,7 @@
 //! settings: --name <text> --scope "<scopes>" --resource <uri> (repeatable;
 //!   replaces the list) --client-credentials --password-grant
 //!   --introspection --dpop (each with a --no-… form) --access-ttl <s>
-//!   --refresh-idle-ttl <s> --session-ttl <s>
+//!   --refresh-idle-ttl <s> --session-ttl <s> --bound-reuse-grace <s>
 //! ```
 //!
 //! A new secret is printed once, on its own line; only its hash is kept.
@@ -40,7 +40,7 @@ const USAGE: &str = "usage: tollgate migrate
        tollgate clients disable|enable|delete <id>
 settings: --name <text> --scope \"<scopes>\" --resource <uri>... --client-credentials
           --password-grant --introspection --dpop (and --no-…) --access-ttl <s>
-          --refresh-idle-ttl <s> --session-ttl <s>
+          --refresh-idle-ttl <s> --session-ttl <s> --bound-reuse-grace <s>
 DATABASE_URL names the database.";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -178,6 +178,7 @@ fn apply(c: &mut NewClient, flags: &[&str]) -> Result<(), Failure> {
             "--access-ttl" => c.access_ttl = Some(seconds(&value()?)?),
             "--refresh-idle-ttl" => c.refresh_idle_ttl = Some(seconds(&value()?)?),
             "--session-ttl" => c.session_ttl = Some(seconds(&value()?)?),
+            "--bound-reuse-grace" => c.bound_reuse_grace = Some(seconds(&value()?)?),
             "--client-credentials" => c.allow_client_credentials = true,
             "--no-client-credentials" => c.allow_client_credentials = false,
             "--password-grant" => c.allow_password = true,

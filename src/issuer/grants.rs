@@ -12,7 +12,7 @@ use super::{
 use crate::{
     claims::CLIENT_SUBJECT_PREFIX,
     events::SecurityEvent,
-    refresh::{RefreshError, RefreshRequest},
+    refresh::{RefreshError, RefreshPolicy, RefreshRequest},
     scope,
     secret::{hash_token, random_token},
     store::{
@@ -180,6 +180,13 @@ impl Issuer {
         let lifetimes = self.inner.lifetimes.for_client(client);
         let now = self.inner.clock.now();
         let mut child = self.inner.refresh_secret.child_of(token);
+        // The client's own window for its stale tokens, if it has one.
+        let policy = RefreshPolicy {
+            bound_grace: client
+                .bound_reuse_grace
+                .unwrap_or(self.inner.policy.bound_grace),
+            ..self.inner.policy.clone()
+        };
         let outcome = store::rotation::rotate(
             &self.inner.db,
             &Rotation {
@@ -197,7 +204,7 @@ impl Issuer {
                 presented_hash: hash_token(token),
                 child_hash: hash_token(&child),
                 idle_ttl: lifetimes.refresh_idle,
-                policy: &self.inner.policy,
+                policy: &policy,
                 max_token_lifetime: self.max_token_lifetime(),
             },
         )

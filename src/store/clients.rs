@@ -52,6 +52,10 @@ pub struct NewClient {
     /// servers that introspect tokens, and no other client. Confidential
     /// clients only.
     pub allow_introspection: bool,
+    /// Its own window for stale refresh tokens of sessions bound to it
+    /// ([`RefreshPolicy::bound_grace`](crate::refresh::RefreshPolicy::bound_grace));
+    /// `None`: the issuer's; zero: the short rule only.
+    pub bound_reuse_grace: Option<Duration>,
 }
 
 impl NewClient {
@@ -71,6 +75,7 @@ impl NewClient {
             resources: Vec::new(),
             dpop_bound_access_tokens: false,
             allow_introspection: false,
+            bound_reuse_grace: None,
         }
     }
 
@@ -211,6 +216,7 @@ fn settings(new: NewClient) -> client::ActiveModel {
         resources: Set(audience::join(&new.resources)),
         dpop_bound_access_tokens: Set(new.dpop_bound_access_tokens),
         allow_introspection: Set(new.allow_introspection),
+        bound_reuse_grace_secs: Set(secs(new.bound_reuse_grace)),
         ..Default::default()
     }
 }
@@ -246,6 +252,8 @@ pub struct Client {
     pub dpop_bound_access_tokens: bool,
     /// Whether it may call `/introspect`.
     pub allow_introspection: bool,
+    /// Its own window for stale refresh tokens, if it has one.
+    pub bound_reuse_grace: Option<Duration>,
     /// Disabled: it authenticates no more and gets no tokens.
     pub disabled: bool,
     /// SHA-256 of the secret; `None` for a public client.
@@ -284,6 +292,7 @@ impl Client {
             resources: self.resources.clone(),
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             allow_introspection: self.allow_introspection,
+            bound_reuse_grace: self.bound_reuse_grace,
         }
     }
 
@@ -330,6 +339,7 @@ impl Client {
             resources: resources.iter().map(|r| (*r).to_owned()).collect(),
             dpop_bound_access_tokens: false,
             allow_introspection: false,
+            bound_reuse_grace: None,
             disabled: false,
             secret_hash: confidential.then(|| vec![0; 32]),
             previous_secret: None,
@@ -353,6 +363,7 @@ impl Client {
             resources: audience::split(row.resources.as_deref()),
             dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             allow_introspection: row.allow_introspection,
+            bound_reuse_grace: ttl(row.bound_reuse_grace_secs),
             disabled: row.disabled_at.is_some(),
             secret_hash: row.secret_hash,
             previous_secret: row

@@ -267,3 +267,20 @@ per_backend! {
         assert_eq!(r.error(), "invalid_grant", "{}: the session survived", h.backend);
     }
 }
+
+per_backend! {
+    #[tokio::test]
+    async fn a_client_can_have_the_short_rule_only(b) {
+        let h = harness(b, RefreshPolicy::default()).await;
+        let mut web = h.issuer.clients().find("web").await.unwrap().unwrap().settings();
+        web.bound_reuse_grace = Some(Duration::ZERO);
+        assert!(h.issuer.clients().update(web).await.unwrap());
+        let stale = h.login().await.refresh_token();
+        let child = h.refresh(&stale).await.refresh_token();
+        let head = h.refresh(&child).await.refresh_token();
+        h.clock.advance(Duration::from_secs(8));
+        // Without its own setting this is answered with `head` (see above).
+        assert_eq!(h.refresh(&stale).await.error(), "invalid_grant");
+        assert_eq!(h.refresh(&head).await.error(), "invalid_grant", "{}", h.backend);
+    }
+}
