@@ -51,6 +51,29 @@ pub(crate) fn instant(manager: &SchemaManager, col: impl IntoIden, null: bool) -
     def
 }
 
+/// Adds one column to `table`: one statement per column, since SQLite's
+/// `ALTER TABLE` adds one at a time.
+pub(crate) async fn add_column(
+    manager: &SchemaManager<'_>,
+    table: impl IntoIden,
+    column: impl IntoColumnDef,
+) -> Result<(), DbErr> {
+    manager
+        .alter_table(Table::alter().table(table).add_column(column).to_owned())
+        .await
+}
+
+/// Drops one column of `table`.
+pub(crate) async fn drop_column(
+    manager: &SchemaManager<'_>,
+    table: impl IntoIden,
+    column: impl IntoIden,
+) -> Result<(), DbErr> {
+    manager
+        .alter_table(Table::alter().table(table).drop_column(column).to_owned())
+        .await
+}
+
 /// Creates the index `name` on `table(cols)`, unique or not.
 pub(crate) async fn create_index<T>(
     manager: &SchemaManager<'_>,

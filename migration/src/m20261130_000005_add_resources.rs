@@ -13,41 +13,18 @@ pub(crate) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .add_column(text_null(Client::Resources))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(TokenFamily::Table)
-                    .add_column(text_null(TokenFamily::Resources))
-                    .to_owned(),
-            )
-            .await
+        crate::add_column(manager, Client::Table, text_null(Client::Resources)).await?;
+        crate::add_column(
+            manager,
+            TokenFamily::Table,
+            text_null(TokenFamily::Resources),
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(TokenFamily::Table)
-                    .drop_column(TokenFamily::Resources)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .drop_column(Client::Resources)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, TokenFamily::Table, TokenFamily::Resources).await?;
+        crate::drop_column(manager, Client::Table, Client::Resources).await
     }
 }
 

@@ -13,41 +13,23 @@ pub(crate) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .add_column(boolean(Client::DpopBoundAccessTokens).default(false))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(TokenFamily::Table)
-                    .add_column(string_len_null(TokenFamily::DpopJkt, 64))
-                    .to_owned(),
-            )
-            .await
+        crate::add_column(
+            manager,
+            Client::Table,
+            boolean(Client::DpopBoundAccessTokens).default(false),
+        )
+        .await?;
+        crate::add_column(
+            manager,
+            TokenFamily::Table,
+            string_len_null(TokenFamily::DpopJkt, 64),
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(TokenFamily::Table)
-                    .drop_column(TokenFamily::DpopJkt)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .drop_column(Client::DpopBoundAccessTokens)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, TokenFamily::Table, TokenFamily::DpopJkt).await?;
+        crate::drop_column(manager, Client::Table, Client::DpopBoundAccessTokens).await
     }
 }
 

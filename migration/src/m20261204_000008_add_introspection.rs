@@ -11,25 +11,16 @@ pub(crate) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .add_column(boolean(Client::AllowIntrospection).default(false))
-                    .to_owned(),
-            )
-            .await
+        crate::add_column(
+            manager,
+            Client::Table,
+            boolean(Client::AllowIntrospection).default(false),
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .drop_column(Client::AllowIntrospection)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, Client::Table, Client::AllowIntrospection).await
     }
 }
 

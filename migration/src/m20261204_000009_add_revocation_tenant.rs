@@ -11,25 +11,16 @@ pub(crate) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Revocation::Table)
-                    .add_column(string_len_null(Revocation::Tenant, 255))
-                    .to_owned(),
-            )
-            .await
+        crate::add_column(
+            manager,
+            Revocation::Table,
+            string_len_null(Revocation::Tenant, 255),
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Revocation::Table)
-                    .drop_column(Revocation::Tenant)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, Revocation::Table, Revocation::Tenant).await
     }
 }
 

@@ -14,40 +14,30 @@ pub(crate) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite's ALTER TABLE adds one at a time.
-        for column in [
+        crate::add_column(
+            manager,
+            Client::Table,
             crate::instant(manager, Client::DisabledAt, true),
+        )
+        .await?;
+        crate::add_column(
+            manager,
+            Client::Table,
             binary_len_null(Client::PreviousSecretHash, 32),
+        )
+        .await?;
+        crate::add_column(
+            manager,
+            Client::Table,
             crate::instant(manager, Client::PreviousSecretUntil, true),
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Client::Table)
-                        .add_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
-            Client::PreviousSecretUntil,
-            Client::PreviousSecretHash,
-            Client::DisabledAt,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Client::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        crate::drop_column(manager, Client::Table, Client::PreviousSecretUntil).await?;
+        crate::drop_column(manager, Client::Table, Client::PreviousSecretHash).await?;
+        crate::drop_column(manager, Client::Table, Client::DisabledAt).await
     }
 }
 

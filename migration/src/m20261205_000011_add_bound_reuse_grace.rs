@@ -11,25 +11,16 @@ pub(crate) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .add_column(big_integer_null(Client::BoundReuseGraceSecs))
-                    .to_owned(),
-            )
-            .await
+        crate::add_column(
+            manager,
+            Client::Table,
+            big_integer_null(Client::BoundReuseGraceSecs),
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Client::Table)
-                    .drop_column(Client::BoundReuseGraceSecs)
-                    .to_owned(),
-            )
-            .await
+        crate::drop_column(manager, Client::Table, Client::BoundReuseGraceSecs).await
     }
 }
 
