@@ -51,7 +51,6 @@ use tokio::task::JoinHandle;
 use crate::{
     access_token::AccessTokenLayerBuilder,
     issuer::{Issuer, IssuerBuilder, IssuerConfigError},
-    revocation::RevocationCache,
     sessions::Sessions,
     store::{
         self, StoreError,
@@ -106,8 +105,9 @@ impl TollgateBuilder {
     }
 
     /// The issuer's settings: keys, `iss`, audience, refresh secret,
-    /// lifetimes, policy, events (required). Its database and deny list are
-    /// this builder's; any given here are replaced.
+    /// lifetimes, policy, events, and its deny list if you give it one (a
+    /// clock of your own, a margin) (required). Its database is this
+    /// builder's; one given here is replaced.
     pub fn issuer(self, issuer: IssuerBuilder) -> Self {
         Self {
             issuer: Some(issuer),
@@ -191,7 +191,6 @@ impl TollgateBuilder {
             .issuer
             .ok_or(StartError::Issuer(IssuerConfigError::MissingIssuer))?
             .db(db.clone())
-            .revocations(RevocationCache::default())
             .build()?;
         for (client, secret) in self.clients {
             have_client(&db, client, secret.as_deref(), issuer.now()).await?;

@@ -152,3 +152,28 @@ async fn an_endpoint_warns_once_when_no_janitor_runs() {
     assert_eq!(janitor_warnings(endpoint().build().unwrap()).await, 0);
     janitor.abort();
 }
+
+#[tokio::test]
+async fn a_deny_list_given_to_the_issuer_is_the_one_the_gates_use() {
+    let db = sqlite_memory().await;
+    let deny = tollgate::RevocationCache::default();
+    let tollgate = Tollgate::builder(db)
+        .issuer(issuer().revocations(deny.clone()))
+        .client(NewClient::public("web", "read"))
+        .start()
+        .await
+        .unwrap();
+    let tokens = tollgate
+        .issuer()
+        .issue("alice", "web", None, &RequestContext::default())
+        .await
+        .unwrap();
+    let gate = tollgate.gate().build().unwrap();
+    let claims = gate.verify(&tokens.access_token).unwrap();
+    deny.revoke_token(
+        &claims.jti,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.exp),
+    );
+    assert!(gate.verify(&tokens.access_token).is_err());
+    tollgate.shutdown();
+}
