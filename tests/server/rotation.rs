@@ -284,3 +284,63 @@ per_backend! {
         assert_eq!(h.refresh(&head).await.error(), "invalid_grant", "{}", h.backend);
     }
 }
+
+per_backend! {
+    /// Rule: a family kill is final and beats issuance in flight. Chains of
+    /// refreshes race a logout of their session; whatever each rotation
+    /// got before the kill, nothing minted is usable after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_logout_racing_rotations_leaves_nothing_usable(b) {
+        let h = Arc::new(harness(b, RefreshPolicy::default()).await);
+        for round in 0..5 {
+            let login = h.login().await;
+            let sid = h.gate.verify(&login.access_token()).unwrap().sid.unwrap();
+            let barrier = Arc::new(tokio::sync::Barrier::new(5));
+            // Four holders, each rotating its own copy of the chain.
+            let chains: Vec<_> = (0..4)
+                .map(|_| {
+                    let (h, barrier) = (Arc::clone(&h), Arc::clone(&barrier));
+                    let mut token = login.refresh_token();
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        let mut minted = Vec::new();
+                        for _ in 0..6 {
+                            let r = h.refresh(&token).await;
+                            if r.status != StatusCode::OK {
+                                break;
+                            }
+                            token = r.refresh_token();
+                            minted.push((r.access_token(), token.clone()));
+                        }
+                        minted
+                    })
+                })
+                .collect();
+            let logout = {
+                let (h, barrier) = (Arc::clone(&h), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    h.issuer
+                        .sessions()
+                        .revoke_session(&sid, tollgate::RevokedReason::Logout)
+                        .await
+                        .unwrap()
+                })
+            };
+            let mut minted = Vec::new();
+            for chain in chains {
+                minted.extend(chain.await.unwrap());
+            }
+            assert!(logout.await.unwrap(), "{} round {round}", h.backend);
+            for (access, refresh) in &minted {
+                assert!(!h.accepts(access), "{} round {round}: an access token outlived the kill", h.backend);
+                assert_eq!(
+                    h.refresh(refresh).await.error(),
+                    "invalid_grant",
+                    "{} round {round}: a refresh token outlived the kill",
+                    h.backend
+                );
+            }
+        }
+    }
+}
