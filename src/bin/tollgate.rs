@@ -78,31 +78,24 @@ fn usage(why: impl Into<String>) -> Failure {
     Failure::Usage(why.into())
 }
 
-async fn run(args: &[String]) -> Result<(), Failure> {
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let url = std::env::var("DATABASE_URL").map_err(|_| usage("DATABASE_URL is not set"))?;
-    let db = Database::connect(&url).await?;
-    let admin = ClientAdmin::new(db.clone(), RevocationCache::default());
-    match words.as_slice() {
-        ["migrate"] => {
-            store::migrate(&db).await?;
-            println!("migrated");
-        }
-        ["clients", "list"] => {
-            for c in admin.list().await? {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    c.client_id,
-                    if c.is_confidential() {
-                        "confidential"
-                    } else {
-                        "public"
-                    },
-                    if c.disabled { "disabled" } else { "enabled" },
-                    c.scope
-                );
-            }
-        }
+/// What the command line asks for, checked before anything connects.
+enum Command<'a> {
+    Help,
+    Migrate,
+    List,
+    Add(NewClient),
+    Update(&'a str, &'a [&'a str]),
+    RotateSecret(&'a str, Duration),
+    Disable(&'a str),
+    Enable(&'a str),
+    Delete(&'a str),
+}
+
+fn parse<'a>(words: &'a [&'a str]) -> Result<Command<'a>, Failure> {
+    Ok(match words {
+        [] | ["help" | "--help" | "-h"] => Command::Help,
+        ["migrate"] => Command::Migrate,
+        ["clients", "list"] => Command::List,
         ["clients", "add", id, flags @ ..] => {
             let public = flags.contains(&"--public");
             let flags: Vec<&str> = flags.iter().copied().filter(|f| *f != "--public").collect();
@@ -115,48 +108,89 @@ async fn run(args: &[String]) -> Result<(), Failure> {
             if new.scope.is_empty() {
                 return Err(usage("a new client needs --scope"));
             }
+            Command::Add(new)
+        }
+        ["clients", "update", id, flags @ ..] => {
+            // Checked now on a stand-in, applied to the stored client later.
+            apply(&mut NewClient::public(*id, ""), flags)?;
+            Command::Update(id, flags)
+        }
+        ["clients", "rotate-secret", id, rest @ ..] => Command::RotateSecret(
+            id,
+            match rest {
+                [] => Duration::from_secs(86_400),
+                ["--overlap", secs] => seconds(secs)?,
+                _ => return Err(usage("rotate-secret takes only --overlap <seconds>")),
+            },
+        ),
+        ["clients", "disable", id] => Command::Disable(id),
+        ["clients", "enable", id] => Command::Enable(id),
+        ["clients", "delete", id] => Command::Delete(id),
+        _ => return Err(usage("unknown command")),
+    })
+}
+
+async fn run(args: &[String]) -> Result<(), Failure> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let command = parse(&words)?;
+    if let Command::Help = command {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let url = std::env::var("DATABASE_URL").map_err(|_| usage("DATABASE_URL is not set"))?;
+    let db = Database::connect(&url).await?;
+    let admin = ClientAdmin::new(db.clone(), RevocationCache::default());
+    let missing = |id: &str| Failure::from(format!("no client {id}"));
+    match command {
+        Command::Help => {}
+        Command::Migrate => {
+            store::migrate(&db).await?;
+            println!("migrated");
+        }
+        Command::List => {
+            for c in admin.list().await? {
+                let kind = if c.is_confidential() {
+                    "confidential"
+                } else {
+                    "public"
+                };
+                let state = if c.disabled { "disabled" } else { "enabled" };
+                println!("{}\t{kind}\t{state}\t{}", c.client_id, c.scope);
+            }
+        }
+        Command::Add(new) => {
+            let id = new.client_id.clone();
             match admin.register(new).await? {
                 Some(secret) => println!("{secret}"),
                 None => println!("registered {id}"),
             }
         }
-        ["clients", "update", id, flags @ ..] => {
-            let Some(client) = admin.find(id).await? else {
-                return Err(format!("no client {id}").into());
-            };
-            let mut settings = client.settings();
+        Command::Update(id, flags) => {
+            let mut settings = admin.find(id).await?.ok_or_else(|| missing(id))?.settings();
             apply(&mut settings, flags)?;
             admin.update(settings).await?;
             println!("updated {id}");
         }
-        ["clients", "rotate-secret", id, rest @ ..] => {
-            let overlap = match rest {
-                [] => Duration::from_secs(86_400),
-                ["--overlap", secs] => seconds(secs)?,
-                _ => return Err(usage("rotate-secret takes only --overlap <seconds>")),
-            };
-            match admin.rotate_secret(id, overlap).await? {
-                Some(secret) => println!("{secret}"),
-                None => return Err(format!("no confidential client {id}").into()),
-            }
-        }
-        ["clients", "disable", id] => match admin.disable(id).await? {
-            Some(sessions) => println!("disabled {id}; {sessions} sessions revoked"),
-            None => return Err(format!("no client {id}").into()),
+        Command::RotateSecret(id, overlap) => match admin.rotate_secret(id, overlap).await? {
+            Some(secret) => println!("{secret}"),
+            None => return Err(format!("no confidential client {id}").into()),
         },
-        ["clients", "enable", id] => {
+        Command::Disable(id) => {
+            let sessions = admin.disable(id).await?.ok_or_else(|| missing(id))?;
+            println!("disabled {id}; {sessions} sessions revoked");
+        }
+        Command::Enable(id) => {
             if !admin.enable(id).await? {
-                return Err(format!("no client {id}").into());
+                return Err(missing(id));
             }
             println!("enabled {id}");
         }
-        ["clients", "delete", id] => {
+        Command::Delete(id) => {
             if !admin.delete(id).await? {
-                return Err(format!("no client {id}").into());
+                return Err(missing(id));
             }
             println!("deleted {id}");
         }
-        _ => return Err(usage("unknown command")),
     }
     Ok(())
 }

@@ -133,4 +133,22 @@ async fn an_operator_manages_clients_from_the_command_line() {
         assert_eq!(out.status.code(), Some(2), "{wrong:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage: tollgate"));
     }
+    // The command line is checked before any database is needed.
+    let bare = |args: &[&str]| {
+        Command::new(workspace_binary("tollgate"))
+            .env_remove("DATABASE_URL")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let wrong = bare(&["clients", "add", "x", "--scope", "read", "--frobnicate"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("unknown setting --frobnicate"));
+    let help = bare(&["--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("usage: tollgate"));
+    // A right command line without a database says so.
+    let no_db = bare(&["clients", "list"]);
+    assert_eq!(no_db.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_db.stderr).contains("DATABASE_URL is not set"));
 }
