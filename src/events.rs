@@ -41,7 +41,7 @@ use std::{
     },
 };
 
-use crate::revocation::RevokedReason;
+use crate::{refresh::Outcome, revocation::RevokedReason};
 
 /// Default capacity of the event queue.
 pub const DEFAULT_EVENT_QUEUE: usize = 1024;
@@ -78,7 +78,8 @@ pub enum SecurityEvent {
     },
     /// A spent refresh token came back within its window and was answered
     /// with the session's current one (nothing was minted): `behind` 1 is
-    /// a race or a lost response, more a stale process of the client.
+    /// a race or a lost response, more a stale process of the client;
+    /// `outcome` says which.
     SpentTokenAnswered {
         /// The session.
         sid: String,
@@ -89,6 +90,9 @@ pub enum SecurityEvent {
         /// How many generations the answer was ahead of the presented
         /// token.
         behind: u32,
+        /// [`Outcome::Race`], [`Outcome::LostResponse`] or
+        /// [`Outcome::StaleGeneration`].
+        outcome: Outcome,
     },
     /// A consumed refresh token was presented again: the session was
     /// revoked (RFC 9700 §4.14.2). A stolen token, or a broken client.
@@ -176,6 +180,21 @@ pub enum SecurityEvent {
         /// Where it came from.
         ip: Option<IpAddr>,
     },
+}
+
+impl SecurityEvent {
+    /// The refresh outcome this event reports, if it reports one: a
+    /// rotation, a spent token answered, a replay caught, a binding
+    /// breach.
+    pub fn refresh_outcome(&self) -> Option<Outcome> {
+        match self {
+            Self::RefreshRotated { .. } => Some(Outcome::Rotated),
+            Self::SpentTokenAnswered { outcome, .. } => Some(*outcome),
+            Self::ReplayDetected { .. } => Some(Outcome::ReuseDetected),
+            Self::BindingMismatch { .. } => Some(Outcome::BindingMismatch),
+            _ => None,
+        }
+    }
 }
 
 /// Receives security events, on a thread of the events' own.

@@ -11,8 +11,7 @@
 //! | `tollgate_gate_requests_total` | counter | `outcome`: accepted, missing, invalid_request, invalid, expired, revoked, insufficient_scope, unavailable |
 //! | `tollgate_token_requests_total` | counter | `grant`: refresh_token, password, client_credentials, unknown; `outcome`: ok or the RFC 6749 error code |
 //! | `tollgate_token_request_duration_seconds` | histogram | `grant` |
-//! | `tollgate_refresh_rotations_total` | counter | — |
-//! | `tollgate_refresh_replays_total` | counter | — (each one revoked a session) |
+//! | `tollgate_refresh_outcomes_total` | counter | `outcome`: rotated, race, lost_response, stale_generation (these three answered with the session's current token), reuse_detected (each one revoked a session), binding_mismatch, refused, unknown |
 //! | `tollgate_sessions_revoked_total` | counter | `reason`: logout, reuse_detected, security, admin, expired |
 //! | `tollgate_rate_limited_total` | counter | `limit`: requests_per_ip, requests_per_client, failed_client_auth_per_ip |
 //! | `tollgate_lockouts_total` | counter | — |
@@ -99,19 +98,10 @@ mod imp {
             .record(took.as_secs_f64());
     }
 
+    /// A refresh, by its outcome (`refresh::Outcome::as_str`).
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
-    pub(crate) fn rotation() {
-        metrics::counter!("tollgate_refresh_rotations_total").increment(1);
-    }
-
-    #[cfg_attr(not(feature = "store"), allow(dead_code))]
-    pub(crate) fn replay() {
-        metrics::counter!("tollgate_refresh_replays_total").increment(1);
-    }
-
-    #[cfg_attr(not(feature = "store"), allow(dead_code))]
-    pub(crate) fn spent_token_answered(kind: &'static str) {
-        metrics::counter!("tollgate_refresh_spent_answered_total", "kind" => kind).increment(1);
+    pub(crate) fn refresh(outcome: &'static str) {
+        metrics::counter!("tollgate_refresh_outcomes_total", "outcome" => outcome).increment(1);
     }
 
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
@@ -176,13 +166,7 @@ mod imp {
     pub(crate) fn token_request(_: &'static str, _: &'static str, _: Duration) {}
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
-    pub(crate) fn rotation() {}
-    #[cfg_attr(not(feature = "store"), allow(dead_code))]
-    #[inline(always)]
-    pub(crate) fn replay() {}
-    #[cfg_attr(not(feature = "store"), allow(dead_code))]
-    #[inline(always)]
-    pub(crate) fn spent_token_answered(_: &'static str) {}
+    pub(crate) fn refresh(_: &'static str) {}
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn sessions_revoked(_: &'static str, _: u64) {}

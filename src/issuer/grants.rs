@@ -2,8 +2,6 @@
 //! (the application's login, the password grant), client_credentials, and
 //! a refresh.
 
-use std::time::SystemTime;
-
 use super::{
     IssueError, Issuer, RequestContext, Requested, TokenResponse,
     mint::Mint,
@@ -12,7 +10,7 @@ use super::{
 use crate::{
     claims::CLIENT_SUBJECT_PREFIX,
     events::SecurityEvent,
-    refresh::{RefreshError, RefreshPolicy, RefreshRequest},
+    refresh::{Outcome, RefreshError, RefreshPolicy, RefreshRequest},
     scope,
     secret::{hash_token, random_token},
     store::{
@@ -129,7 +127,7 @@ impl Issuer {
             expires_in,
             refresh_token: Some(refresh_token),
             scope: plan.scope,
-            refresh_token_expires_in: Some(secs_between(now, plan.token_expires_at)),
+            refresh_token_expires_at: Some(plan.token_expires_at),
         })
     }
 
@@ -165,7 +163,7 @@ impl Issuer {
             expires_in,
             refresh_token: None,
             scope,
-            refresh_token_expires_in: None,
+            refresh_token_expires_at: None,
         })
     }
 
@@ -211,7 +209,7 @@ impl Issuer {
         .await?;
         let session = match outcome {
             RefreshOutcome::Rotated(s) => {
-                telemetry::rotation();
+                report_refresh(Outcome::Rotated, Some(&s.sid), 0);
                 self.inner.events.emit(SecurityEvent::RefreshRotated {
                     sid: s.sid.clone(),
                     subject: s.user_id.clone(),
@@ -219,29 +217,23 @@ impl Issuer {
                 });
                 s
             }
-            RefreshOutcome::Replayed(s, behind) => {
+            RefreshOutcome::Replayed {
+                session: s,
+                behind,
+                outcome,
+            } => {
                 // The session's head: each child is derived from its
                 // parent alone, so the presented token leads to it.
                 for _ in 1..behind {
                     child = self.inner.refresh_secret.child_of(&child);
                 }
-                let kind = if behind == 1 {
-                    "predecessor"
-                } else {
-                    "stale_generation"
-                };
-                tracing::debug!(
-                    sid = %s.sid,
-                    behind,
-                    kind,
-                    "a spent refresh token was answered with the session's current one"
-                );
-                telemetry::spent_token_answered(kind);
+                report_refresh(outcome, Some(&s.sid), behind);
                 self.inner.events.emit(SecurityEvent::SpentTokenAnswered {
                     sid: s.sid.clone(),
                     subject: s.user_id.clone(),
                     client_id: s.client_id.clone(),
                     behind,
+                    outcome,
                 });
                 s
             }
@@ -253,10 +245,14 @@ impl Issuer {
                 // Reuse detection or a binding mismatch revoked the session
                 // inside the rotation's transaction.
                 self.inner.revoker.apply_committed(revoked.as_ref());
+                report_refresh(error.outcome(revoked.is_some()), Some(&session.sid), 0);
                 self.report_refusal(error, revoked.is_some(), session, meta);
                 return Err(error.into());
             }
-            RefreshOutcome::Unknown => return Err(IssueError::UnknownToken),
+            RefreshOutcome::Unknown => {
+                report_refresh(Outcome::Unknown, None, 0);
+                return Err(IssueError::UnknownToken);
+            }
         };
         let (access_token, expires_in, token_type) = self.mint(&Mint {
             sub: &session.user_id,
@@ -276,10 +272,7 @@ impl Issuer {
             expires_in,
             refresh_token: Some(child),
             scope: session.access_scope,
-            refresh_token_expires_in: Some(secs_between(
-                now,
-                (now + lifetimes.refresh_idle).min(session.expires_at),
-            )),
+            refresh_token_expires_at: Some(session.refresh_expires_at),
         })
     }
 
@@ -292,9 +285,6 @@ impl Issuer {
         s: RefusedSession,
         meta: &RequestContext,
     ) {
-        if error == RefreshError::Reused && session_revoked {
-            telemetry::replay();
-        }
         let event = match error {
             RefreshError::Reused if session_revoked => SecurityEvent::ReplayDetected {
                 sid: s.sid,
@@ -317,8 +307,9 @@ impl Issuer {
     }
 }
 
-/// Whole seconds from `from` to `to`, rounded down; zero when `to` is not
-/// later.
-fn secs_between(from: SystemTime, to: SystemTime) -> u64 {
-    to.duration_since(from).map_or(0, |d| d.as_secs())
+/// Counts and logs a refresh by its outcome: the session, how far behind a
+/// spent token was, never a token.
+fn report_refresh(outcome: Outcome, sid: Option<&str>, behind: u32) {
+    telemetry::refresh(outcome.as_str());
+    tracing::debug!(session = sid.unwrap_or("-"), %outcome, behind, "refresh");
 }

@@ -1,7 +1,10 @@
 //! What a token request asks for and gets: the request's context
 //! (`RequestContext`, `Requested`), the lifetimes, the answer, and the errors.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
 
 use serde::Serialize;
 
@@ -90,11 +93,13 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// The scope of the access token.
     pub scope: String,
-    /// Seconds the refresh token stays usable if it is not used (its idle
-    /// lifetime, capped by the session's end); not part of the JSON (a
-    /// browser client's cookie gets it as `Max-Age`).
+    /// When the refresh token stops being usable if it is not used (its
+    /// idle lifetime, capped by the session's end); not part of the JSON.
+    /// A browser client's cookie gets it as `Expires`: a spent token
+    /// answered with the session's current one gets that token's own
+    /// expiry, so two tabs are handed the identical `Set-Cookie`.
     #[serde(skip)]
-    pub refresh_token_expires_in: Option<u64>,
+    pub refresh_token_expires_at: Option<SystemTime>,
 }
 
 impl fmt::Debug for TokenResponse {

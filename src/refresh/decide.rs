@@ -137,6 +137,10 @@ pub enum Decision {
         resources: Vec<String>,
         /// How many generations the head is ahead of the presented token.
         behind: u32,
+        /// The immediate predecessor came back after the short window
+        /// ([`RefreshPolicy::grace`]): not a racer but a client retrying
+        /// a response it never got.
+        late: bool,
     },
     /// Refuse; if `revoke` is set, revoke the whole family for that reason
     /// (and keep that write), otherwise change nothing.
@@ -146,6 +150,78 @@ pub enum Decision {
         /// Revoke the family for this reason.
         revoke: Option<RevokedReason>,
     },
+}
+
+/// How a refresh ended, as a metric label, a field of
+/// [`SecurityEvent`](crate::events::SecurityEvent)s and in the debug log:
+/// what happened, never which token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The token was exchanged for its child: the normal case.
+    Rotated,
+    /// The immediate predecessor came back within the short window: two
+    /// requests raced with one token. Answered with the winner's token.
+    Race,
+    /// The immediate predecessor came back later, from the session's own
+    /// client, before the child was ever used: the response was lost.
+    /// Answered with that same child.
+    LostResponse,
+    /// An older token came back from the session's own client (a process
+    /// several rotations behind). Answered with the session's current
+    /// token.
+    StaleGeneration,
+    /// A spent token came back outside every window: the session was
+    /// revoked (RFC 9700 §4.14.2).
+    ReuseDetected,
+    /// The token came from another client, IP, User-Agent or DPoP key than
+    /// it is bound to.
+    BindingMismatch,
+    /// Refused for another reason: revoked, expired, a scope or resource
+    /// beyond the grant.
+    Refused,
+    /// No such refresh token.
+    Unknown,
+}
+
+impl Outcome {
+    /// The label: `rotated`, `race`, `lost_response`, `stale_generation`,
+    /// `reuse_detected`, `binding_mismatch`, `refused`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rotated => "rotated",
+            Self::Race => "race",
+            Self::LostResponse => "lost_response",
+            Self::StaleGeneration => "stale_generation",
+            Self::ReuseDetected => "reuse_detected",
+            Self::BindingMismatch => "binding_mismatch",
+            Self::Refused => "refused",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Decision {
+    /// How this decision classifies the refresh.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Rotate { .. } => Outcome::Rotated,
+            Self::Replay {
+                behind: 1,
+                late: false,
+                ..
+            } => Outcome::Race,
+            Self::Replay { behind: 1, .. } => Outcome::LostResponse,
+            Self::Replay { .. } => Outcome::StaleGeneration,
+            Self::Reject { error, revoke } => error.outcome(revoke.is_some()),
+        }
+    }
 }
 
 /// Whether a refresh token is usable now: not consumed, not revoked, not
@@ -193,6 +269,18 @@ pub enum RefreshError {
 }
 
 impl RefreshError {
+    /// How a refusal for this reason classifies the refresh;
+    /// `session_revoked`: the refusal revoked the session.
+    pub fn outcome(self, session_revoked: bool) -> Outcome {
+        match self {
+            Self::Reused if session_revoked => Outcome::ReuseDetected,
+            Self::ClientMismatch | Self::BindingMismatch | Self::KeyMismatch => {
+                Outcome::BindingMismatch
+            }
+            _ => Outcome::Refused,
+        }
+    }
+
     /// The RFC 6749 §5.2 error code.
     pub fn error_code(self) -> &'static str {
         match self {
@@ -241,6 +329,7 @@ pub fn decide(
     }
     let replay = !won_consume;
     let mut behind = 0;
+    let mut late = false;
     if replay {
         let Some(consumed_at) = token.consumed_at else {
             // Not consumed, not revoked, yet not ours: the row changed
@@ -277,6 +366,10 @@ pub fn decide(
         // answer either: the binding check below refuses it (and revokes
         // the session if the policy says so).
         behind = u32::try_from(gap).unwrap_or(u32::MAX);
+        late = req
+            .now
+            .duration_since(consumed_at)
+            .is_ok_and(|age| age >= policy.grace);
     } else if req.now >= token.expires_at {
         return reject(RefreshError::Expired, None);
     }
@@ -309,6 +402,7 @@ pub fn decide(
             scope,
             resources,
             behind,
+            late,
         }
     } else {
         Decision::Rotate { scope, resources }
@@ -531,6 +625,7 @@ mod tests {
                     scope: "read write".into(),
                     resources: Vec::new(),
                     behind: 1,
+                    late: false,
                 },
                 "{secs}s after"
             );
@@ -781,6 +876,7 @@ mod tests {
         );
         match &d {
             Decision::Rotate { scope: s, .. } => {
+                assert_eq!(d.outcome(), Outcome::Rotated, "{ctx}");
                 assert!(
                     won && client_ok
                         && !fam_revoked
@@ -806,9 +902,30 @@ mod tests {
                 assert!(in_window, "replay only within the replayer's window: {ctx}");
                 // The head, never a new token: the answer names how far.
                 assert_eq!(i64::from(*behind), head_gap, "{ctx}");
+                // Classified by how far behind and how late.
+                let late = consumed_age.is_some_and(|a| a >= policy.grace.as_secs());
+                let expected = match (head_gap, late) {
+                    (1, false) => Outcome::Race,
+                    (1, true) => Outcome::LostResponse,
+                    _ => Outcome::StaleGeneration,
+                };
+                assert_eq!(d.outcome(), expected, "{ctx}");
                 assert_ne!(scope, Some("admin"), "{ctx}");
             }
-            Decision::Reject { revoke, .. } => {
+            Decision::Reject { revoke, error } => {
+                // Classified: reuse is what revoked for reuse; a breach of
+                // any binding is one; the rest is a plain refusal.
+                let expected = match (error, revoke) {
+                    (_, Some(RevokedReason::ReuseDetected)) => Outcome::ReuseDetected,
+                    (
+                        RefreshError::ClientMismatch
+                        | RefreshError::BindingMismatch
+                        | RefreshError::KeyMismatch,
+                        _,
+                    ) => Outcome::BindingMismatch,
+                    _ => Outcome::Refused,
+                };
+                assert_eq!(d.outcome(), expected, "{ctx}");
                 // Revocation only for reuse, or binding/client breaches under
                 // a policy that asks for it; never for a merely revoked or
                 // expired family.

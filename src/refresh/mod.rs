@@ -54,6 +54,6 @@
 mod decide;
 
 pub use decide::{
-    DEFAULT_BOUND_REUSE_GRACE, DEFAULT_REUSE_GRACE, Decision, MAX_GENERATIONS_BEHIND, RefreshError,
-    RefreshPolicy, RefreshRequest, SessionState, TokenState, decide, is_live,
+    DEFAULT_BOUND_REUSE_GRACE, DEFAULT_REUSE_GRACE, Decision, MAX_GENERATIONS_BEHIND, Outcome,
+    RefreshError, RefreshPolicy, RefreshRequest, SessionState, TokenState, decide, is_live,
 };

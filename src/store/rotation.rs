@@ -5,6 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use chrono::{DateTime, Utc};
+
 use entity::{refresh_token, token_family};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
@@ -19,7 +21,7 @@ use super::{
     transaction::{begin, retrying},
 };
 use crate::{
-    refresh::{Decision, RefreshError, RefreshPolicy, RefreshRequest, decide},
+    refresh::{Decision, Outcome, RefreshError, RefreshPolicy, RefreshRequest, decide},
     revocation::Revocation,
 };
 
@@ -60,6 +62,10 @@ pub(crate) struct ContinuedSession {
     pub(crate) resources: Vec<String>,
     /// End of the session: no token may outlive it.
     pub(crate) expires_at: SystemTime,
+    /// End of the idle lifetime of the refresh token the answer carries
+    /// (the child, or the session's current token for a replay): the same
+    /// instant for every holder it is handed to.
+    pub(crate) refresh_expires_at: SystemTime,
 }
 
 /// The session a refused refresh token belongs to.
@@ -81,7 +87,14 @@ pub(crate) enum RefreshOutcome {
     /// A spent token within its window: the session's current refresh
     /// token is the answer, `behind` generations after the presented one
     /// (re-derive it from the presented token that many times).
-    Replayed(ContinuedSession, u32),
+    Replayed {
+        /// The session.
+        session: ContinuedSession,
+        /// How far ahead the head is.
+        behind: u32,
+        /// A race, a lost response or a stale generation.
+        outcome: Outcome,
+    },
     /// Refused; any revocation the decision asked for is committed and
     /// returned, for the caller's deny list.
     Rejected {
@@ -217,15 +230,18 @@ async fn apply(
     decision: Decision,
 ) -> Result<RefreshOutcome, StoreError> {
     let Locked { token, family, .. } = locked;
-    let continued = |access_scope: String, resources: Vec<String>| ContinuedSession {
-        sid: family.id.clone(),
-        user_id: family.user_id.clone(),
-        client_id: family.client_id.clone(),
-        tenant: family.tenant.clone(),
-        access_scope,
-        resources,
-        expires_at: system_time(family.expires_at),
-    };
+    let outcome = decision.outcome();
+    let continued =
+        |access_scope: String, resources: Vec<String>, refresh_expires_at| ContinuedSession {
+            sid: family.id.clone(),
+            user_id: family.user_id.clone(),
+            client_id: family.client_id.clone(),
+            tenant: family.tenant.clone(),
+            access_scope,
+            resources,
+            expires_at: system_time(family.expires_at),
+            refresh_expires_at: system_time(refresh_expires_at),
+        };
     let refused = || RefusedSession {
         sid: family.id.clone(),
         user_id: family.user_id.clone(),
@@ -233,20 +249,27 @@ async fn apply(
     };
     match decision {
         Decision::Rotate { scope, resources } => {
-            store_child(&txn, r, token, family).await?;
+            let child_expires = store_child(&txn, r, token, family).await?;
             txn.commit().await?;
-            Ok(RefreshOutcome::Rotated(continued(scope, resources)))
+            Ok(RefreshOutcome::Rotated(continued(
+                scope,
+                resources,
+                child_expires,
+            )))
         }
         Decision::Replay {
             scope,
             resources,
             behind,
+            ..
         } => {
+            let head_expires = head_expiry(&txn, family).await?;
             txn.rollback().await?;
-            Ok(RefreshOutcome::Replayed(
-                continued(scope, resources),
+            Ok(RefreshOutcome::Replayed {
+                session: continued(scope, resources, head_expires),
                 behind,
-            ))
+                outcome,
+            })
         }
         Decision::Reject {
             error,
@@ -287,14 +310,36 @@ async fn apply(
     }
 }
 
+/// When the session's current refresh token ends its idle lifetime. The
+/// session row is locked (or, on SQLite, the database), so the head cannot
+/// move under this read.
+async fn head_expiry(
+    txn: &DatabaseTransaction,
+    family: &token_family::Model,
+) -> Result<DateTime<Utc>, StoreError> {
+    use refresh_token::Column as T;
+    let head = refresh_token::Entity::find()
+        .select_only()
+        .column(T::ExpiresAt)
+        .filter(T::FamilyId.eq(family.id.clone()))
+        .filter(T::Generation.eq(family.generation))
+        .into_tuple::<DateTime<Utc>>()
+        .one(txn)
+        .await?;
+    // A session always has its head; were it missing, the session's own
+    // end is the bound no token passes.
+    Ok(head.unwrap_or(family.expires_at))
+}
+
 /// Stores the child of the consumed token and moves the session's head to
-/// it; a session that moved or was revoked meanwhile is a conflict.
+/// it; a session that moved or was revoked meanwhile is a conflict. Returns
+/// the end of the child's idle lifetime.
 async fn store_child(
     txn: &DatabaseTransaction,
     r: &Rotation<'_>,
     token: &refresh_token::Model,
     family: &token_family::Model,
-) -> Result<(), StoreError> {
+) -> Result<DateTime<Utc>, StoreError> {
     use token_family::Column as F;
     let now = db_time(r.request.now);
     let (ip, ua) = device(r.request.ip, r.request.user_agent);
@@ -332,5 +377,5 @@ async fn store_child(
     if moved != 1 {
         return Err(StoreError::Conflict);
     }
-    Ok(())
+    Ok(child_expires)
 }

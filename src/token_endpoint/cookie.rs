@@ -9,6 +9,8 @@
 //! also carries a header a cross-site form cannot send ([`CSRF_HEADER`],
 //! which forces a CORS preflight) or `Sec-Fetch-Site: same-origin`.
 
+use std::time::SystemTime;
+
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use super::TokenError;
@@ -254,14 +256,23 @@ impl RefreshCookie {
             .map(str::to_owned))
     }
 
-    /// `Set-Cookie` for a refresh token valid `max_age` more seconds.
-    pub(crate) fn set(&self, token: &str, max_age: u64) -> HeaderValue {
+    /// `Set-Cookie` for a refresh token usable until `expires_at`.
+    ///
+    /// An absolute `Expires` (RFC 6265 §5.2.1), not `Max-Age`: two tabs
+    /// whose racing refreshes are answered with one token get the
+    /// identical header, whichever second each answer was written in.
+    /// Without an end, a session cookie.
+    pub(crate) fn set(&self, token: &str, expires_at: Option<SystemTime>) -> HeaderValue {
+        let expires = expires_at
+            .map(|at| {
+                // RFC 9110 §5.6.7's IMF-fixdate, the form RFC 6265 asks for.
+                let at = chrono::DateTime::<chrono::Utc>::from(at);
+                format!("; Expires={}", at.format("%a, %d %b %Y %H:%M:%S GMT"))
+            })
+            .unwrap_or_default();
         // A refresh token is base64url: always a valid header value.
-        HeaderValue::try_from(format!(
-            "{}={token}; Max-Age={max_age}{}",
-            self.name, self.attributes
-        ))
-        .expect("a base64url token is a valid cookie value")
+        HeaderValue::try_from(format!("{}={token}{expires}{}", self.name, self.attributes))
+            .expect("a base64url token is a valid cookie value")
     }
 
     /// `Set-Cookie` that removes the cookie: same name, path and
@@ -376,9 +387,15 @@ mod tests {
     #[test]
     fn the_cookie_has_every_attribute_and_a_prefix_the_browser_enforces() {
         let c = spa();
+        // 2027-01-15T08:00:00Z, a Friday.
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
         assert_eq!(
-            c.set("abc", 600),
-            "__Host-tollgate_refresh=abc; Max-Age=600; Path=/; HttpOnly; Secure; SameSite=Strict"
+            c.set("abc", Some(at)),
+            "__Host-tollgate_refresh=abc; Expires=Fri, 15 Jan 2027 08:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Strict"
+        );
+        assert_eq!(
+            c.set("abc", None),
+            "__Host-tollgate_refresh=abc; Path=/; HttpOnly; Secure; SameSite=Strict"
         );
         assert_eq!(
             c.clear(),
@@ -390,8 +407,8 @@ mod tests {
             .into_cookie()
             .unwrap();
         assert_eq!(
-            scoped.set("abc", 5),
-            "__Secure-tollgate_refresh=abc; Max-Age=5; Path=/auth; HttpOnly; Secure; SameSite=Lax"
+            scoped.set("abc", None),
+            "__Secure-tollgate_refresh=abc; Path=/auth; HttpOnly; Secure; SameSite=Lax"
         );
     }
 

@@ -379,7 +379,7 @@ fn tokens_answer(
     } else {
         tokens.refresh_token.take()
     }
-    .map(|token| cookie.set(&token, tokens.refresh_token_expires_in.unwrap_or(0)));
+    .map(|token| cookie.set(&token, tokens.refresh_token_expires_at));
     let mut response = ok_json(&tokens)?;
     response
         .headers_mut()

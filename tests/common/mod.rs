@@ -26,6 +26,16 @@ pub const ED25519_PEM: &[u8] = include_bytes!("../keys/ed25519.pem");
 pub const RSA_PEM: &[u8] = include_bytes!("../keys/rsa.pem");
 pub const RSA_PUB_PEM: &[u8] = include_bytes!("../keys/rsa.pub.pem");
 
+/// The `Expires` attribute of a `Set-Cookie` value, read as the browser
+/// reads it (an RFC 9110 date in GMT); `None` without one.
+pub fn cookie_expires(set_cookie: &str) -> Option<std::time::SystemTime> {
+    let date = set_cookie
+        .split("; ")
+        .find_map(|attribute| attribute.strip_prefix("Expires="))?;
+    let at = chrono::DateTime::parse_from_rfc2822(date).expect("an RFC 9110 date");
+    Some(at.with_timezone(&chrono::Utc).into())
+}
+
 pub fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }

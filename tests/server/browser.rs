@@ -4,7 +4,7 @@
 //! through the cookie. The real browser drives the quickstart's page in
 //! `quickstart_browser.rs`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
@@ -13,11 +13,20 @@ use tollgate::{
     binding::{BindingPolicy, UserAgentBinding},
     issuer::Lifetimes,
     refresh::RefreshPolicy,
+    time::Clock,
     token_endpoint::{BrowserClient, TokenEndpoint},
 };
 use tower::{Layer, ServiceExt};
 
-use crate::common::store::{Backend, Harness, Reply, call, harness, harness_with, per_backend};
+use crate::common::{
+    cookie_expires,
+    store::{Backend, Harness, Reply, call, harness, harness_with, per_backend},
+};
+
+/// A time as a cookie's `Expires` can say it: to the second.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(t.duration_since(UNIX_EPOCH).unwrap().as_secs())
+}
 
 const APP: &str = "https://app.example";
 const COOKIE: &str = "__Host-tollgate_refresh";
@@ -93,11 +102,17 @@ async fn sign_in_sets_an_http_only_cookie_and_keeps_the_token_out_of_the_body() 
     assert!(r.json.get("refresh_token").is_none(), "{}", r.raw);
     let access = r.access_token();
     let token = cookie_value(&r);
-    let idle = Lifetimes::default().refresh_idle.as_secs();
+    let set_cookie = r.headers[header::SET_COOKIE].to_str().unwrap();
+    let expires = cookie_expires(set_cookie).expect("Expires");
+    let (name_value, rest) = set_cookie.split_once("; Expires=").unwrap();
+    assert_eq!(name_value, format!("{COOKIE}={token}"));
     assert_eq!(
-        r.headers[header::SET_COOKIE],
-        format!("{COOKIE}={token}; Max-Age={idle}; Path=/; HttpOnly; Secure; SameSite=Strict")
+        rest.split_once(';').unwrap().1,
+        " Path=/; HttpOnly; Secure; SameSite=Strict"
     );
+    // The refresh token's idle lifetime, to the second.
+    let idle = Lifetimes::default().refresh_idle;
+    assert_eq!(expires, whole_seconds(h.clock.now() + idle));
     assert!(
         !r.headers[header::SET_COOKIE]
             .to_str()
@@ -129,8 +144,8 @@ async fn sign_in_sets_an_http_only_cookie_and_keeps_the_token_out_of_the_body() 
     assert_eq!(r.refresh_token(), cookie_value(&r));
 }
 
-/// Max-Age is the refresh token's remaining idle lifetime, capped by the
-/// session's end.
+/// The cookie expires with the refresh token: its idle lifetime, capped by
+/// the session's end.
 #[tokio::test]
 async fn the_cookie_lives_as_long_as_the_refresh_token() {
     let lifetimes = Lifetimes {
@@ -145,25 +160,47 @@ async fn the_cookie_lives_as_long_as_the_refresh_token() {
     )
     .await;
     let endpoint = browser_endpoint(&h);
+    let start = h.clock.now();
     let r = sign_in(&endpoint).await;
-    assert!(
-        r.headers[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .contains("; Max-Age=600;")
+    let expires = |r: &Reply| cookie_expires(r.headers[header::SET_COOKIE].to_str().unwrap());
+    assert_eq!(
+        expires(&r),
+        Some(whole_seconds(start + Duration::from_secs(600)))
     );
     h.clock.advance(Duration::from_secs(500));
     let r = refresh_with_cookie(&endpoint, &cookie_value(&r), FROM_APP).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
-    // 500 s of the session's 1000 are left, less than the idle 600.
-    assert!(
-        r.headers[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .contains("; Max-Age=500;"),
-        "{:?}",
-        r.headers[header::SET_COOKIE]
+    // The session ends 1000 s after it began, before the idle 600 s end.
+    assert_eq!(
+        expires(&r),
+        Some(whole_seconds(start + Duration::from_secs(1000)))
     );
+}
+
+/// Two tabs share one cookie jar and refresh at once, the second a few
+/// seconds late: both are answered with the identical `Set-Cookie`, so
+/// whichever the browser keeps last, the jar holds the session's one
+/// current token (nothing forks), and it keeps working.
+#[tokio::test]
+async fn two_tabs_refreshing_at_once_get_the_identical_cookie() {
+    let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    let endpoint = browser_endpoint(&h);
+    let token = cookie_value(&sign_in(&endpoint).await);
+    h.clock.advance(Duration::from_millis(300));
+    let first = refresh_with_cookie(&endpoint, &token, FROM_APP).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.raw);
+    // Seconds later, across a second boundary, still within the window.
+    h.clock.advance(Duration::from_millis(2_900));
+    let second = refresh_with_cookie(&endpoint, &token, FROM_APP).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.raw);
+    assert_eq!(
+        first.headers[header::SET_COOKIE],
+        second.headers[header::SET_COOKIE]
+    );
+    assert_ne!(first.access_token(), second.access_token());
+    assert!(h.accepts(&first.access_token()) && h.accepts(&second.access_token()));
+    let next = refresh_with_cookie(&endpoint, &cookie_value(&second), FROM_APP).await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.raw);
 }
 
 /// Each CSRF refusal is `invalid_request` and consumes nothing: the token

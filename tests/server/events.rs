@@ -15,6 +15,7 @@ use tollgate::{
     Issuer, RefreshPolicy, RefreshSecret, TokenEndpoint,
     events::SecurityEvent,
     issuer::RequestContext,
+    refresh::Outcome,
     revocation::RevokedReason,
     store::{self, clients::NewClient},
 };
@@ -324,15 +325,31 @@ async fn a_spent_token_answered_within_its_window_is_reported_with_how_far_behin
     assert_eq!(r.json["refresh_token"].as_str(), Some(head.as_str()));
     // Events arrive in order: the rotations, then the answer.
     let mut before = Vec::new();
-    let (subject, behind) = loop {
+    let answered = loop {
         match next(&rx) {
-            SecurityEvent::SpentTokenAnswered {
-                subject, behind, ..
-            } => break (subject, behind),
+            e @ SecurityEvent::SpentTokenAnswered { .. } => break e,
             other => before.push(other),
         }
     };
-    assert_eq!((subject.as_str(), behind), ("alice", 2));
+    let SecurityEvent::SpentTokenAnswered {
+        subject,
+        behind,
+        outcome,
+        ..
+    } = &answered
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (subject.as_str(), *behind, *outcome),
+        ("alice", 2, Outcome::StaleGeneration)
+    );
+    assert_eq!(answered.refresh_outcome(), Some(Outcome::StaleGeneration));
+    assert!(
+        before
+            .iter()
+            .all(|e| e.refresh_outcome() != Some(Outcome::ReuseDetected))
+    );
     assert!(
         before.iter().all(|e| matches!(
             e,

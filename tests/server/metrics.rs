@@ -87,7 +87,7 @@ async fn counters_move_exactly_when_their_event_happens() {
     // One rotation.
     let r = h.refresh(&login.refresh_token()).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(c.get("tollgate_refresh_rotations_total", &[]), 1);
+    assert_eq!(c.get(OUTCOMES, &[("outcome", "rotated")]), 1);
     assert_eq!(
         c.get(
             "tollgate_token_requests_total",
@@ -100,7 +100,7 @@ async fn counters_move_exactly_when_their_event_happens() {
     // invalid_grant.
     let replay = h.refresh(&login.refresh_token()).await;
     assert_eq!(replay.error(), "invalid_grant");
-    assert_eq!(c.get("tollgate_refresh_replays_total", &[]), 1);
+    assert_eq!(c.get(OUTCOMES, &[("outcome", "reuse_detected")]), 1);
     assert_eq!(
         c.get(
             "tollgate_sessions_revoked_total",
@@ -402,33 +402,56 @@ async fn dpop_refusals_are_counted_by_reason() {
     }
 }
 
+const OUTCOMES: &str = "tollgate_refresh_outcomes_total";
+
+/// Every way a refresh can end is counted under its own `outcome`, and a
+/// spent token answered within its window is never counted as reuse.
 #[tokio::test]
-async fn a_spent_token_answered_counts_by_kind_and_not_as_a_replay() {
+async fn every_refresh_outcome_is_counted_under_its_label() {
     let recorder = DebuggingRecorder::new();
     let mut c = Counts::new(recorder.snapshotter());
     let _local = metrics::set_default_local_recorder(&recorder);
     let h = harness(Backend::sqlite_memory().await, RefreshPolicy::default()).await;
+    let count = |c: &mut Counts, outcome| c.get(OUTCOMES, &[("outcome", outcome)]);
     let stale = h.login().await.refresh_token();
     let child = h.refresh(&stale).await.refresh_token();
-    // A racer (or a lost response retried) gets the child.
+    assert_eq!(count(&mut c, "rotated"), 1);
+    // A racer gets the child at once …
     assert_eq!(h.refresh(&stale).await.refresh_token(), child);
-    assert_eq!(
-        c.get(
-            "tollgate_refresh_spent_answered_total",
-            &[("kind", "predecessor")]
-        ),
-        1
-    );
+    assert_eq!(count(&mut c, "race"), 1);
+    // … and so does the client that lost the response, retrying later
+    // (it authenticates: the long window).
+    h.clock.advance(Duration::from_secs(60));
+    assert_eq!(h.refresh(&stale).await.refresh_token(), child);
+    assert_eq!(count(&mut c, "lost_response"), 1);
     // A process a generation further behind gets the head.
     let head = h.refresh(&child).await.refresh_token();
     assert_eq!(h.refresh(&stale).await.refresh_token(), head);
-    assert_eq!(
-        c.get(
-            "tollgate_refresh_spent_answered_total",
-            &[("kind", "stale_generation")]
-        ),
-        1
-    );
-    assert_eq!(c.get("tollgate_refresh_replays_total", &[]), 0);
-    assert_eq!(c.get("tollgate_refresh_rotations_total", &[]), 2);
+    assert_eq!(count(&mut c, "stale_generation"), 1);
+    assert_eq!(count(&mut c, "rotated"), 2);
+    assert_eq!(count(&mut c, "reuse_detected"), 0);
+    // Presented by another client than it was issued to.
+    let elsewhere = h
+        .post(&format!(
+            "grant_type=refresh_token&refresh_token={head}&client_id=svc&client_secret={}",
+            h.svc_secret
+        ))
+        .await;
+    assert_eq!(elsewhere.error(), "invalid_grant");
+    assert_eq!(count(&mut c, "binding_mismatch"), 1);
+    // A scope beyond the grant; a token no one issued.
+    let wide = h
+        .post(&format!(
+            "grant_type=refresh_token&refresh_token={head}&client_id=web&client_secret={}&scope=admin",
+            h.web_secret
+        ))
+        .await;
+    assert_eq!(wide.error(), "invalid_scope");
+    assert_eq!(count(&mut c, "refused"), 1);
+    assert_eq!(h.refresh("no-such-token").await.error(), "invalid_grant");
+    assert_eq!(count(&mut c, "unknown"), 1);
+    // Outside every window: reuse, the session revoked.
+    h.clock.advance(Duration::from_secs(3600));
+    assert_eq!(h.refresh(&stale).await.error(), "invalid_grant");
+    assert_eq!(count(&mut c, "reuse_detected"), 1);
 }

@@ -496,12 +496,20 @@ async fn the_quickstart_serves_its_metrics_to_prometheus() {
             })
             .sum()
     };
+    let outcome = |o| [("outcome", o)];
     assert_eq!(
-        value("tollgate_refresh_rotations_total", &[]),
+        value("tollgate_refresh_outcomes_total", &outcome("rotated")),
         1.0,
         "{text}"
     );
-    assert_eq!(value("tollgate_refresh_replays_total", &[]), 1.0, "{text}");
+    assert_eq!(
+        value(
+            "tollgate_refresh_outcomes_total",
+            &outcome("reuse_detected")
+        ),
+        1.0,
+        "{text}"
+    );
     assert_eq!(
         value(
             "tollgate_token_requests_total",

@@ -395,10 +395,23 @@ async fn the_page_and_its_cookie_over_plain_http() {
         .and_then(|rest| rest.split_once(';'))
         .map(|(v, _)| v.to_owned())
         .unwrap();
+    let expires = crate::common::cookie_expires(&set[0]).expect("Expires");
     assert_eq!(
-        set[0],
-        format!("{COOKIE}={value}; Max-Age=1209600; Path=/; HttpOnly; Secure; SameSite=Strict")
+        set[0]
+            .split_once("; Expires=")
+            .unwrap()
+            .1
+            .split_once(';')
+            .unwrap()
+            .1,
+        " Path=/; HttpOnly; Secure; SameSite=Strict"
     );
+    // The quickstart's refresh tokens live 14 days unused.
+    let idle = expires
+        .duration_since(std::time::SystemTime::now())
+        .unwrap()
+        .as_secs();
+    assert!((1_209_590..=1_209_600).contains(&idle), "{idle}");
     assert!(body.get("refresh_token").is_none());
     assert!(!set[0].contains(body["access_token"].as_str().unwrap()));
     let cookie = format!("{COOKIE}={value}");
