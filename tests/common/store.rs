@@ -157,6 +157,17 @@ impl Backend {
         })
     }
 
+    /// PostgreSQL with every transaction SERIALIZABLE, as PostgreSQL-
+    /// compatible distributed engines (CockroachDB, YugabyteDB) run by
+    /// default: conflicts abort with SQLSTATE 40001 instead of waiting.
+    /// `None` outside CI when no PostgreSQL is configured.
+    pub async fn postgres_serializable() -> Option<Self> {
+        Some(Self {
+            name: "postgres-serializable",
+            db: postgres_with(&[("default_transaction_isolation", "serializable")]).await?,
+        })
+    }
+
     /// `None` outside CI when no MariaDB is configured.
     pub async fn mariadb() -> Option<Self> {
         Some(Self {
@@ -172,9 +183,13 @@ impl Backend {
 /// `b` bound to that backend, so a failure names its backend and the
 /// backends run in parallel. PostgreSQL and MariaDB are skipped outside CI
 /// when not configured (and required under CI).
+///
+/// `per_backend! { serializable; … }` adds `postgres_serializable`, for
+/// the tests of concurrency: the same body on PostgreSQL with every
+/// transaction SERIALIZABLE.
 #[allow(unused_macros)]
 macro_rules! per_backend {
-    ($(#[$attr:meta])* async fn $name:ident($b:ident) $body:block) => {
+    (@with [$($extra:tt)*] $(#[$attr:meta])* async fn $name:ident($b:ident) $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -204,7 +219,25 @@ macro_rules! per_backend {
                     run(b).await;
                 }
             }
+
+            $($extra)*
         }
+    };
+    (serializable; $(#[$attr:meta])* async fn $name:ident($b:ident) $body:block) => {
+        per_backend! {
+            @with [
+                $(#[$attr])*
+                async fn postgres_serializable() {
+                    if let Some(b) = crate::common::store::Backend::postgres_serializable().await {
+                        run(b).await;
+                    }
+                }
+            ]
+            $(#[$attr])* async fn $name($b) $body
+        }
+    };
+    ($(#[$attr:meta])* async fn $name:ident($b:ident) $body:block) => {
+        per_backend! { @with [] $(#[$attr])* async fn $name($b) $body }
     };
 }
 #[allow(unused_imports)]

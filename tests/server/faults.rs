@@ -247,3 +247,44 @@ async fn a_statement_stuck_on_a_lock_times_out_to_503_and_loses_nothing() {
         assert_eq!(r.status, StatusCode::OK, "{}: {}", h.backend, r.raw);
     }
 }
+
+/// Another connection holds SQLite's write lock past the busy timeout, and
+/// lets go soon after: the rotation's "database is locked" is retried
+/// inside (the whole transaction runs again), and the client gets its
+/// token, not a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_briefly_busy_sqlite_database_is_retried_inside_not_answered_503() {
+    let url = crate::common::store::new_sqlite_file();
+    let mut opts = ConnectOptions::new(url.clone());
+    opts.max_connections(4)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_millis(100))
+        });
+    let db = Database::connect(opts).await.unwrap();
+    tollgate::store::migrate(&db).await.unwrap();
+    let h = harness(
+        Backend {
+            name: "sqlite-file",
+            db,
+        },
+        RefreshPolicy::default(),
+    )
+    .await;
+    let login = h.login().await;
+    let other = crate::common::store::connect_sqlite_file(&url).await;
+    let txn = other.begin().await.unwrap();
+    txn.execute_unprepared("UPDATE tollgate_token_family SET generation = generation")
+        .await
+        .unwrap();
+    // Three busy timeouts long: the first attempts fail, a later one wins.
+    let holder = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        txn.commit().await.unwrap();
+    });
+    let r = h.refresh(&login.refresh_token()).await;
+    holder.await.unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.raw);
+    assert_eq!(h.refresh(&r.refresh_token()).await.status, StatusCode::OK);
+}
