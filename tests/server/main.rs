@@ -41,6 +41,8 @@ mod proxy;
 mod quickstart;
 #[cfg(feature = "axum")]
 mod quickstart_browser;
+#[cfg(feature = "axum")]
+mod reliability;
 mod resources;
 mod revocation;
 mod rotation;
