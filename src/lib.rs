@@ -99,6 +99,8 @@ mod identifier;
 #[cfg(feature = "store")]
 pub mod issuer;
 pub mod keys;
+#[cfg(feature = "store")]
+mod redirect;
 pub mod refresh;
 pub mod revocation;
 pub mod scope;

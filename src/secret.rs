@@ -46,6 +46,44 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     out
 }
 
+/// Whether `verifier` is a PKCE `code_verifier` (RFC 7636 §4.1): 43 to 128
+/// characters of `A-Z a-z 0-9 - . _ ~`.
+pub fn is_code_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// Whether `challenge` is an S256 `code_challenge`: the unpadded base64url
+/// of a SHA-256, 43 characters (RFC 7636 §4.2).
+pub fn is_s256_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+/// RFC 7636 §4.6 for S256: whether `BASE64URL(SHA256(verifier))` equals
+/// `challenge`, compared in constant time.
+///
+/// ```
+/// // RFC 7636 Appendix B.
+/// assert!(tollgate::secret::pkce_s256_matches(
+///     "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+///     "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+/// ));
+/// ```
+pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
+    let computed = b64url::encode(hash_token(verifier));
+    is_code_verifier(verifier)
+        && aws_lc_rs::constant_time::verify_slices_are_equal(
+            computed.as_bytes(),
+            challenge.as_bytes(),
+        )
+        .is_ok()
+}
+
 /// The server secret from which a refresh token's successor is derived.
 ///
 /// The child of a token is `HMAC-SHA256(secret, parent)`: the store never

@@ -322,19 +322,25 @@ impl Tollgate {
     }
 
     /// Every route of the authorization server, for axum: `/token`,
-    /// `/revoke`, `/introspect`, `/.well-known/jwks.json` and the RFC 8414
-    /// metadata at its well-known path, with the paths the endpoint was
-    /// configured with.
+    /// `/revoke`, `/introspect`, `/.well-known/jwks.json`, the RFC 8414
+    /// metadata at its well-known path, and `/authorize` when the
+    /// endpoint has [`authorization`](TokenEndpointBuilder::authorization),
+    /// with the paths the endpoint was configured with. The application's
+    /// own login page (the authorization's login URL) is its own route.
     #[cfg(feature = "axum")]
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         let e = &self.endpoint;
         let paths = e.paths().clone();
-        axum::Router::new()
+        let routes = axum::Router::new()
             .route_service(&paths.token, e.clone())
             .route_service(&paths.revocation, e.revocation())
             .route_service(&paths.introspection, e.introspection())
             .route_service(&paths.jwks, e.jwks())
-            .route_service(e.metadata().well_known_path(), e.metadata())
+            .route_service(e.metadata().well_known_path(), e.metadata());
+        match e.authorization_endpoint() {
+            Some(authorize) => routes.route_service(&paths.authorization, authorize),
+            None => routes,
+        }
     }
 
     /// Stops the sync and the janitor (a gate then goes stale, and with a

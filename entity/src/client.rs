@@ -45,6 +45,12 @@ pub struct Model {
     /// The window for this client's stale refresh tokens, seconds; `None`:
     /// the issuer's.
     pub bound_reuse_grace_secs: Option<i64>,
+    /// The redirect URIs registered for the authorization code grant,
+    /// space-separated; `None`: the client cannot use `/authorize`.
+    pub redirect_uris: Option<String>,
+    /// A registered `http://localhost/…` redirect matches any port, as
+    /// loopback IP redirects do (RFC 8252 §7.3).
+    pub allow_localhost_redirect: bool,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

@@ -12,6 +12,7 @@
 //! assert!(sql.contains(r#""token_hash" = "#));
 //! ```
 
+pub mod authorization;
 pub mod client;
 pub mod dpop_replay;
 pub mod prelude;

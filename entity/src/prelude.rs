@@ -1,5 +1,6 @@
 //! Every entity, re-exported for `use tollgate_entity::prelude::*`.
 
+pub use crate::authorization::Entity as Authorization;
 pub use crate::client::Entity as Client;
 pub use crate::dpop_replay::Entity as DpopReplay;
 pub use crate::refresh_token::Entity as RefreshToken;

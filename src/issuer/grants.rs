@@ -4,6 +4,7 @@
 
 use super::{
     IssueError, Issuer, RequestContext, Requested, TokenResponse,
+    code::Origin,
     mint::Mint,
     session::{plan_session, resources_for},
 };
@@ -65,6 +66,21 @@ impl Issuer {
         requested: &Requested<'_>,
         meta: &RequestContext,
     ) -> Result<TokenResponse, IssueError> {
+        self.begin_session(client, user_id, requested, meta, Origin::Login)
+            .await
+    }
+
+    /// A session from a login (`Origin::Login`) or an authorization
+    /// code's redemption, which starts it in the transaction that spends
+    /// the code.
+    pub(super) async fn begin_session(
+        &self,
+        client: &Client,
+        user_id: &str,
+        requested: &Requested<'_>,
+        meta: &RequestContext,
+        origin: Origin<'_>,
+    ) -> Result<TokenResponse, IssueError> {
         let now = self.inner.clock.now();
         let plan = plan_session(client, user_id, requested, &self.inner.lifetimes, now)?;
         let refresh_token = random_token();
@@ -80,27 +96,28 @@ impl Issuer {
         } else {
             false
         };
-        let family_id = store::sessions::start(
-            &self.inner.db,
-            &NewSession {
-                client_id: &client.client_id,
-                user_id,
-                tenant: meta.tenant.as_deref(),
-                scope: &plan.scope,
-                resources: &plan.resources,
-                token_hash: hash_token(&refresh_token),
-                ip: meta.ip,
-                user_agent: meta.user_agent.as_deref(),
-                device_fingerprint: meta.device_fingerprint.as_deref(),
-                now,
-                token_expires_at: plan.token_expires_at,
-                session_expires_at: plan.session_expires_at,
-                dpop_jkt: plan.session_key,
-            },
-        )
-        .await?
-        // Disabled (or deleted) while this request was under way.
-        .ok_or(IssueError::UnknownClient)?;
+        let session = NewSession {
+            client_id: &client.client_id,
+            user_id,
+            tenant: meta.tenant.as_deref(),
+            scope: &plan.scope,
+            resources: &plan.resources,
+            token_hash: hash_token(&refresh_token),
+            ip: meta.ip,
+            user_agent: meta.user_agent.as_deref(),
+            device_fingerprint: meta.device_fingerprint.as_deref(),
+            now,
+            token_expires_at: plan.token_expires_at,
+            session_expires_at: plan.session_expires_at,
+            dpop_jkt: plan.session_key,
+        };
+        let family_id = match origin {
+            Origin::Login => store::sessions::start(&self.inner.db, &session)
+                .await?
+                // Disabled (or deleted) while this request was under way.
+                .ok_or(IssueError::UnknownClient)?,
+            Origin::Code(code_hash) => self.spend_code(code_hash, now, &session).await?,
+        };
         self.inner.events.emit(SecurityEvent::SessionStarted {
             sid: family_id.clone(),
             subject: user_id.to_owned(),

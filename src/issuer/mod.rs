@@ -38,6 +38,7 @@
 //! ```
 
 mod builder;
+mod code;
 mod grants;
 mod handle;
 mod mint;
@@ -46,6 +47,8 @@ mod revoker;
 mod session;
 
 pub use builder::IssuerBuilder;
+pub use code::CodeError;
+pub(crate) use code::CodeRedemption;
 pub use handle::Issuer;
 pub use request::{
     IssueError, IssuerConfigError, Lifetimes, RequestContext, Requested, TokenResponse,

@@ -138,6 +138,9 @@ pub enum IssueError {
     /// The refresh was refused by the rotation rules.
     #[error(transparent)]
     Refresh(#[from] RefreshError),
+    /// The authorization code was refused.
+    #[error(transparent)]
+    Code(#[from] super::CodeError),
     /// The store failed; nothing was half-written.
     #[error(transparent)]
     Store(#[from] StoreError),

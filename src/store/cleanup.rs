@@ -46,7 +46,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, sea_query::Query,
 };
 
-use super::{StoreError, db_time, dpop_replay, revocations};
+use super::{StoreError, authorizations, db_time, dpop_replay, revocations};
 use crate::{
     revocation::DEFAULT_MARGIN,
     time::{Clock, SystemClock},
@@ -72,6 +72,10 @@ pub struct CleanupReport {
     pub revocations: u64,
     /// Rows of expired DPoP proofs ([`super::dpop_replay`]).
     pub dpop_proofs: u64,
+    /// Authorization requests: never redeemed and past every lifetime, or
+    /// redeemed longer ago than the retention (kept so far so that a
+    /// replayed code still finds the session to revoke).
+    pub authorizations: u64,
 }
 
 /// Deletes expired sessions, tokens and revocations; see the module docs.
@@ -164,6 +168,14 @@ impl Janitor {
         loop {
             let n = dpop_replay::purge(&self.db, now, self.batch).await?;
             report.dpop_proofs += n;
+            if n < self.batch {
+                break;
+            }
+        }
+        let redeemed_before = now.checked_sub(self.retention).unwrap_or(UNIX_EPOCH);
+        loop {
+            let n = authorizations::purge(&self.db, now, redeemed_before, self.batch).await?;
+            report.authorizations += n;
             if n < self.batch {
                 break;
             }

@@ -17,6 +17,7 @@ use super::{StoreError, db_time};
 use crate::{
     audience,
     identifier::is_absolute_uri,
+    redirect,
     scope::is_scope_token,
     secret::{hash_token, random_token},
 };
@@ -56,6 +57,16 @@ pub struct NewClient {
     /// ([`RefreshPolicy::bound_grace`](crate::refresh::RefreshPolicy::bound_grace));
     /// `None`: the issuer's; zero: the short rule only.
     pub bound_reuse_grace: Option<Duration>,
+    /// The redirect URIs of the authorization code grant: each `https`, or
+    /// `http` on a loopback host (`127.0.0.1`, `[::1]`, `localhost`),
+    /// without fragment. A request's `redirect_uri` must equal one of them
+    /// exactly, except that a loopback one matches with any port (RFC
+    /// 8252 §7.3). Empty: the client cannot use `/authorize`.
+    pub redirect_uris: Vec<String>,
+    /// A registered `http://localhost` redirect matches with any port, as
+    /// the loopback IPs do (what native clients send, though RFC 8252 §8.3
+    /// prefers the IP). Default on.
+    pub allow_localhost_redirect: bool,
 }
 
 impl NewClient {
@@ -76,6 +87,8 @@ impl NewClient {
             dpop_bound_access_tokens: false,
             allow_introspection: false,
             bound_reuse_grace: None,
+            redirect_uris: Vec::new(),
+            allow_localhost_redirect: true,
         }
     }
 
@@ -193,6 +206,13 @@ fn validate(new: &NewClient) -> Result<(), StoreError> {
             "a client scope is not a valid scope token",
         ));
     }
+    if let Some(why) = new
+        .redirect_uris
+        .iter()
+        .find_map(|r| redirect::check_registrable(r).err())
+    {
+        return Err(StoreError::Invalid(why.describe()));
+    }
     if !new.resources.iter().all(|r| is_absolute_uri(r)) {
         return Err(StoreError::Invalid(
             "a client resource is not an absolute URI without fragment",
@@ -217,6 +237,8 @@ fn settings(new: NewClient) -> client::ActiveModel {
         dpop_bound_access_tokens: Set(new.dpop_bound_access_tokens),
         allow_introspection: Set(new.allow_introspection),
         bound_reuse_grace_secs: Set(secs(new.bound_reuse_grace)),
+        redirect_uris: Set(audience::join(&new.redirect_uris)),
+        allow_localhost_redirect: Set(new.allow_localhost_redirect),
         ..Default::default()
     }
 }
@@ -254,6 +276,10 @@ pub struct Client {
     pub allow_introspection: bool,
     /// Its own window for stale refresh tokens, if it has one.
     pub bound_reuse_grace: Option<Duration>,
+    /// Its redirect URIs for the authorization code grant.
+    pub redirect_uris: Vec<String>,
+    /// Whether a `localhost` redirect matches with any port.
+    pub allow_localhost_redirect: bool,
     /// Disabled: it authenticates no more and gets no tokens.
     pub disabled: bool,
     /// SHA-256 of the secret; `None` for a public client.
@@ -293,6 +319,8 @@ impl Client {
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             allow_introspection: self.allow_introspection,
             bound_reuse_grace: self.bound_reuse_grace,
+            redirect_uris: self.redirect_uris.clone(),
+            allow_localhost_redirect: self.allow_localhost_redirect,
         }
     }
 
@@ -340,6 +368,8 @@ impl Client {
             dpop_bound_access_tokens: false,
             allow_introspection: false,
             bound_reuse_grace: None,
+            redirect_uris: Vec::new(),
+            allow_localhost_redirect: true,
             disabled: false,
             secret_hash: confidential.then(|| vec![0; 32]),
             previous_secret: None,
@@ -364,6 +394,8 @@ impl Client {
             dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             allow_introspection: row.allow_introspection,
             bound_reuse_grace: ttl(row.bound_reuse_grace_secs),
+            redirect_uris: audience::split(row.redirect_uris.as_deref()),
+            allow_localhost_redirect: row.allow_localhost_redirect,
             disabled: row.disabled_at.is_some(),
             secret_hash: row.secret_hash,
             previous_secret: row

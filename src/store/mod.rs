@@ -24,6 +24,7 @@
 //! # });
 //! ```
 
+pub(crate) mod authorizations;
 pub mod cleanup;
 pub mod clients;
 pub mod dpop_replay;

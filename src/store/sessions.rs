@@ -71,63 +71,72 @@ pub(crate) async fn start(
     db: &DatabaseConnection,
     s: &NewSession<'_>,
 ) -> Result<Option<String>, StoreError> {
-    use sea_orm::QuerySelect;
-    let family_id = random_string(16);
-    let now = db_time(s.now);
-    let (ip, ua) = device(s.ip, s.user_agent);
-    let (family_id, ip, ua) = (&family_id, &ip, &ua);
+    let family_id = &random_string(16);
     retrying(|| async move {
         let txn = begin(db).await?;
-        token_family::ActiveModel {
-            id: Set(family_id.clone()),
-            client_id: Set(s.client_id.to_owned()),
-            user_id: Set(s.user_id.to_owned()),
-            tenant: Set(s.tenant.map(str::to_owned)),
-            scope: Set(s.scope.to_owned()),
-            generation: Set(0),
-            created_at: Set(now),
-            expires_at: Set(db_time(s.session_expires_at)),
-            last_used_at: Set(now),
-            last_ip: Set(ip.clone()),
-            last_user_agent: Set(ua.clone()),
-            revoked_at: Set(None),
-            revoked_reason: Set(None),
-            resources: Set(audience::join(s.resources)),
-            dpop_jkt: Set(s.dpop_jkt.map(str::to_owned)),
-        }
-        .insert(&txn)
-        .await?;
-        refresh_token::ActiveModel {
-            family_id: Set(family_id.clone()),
-            parent_id: Set(None),
-            generation: Set(0),
-            token_hash: Set(s.token_hash.to_vec()),
-            user_id: Set(s.user_id.to_owned()),
-            client_id: Set(s.client_id.to_owned()),
-            tenant: Set(s.tenant.map(str::to_owned)),
-            scope: Set(s.scope.to_owned()),
-            client_ip: Set(ip.clone()),
-            user_agent: Set(ua.clone()),
-            device_fingerprint: Set(s.device_fingerprint.map(str::to_owned)),
-            expires_at: Set(db_time(s.token_expires_at.min(s.session_expires_at))),
-            ..unused_token(now)
-        }
-        .insert(&txn)
-        .await?;
-        // After the writes, so SQLite's transaction holds its write lock
-        // before it reads (a read first could not upgrade under contention).
-        let enabled = client::Entity::find_by_id(s.client_id.to_owned())
-            .lock_shared()
-            .one(&txn)
-            .await?
-            .is_some_and(|c| c.disabled_at.is_none());
-        if !enabled {
+        if !start_in(&txn, s, family_id).await? {
             return Ok(None);
         }
         txn.commit().await?;
         Ok(Some(family_id.clone()))
     })
     .await
+}
+
+/// Records a login as `family_id` inside the caller's transaction; whether
+/// the client is enabled (if not, the caller rolls back). The lock order
+/// is [`start`]'s.
+pub(super) async fn start_in(
+    txn: &impl ConnectionTrait,
+    s: &NewSession<'_>,
+    family_id: &str,
+) -> Result<bool, StoreError> {
+    use sea_orm::QuerySelect;
+    let now = db_time(s.now);
+    let (ip, ua) = device(s.ip, s.user_agent);
+    token_family::ActiveModel {
+        id: Set(family_id.to_owned()),
+        client_id: Set(s.client_id.to_owned()),
+        user_id: Set(s.user_id.to_owned()),
+        tenant: Set(s.tenant.map(str::to_owned)),
+        scope: Set(s.scope.to_owned()),
+        generation: Set(0),
+        created_at: Set(now),
+        expires_at: Set(db_time(s.session_expires_at)),
+        last_used_at: Set(now),
+        last_ip: Set(ip.clone()),
+        last_user_agent: Set(ua.clone()),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        resources: Set(audience::join(s.resources)),
+        dpop_jkt: Set(s.dpop_jkt.map(str::to_owned)),
+    }
+    .insert(txn)
+    .await?;
+    refresh_token::ActiveModel {
+        family_id: Set(family_id.to_owned()),
+        parent_id: Set(None),
+        generation: Set(0),
+        token_hash: Set(s.token_hash.to_vec()),
+        user_id: Set(s.user_id.to_owned()),
+        client_id: Set(s.client_id.to_owned()),
+        tenant: Set(s.tenant.map(str::to_owned)),
+        scope: Set(s.scope.to_owned()),
+        client_ip: Set(ip),
+        user_agent: Set(ua),
+        device_fingerprint: Set(s.device_fingerprint.map(str::to_owned)),
+        expires_at: Set(db_time(s.token_expires_at.min(s.session_expires_at))),
+        ..unused_token(now)
+    }
+    .insert(txn)
+    .await?;
+    // After the writes, so SQLite's transaction holds its write lock
+    // before it reads (a read first could not upgrade under contention).
+    Ok(client::Entity::find_by_id(s.client_id.to_owned())
+        .lock_shared()
+        .one(txn)
+        .await?
+        .is_some_and(|c| c.disabled_at.is_none()))
 }
 
 /// Revokes a family and all its tokens and denies its `sid`, in one

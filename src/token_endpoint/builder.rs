@@ -9,6 +9,7 @@ use std::{
 
 use super::{
     PasswordVerifier, RateLimits,
+    authorize::Authorization,
     cookie::{BrowserClient, BrowserConfigError},
     dpop::EndpointDpop,
     limits::Limiters,
@@ -48,6 +49,7 @@ pub struct TokenEndpointBuilder {
     dpop_nonce_required: bool,
     dpop_nonce_required_for: HashSet<String>,
     janitor_elsewhere: bool,
+    authorization: Option<Authorization>,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
@@ -81,6 +83,7 @@ impl TokenEndpointBuilder {
             dpop_nonce_required: false,
             janitor_elsewhere: false,
             dpop_nonce_required_for: HashSet::new(),
+            authorization: None,
         }
     }
 
@@ -235,6 +238,19 @@ impl TokenEndpointBuilder {
         self
     }
 
+    /// Turns on the authorization code grant (RFC 6749 §4.1) with PKCE:
+    /// [`TokenEndpoint::authorization_endpoint`] is `/authorize` (mount it
+    /// at [`EndpointPaths::authorization`]), which sends the browser to the
+    /// application's login page; the application finishes through
+    /// [`TokenEndpoint::authorizer`]. `/token` then accepts
+    /// `grant_type=authorization_code`, and the metadata announces it all.
+    pub fn authorization(self, settings: Authorization) -> Self {
+        Self {
+            authorization: Some(settings),
+            ..self
+        }
+    }
+
     /// Checks the settings and builds the endpoint.
     pub fn build(self) -> Result<TokenEndpoint, EndpointConfigError> {
         if !is_quotable(&self.realm) {
@@ -245,6 +261,9 @@ impl TokenEndpointBuilder {
         }
         if self.password_permits == 0 {
             return Err(EndpointConfigError::ZeroPasswordPermits);
+        }
+        if self.authorization.as_ref().is_some_and(|a| !a.is_valid()) {
+            return Err(EndpointConfigError::Authorization);
         }
         let access_tokens = self
             .issuer
@@ -269,6 +288,7 @@ impl TokenEndpointBuilder {
                 scopes_supported: &self.scopes_supported,
                 password_grant: self.verifier.is_some(),
                 dpop_algs: self.dpop.as_ref().map(Dpop::algorithms_supported),
+                authorization_code: self.authorization.is_some(),
             },
             self.metadata_max_age,
         )?;
@@ -322,6 +342,7 @@ impl TokenEndpointBuilder {
                 access_tokens,
                 browser,
                 dpop,
+                authorization: self.authorization.map(Arc::new),
             }),
         })
     }
@@ -361,6 +382,11 @@ pub enum EndpointConfigError {
     /// A DPoP nonce is required but the [`Dpop`] has no nonces.
     #[error("a DPoP nonce is required but no nonces are configured")]
     DpopNoNonces,
+    /// The authorization endpoint's login URL is neither a path on this
+    /// host nor an `https` URL (`http` on loopback), or a lifetime is under
+    /// a second.
+    #[error("the login URL must be a path or an https URL, and lifetimes at least a second")]
+    Authorization,
     /// The token endpoint's public URL is no http(s) URL a proof's `htu`
     /// can name.
     #[error("the token endpoint's public URL cannot be a DPoP htu")]

@@ -9,6 +9,7 @@ use crate::{identifier::is_absolute_uri, issuer::Requested};
 /// A `grant_type` the endpoint supports (RFC 6749 §4.3, §4.4, §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GrantType {
+    AuthorizationCode,
     RefreshToken,
     Password,
     ClientCredentials,
@@ -18,6 +19,7 @@ impl GrantType {
     /// The registered name.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
+            Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
@@ -28,6 +30,7 @@ impl GrantType {
     /// `unsupported_grant_type`.
     pub(crate) fn parse(value: &str) -> Result<Self, TokenError> {
         match value {
+            "authorization_code" => Ok(Self::AuthorizationCode),
             "refresh_token" => Ok(Self::RefreshToken),
             "password" => Ok(Self::Password),
             "client_credentials" => Ok(Self::ClientCredentials),
@@ -45,17 +48,36 @@ pub(crate) struct ClientGrants {
     pub(crate) password: bool,
     /// It may use the client_credentials grant.
     pub(crate) client_credentials: bool,
+    /// It has redirect URIs registered: it may use `/authorize`.
+    pub(crate) authorization_code: bool,
 }
 
-/// Whether `client` may use `grant` on an endpoint that does
-/// (`password_enabled`) or does not verify passwords.
+/// What the endpoint offers beyond refresh and client_credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EndpointGrants {
+    /// A password verifier is configured.
+    pub(crate) password: bool,
+    /// `/authorize` is configured.
+    pub(crate) authorization_code: bool,
+}
+
+/// Whether `client` may use `grant` on an endpoint offering `endpoint`.
 pub(crate) fn permit(
     grant: GrantType,
     client: ClientGrants,
-    password_enabled: bool,
+    endpoint: EndpointGrants,
 ) -> Result<(), TokenError> {
+    let password_enabled = endpoint.password;
     match grant {
         GrantType::RefreshToken => Ok(()),
+        // Without `/authorize` no code exists to redeem.
+        GrantType::AuthorizationCode if !endpoint.authorization_code => {
+            Err(TokenError::UnsupportedGrantType)
+        }
+        GrantType::AuthorizationCode if !client.authorization_code => Err(
+            TokenError::UnauthorizedClient("The client has no redirect URI registered"),
+        ),
+        GrantType::AuthorizationCode => Ok(()),
         // Without a verifier the endpoint does not support the grant at
         // all, whoever asks.
         GrantType::Password if !password_enabled => Err(TokenError::UnsupportedGrantType),
@@ -74,6 +96,12 @@ pub(crate) fn permit(
 /// A token request's grant with its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Grant<'a> {
+    AuthorizationCode {
+        code: &'a str,
+        redirect_uri: Option<&'a str>,
+        code_verifier: &'a str,
+        resources: Vec<&'a str>,
+    },
     RefreshToken {
         /// `None` when the form has none: a browser client's comes in its
         /// cookie.
@@ -98,6 +126,8 @@ impl<'a> Grant<'a> {
     /// resources, and the DPoP key it proved.
     pub(crate) fn requested<'g>(&'g self, dpop_jkt: Option<&'g str>) -> Requested<'g> {
         let (scope, resources) = match self {
+            // The scope is the one the user granted at `/authorize`.
+            Self::AuthorizationCode { resources, .. } => (None, resources.as_slice()),
             Self::RefreshToken {
                 scope, resources, ..
             }
@@ -120,6 +150,13 @@ impl<'a> Grant<'a> {
         let scope = form.get("scope");
         let resources = resources(form)?;
         Ok(match grant {
+            GrantType::AuthorizationCode => Self::AuthorizationCode {
+                code: form.require("code", "The code parameter is missing")?,
+                redirect_uri: form.get("redirect_uri"),
+                // PKCE is required of every client (OAuth 2.1 §4.1.1).
+                code_verifier: code_verifier(form)?,
+                resources,
+            },
             GrantType::RefreshToken => Self::RefreshToken {
                 refresh_token: form.get("refresh_token"),
                 scope,
@@ -149,6 +186,17 @@ fn username(form: &Form) -> Result<&str, TokenError> {
     Ok(username)
 }
 
+/// The PKCE `code_verifier`: present and of RFC 7636 §4.1's grammar.
+fn code_verifier(form: &Form) -> Result<&str, TokenError> {
+    let verifier = form.require("code_verifier", "The code_verifier parameter is missing")?;
+    if !crate::secret::is_code_verifier(verifier) {
+        return Err(TokenError::InvalidRequest(
+            "The code_verifier must be 43 to 128 unreserved characters",
+        ));
+    }
+    Ok(verifier)
+}
+
 /// At most this many `resource` parameters in one request.
 const MAX_RESOURCES: usize = 8;
 
@@ -174,17 +222,19 @@ fn resources(form: &Form) -> Result<Vec<&str>, TokenError> {
 mod tests {
     use super::*;
 
-    const ALL: [GrantType; 3] = [
+    const ALL: [GrantType; 4] = [
+        GrantType::AuthorizationCode,
         GrantType::RefreshToken,
         GrantType::Password,
         GrantType::ClientCredentials,
     ];
 
     fn clients() -> impl Iterator<Item = ClientGrants> {
-        (0..8u8).map(|bits| ClientGrants {
+        (0..16u8).map(|bits| ClientGrants {
             confidential: bits & 1 != 0,
             password: bits & 2 != 0,
             client_credentials: bits & 4 != 0,
+            authorization_code: bits & 8 != 0,
         })
     }
 
@@ -199,8 +249,12 @@ mod tests {
             GrantType::parse("client_credentials").unwrap(),
             GrantType::ClientCredentials
         );
+        assert_eq!(
+            GrantType::parse("authorization_code").unwrap(),
+            GrantType::AuthorizationCode
+        );
         for other in [
-            "authorization_code",
+            "Authorization_code",
             "Password",
             "refresh_token ",
             "",
@@ -219,10 +273,19 @@ mod tests {
     fn permission_is_exhaustively_the_rule() {
         for grant in ALL {
             for client in clients() {
-                for password_enabled in [false, true] {
-                    let got = permit(grant, client, password_enabled).map_err(|e| e.code());
+                for bits in 0..4u8 {
+                    let (password_enabled, code_enabled) = (bits & 1 != 0, bits & 2 != 0);
+                    let endpoint = EndpointGrants {
+                        password: password_enabled,
+                        authorization_code: code_enabled,
+                    };
+                    let got = permit(grant, client, endpoint).map_err(|e| e.code());
                     let want = match grant {
                         GrantType::RefreshToken => Ok(()),
+                        GrantType::AuthorizationCode if !code_enabled => {
+                            Err("unsupported_grant_type")
+                        }
+                        GrantType::AuthorizationCode if client.authorization_code => Ok(()),
                         GrantType::Password if !password_enabled => Err("unsupported_grant_type"),
                         GrantType::Password if client.password => Ok(()),
                         GrantType::ClientCredentials
@@ -232,10 +295,7 @@ mod tests {
                         }
                         _ => Err("unauthorized_client"),
                     };
-                    assert_eq!(
-                        got, want,
-                        "{grant:?} {client:?} password={password_enabled}"
-                    );
+                    assert_eq!(got, want, "{grant:?} {client:?} {endpoint:?}");
                 }
             }
         }
@@ -247,8 +307,60 @@ mod tests {
             confidential: false,
             password: true,
             client_credentials: true,
+            authorization_code: true,
         };
-        assert!(permit(GrantType::ClientCredentials, public, true).is_err());
+        let endpoint = EndpointGrants {
+            password: true,
+            authorization_code: true,
+        };
+        assert!(permit(GrantType::ClientCredentials, public, endpoint).is_err());
+    }
+
+    #[test]
+    fn a_code_needs_its_verifier() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let body =
+            format!("code=c&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code_verifier={verifier}");
+        let form = Form::parse(body.as_bytes()).unwrap();
+        assert_eq!(
+            Grant::read(GrantType::AuthorizationCode, &form).unwrap(),
+            Grant::AuthorizationCode {
+                code: "c",
+                redirect_uri: Some("https://a.example/cb"),
+                code_verifier: verifier,
+                resources: vec![],
+            }
+        );
+        for (body, why) in [
+            (
+                "code_verifier=".to_owned() + verifier,
+                "The code parameter is missing",
+            ),
+            (
+                "code=c".to_owned(),
+                "The code_verifier parameter is missing",
+            ),
+            (
+                "code=c&code_verifier=short".to_owned(),
+                "The code_verifier must be 43 to 128 unreserved characters",
+            ),
+            (
+                format!("code=c&code_verifier={verifier}%2B"),
+                "The code_verifier must be 43 to 128 unreserved characters",
+            ),
+            (
+                format!("code=c&code_verifier={}", "a".repeat(129)),
+                "The code_verifier must be 43 to 128 unreserved characters",
+            ),
+        ] {
+            let form = Form::parse(body.as_bytes()).unwrap();
+            let err = Grant::read(GrantType::AuthorizationCode, &form).unwrap_err();
+            assert_eq!(
+                (err.code(), err.description()),
+                ("invalid_request", why),
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct EndpointPaths {
     pub introspection: String,
     /// `/.well-known/jwks.json`.
     pub jwks: String,
+    /// `/authorize`, when the authorization endpoint is on.
+    pub authorization: String,
 }
 
 impl Default for EndpointPaths {
@@ -47,6 +49,7 @@ impl Default for EndpointPaths {
             revocation: "/revoke".into(),
             introspection: "/introspect".into(),
             jwks: "/.well-known/jwks.json".into(),
+            authorization: "/authorize".into(),
         }
     }
 }
@@ -59,6 +62,7 @@ impl EndpointPaths {
             &self.revocation,
             &self.introspection,
             &self.jwks,
+            &self.authorization,
         ]
         .iter()
         .all(|p| {
@@ -73,6 +77,8 @@ impl EndpointPaths {
 #[derive(Debug, Serialize)]
 struct AuthorizationServerMetadata<'a> {
     issuer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_endpoint: Option<String>,
     token_endpoint: String,
     jwks_uri: String,
     revocation_endpoint: String,
@@ -80,11 +86,19 @@ struct AuthorizationServerMetadata<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     scopes_supported: &'a [String],
     /// REQUIRED by RFC 8414 §2, and the values are `response_type`s of the
-    /// authorization endpoint. tollgate has none, so it supports none: an
-    /// empty array (not omitted, which RFC 8414 does not allow, and not
-    /// `["code"]`, which would send clients to an endpoint that does not
-    /// exist).
-    response_types_supported: [&'a str; 0],
+    /// authorization endpoint: `["code"]` with one, else an empty array
+    /// (not omitted, which RFC 8414 does not allow, and not `["code"]`,
+    /// which would send clients to an endpoint that does not exist).
+    response_types_supported: &'a [&'a str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_modes_supported: Option<[&'a str; 1]>,
+    /// RFC 7636 §6.2 / RFC 8414: only S256; MCP clients refuse an
+    /// authorization server without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_challenge_methods_supported: Option<[&'a str; 1]>,
+    /// RFC 9207 §3: every authorization response carries `iss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_response_iss_parameter_supported: Option<bool>,
     grant_types_supported: Vec<&'a str>,
     token_endpoint_auth_methods_supported: [&'a str; 3],
     revocation_endpoint_auth_methods_supported: [&'a str; 3],
@@ -104,6 +118,8 @@ pub(crate) struct MetadataConfig<'a> {
     pub(crate) password_grant: bool,
     /// The DPoP proof algorithms, when DPoP is on.
     pub(crate) dpop_algs: Option<Vec<&'static str>>,
+    /// The authorization endpoint is on.
+    pub(crate) authorization_code: bool,
 }
 
 /// Serves RFC 8414 authorization-server metadata, from
@@ -134,7 +150,11 @@ impl MetadataEndpoint {
         if !config.paths.are_valid() {
             return Err(MetadataConfigError::Paths);
         }
+        let code = config.authorization_code;
         let mut grant_types_supported = vec!["refresh_token", "client_credentials"];
+        if code {
+            grant_types_supported.insert(0, "authorization_code");
+        }
         if config.password_grant {
             grant_types_supported.push("password");
         }
@@ -142,12 +162,16 @@ impl MetadataEndpoint {
         let token_endpoint = base.join(&config.paths.token);
         let metadata = AuthorizationServerMetadata {
             issuer: issuer.as_str(),
+            authorization_endpoint: code.then(|| base.join(&config.paths.authorization)),
             token_endpoint: token_endpoint.clone(),
             jwks_uri: base.join(&config.paths.jwks),
             revocation_endpoint: base.join(&config.paths.revocation),
             introspection_endpoint: base.join(&config.paths.introspection),
             scopes_supported: config.scopes_supported,
-            response_types_supported: [],
+            response_types_supported: if code { &["code"] } else { &[] },
+            response_modes_supported: code.then_some(["query"]),
+            code_challenge_methods_supported: code.then_some(["S256"]),
+            authorization_response_iss_parameter_supported: code.then_some(true),
             grant_types_supported,
             token_endpoint_auth_methods_supported: auth_methods,
             revocation_endpoint_auth_methods_supported: auth_methods,

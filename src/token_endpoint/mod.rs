@@ -67,6 +67,7 @@
 //! # });
 //! ```
 
+mod authorize;
 mod builder;
 pub(crate) mod client_auth;
 mod cookie;
@@ -83,6 +84,10 @@ mod response;
 mod revoke;
 mod service;
 
+pub use authorize::{
+    Approve, Authorization, AuthorizationEndpoint, AuthorizeError, Authorizer, DEFAULT_CODE_TTL,
+    DEFAULT_PENDING_TTL, PENDING_PARAMETER, PendingAuthorization,
+};
 pub use builder::{EndpointConfigError, TokenEndpointBuilder};
 pub use cookie::{BrowserClient, BrowserConfigError, CSRF_HEADER, SameSite};
 pub use introspect::IntrospectionEndpoint;

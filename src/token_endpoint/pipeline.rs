@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub(super) paths: EndpointPaths,
     /// Whether the first request is still to check that a janitor runs.
     pub(super) janitor_unchecked: AtomicBool,
+    /// The authorization endpoint's settings, when it is on.
+    pub(super) authorization: Option<Arc<super::authorize::Authorization>>,
 }
 
 /// A request to one of the endpoints, read and checked up to client

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     dpop::DpopError,
-    issuer::{IssueError, TokenResponse},
+    issuer::{CodeError, IssueError, TokenResponse},
     refresh::RefreshError,
 };
 
@@ -213,6 +213,16 @@ impl From<IssueError> for TokenError {
                 // elsewhere: the client cannot tell which (RFC 6749 §5.2).
                 Self::InvalidGrant("The refresh token is invalid, expired or revoked")
             }
+            IssueError::Code(e) => Self::InvalidGrant(match e {
+                CodeError::Verifier => "The code_verifier does not match the code_challenge",
+                CodeError::RedirectUri => {
+                    "The redirect_uri differs from the authorization request's"
+                }
+                CodeError::DpopKey => "The authorization code is bound to another DPoP key",
+                // Unknown, expired, used or another client's: one answer,
+                // as for refresh tokens.
+                _ => "The authorization code is invalid, expired or used",
+            }),
             IssueError::UnknownClient => Self::InvalidClient { basic: false },
             IssueError::ReservedSubject => {
                 // The password verifier or the login handler named a

@@ -23,7 +23,7 @@ use super::{
     TokenEndpointBuilder, TokenError,
     cookie::{RefreshCookie, body_or_cookie},
     dpop::{self, DPOP_NONCE},
-    grant::{self, ClientGrants, Grant, GrantType},
+    grant::{self, ClientGrants, EndpointGrants, Grant, GrantType},
     metadata::MetadataEndpoint,
     password::CheckError,
     pipeline::{Answer, BoxError, EndpointFuture, Incoming, Inner, ok_json, respond},
@@ -31,7 +31,7 @@ use super::{
 use crate::{
     dpop::DpopError,
     events::SecurityEvent,
-    issuer::{Issuer, RequestContext, TokenResponse},
+    issuer::{CodeRedemption, Issuer, RequestContext, TokenResponse},
     telemetry,
 };
 
@@ -94,8 +94,12 @@ impl TokenEndpoint {
                 confidential: client.is_confidential(),
                 password: client.allow_password,
                 client_credentials: client.allow_client_credentials,
+                authorization_code: !client.redirect_uris.is_empty(),
             },
-            inner.passwords.is_some(),
+            EndpointGrants {
+                password: inner.passwords.is_some(),
+                authorization_code: inner.authorization.is_some(),
+            },
         )?;
         let grant = Grant::read(grant_type, &form)?;
         let now = inner.issuer.now();
@@ -105,6 +109,22 @@ impl TokenEndpoint {
         }
         let requested = grant.requested(proof.as_ref().map(|p| p.jkt.as_str()));
         let result = match &grant {
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+                ..
+            } => {
+                let presented = CodeRedemption {
+                    code,
+                    redirect_uri: *redirect_uri,
+                    code_verifier,
+                };
+                inner
+                    .issuer
+                    .redeem_code(&client, &presented, &requested, &meta)
+                    .await
+            }
             Grant::RefreshToken { refresh_token, .. } => {
                 let from_cookie = cookie.map(|c| c.read(&headers)).transpose()?.flatten();
                 let token = body_or_cookie(
@@ -269,6 +289,25 @@ impl TokenEndpoint {
     fn dpop_nonce(&self) -> Option<http::HeaderValue> {
         let inner = &*self.inner;
         inner.dpop.as_ref()?.nonce(inner.issuer.now())
+    }
+
+    /// The `/authorize` endpoint (RFC 6749 §4.1.1), when
+    /// [`authorization`](super::TokenEndpointBuilder::authorization) turned
+    /// it on: mount it at [`EndpointPaths::authorization`](super::EndpointPaths::authorization).
+    pub fn authorization_endpoint(&self) -> Option<super::AuthorizationEndpoint> {
+        Some(super::AuthorizationEndpoint {
+            inner: Arc::clone(&self.inner),
+            settings: Arc::clone(self.inner.authorization.as_ref()?),
+        })
+    }
+
+    /// The application's side of `/authorize` (what a pending request
+    /// asks, and its answer), when the authorization endpoint is on.
+    pub fn authorizer(&self) -> Option<super::Authorizer> {
+        Some(super::Authorizer {
+            inner: Arc::clone(&self.inner),
+            settings: Arc::clone(self.inner.authorization.as_ref()?),
+        })
     }
 
     /// The `/revoke` endpoint (RFC 7009) over the same issuer, clients and

@@ -60,6 +60,7 @@ fn sum(a: CleanupReport, b: CleanupReport) -> CleanupReport {
         tokens: a.tokens + b.tokens,
         revocations: a.revocations + b.revocations,
         dpop_proofs: a.dpop_proofs + b.dpop_proofs,
+        authorizations: a.authorizations + b.authorizations,
     }
 }
 
@@ -91,7 +92,8 @@ per_backend! {
                     sessions: 0,
                     tokens: 0,
                     revocations: 1,
-                    dpop_proofs: 0
+                    dpop_proofs: 0,
+                    authorizations: 0
                 },
                 "{}",
                 h.backend
@@ -104,7 +106,8 @@ per_backend! {
                     sessions: 2,
                     tokens: 4,
                     revocations: 0,
-                    dpop_proofs: 0
+                    dpop_proofs: 0,
+                    authorizations: 0
                 },
                 "{}",
                 h.backend
@@ -180,7 +183,8 @@ per_backend! {
                     sessions: 2,
                     tokens: 4,
                     revocations: 1,
-                    dpop_proofs: 0
+                    dpop_proofs: 0,
+                    authorizations: 0
                 },
                 "{}: {a:?} + {b:?}",
                 h.backend

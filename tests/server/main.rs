@@ -10,6 +10,8 @@
 mod common;
 
 mod abuse;
+#[cfg(feature = "axum")]
+mod authorization_code;
 mod browser;
 mod cleanup;
 mod cli;

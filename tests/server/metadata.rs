@@ -111,6 +111,41 @@ async fn metadata_is_built_from_the_issuers_configuration() {
     validate_with_authlib(m);
 }
 
+/// With `/authorize` on, the metadata announces the code flow as MCP
+/// clients and RFC 8414 want it, and authlib still accepts the document.
+#[tokio::test]
+async fn the_code_flow_is_announced_when_the_authorization_endpoint_is_on() {
+    let h = sqlite().await;
+    let endpoint = TokenEndpoint::builder(h.issuer.clone())
+        .authorization(tollgate::token_endpoint::Authorization::new("/login"))
+        .build()
+        .unwrap();
+    let m = metadata(&endpoint).await.json;
+    assert_eq!(
+        m["authorization_endpoint"],
+        "https://auth.example/authorize"
+    );
+    assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(m["response_modes_supported"], serde_json::json!(["query"]));
+    assert_eq!(
+        m["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        m["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    validate_with_authlib(&m);
+    // A login URL that could send the browser anywhere is refused.
+    let refused = TokenEndpoint::builder(h.issuer.clone())
+        .authorization(tollgate::token_endpoint::Authorization::new(
+            "//evil.example/login",
+        ))
+        .build();
+    assert!(matches!(refused, Err(EndpointConfigError::Authorization)));
+}
+
 #[tokio::test]
 async fn a_spoofed_host_header_changes_nothing() {
     let h = sqlite().await;

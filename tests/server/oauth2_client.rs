@@ -22,7 +22,7 @@ use sea_orm::EntityTrait;
 use tollgate::refresh::RefreshPolicy;
 
 /// The HTTP function oauth2 calls: one request per connection, over hyper.
-async fn http(req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, std::io::Error> {
+pub(crate) async fn http(req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, std::io::Error> {
     let io = |e: hyper::Error| std::io::Error::other(e);
     let uri = req.uri().clone();
     let authority = uri.authority().expect("absolute token URL").to_string();

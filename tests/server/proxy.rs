@@ -24,18 +24,7 @@ const VICTIM: &str = "203.0.113.66";
 
 /// Serves `endpoint` at `/token` over a socket, with the peer address.
 async fn serve(endpoint: TokenEndpoint) -> SocketAddr {
-    let app = axum::Router::new().route_service("/token", endpoint);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    addr
+    crate::common::serve(axum::Router::new().route_service("/token", endpoint)).await
 }
 
 /// A reverse proxy to `upstream` that appends each client's address to

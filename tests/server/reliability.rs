@@ -23,7 +23,7 @@ use std::{
 
 use entity::{refresh_token, token_family};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
-use tokio::{io::AsyncWriteExt, net::TcpListener};
+use tokio::io::AsyncWriteExt;
 use tollgate::{
     dpop::Dpop,
     refresh::{DEFAULT_BOUND_REUSE_GRACE, RefreshPolicy},
@@ -148,16 +148,7 @@ impl Lane {
             .build()
             .unwrap();
         let app = axum::Router::new().route_service("/token", endpoint);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let addr = crate::common::serve(app).await;
         Self {
             h,
             url: format!("http://{addr}/token"),
