@@ -55,6 +55,9 @@ fn claims() -> AccessClaims {
         sid: Some("fam-42".into()),
         tenant: None,
         cnf: None,
+        auth_time: None,
+        acr: None,
+        amr: None,
     }
 }
 

@@ -70,6 +70,17 @@ pub struct AccessClaims {
     /// key, never as a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// When the user authenticated, seconds since the Unix epoch (RFC 9068
+    /// §2.2.1): the session's sign-in, the same in every token of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// The authentication context class the sign-in reached (RFC 9068
+    /// §2.2.1, RFC 9470).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// The authentication methods used (RFC 8176 values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
 }
 
 /// The `cnf` claim of a DPoP-bound token.
@@ -142,6 +153,9 @@ mod tests {
             sid: None,
             tenant: None,
             cnf: None,
+            auth_time: None,
+            acr: None,
+            amr: None,
         }
     }
 

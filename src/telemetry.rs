@@ -31,12 +31,13 @@ pub(crate) enum GateOutcome {
     InsufficientScope,
     Unavailable,
     InvalidDpopProof,
+    InsufficientUserAuthentication,
 }
 
 impl GateOutcome {
     /// Every outcome, in discriminant order.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::Accepted,
         Self::Missing,
         Self::InvalidRequest,
@@ -46,6 +47,7 @@ impl GateOutcome {
         Self::InsufficientScope,
         Self::Unavailable,
         Self::InvalidDpopProof,
+        Self::InsufficientUserAuthentication,
     ];
 
     /// The label value.
@@ -60,6 +62,7 @@ impl GateOutcome {
             Self::InsufficientScope => "insufficient_scope",
             Self::Unavailable => "unavailable",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
 }
@@ -75,7 +78,7 @@ mod imp {
     /// every request cost about 4,000 instructions under Prometheus.
     /// Install the recorder before building the gate.
     #[derive(Debug)]
-    pub(crate) struct GateCounters([metrics::Counter; 9]);
+    pub(crate) struct GateCounters([metrics::Counter; 10]);
 
     impl GateCounters {
         pub(crate) fn register() -> Self {

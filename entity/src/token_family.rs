@@ -40,6 +40,12 @@ pub struct Model {
     /// The RFC 7638 thumbprint of the DPoP key a public client's session
     /// is bound to; `None`: not bound.
     pub dpop_jkt: Option<String>,
+    /// When the user signed in to start the session.
+    pub auth_time: Option<DateTimeUtc>,
+    /// The authentication context class of that sign-in.
+    pub acr: Option<String>,
+    /// Its authentication methods, space-separated.
+    pub amr: Option<String>,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

@@ -1,7 +1,8 @@
 //! The authorization code grant (RFC 6749 §4.1): a client's registered
 //! redirect URIs (`client.redirect_uris`, space-separated, and
 //! `client.allow_localhost_redirect`, RFC 8252 §7.3 for `localhost`), and
-//! `authorization`, one row per authorization request from `/authorize`
+//! `token_family.auth_time`, `acr`, `amr` (how the session's user signed
+//! in), and `authorization`, one row per authorization request from `/authorize`
 //! to the code's redemption. Every secret in it is a SHA-256: the pending
 //! request's id (`request_hash`), the browser that started it
 //! (`browser_hash`), the code (`code_hash`, unique). The janitor deletes
@@ -24,6 +25,26 @@ impl MigrationTrait for Migration {
             manager,
             Client::Table,
             boolean(Client::AllowLocalhostRedirect).default(true),
+        )
+        .await?;
+        // How the session's user signed in (RFC 9068 §2.2.1), for every
+        // access token of it.
+        crate::add_column(
+            manager,
+            TokenFamily::Table,
+            crate::instant(manager, TokenFamily::AuthTime, true),
+        )
+        .await?;
+        crate::add_column(
+            manager,
+            TokenFamily::Table,
+            string_len_null(TokenFamily::Acr, 255),
+        )
+        .await?;
+        crate::add_column(
+            manager,
+            TokenFamily::Table,
+            string_len_null(TokenFamily::Amr, 255),
         )
         .await?;
         let a = Authorization::Table;
@@ -98,6 +119,9 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(Authorization::Table).to_owned())
             .await?;
+        for col in [TokenFamily::Amr, TokenFamily::Acr, TokenFamily::AuthTime] {
+            crate::drop_column(manager, TokenFamily::Table, col).await?;
+        }
         crate::drop_column(manager, Client::Table, Client::AllowLocalhostRedirect).await?;
         crate::drop_column(manager, Client::Table, Client::RedirectUris).await
     }
@@ -109,6 +133,15 @@ enum Client {
     Table,
     RedirectUris,
     AllowLocalhostRedirect,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum TokenFamily {
+    #[sea_orm(iden = "tollgate_token_family")]
+    Table,
+    AuthTime,
+    Acr,
+    Amr,
 }
 
 #[derive(DeriveIden, Clone, Copy)]

@@ -3,7 +3,7 @@ use std::{sync::Arc, time::Duration};
 use super::{
     Verifier,
     resource::{DEFAULT_RESOURCE_METADATA_MAX_AGE, ProtectedResource},
-    service::{AccessTokenLayer, GateDpop, Shared},
+    service::{AccessTokenLayer, GateDpop, Shared, StepUp},
 };
 use crate::{
     dpop::{Dpop, Htu},
@@ -47,6 +47,10 @@ pub enum AccessTokenConfigError {
     /// The realm contains characters a quoted-string cannot carry.
     #[error("the realm must be printable ASCII without `\"` or `\\`")]
     InvalidRealm,
+    /// A required `acr` value is empty or has a space, quote, backslash or
+    /// control character.
+    #[error("`{0}` is not an acr value a challenge can carry")]
+    InvalidAcr(String),
     /// A required scope is not a valid scope token (RFC 6749 §3.3).
     #[error("`{0}` is not a valid scope token")]
     InvalidScope(String),
@@ -96,6 +100,8 @@ pub struct AccessTokenLayerBuilder {
     token_types: Option<Vec<String>>,
     realm: Option<String>,
     scopes: Vec<String>,
+    acr_values: Vec<String>,
+    max_age: Option<Duration>,
     cookie: Option<String>,
     revocations: Option<RevocationCache>,
     max_token_len: usize,
@@ -119,6 +125,8 @@ impl Default for AccessTokenLayerBuilder {
             token_types: Some(vec![ACCESS_TOKEN_TYP.to_owned()]),
             realm: None,
             scopes: Vec::new(),
+            acr_values: Vec::new(),
+            max_age: None,
             cookie: None,
             revocations: None,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
@@ -207,6 +215,27 @@ impl AccessTokenLayerBuilder {
     /// Missing → 403 `insufficient_scope`.
     pub fn require_scope(mut self, scope: impl Into<String>) -> Self {
         self.scopes.push(scope.into());
+        self
+    }
+
+    /// Step-up (RFC 9470): a token's `acr` must be one of `values`; one
+    /// without `acr` never is. Otherwise 401 with `WWW-Authenticate:
+    /// Bearer error="insufficient_user_authentication", acr_values="…"`,
+    /// so the client sends the user back to `/authorize` with them.
+    pub fn require_acr<I, S>(mut self, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.acr_values.extend(values.into_iter().map(Into::into));
+        self
+    }
+
+    /// Step-up (RFC 9470): the user must have authenticated (`auth_time`)
+    /// within `max_age`; a token without `auth_time` fails. Otherwise 401
+    /// with `error="insufficient_user_authentication", max_age="…"`.
+    pub fn require_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
         self
     }
 
@@ -414,6 +443,18 @@ impl AccessTokenLayerBuilder {
             None => None,
         };
         let challenge_scope = (!self.scopes.is_empty()).then(|| self.scopes.join(" "));
+        if let Some(bad) = self.acr_values.iter().find(|v| {
+            v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        }) {
+            return Err(AccessTokenConfigError::InvalidAcr(bad.clone()));
+        }
+        let step_up = (!self.acr_values.is_empty() || self.max_age.is_some()).then(|| StepUp {
+            acr_values: self.acr_values.clone(),
+            max_age: self.max_age.map(|d| d.as_secs()),
+        });
         let dpop = match self.dpop {
             Some(dpop) => {
                 let base = self
@@ -446,6 +487,7 @@ impl AccessTokenLayerBuilder {
             realm: self.realm,
             required_scopes: self.scopes,
             challenge_scope,
+            step_up,
             resource,
             counters: crate::telemetry::GateCounters::register(),
             cookie: self.cookie,

@@ -53,6 +53,18 @@ pub enum AuthError {
         /// The scopes the resource requires, space-separated.
         required: String,
     },
+    /// A valid token whose sign-in does not meet the route's step-up
+    /// requirement (RFC 9470 §3): 401 `insufficient_user_authentication`
+    /// with the `acr_values` and `max_age` to ask `/authorize` for.
+    #[error("the user's authentication is insufficient")]
+    InsufficientUserAuthentication {
+        /// Acceptable `acr` values, space-separated.
+        acr_values: Option<String>,
+        /// The longest since `auth_time` accepted, seconds.
+        max_age: Option<u64>,
+        /// The `acr` was fine: only the sign-in is too old.
+        recent_only: bool,
+    },
     /// The DPoP proof failed a check (RFC 9449 §7.1): 401
     /// `invalid_dpop_proof`, or `use_dpop_nonce` with a fresh nonce; 503
     /// when the replay cache cannot take it.
@@ -120,6 +132,9 @@ impl AuthError {
             Self::InvalidToken(_) => GateOutcome::Invalid,
             Self::Revoked(_) => GateOutcome::Revoked,
             Self::InsufficientScope { .. } => GateOutcome::InsufficientScope,
+            Self::InsufficientUserAuthentication { .. } => {
+                GateOutcome::InsufficientUserAuthentication
+            }
             Self::Unavailable
             | Self::Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => {
                 GateOutcome::Unavailable
@@ -135,9 +150,11 @@ impl AuthError {
             | Self::Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::MissingToken | Self::InvalidToken(_) | Self::Revoked(_) | Self::Dpop(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingToken
+            | Self::InvalidToken(_)
+            | Self::Revoked(_)
+            | Self::Dpop(_)
+            | Self::InsufficientUserAuthentication { .. } => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
         }
@@ -153,6 +170,7 @@ impl AuthError {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) | Self::Revoked(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
+            Self::InsufficientUserAuthentication { .. } => Some("insufficient_user_authentication"),
             Self::Dpop(e) => Some(e.error_code()),
         }
     }
@@ -185,6 +203,13 @@ impl AuthError {
             Self::InsufficientScope { .. } => {
                 "The request requires higher privileges than provided by the access token"
             }
+            // RFC 9470 §3's sentences.
+            Self::InsufficientUserAuthentication {
+                recent_only: true, ..
+            } => "More recent authentication is required",
+            Self::InsufficientUserAuthentication { .. } => {
+                "A different authentication level is required"
+            }
         })
     }
 
@@ -214,6 +239,18 @@ impl AuthError {
         }
         match self {
             Self::InsufficientScope { required } => params.push(format!("scope=\"{required}\"")),
+            Self::InsufficientUserAuthentication {
+                acr_values,
+                max_age,
+                ..
+            } => {
+                if let Some(acr) = acr_values {
+                    params.push(format!("acr_values=\"{acr}\""));
+                }
+                if let Some(max) = max_age {
+                    params.push(format!("max_age=\"{max}\""));
+                }
+            }
             _ if self.status() == StatusCode::UNAUTHORIZED => {
                 if let Some(scope) = p.scope {
                     params.push(format!("scope=\"{scope}\""));
@@ -354,6 +391,35 @@ mod tests {
         };
         assert_eq!(scope.status(), StatusCode::FORBIDDEN);
         assert!(scope.challenge(Some("r")).ends_with(r#"scope="admin""#));
+    }
+
+    /// RFC 9470 §3, in the scheme the request used (RFC 9449 §7.1 for DPoP).
+    #[test]
+    fn step_up_challenges_name_what_to_ask_for() {
+        let e = AuthError::InsufficientUserAuthentication {
+            acr_values: Some("urn:mfa".into()),
+            max_age: Some(60),
+            recent_only: false,
+        };
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            e.challenge(None),
+            r#"Bearer error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="urn:mfa", max_age="60""#
+        );
+        let dpop = e.challenge_with(&ChallengeParams {
+            scheme: Some(Scheme::Dpop),
+            dpop_algs: Some("ES256"),
+            ..ChallengeParams::default()
+        });
+        assert!(
+            dpop.starts_with(r#"DPoP algs="ES256", error="insufficient_user_authentication""#),
+            "{dpop}"
+        );
+        assert!(
+            dpop.ends_with(r#"acr_values="urn:mfa", max_age="60""#),
+            "{dpop}"
+        );
+        assert_eq!(e.grpc_status(), 16);
     }
 
     #[test]

@@ -46,6 +46,7 @@
 //!     iss: "https://auth.example".into(), sub: "alice".into(), aud: vec!["orders-api".into()],
 //!     exp: now + 300, iat: now, nbf: None, jti: "t-1".into(), client_id: "web".into(),
 //!     scope: Some("orders:read".into()), sid: Some("fam-1".into()), tenant: None, cnf: None,
+//!     auth_time: None, acr: None, amr: None,
 //! }).unwrap();
 //! let req = Request::builder()
 //!     .header(header::AUTHORIZATION, format!("Bearer {token}"))

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) required_scopes: Vec<String>,
     /// The required scopes, space-separated, for 401 challenges.
     pub(crate) challenge_scope: Option<String>,
+    /// RFC 9470 step-up requirements, when the route has any.
+    pub(crate) step_up: Option<StepUp>,
     /// The RFC 9728 resource, when configured.
     pub(crate) resource: Option<ProtectedResource>,
     /// `tollgate_gate_requests_total`, registered when built.
@@ -37,6 +39,41 @@ pub(crate) struct Shared {
     pub(crate) cookie: Option<String>,
     /// DPoP, when on.
     pub(crate) dpop: Option<GateDpop>,
+}
+
+/// What a route asks of the user's authentication (RFC 9470).
+#[derive(Debug)]
+pub(crate) struct StepUp {
+    /// Acceptable `acr` values; empty: any.
+    pub(crate) acr_values: Vec<String>,
+    /// The longest since `auth_time`, seconds.
+    pub(crate) max_age: Option<u64>,
+}
+
+impl StepUp {
+    /// Whether `claims` meet it at `now` (Unix seconds). A missing `acr`
+    /// never satisfies an `acr` requirement, a missing `auth_time` never a
+    /// `max_age` one.
+    fn check(&self, claims: &AccessClaims, now: u64) -> Result<(), AuthError> {
+        let acr_ok = self.acr_values.is_empty()
+            || claims
+                .acr
+                .as_ref()
+                .is_some_and(|acr| self.acr_values.contains(acr));
+        let recent = self.max_age.is_none_or(|max| {
+            claims
+                .auth_time
+                .is_some_and(|at| now.saturating_sub(at) <= max)
+        });
+        if acr_ok && recent {
+            return Ok(());
+        }
+        Err(AuthError::InsufficientUserAuthentication {
+            acr_values: (!self.acr_values.is_empty()).then(|| self.acr_values.join(" ")),
+            max_age: self.max_age,
+            recent_only: acr_ok,
+        })
+    }
 }
 
 /// A gate's DPoP settings.
@@ -138,7 +175,13 @@ impl AccessTokenLayer {
                 required: s.required_scopes.join(" "),
             });
         }
-        Ok(())
+        match &s.step_up {
+            Some(step_up) => step_up.check(
+                claims,
+                crate::time::unix_secs(s.verifier.revocations().now()),
+            ),
+            None => Ok(()),
+        }
     }
 
     /// What the middleware does for each request: the token (Bearer, or

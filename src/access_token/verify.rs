@@ -269,6 +269,9 @@ mod tests {
             sid: Some("s-1".into()),
             tenant: None,
             cnf: None,
+            auth_time: None,
+            acr: None,
+            amr: None,
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use super::{IssueError, Issuer, RequestContext, Requested, TokenResponse};
+use super::{Authentication, IssueError, Issuer, RequestContext, Requested, TokenResponse};
 use crate::{
     audience,
     revocation::RevokedReason,
@@ -115,7 +115,17 @@ impl Issuer {
             resources: &resources,
             dpop_jkt: requested.dpop_jkt,
         };
-        self.begin_session(client, subject, &granted, meta, Origin::Code(&code_hash))
+        // The sign-in the application approved with, for every token of
+        // the session (RFC 9068 §2.2.1).
+        let meta = RequestContext {
+            authentication: Authentication {
+                auth_time: stored.auth_time,
+                acr: stored.acr.clone(),
+                amr: stored.amr.clone(),
+            },
+            ..meta.clone()
+        };
+        self.begin_session(client, subject, &granted, &meta, Origin::Code(&code_hash))
             .await
     }
 

@@ -3,7 +3,7 @@
 //! a refresh.
 
 use super::{
-    IssueError, Issuer, RequestContext, Requested, TokenResponse,
+    Authentication, IssueError, Issuer, RequestContext, Requested, TokenResponse,
     code::Origin,
     mint::Mint,
     session::{plan_session, resources_for},
@@ -110,6 +110,9 @@ impl Issuer {
             token_expires_at: plan.token_expires_at,
             session_expires_at: plan.session_expires_at,
             dpop_jkt: plan.session_key,
+            auth_time: meta.authentication.auth_time,
+            acr: meta.authentication.acr.as_deref(),
+            amr: (!meta.authentication.amr.is_empty()).then(|| meta.authentication.amr.join(" ")),
         };
         let family_id = match origin {
             Origin::Login => store::sessions::start(&self.inner.db, &session)
@@ -137,6 +140,7 @@ impl Issuer {
             ttl: plan.lifetimes.access,
             cap: Some(plan.session_expires_at),
             dpop_jkt: requested.dpop_jkt,
+            authentication: &meta.authentication,
         })?;
         Ok(TokenResponse {
             access_token,
@@ -173,6 +177,7 @@ impl Issuer {
             ttl: lifetimes.access,
             cap: None,
             dpop_jkt: requested.dpop_jkt,
+            authentication: &Authentication::default(),
         })?;
         Ok(TokenResponse {
             access_token,
@@ -271,6 +276,11 @@ impl Issuer {
                 return Err(IssueError::UnknownToken);
             }
         };
+        let authentication = Authentication {
+            auth_time: session.auth_time,
+            acr: session.acr.clone(),
+            amr: session.amr.clone(),
+        };
         let (access_token, expires_in, token_type) = self.mint(&Mint {
             sub: &session.user_id,
             client_id: &session.client_id,
@@ -282,6 +292,7 @@ impl Issuer {
             ttl: lifetimes.access,
             cap: Some(session.expires_at),
             dpop_jkt: requested.dpop_jkt,
+            authentication: &authentication,
         })?;
         Ok(TokenResponse {
             access_token,

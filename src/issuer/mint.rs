@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{IssueError, Issuer};
+use super::{Authentication, IssueError, Issuer};
 use crate::{
     claims::{AccessClaims, Confirmation},
     secret::random_string,
@@ -22,6 +22,8 @@ pub(super) struct Mint<'a> {
     pub(super) ttl: Duration,
     pub(super) cap: Option<SystemTime>,
     pub(super) dpop_jkt: Option<&'a str>,
+    /// How the session's user signed in.
+    pub(super) authentication: &'a Authentication,
 }
 
 impl Issuer {
@@ -39,6 +41,7 @@ impl Issuer {
             ttl,
             cap,
             dpop_jkt,
+            authentication,
         } = *m;
         let keys = self.inner.keys.load();
         let key = keys.signing_key().ok_or(IssueError::Signing(None))?;
@@ -63,6 +66,9 @@ impl Issuer {
             cnf: dpop_jkt.map(|jkt| Confirmation {
                 jkt: jkt.to_owned(),
             }),
+            auth_time: authentication.auth_time.map(unix_secs),
+            acr: authentication.acr.clone(),
+            amr: (!authentication.amr.is_empty()).then(|| authentication.amr.clone()),
         };
         let token = key
             .sign(&claims)

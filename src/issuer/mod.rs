@@ -51,6 +51,7 @@ pub use code::CodeError;
 pub(crate) use code::CodeRedemption;
 pub use handle::Issuer;
 pub use request::{
-    IssueError, IssuerConfigError, Lifetimes, RequestContext, Requested, TokenResponse,
+    Authentication, IssueError, IssuerConfigError, Lifetimes, RequestContext, Requested,
+    TokenResponse,
 };
 pub(crate) use revoker::Revoker;

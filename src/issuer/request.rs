@@ -60,6 +60,23 @@ pub struct RequestContext {
     pub device_fingerprint: Option<String>,
     /// Tenant, for multi-tenant deployments.
     pub tenant: Option<String>,
+    /// How the user signed in, for a new session: stamped into it and into
+    /// every access token minted from it, refreshes included (RFC 9068
+    /// §2.2.1), where the gate's step-up requirements read it.
+    pub authentication: Authentication,
+}
+
+/// How a user authenticated: what RFC 9068 §2.2.1 access tokens carry as
+/// `auth_time`, `acr` and `amr`, and RFC 9470 step-up checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authentication {
+    /// When the user authenticated (not when the token was minted).
+    pub auth_time: Option<SystemTime>,
+    /// The authentication context class reached.
+    pub acr: Option<String>,
+    /// The authentication methods (RFC 8176 values such as `pwd`, `otp`,
+    /// `hwk`).
+    pub amr: Vec<String>,
 }
 
 /// What a token request asks for.

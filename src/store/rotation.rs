@@ -66,6 +66,10 @@ pub(crate) struct ContinuedSession {
     /// (the child, or the session's current token for a replay): the same
     /// instant for every holder it is handed to.
     pub(crate) refresh_expires_at: SystemTime,
+    /// How the user signed in to start the session.
+    pub(crate) auth_time: Option<SystemTime>,
+    pub(crate) acr: Option<String>,
+    pub(crate) amr: Vec<String>,
 }
 
 /// The session a refused refresh token belongs to.
@@ -241,6 +245,9 @@ async fn apply(
             resources,
             expires_at: system_time(family.expires_at),
             refresh_expires_at: system_time(refresh_expires_at),
+            auth_time: family.auth_time.map(system_time),
+            acr: family.acr.clone(),
+            amr: crate::audience::split(family.amr.as_deref()),
         };
     let refused = || RefusedSession {
         sid: family.id.clone(),

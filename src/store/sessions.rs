@@ -56,6 +56,10 @@ pub(crate) struct NewSession<'a> {
     /// The DPoP key (RFC 7638 thumbprint) the session is bound to, if
     /// any.
     pub(crate) dpop_jkt: Option<&'a str>,
+    /// When the user signed in, the class and the methods (space-separated).
+    pub(crate) auth_time: Option<SystemTime>,
+    pub(crate) acr: Option<&'a str>,
+    pub(crate) amr: Option<String>,
 }
 
 /// Records a login; returns the family id (the `sid`), or `None` when the
@@ -110,6 +114,9 @@ pub(super) async fn start_in(
         revoked_reason: Set(None),
         resources: Set(audience::join(s.resources)),
         dpop_jkt: Set(s.dpop_jkt.map(str::to_owned)),
+        auth_time: Set(s.auth_time.map(db_time)),
+        acr: Set(s.acr.map(str::to_owned)),
+        amr: Set(s.amr.clone()),
     }
     .insert(txn)
     .await?;

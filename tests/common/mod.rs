@@ -60,6 +60,9 @@ pub fn claims(jti: &str) -> AccessClaims {
         sid: Some("fam-1".into()),
         tenant: None,
         cnf: None,
+        auth_time: None,
+        acr: None,
+        amr: None,
     }
 }
 

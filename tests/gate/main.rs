@@ -13,3 +13,4 @@ mod dpop;
 #[cfg(feature = "axum")]
 mod frameworks;
 mod resource;
+mod step_up;

@@ -28,7 +28,7 @@ fn gate(required: &[&str]) -> AccessTokenLayer {
 
 /// The challenge of the gate's answer to `req`, parsed strictly:
 /// (status, scheme, params).
-async fn challenge(
+pub(crate) async fn challenge(
     g: AccessTokenLayer,
     req: Request<String>,
 ) -> (StatusCode, Vec<(String, String)>) {
@@ -51,7 +51,7 @@ async fn challenge(
     (res.status(), params)
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))

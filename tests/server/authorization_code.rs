@@ -307,13 +307,22 @@ per_backend! {
         let access = tokens.access_token().secret().clone();
         let claims = site.h.gate.verify(&access).unwrap();
         assert_eq!((claims.sub.as_str(), claims.client_id.as_str()), ("alice", "native"));
-        // An ordinary session: it rotates.
+        // How alice signed in, as the login page approved (RFC 9068 §2.2.1).
+        assert!(claims.auth_time.is_some());
+        assert_eq!(claims.acr.as_deref(), Some("urn:pwd"));
+        assert_eq!(claims.amr, Some(vec!["pwd".to_owned()]));
+        // An ordinary session: it rotates, and a refresh keeps the
+        // original sign-in, not the refresh's time.
+        site.h.clock.advance(Duration::from_secs(120));
         let refreshed = client
             .exchange_refresh_token(tokens.refresh_token().unwrap())
             .request_async(&http)
             .await
             .unwrap();
-        assert_eq!(site.h.gate.verify(refreshed.access_token().secret()).unwrap().sid, claims.sid);
+        let again = site.h.gate.verify(refreshed.access_token().secret()).unwrap();
+        assert_eq!(again.sid, claims.sid);
+        assert_eq!((again.auth_time, again.acr, again.amr), (claims.auth_time, claims.acr.clone(), claims.amr.clone()));
+        assert!(again.iat > claims.iat);
 
         // The code again: refused, and the session it started ends at
         // once, at the gate too (RFC 6749 §4.1.2).
@@ -577,5 +586,38 @@ per_backend! {
         let report = janitor.run_once(site.h.clock.now()).await.unwrap();
         assert_eq!(report.authorizations, 1, "{}", site.h.backend);
         assert_eq!(rows().await, 0);
+    }
+}
+
+per_backend! {
+    /// The application's own login handler stamps the same sign-in into
+    /// the session as `complete` does (`Issuer::issue` with the context's
+    /// `authentication`), refreshes included.
+    #[tokio::test]
+    async fn an_own_login_handler_stamps_the_same_sign_in(b) {
+        let h = harness(b, RefreshPolicy::default()).await;
+        let at = h.clock.now() - Duration::from_secs(30);
+        let meta = tollgate::issuer::RequestContext {
+            authentication: tollgate::issuer::Authentication {
+                auth_time: Some(at),
+                acr: Some("urn:example:mfa".into()),
+                amr: vec!["pwd".into(), "otp".into()],
+            },
+            ..Default::default()
+        };
+        let tokens = h.issuer.issue("alice", "web", None, &meta).await.unwrap();
+        let first = h.gate.verify(&tokens.access_token).unwrap();
+        let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(first.auth_time, Some(secs));
+        assert_eq!(first.acr.as_deref(), Some("urn:example:mfa"));
+        assert_eq!(first.amr, Some(vec!["pwd".to_owned(), "otp".to_owned()]));
+        h.clock.advance(Duration::from_secs(600));
+        let refreshed = h.refresh(tokens.refresh_token.as_deref().unwrap()).await;
+        let later = h.gate.verify(&refreshed.access_token()).unwrap();
+        assert_eq!((later.auth_time, later.acr, later.amr), (first.auth_time, first.acr, first.amr));
+        // Without it, none of the three.
+        let plain = h.issuer.issue("alice", "web", None, &Default::default()).await.unwrap();
+        let c = h.gate.verify(&plain.access_token).unwrap();
+        assert_eq!((c.auth_time, c.acr, c.amr), (None, None, None));
     }
 }

@@ -94,6 +94,9 @@ impl Settings {
             sid: Some("bench-session".into()),
             tenant: None,
             cnf: None,
+            auth_time: None,
+            acr: None,
+            amr: None,
         }
     }
 }
