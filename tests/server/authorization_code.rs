@@ -93,6 +93,7 @@ impl Site {
         assert!(!portal_secret.is_empty());
         let endpoint = TokenEndpoint::builder(h.issuer.clone())
             .authorization(Authorization::new("/login"))
+            .dpop(tollgate::dpop::Dpop::builder().build().unwrap())
             .janitor_elsewhere()
             .build()
             .unwrap();
@@ -183,14 +184,20 @@ impl Site {
     }
 
     async fn post(&self, body: String) -> (u16, serde_json::Value) {
-        let res = self
+        self.post_with(body, None).await
+    }
+
+    /// POST `/token`, with a DPoP proof when given.
+    async fn post_with(&self, body: String, dpop: Option<String>) -> (u16, serde_json::Value) {
+        let mut req = self
             .http
             .post(format!("{}/token", self.base))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .body(body);
+        if let Some(proof) = dpop {
+            req = req.header("dpop", proof);
+        }
+        let res = req.send().await.unwrap();
         (res.status().as_u16(), res.json().await.unwrap_or_default())
     }
 }
@@ -620,4 +627,101 @@ per_backend! {
         let c = h.gate.verify(&plain.access_token).unwrap();
         assert_eq!((c.auth_time, c.acr, c.amr), (None, None, None));
     }
+}
+
+per_backend! {
+    /// RFC 9449 §10: `dpop_jkt` binds the code to a key; only a proof by
+    /// it redeems the code, and the public client's session is bound to it.
+    #[tokio::test]
+    async fn a_code_bound_by_dpop_jkt_needs_a_proof_by_that_key(b) {
+        use crate::common::dpop::{ProofKey, claims as proof_claims};
+        let site = Site::new(b).await;
+        let key = ProofKey::es256();
+        let proof = |key: &ProofKey| {
+            let mut c = proof_claims("POST", &format!("{ISS}/token"), None);
+            c["iat"] = site.h.clock.now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().into();
+            key.sign(&c)
+        };
+        let (pkce, verifier) = challenge();
+        let (url, _) = site
+            .oauth2(NATIVE)
+            .authorize_url(CsrfToken::new_random)
+            .set_pkce_challenge(pkce)
+            .add_extra_param("dpop_jkt", key.thumbprint())
+            .url();
+        let (id, cookie) = site.start(url.query().unwrap()).await;
+        let location = site.approve(&id, &cookie).await.1.unwrap();
+        let code = param(&params(&location), "code").unwrap().to_owned();
+        let body = format!(
+            "grant_type=authorization_code&client_id=native&code={code}&code_verifier={}&redirect_uri={}",
+            verifier.secret(),
+            NATIVE.replace(':', "%3A").replace('/', "%2F")
+        );
+        for other in [None, Some(proof(&ProofKey::es256()))] {
+            let (status, json) = site.post_with(body.clone(), other).await;
+            assert_eq!((status, json["error"].as_str()), (400, Some("invalid_grant")), "{json}");
+            assert_eq!(json["error_description"], "The authorization code is bound to another DPoP key");
+        }
+        let (status, json) = site.post_with(body, Some(proof(&key))).await;
+        assert_eq!(status, 200, "{}: {json}", site.h.backend);
+        assert_eq!(json["token_type"], "DPoP");
+        // Its refreshes need the key too.
+        let refresh = json["refresh_token"].as_str().unwrap();
+        let form = format!("grant_type=refresh_token&client_id=native&refresh_token={refresh}");
+        let (status, _) = site.post_with(form.clone(), None).await;
+        assert_eq!(status, 400);
+        let (status, json) = site.post_with(form, Some(proof(&key))).await;
+        assert_eq!(status, 200, "{json}");
+    }
+}
+
+/// An independent client library (Python requests-oauth2client,
+/// `scripts/code-flow-client`) through the whole flow: its own PKCE S256,
+/// its own validation of `state` and RFC 9207 `iss`, the code redeemed and
+/// refreshed, the replay refused, a callback with a forged `iss` refused by
+/// the library. Skipped without the library, except under CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_client_library_signs_in_and_checks_iss() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import requests_oauth2client"])
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "requests-oauth2client is required under CI"
+        );
+        eprintln!("skipped: pip install requests-oauth2client");
+        return;
+    }
+    let site = Site::new(Backend::sqlite_memory().await).await;
+    let base = site.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/code-flow-client"
+            ))
+            .args([&base, ISS, "native", "http://127.0.0.1:50123/callback"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["code_challenge_method"], "S256", "{seen}");
+    assert_eq!(seen["authorize_status"], 303, "{seen}");
+    assert_eq!(seen["login_status"], 303, "{seen}");
+    assert_eq!(seen["callback_prefix_ok"], true, "{seen}");
+    assert_eq!(seen["token_type"], "Bearer", "{seen}");
+    assert_eq!(seen["scope"], "read", "{seen}");
+    assert_eq!(seen["has_refresh_token"], true, "{seen}");
+    assert_eq!(seen["refreshed"], true, "{seen}");
+    assert_eq!(seen["replay"], "invalid_grant", "{seen}");
+    assert_eq!(seen["forged_iss"], "refused", "{seen}");
 }
