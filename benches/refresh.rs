@@ -14,6 +14,12 @@
 //! - `floor`: N tasks do only the database work of a rotation with sqlx
 //!   directly: in one transaction select the token by hash, consume it,
 //!   insert the child, advance the family.
+//! - `code flow`: N clients each sign in from scratch in a loop, over the
+//!   same kind of connection: `GET /authorize` (validated, stored), the
+//!   application's login route calling `Authorizer::complete` (the code),
+//!   `POST /token grant_type=authorization_code` with the PKCE verifier (a
+//!   new session). One operation is the whole sign-in, three requests;
+//!   beside it the refresh grant at the same load.
 
 #![allow(missing_docs)]
 
@@ -34,8 +40,10 @@ use tollgate::{
     refresh::RefreshPolicy,
     secret::{RefreshSecret, hash_token, random_string, random_token},
     store::{self, clients::NewClient},
-    token_endpoint::TokenEndpoint,
+    token_endpoint::{Approve, Authorization, Authorizer, TokenEndpoint},
 };
+
+const REDIRECT: &str = "http://127.0.0.1/cb";
 
 struct Run {
     name: String,
@@ -122,6 +130,11 @@ async fn setup(url: &str, conns: u32) -> Setup {
     .await
     .unwrap()
     .unwrap();
+    let mut native = NewClient::public("native", "read write");
+    native.redirect_uris = vec![REDIRECT.into()];
+    store::clients::register(&db, native, std::time::SystemTime::now())
+        .await
+        .unwrap();
     let issuer = Issuer::builder()
         .db(db.clone())
         .keys(SigningKey::hmac("k", Algorithm::HS256, &[7; 32]).unwrap())
@@ -196,6 +209,131 @@ async fn http_run(name: String, s: &Setup, clients: usize, dur: Duration) -> Run
                 if status == StatusCode::OK {
                     let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
                     token = json["refresh_token"].as_str().unwrap().to_owned();
+                    ok += 1;
+                } else {
+                    errors += 1;
+                    break;
+                }
+            }
+            (ok, errors, lat)
+        }));
+    }
+    let run = collect(name, start, tasks).await;
+    server.abort();
+    run
+}
+
+/// The application's login route: the user is signed in already.
+async fn approve(
+    axum::extract::State(authorizer): axum::extract::State<Authorizer>,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let id = uri
+        .query()
+        .and_then(|q| q.strip_prefix("authorization="))
+        .unwrap_or_default();
+    match authorizer.complete(&headers, id, Approve::new("user")).await {
+        Ok(redirect) => redirect.into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// One GET on `sender`: the status and the `Location` and `Set-Cookie`.
+async fn get(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, String, Option<String>) {
+    let mut req = Request::get(path).header(header::HOST, "127.0.0.1");
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = sender
+        .send_request(req.body(Full::default()).unwrap())
+        .await
+        .unwrap();
+    let value = |name| {
+        res.headers()
+            .get(name)
+            .map(|v: &http::HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    let (location, set_cookie) = (value(header::LOCATION), value(header::SET_COOKIE));
+    let status = res.status();
+    res.into_body().collect().await.unwrap();
+    (status, location.unwrap_or_default(), set_cookie)
+}
+
+/// N keep-alive clients signing in with the code flow in a loop for `dur`.
+async fn code_run(name: String, s: &Setup, clients: usize, dur: Duration) -> Run {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let endpoint = TokenEndpoint::builder(s.issuer.clone())
+        .authorization(Authorization::new("/login"))
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route_service("/token", endpoint.clone())
+        .route_service("/authorize", endpoint.authorization_endpoint().unwrap())
+        .route("/login", axum::routing::get(approve))
+        .with_state(endpoint.authorizer().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let verifier = random_token();
+    let challenge = URL_SAFE_NO_PAD.encode(hash_token(&verifier));
+    let authorize = Arc::new(format!(
+        "/authorize?client_id=native&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb\
+         &code_challenge={challenge}&code_challenge_method=S256&state=s"
+    ));
+    let redeem = Arc::new(format!(
+        "grant_type=authorization_code&client_id=native&code_verifier={verifier}\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code="
+    ));
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    let deadline = start + dur;
+    for _ in 0..clients {
+        let (authorize, redeem) = (Arc::clone(&authorize), Arc::clone(&redeem));
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let (mut ok, mut errors, mut lat) = (0, 0, Vec::new());
+            let mut cookie: Option<String> = None;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let (status, login, set) = get(&mut sender, &authorize, cookie.as_deref()).await;
+                if let Some(set) = set {
+                    cookie = set.split(';').next().map(str::to_owned);
+                }
+                let (approved, back, _) = get(&mut sender, &login, cookie.as_deref()).await;
+                let code = back.split("code=").nth(1).and_then(|c| c.split('&').next());
+                let (Some(code), StatusCode::SEE_OTHER, StatusCode::SEE_OTHER) =
+                    (code, status, approved)
+                else {
+                    errors += 1;
+                    break;
+                };
+                let req = Request::post("/token")
+                    .header(header::HOST, "127.0.0.1")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Full::new(Bytes::from(format!("{redeem}{code}"))))
+                    .unwrap();
+                let res = sender.send_request(req).await.unwrap();
+                let status = res.status();
+                res.into_body().collect().await.unwrap();
+                lat.push(t0.elapsed());
+                if status == StatusCode::OK {
                     ok += 1;
                 } else {
                     errors += 1;
@@ -380,13 +518,23 @@ fn main() {
                     http_run(format!("{kind} http /token x{clients}"), &s, clients, dur).await,
                 );
             }
+            // The whole sign-in beside the refresh grant at the same load.
+            for clients in [1usize, 16] {
+                runs.push(
+                    http_run(format!("{kind} refresh x{clients}"), &s, clients, dur).await,
+                );
+                runs.push(
+                    code_run(format!("{kind} code flow x{clients}"), &s, clients, dur).await,
+                );
+            }
         }
         println!(
             "\n{:<32} {:>10} {:>9} {:>9} {:>7} {:>11}",
-            "variant", "ops/s", "p50 ms", "p99 ms", "errors", "http/floor"
+            "variant", "ops/s", "p50 ms", "p99 ms", "errors", "vs previous"
         );
         for (i, r) in runs.iter().enumerate() {
-            // Runs come in pairs: the floor, then HTTP at the same load.
+            // Runs come in pairs: the floor, then HTTP at the same load;
+            // the refresh grant, then the code flow.
             let ratio = if i % 2 == 1 {
                 format!("{:.0}%", 100.0 * r.rate() / runs[i - 1].rate())
             } else {
