@@ -234,7 +234,10 @@ async fn approve(
         .query()
         .and_then(|q| q.strip_prefix("authorization="))
         .unwrap_or_default();
-    match authorizer.complete(&headers, id, Approve::new("user")).await {
+    match authorizer
+        .complete(&headers, id, Approve::new("user"))
+        .await
+    {
         Ok(redirect) => redirect.into_response(),
         Err(_) => StatusCode::BAD_REQUEST.into_response(),
     }
@@ -520,12 +523,8 @@ fn main() {
             }
             // The whole sign-in beside the refresh grant at the same load.
             for clients in [1usize, 16] {
-                runs.push(
-                    http_run(format!("{kind} refresh x{clients}"), &s, clients, dur).await,
-                );
-                runs.push(
-                    code_run(format!("{kind} code flow x{clients}"), &s, clients, dur).await,
-                );
+                runs.push(http_run(format!("{kind} refresh x{clients}"), &s, clients, dur).await);
+                runs.push(code_run(format!("{kind} code flow x{clients}"), &s, clients, dur).await);
             }
         }
         println!(
