@@ -6,13 +6,15 @@
 //! names PostgreSQL. Every setting comes from the environment; README.md
 //! lists them with their defaults.
 //!
-//! The demo user logs in with the password grant, which is enabled for the
-//! two demo clients only. Production services should authenticate users in
-//! their own login handler and start sessions with `Issuer::issue`
-//! (RFC 9700 §2.4 deprecates the password grant).
+//! The demo user signs in with the authorization code flow and PKCE:
+//! `/authorize` sends the browser to the app's own login and consent
+//! pages (`signin.rs`), which hand the decision back to tollgate. The
+//! password grant (RFC 9700 §2.4 deprecates it) is off unless
+//! `TOLLGATE_DEMO_PASSWORD_GRANT=on`, for `curl`.
 //!
 //! This file wires the service together; `setup.rs` reads the settings
-//! and keeps the keys, `routes.rs` holds the app's own routes. With
+//! and keeps the keys, `routes.rs` holds the app's own routes, `page.rs`
+//! the browser app, `signin.rs` the login and consent pages. With
 //! `--features postgres`, `DATABASE_URL` may name PostgreSQL.
 
 use std::{net::SocketAddr, time::Duration};
@@ -31,13 +33,14 @@ use tollgate::{
     issuer::Issuer,
     store,
     sync::RevocationSync,
-    token_endpoint::{BrowserClient, TokenEndpoint},
+    token_endpoint::{Authorization, BrowserClient, TokenEndpoint},
 };
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
 mod page;
 mod routes;
 mod setup;
+mod signin;
 
 use routes::{Auth, healthz, list_sessions, logout, me, revoke_session, revoke_sessions};
 use setup::{
@@ -99,7 +102,7 @@ impl App {
             .acquire_timeout(Duration::from_secs(5));
         let db = Database::connect(opts).await?;
         store::migrate(&db).await?;
-        demo_clients(&db, cfg).await?;
+        demo_clients(&db, cfg, public_url).await?;
 
         let issuer = Issuer::builder()
             .db(db.clone())
@@ -121,20 +124,31 @@ impl App {
         // DPoP (RFC 9449), optional: a client that sends proofs gets
         // tokens bound to its key; one that does not gets bearer tokens.
         let dpop = Dpop::builder().build()?;
-        let endpoint = TokenEndpoint::builder(issuer.clone())
+        let mut endpoint = TokenEndpoint::builder(issuer.clone())
             .dpop(dpop.clone())
             .public_base_url(public_url)
             .trusted_proxies(cfg.proxies.clone())
             .rate_limits(cfg.limits.clone())
-            .password_verifier(demo_password_verifier(cfg)?)
+            // The code flow: /authorize sends the browser to /login.
+            .authorization(Authorization::new("/login"))
             // The page at `/` (this origin) and any configured elsewhere.
             .browser_client(
                 cfg.browser_client_id.clone(),
                 BrowserClient::new(
                     std::iter::once(origin_of(public_url)).chain(cfg.browser_origins.clone()),
                 ),
-            )
-            .build()?;
+            );
+        if cfg.password_grant {
+            endpoint = endpoint.password_verifier(demo_password_verifier(cfg)?);
+        }
+        let endpoint = endpoint.build()?;
+        let sign_in = signin::SignIn::new(
+            endpoint
+                .authorizer()
+                .ok_or("the authorization endpoint is on")?,
+            demo_password_verifier(cfg)?,
+            origin_of(public_url),
+        )?;
 
         // The API is one protected resource (RFC 9728): the public URL.
         // Its metadata is served at the well-known path, and every
@@ -193,6 +207,12 @@ impl App {
         }
         let router = router
             .merge(page::routes(&cfg.browser_client_id))
+            .route_service(
+                "/authorize",
+                endpoint
+                    .authorization_endpoint()
+                    .ok_or("the authorization endpoint is on")?,
+            )
             .merge(
                 Router::new()
                     .route_service("/token", endpoint.clone())
@@ -212,6 +232,7 @@ impl App {
             .merge(
                 protected
                     .merge(admin)
+                    .merge(sign_in.routes())
                     .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
             )
             .layer(TimeoutLayer::with_status_code(
@@ -237,7 +258,9 @@ async fn no_store(mut res: axum::response::Response) -> axum::response::Response
 fn curl_lines(cfg: &Config, addr: SocketAddr) -> String {
     format!(
         "\nTry it:\n\
-         \x20 # log in as the demo user (password grant, demo clients only)\n\
+         \x20 # sign in as {user} / {pw} in a browser (authorization code + PKCE)\n\
+         \x20 open http://{addr}/\n\
+         \x20 # or, with TOLLGATE_DEMO_PASSWORD_GRANT=on, log in with curl (the deprecated password grant)\n\
          \x20 curl -s -u {id}:{secret} -d grant_type=password -d username={user} -d password={pw} -d scope='read write' http://{addr}/token\n\
          \x20 # call a protected route with the access_token from the answer\n\
          \x20 curl -s -H \"Authorization: Bearer $ACCESS_TOKEN\" http://{addr}/me\n\

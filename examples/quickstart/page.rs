@@ -67,9 +67,10 @@ fn asset(content_type: &'static str, body: impl IntoResponse) -> impl IntoRespon
     (headers, body)
 }
 
-fn html_escape(text: &str) -> String {
+pub(crate) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }

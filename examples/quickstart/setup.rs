@@ -58,6 +58,8 @@ pub(crate) struct Config {
     pub(crate) browser_origins: Vec<String>,
     pub(crate) user: String,
     pub(crate) password: String,
+    /// The deprecated password grant for the demo clients (for `curl`).
+    pub(crate) password_grant: bool,
 }
 
 pub(crate) fn var(name: &str, default: &str) -> String {
@@ -181,13 +183,28 @@ impl Config {
                 .collect(),
             user: var("TOLLGATE_DEMO_USER", "alice"),
             password: var("TOLLGATE_DEMO_PASSWORD", "wonderland"),
+            password_grant: match var("TOLLGATE_DEMO_PASSWORD_GRANT", "off").as_str() {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(
+                        format!("TOLLGATE_DEMO_PASSWORD_GRANT: on or off, not `{other}`").into(),
+                    );
+                }
+            },
         })
     }
 }
 
 /// The demo clients, registered once (changing their settings later means
-/// a fresh database).
-pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Result<(), BoxError> {
+/// a fresh database, or the `tollgate` command) — except the browser
+/// client's redirect URI, which follows the public URL at every start: the
+/// page at `/` is where the code flow comes back to.
+pub(crate) async fn demo_clients(
+    db: &DatabaseConnection,
+    cfg: &Config,
+    public_url: &str,
+) -> Result<(), BoxError> {
     if store::clients::find(db, &cfg.client_id).await?.is_none() {
         let mut c = NewClient::confidential(cfg.client_id.clone(), "read write");
         c.allow_password = true;
@@ -202,16 +219,49 @@ pub(crate) async fn demo_clients(db: &DatabaseConnection, cfg: &Config) -> Resul
         )
         .await?;
     }
-    // Two public clients: one for scripts, and the one the page at `/`
-    // signs in through (its refresh token lives in a cookie).
-    for id in [&cfg.public_client_id, &cfg.browser_client_id] {
-        if store::clients::find(db, id).await?.is_none() {
-            let mut c = NewClient::public(id.clone(), "read write");
-            c.allow_password = true;
-            store::clients::register(db, c, std::time::SystemTime::now()).await?;
-        }
+    // A public client for scripts and native apps: a loopback redirect,
+    // any port (RFC 8252 §7.3).
+    if store::clients::find(db, &cfg.public_client_id)
+        .await?
+        .is_none()
+    {
+        let mut c = NewClient::public(cfg.public_client_id.clone(), "read write");
+        c.allow_password = true;
+        c.redirect_uris = vec!["http://127.0.0.1/callback".to_owned()];
+        store::clients::register(db, c, std::time::SystemTime::now()).await?;
     }
-    Ok(())
+    // The page at `/` signs in through this one (its refresh token lives
+    // in a cookie).
+    let mut c = NewClient::public(cfg.browser_client_id.clone(), "read write");
+    c.name = "tollgate quickstart (the page at /)".to_owned();
+    c.allow_password = true;
+    c.redirect_uris = vec![format!("{}/", origin_of(public_url))];
+    let registered = store::clients::find(db, &c.client_id).await?;
+    let saved = match &registered {
+        Some(_) => store::clients::update(db, c.clone()).await.map(|_| ()),
+        None => store::clients::register(db, c.clone(), std::time::SystemTime::now())
+            .await
+            .map(|_| ()),
+    };
+    match saved {
+        Ok(()) => Ok(()),
+        // A public URL on plain http beyond loopback cannot be a redirect.
+        Err(store::StoreError::Invalid(why)) => {
+            eprintln!(
+                "warning: the page at / cannot sign in: {} is not a valid redirect URI ({why}); \
+                 serve it over https or on a loopback address",
+                c.redirect_uris[0]
+            );
+            c.redirect_uris.clear();
+            if registered.is_some() {
+                store::clients::update(db, c).await?;
+            } else {
+                store::clients::register(db, c, std::time::SystemTime::now()).await?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `TOLLGATE_TRUSTED_PROXIES` (addresses and networks) and the one header

@@ -44,6 +44,15 @@ fn built(bin: &std::path::Path) -> PathBuf {
     bin.to_path_buf()
 }
 
+/// An empty directory of this test process for `name` (removed first if
+/// a run before left it).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tollgate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A running quickstart server; killed on drop.
 pub struct Server {
     child: Child,
@@ -53,11 +62,23 @@ pub struct Server {
 }
 
 impl Server {
+    /// The quickstart with its opt-in password grant on: most tests sign
+    /// the demo user in with one request, as `curl` does. `env` may turn
+    /// it off again.
     pub fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut with_password = vec![("TOLLGATE_DEMO_PASSWORD_GRANT", "on")];
+        with_password.extend_from_slice(env);
+        Self::as_shipped(data_dir, &with_password)
+    }
+
+    /// The quickstart with only `env` over its defaults (no password
+    /// grant: users sign in through `/authorize`).
+    pub fn as_shipped(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(binary("quickstart"));
         command
             .env("TOLLGATE_DATA_DIR", data_dir)
             .env_remove("DATABASE_URL")
+            .env_remove("TOLLGATE_DEMO_PASSWORD_GRANT")
             .envs(env.iter().copied());
         Self::spawn(command)
     }

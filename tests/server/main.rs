@@ -44,6 +44,8 @@ mod quickstart;
 #[cfg(feature = "axum")]
 mod quickstart_browser;
 #[cfg(feature = "axum")]
+mod quickstart_signin;
+#[cfg(feature = "axum")]
 mod reliability;
 mod resources;
 mod revocation;

@@ -160,16 +160,58 @@ async fn wait_sessions(b: &Client, n: usize) -> Vec<Element> {
     }
 }
 
-async fn sign_in(b: &Client, base: &str) {
+/// Waits (at most 20 s) for the element `id` on the page the browser
+/// navigates to.
+async fn wait_for(b: &Client, id: &str) -> Element {
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+}
+
+/// From the page's Sign in button through `/authorize`, the login page
+/// and the consent page; `allow` or `deny` there. Returns the consent
+/// page's text.
+async fn through_the_pages(b: &Client, base: &str, decision: &str) -> String {
     b.goto(&format!("{base}/")).await.unwrap();
     wait_status(b, "signed out").await;
+    click(b, "sign-in-button").await;
+    // The login page: the client and where the browser will be sent.
+    wait_for(b, "password").await;
+    assert!(b.current_url().await.unwrap().path() == "/login");
+    let name = by_id(b, "client-name").await.text().await.unwrap();
+    assert_eq!(name, "tollgate quickstart (the page at /)");
+    assert_eq!(
+        by_id(b, "redirect-host").await.text().await.unwrap(),
+        "127.0.0.1"
+    );
+    by_id(b, "username").await.send_keys("alice").await.unwrap();
     by_id(b, "password")
         .await
         .send_keys("wonderland")
         .await
         .unwrap();
     click(b, "sign-in-button").await;
+    // The consent page: who signed in and what the client gets.
+    wait_for(b, decision).await;
+    let text = by_id(b, "consent").await.text().await.unwrap();
+    assert_eq!(by_id(b, "subject").await.text().await.unwrap(), "alice");
+    let scopes = by_id(b, "scopes").await.text().await.unwrap();
+    assert!(
+        scopes.contains("read") && scopes.contains("write"),
+        "{scopes}"
+    );
+    click(b, decision).await;
+    text
+}
+
+async fn sign_in(b: &Client, base: &str) {
+    through_the_pages(b, base, "allow").await;
     wait_status(b, "signed in as alice").await;
+    // The page took the code out of its address.
+    let url = b.current_url().await.unwrap();
+    assert_eq!(url.as_str(), format!("{base}/"));
 }
 
 async fn claims(b: &Client) -> Value {
@@ -192,9 +234,10 @@ async fn the_page_signs_in_recovers_through_the_cookie_and_logs_devices_out() {
         return;
     };
     let dir = scratch("data");
-    // Access tokens expire after 2 s with no leeway, so the page meets a
-    // 401 soon; rate limits off, since every request comes from one IP.
-    let server = Server::start(
+    // As shipped (no password grant). Access tokens expire after 2 s with
+    // no leeway, so the page meets a 401 soon; rate limits off, since
+    // every request comes from one IP.
+    let server = Server::as_shipped(
         &dir,
         &[
             ("TOLLGATE_ACCESS_TTL_SECS", "2"),
@@ -213,6 +256,10 @@ async fn the_page_signs_in_recovers_through_the_cookie_and_logs_devices_out() {
     let first = claims(&a).await;
     assert_eq!(first["sub"], "alice");
     assert_eq!(first["client_id"], "demo-browser");
+    // How alice signed in, from the login page (RFC 9068 §2.2.1).
+    assert_eq!(first["acr"], "urn:tollgate:quickstart:password");
+    assert_eq!(first["amr"], json!(["pwd"]));
+    assert!(first["auth_time"].as_u64().unwrap() <= first["iat"].as_u64().unwrap());
     let cookie = refresh_cookie(&a).await.expect("the refresh cookie");
     assert!(cookie.value().len() >= 43);
     assert_eq!(cookie.http_only(), Some(true));
@@ -261,7 +308,13 @@ async fn the_page_signs_in_recovers_through_the_cookie_and_logs_devices_out() {
     let rotated = refresh_cookie(&a).await.unwrap();
     assert_ne!(rotated.value(), cookie.value(), "the cookie was rotated");
 
-    // A second device; the first lists both, itself marked.
+    // A second device: the user denies first (the page says so and stays
+    // signed out), then allows; the first lists both, itself marked.
+    through_the_pages(&b, &base, "deny").await;
+    wait_status(&b, "signed out").await;
+    let error = by_id(&b, "error").await.text().await.unwrap();
+    assert_eq!(error, "The user denied the request");
+    assert!(refresh_cookie(&b).await.is_none());
     sign_in(&b, &base).await;
     let b_claims = claims(&b).await;
     click(&a, "load-sessions").await;

@@ -1,9 +1,13 @@
 // The quickstart's browser app: plain JavaScript, no build step.
 //
-// The access token lives in this closure only (never in localStorage or a
-// readable cookie); the refresh token lives in an HttpOnly cookie that
-// this script cannot read and the browser sends to /token by itself. On a
-// 401 the app refreshes once through the cookie and retries.
+// It signs in with the authorization code flow and PKCE (RFC 7636): a
+// fresh verifier and state per attempt, kept in sessionStorage only until
+// the answer comes back to this page, which checks state and the issuer
+// (RFC 9207) before redeeming the code. The access token lives in this
+// closure only (never in localStorage or a readable cookie); the refresh
+// token lives in an HttpOnly cookie that this script cannot read and the
+// browser sends to /token by itself. On a 401 the app refreshes once
+// through the cookie and retries.
 'use strict';
 
 (() => {
@@ -12,6 +16,11 @@
   // Every request says it comes from script: a cross-site form cannot
   // send this header, so the token endpoint refuses forged requests.
   const fromScript = { 'X-Requested-With': 'fetch' };
+
+  // Where the code flow comes back to: this page (the client's one
+  // registered redirect URI).
+  const redirectUri = `${window.location.origin}/`;
+  const pkceKey = 'tollgate-sign-in';
 
   let accessToken = null;
   let refreshes = 0;
@@ -151,21 +160,64 @@
     }
   }
 
-  $('sign-in').addEventListener('submit', (event) => {
-    event.preventDefault();
-    run(async () => {
-      const tokens = await tokenRequest('/token', {
-        grant_type: 'password',
-        username: $('username').value,
-        password: $('password').value,
-        scope: 'read write',
-      });
-      $('password').value = '';
-      accessToken = tokens.access_token;
-      await showMe();
-      await loadSessions();
+  function base64url(bytes) {
+    let text = '';
+    bytes.forEach((b) => {
+      text += String.fromCharCode(b);
     });
-  });
+    return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
+  // 256 bits from the browser's CSPRNG.
+  function randomValue() {
+    return base64url(crypto.getRandomValues(new Uint8Array(32)));
+  }
+
+  // To /authorize, with a fresh PKCE verifier (its S256 challenge sent)
+  // and state, kept for this tab until the answer comes back.
+  async function startSignIn() {
+    const verifier = randomValue();
+    const state = randomValue();
+    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+    sessionStorage.setItem(pkceKey, JSON.stringify({ verifier, state }));
+    const query = new URLSearchParams({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: redirectUri,
+      scope: 'read write',
+      state,
+      code_challenge: base64url(new Uint8Array(digest)),
+      code_challenge_method: 'S256',
+    });
+    window.location.assign(`/authorize?${query}`);
+  }
+
+  // The answer on this page: state and iss checked, then the code
+  // redeemed with the verifier (the refresh token arrives as the cookie).
+  async function finishSignIn(answer) {
+    const saved = JSON.parse(sessionStorage.getItem(pkceKey) || 'null');
+    sessionStorage.removeItem(pkceKey);
+    window.history.replaceState(null, '', '/');
+    if (!saved || answer.get('state') !== saved.state) {
+      throw new Error('This sign-in answer was not for this page (state mismatch).');
+    }
+    const metadata = await (await fetch('/.well-known/oauth-authorization-server')).json();
+    if (answer.get('iss') !== metadata.issuer) {
+      throw new Error('This sign-in answer came from another server (iss mismatch).');
+    }
+    if (answer.has('error')) {
+      throw new Error(answer.get('error_description') || answer.get('error'));
+    }
+    const tokens = await tokenRequest('/token', {
+      grant_type: 'authorization_code',
+      code: answer.get('code'),
+      redirect_uri: redirectUri,
+      code_verifier: saved.verifier,
+    });
+    accessToken = tokens.access_token;
+  }
+
+  $('sign-in-button').addEventListener('click', () => run(startSignIn));
   $('call-me').addEventListener('click', () => run(showMe));
   $('load-sessions').addEventListener('click', () => run(loadSessions));
   $('log-out-others').addEventListener('click', () =>
@@ -189,9 +241,21 @@
     }),
   );
 
-  // A reload keeps the session: the cookie gets a fresh access token.
+  // Back from the sign-in pages: the code (or the error) in the query.
+  // Otherwise a reload keeps the session: the cookie gets a fresh access
+  // token.
+  const answer = new URLSearchParams(window.location.search);
   run(async () => {
-    if (await refresh()) {
+    if (answer.has('code') || answer.has('error')) {
+      try {
+        await finishSignIn(answer);
+      } catch (e) {
+        signedOut(e.message);
+        return;
+      }
+      await showMe();
+      await loadSessions();
+    } else if (await refresh()) {
       await showMe();
       await loadSessions();
     } else {
