@@ -14,6 +14,7 @@
 
 pub mod authorization;
 pub mod client;
+pub mod consent;
 pub mod dpop_replay;
 pub mod prelude;
 pub mod refresh_token;

@@ -2,6 +2,7 @@
 
 pub use crate::authorization::Entity as Authorization;
 pub use crate::client::Entity as Client;
+pub use crate::consent::Entity as Consent;
 pub use crate::dpop_replay::Entity as DpopReplay;
 pub use crate::refresh_token::Entity as RefreshToken;
 pub use crate::revocation::Entity as Revocation;

@@ -15,7 +15,9 @@ use sea_orm::{
 };
 
 use super::{
-    StoreError, db_time,
+    StoreError,
+    consents::{ConsentRow, remember_in},
+    db_time,
     sessions::{NewSession, start_in},
     system_time,
     transaction::{begin, retrying},
@@ -169,6 +171,10 @@ pub(crate) enum Decision<'a> {
         acr: Option<&'a str>,
         amr: Option<String>,
         granted_scope: &'a str,
+        /// Remember the consent (client, subject: the granted scope, the
+        /// request's resources and redirect URI), in the same
+        /// transaction.
+        remember: bool,
     },
     /// Denied.
     Deny,
@@ -176,7 +182,8 @@ pub(crate) enum Decision<'a> {
 
 /// Decides the pending request once: a conditional update that only the
 /// first decision, from the browser that started it and within its
-/// lifetime, wins. The request as it was, if this decision won.
+/// lifetime, wins; a remembered consent is written in the same
+/// transaction. The request as it was, if this decision won.
 pub(crate) async fn decide(
     db: &DatabaseConnection,
     request_hash: &[u8; 32],
@@ -186,42 +193,64 @@ pub(crate) async fn decide(
 ) -> Result<Option<Stored>, StoreError> {
     use authorization::Column as A;
     let at = db_time(now);
-    let mut update = authorization::Entity::update_many().col_expr(A::DecidedAt, Expr::value(at));
-    if let Decision::Approve {
-        code_hash,
-        code_expires_at,
-        subject,
-        auth_time,
-        acr,
-        amr,
-        granted_scope,
-    } = decision
-    {
-        update = update
-            .col_expr(A::CodeHash, Expr::value(code_hash.to_vec()))
-            .col_expr(A::CodeExpiresAt, Expr::value(db_time(*code_expires_at)))
-            .col_expr(A::Subject, Expr::value((*subject).to_owned()))
-            .col_expr(A::AuthTime, Expr::value(auth_time.map(db_time)))
-            .col_expr(A::Acr, Expr::value(acr.map(str::to_owned)))
-            .col_expr(A::Amr, Expr::value(amr.clone()))
-            .col_expr(A::GrantedScope, Expr::value((*granted_scope).to_owned()));
-    }
-    let won = update
-        .filter(A::RequestHash.eq(request_hash.to_vec()))
-        .filter(A::BrowserHash.eq(browser_hash.to_vec()))
-        .filter(A::DecidedAt.is_null())
-        .filter(A::ExpiresAt.gt(at))
-        .exec(db)
-        .await?
-        .rows_affected
-        == 1;
-    if !won {
-        return Ok(None);
-    }
-    Ok(authorization::Entity::find_by_id(request_hash.to_vec())
-        .one(db)
-        .await?
-        .map(Stored::from_row))
+    retrying(|| async move {
+        let txn = begin(db).await?;
+        let mut update =
+            authorization::Entity::update_many().col_expr(A::DecidedAt, Expr::value(at));
+        let mut remember = None;
+        if let Decision::Approve {
+            code_hash,
+            code_expires_at,
+            subject,
+            auth_time,
+            acr,
+            amr,
+            granted_scope,
+            remember: wanted,
+        } = decision
+        {
+            update = update
+                .col_expr(A::CodeHash, Expr::value(code_hash.to_vec()))
+                .col_expr(A::CodeExpiresAt, Expr::value(db_time(*code_expires_at)))
+                .col_expr(A::Subject, Expr::value((*subject).to_owned()))
+                .col_expr(A::AuthTime, Expr::value(auth_time.map(db_time)))
+                .col_expr(A::Acr, Expr::value(acr.map(str::to_owned)))
+                .col_expr(A::Amr, Expr::value(amr.clone()))
+                .col_expr(A::GrantedScope, Expr::value((*granted_scope).to_owned()));
+            remember = wanted.then_some((*subject, *granted_scope));
+        }
+        let won = update
+            .filter(A::RequestHash.eq(request_hash.to_vec()))
+            .filter(A::BrowserHash.eq(browser_hash.to_vec()))
+            .filter(A::DecidedAt.is_null())
+            .filter(A::ExpiresAt.gt(at))
+            .exec(&txn)
+            .await?
+            .rows_affected
+            == 1;
+        if !won {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let stored = authorization::Entity::find_by_id(request_hash.to_vec())
+            .one(&txn)
+            .await?
+            .map(Stored::from_row);
+        if let (Some(row), Some((subject, scope))) = (&stored, remember) {
+            let consent = ConsentRow {
+                client_id: row.client_id.clone(),
+                subject: subject.to_owned(),
+                scope: scope.to_owned(),
+                resources: row.resources.clone(),
+                redirect_uri: row.redirect_uri.clone(),
+                granted_at: now,
+            };
+            remember_in(&txn, &consent).await?;
+        }
+        txn.commit().await?;
+        Ok(stored)
+    })
+    .await
 }
 
 /// Deletes up to `limit` requests that can no longer be used — never

@@ -27,6 +27,7 @@
 pub(crate) mod authorizations;
 pub mod cleanup;
 pub mod clients;
+pub(crate) mod consents;
 pub mod dpop_replay;
 pub(crate) mod refresh_tokens;
 pub mod revocations;

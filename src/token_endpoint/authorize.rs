@@ -572,6 +572,9 @@ pub struct Approve {
     pub amr: Vec<String>,
     /// The scope granted, if narrower than requested.
     pub scope: Option<String>,
+    /// Remember this consent, so that [`Authorizer::remembered_consent`]
+    /// covers the client's later requests for no more than this.
+    pub remember: bool,
 }
 
 impl Approve {
@@ -583,7 +586,19 @@ impl Approve {
             acr: None,
             amr: Vec::new(),
             scope: None,
+            remember: false,
         }
+    }
+
+    /// Remembers the consent: the subject's later requests from this
+    /// client to the same redirect URI (a loopback one with any port),
+    /// for no more than the scope granted now and the resources requested
+    /// now, are [`Authorizer::remembered_consent`], until
+    /// [`Authorizer::revoke_consent`] or another remembered approval
+    /// replaces it.
+    pub fn remember(mut self) -> Self {
+        self.remember = true;
+        self
     }
 
     /// When the user authenticated.
@@ -721,6 +736,7 @@ impl Authorizer {
                 acr: approve.acr.as_deref(),
                 amr,
                 granted_scope: &granted,
+                remember: approve.remember,
             },
         )
         .await?

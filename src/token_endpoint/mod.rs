@@ -70,6 +70,7 @@
 mod authorize;
 mod builder;
 pub(crate) mod client_auth;
+mod consent;
 mod cookie;
 mod dpop;
 pub(crate) mod form;
@@ -89,6 +90,7 @@ pub use authorize::{
     DEFAULT_PENDING_TTL, PENDING_PARAMETER, PendingAuthorization,
 };
 pub use builder::{EndpointConfigError, TokenEndpointBuilder};
+pub use consent::Consent;
 pub use cookie::{BrowserClient, BrowserConfigError, CSRF_HEADER, SameSite};
 pub use introspect::IntrospectionEndpoint;
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, JwksEndpoint};

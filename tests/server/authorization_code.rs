@@ -56,17 +56,15 @@ async fn login(
         .split('&')
         .find_map(|p| p.strip_prefix("authorization="))
         .unwrap_or_default();
-    let answer = if query.contains("deny") {
+    let answer = if query.split('&').any(|p| p == "deny") {
         authorizer.deny(&headers, id).await
     } else {
         let at = tollgate::time::SystemClock.now();
-        authorizer
-            .complete(
-                &headers,
-                id,
-                Approve::new("alice").auth_time(at).acr("urn:pwd", ["pwd"]),
-            )
-            .await
+        let mut approve = Approve::new("alice").auth_time(at).acr("urn:pwd", ["pwd"]);
+        if query.split('&').any(|p| p == "remember") {
+            approve = approve.remember();
+        }
+        authorizer.complete(&headers, id, approve).await
     };
     match answer {
         Ok(redirect) => redirect.into_response(),
@@ -724,4 +722,121 @@ async fn an_independent_client_library_signs_in_and_checks_iss() {
     assert_eq!(seen["refreshed"], true, "{seen}");
     assert_eq!(seen["replay"], "invalid_grant", "{seen}");
     assert_eq!(seen["forged_iss"], "refused", "{seen}");
+}
+
+/// RFC 7636 appendix B's verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// A request of `native` for `scope` to `redirect` (plus `extra`), as
+/// the consent page reads it: the pending request, its id and cookie.
+async fn pending_request(
+    site: &Site,
+    redirect: &str,
+    scope: &str,
+    extra: &str,
+) -> (
+    tollgate::token_endpoint::PendingAuthorization,
+    String,
+    String,
+) {
+    let query = format!(
+        "client_id=native&response_type=code&redirect_uri={}&scope={}&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
+        redirect.replace(':', "%3A").replace('/', "%2F"),
+        scope.replace(' ', "%20"),
+    );
+    let (id, cookie) = site.start(&query).await;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::COOKIE, cookie.parse().unwrap());
+    let pending = site.authorizer.pending(&headers, &id).await.unwrap();
+    (pending, id, cookie)
+}
+
+per_backend! {
+    #[tokio::test]
+    async fn a_remembered_consent_covers_no_more_and_its_revocation_ends_the_sessions(b) {
+        let site = Site::new(b).await;
+        let first = "http://127.0.0.1:50001/callback";
+        let (p, id, cookie) = pending_request(&site, first, "read", "").await;
+        let auth = &site.authorizer;
+        assert!(!auth.remembered_consent(&p, "alice").await.unwrap(), "nothing remembered yet");
+
+        // Approved without remembering: nothing is kept.
+        let (status, _) = site.approve(&id, &cookie).await;
+        assert_eq!(status, 303);
+        assert!(auth.consents("alice").await.unwrap().is_empty());
+        assert!(!auth.remembered_consent(&p, "alice").await.unwrap());
+
+        // Approved and remembered; the code starts a session.
+        let (p, id, cookie) = pending_request(&site, first, "read", "").await;
+        let (status, location, _) = site
+            .get(&format!("{}/login?authorization={id}&remember", site.base), Some(&cookie))
+            .await;
+        assert_eq!(status, 303);
+        let code = param(&params(&location.unwrap()), "code").unwrap().to_owned();
+        let (status, tokens) = site
+            .post(format!(
+                "grant_type=authorization_code&client_id=native&code={code}&code_verifier={VERIFIER}&redirect_uri={}",
+                first.replace(':', "%3A").replace('/', "%2F")
+            ))
+            .await;
+        assert_eq!(status, 200, "{tokens}");
+        let access = tokens["access_token"].as_str().unwrap().to_owned();
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+        assert!(site.h.accepts(&access));
+        let listed = auth.consents("alice").await.unwrap();
+        assert_eq!(listed.len(), 1, "{}", site.h.backend);
+        assert_eq!((listed[0].client_id.as_str(), listed[0].scopes.as_slice()), ("native", ["read".to_owned()].as_slice()));
+        assert_eq!(listed[0].redirect_uri, first);
+        assert!(auth.remembered_consent(&p, "alice").await.unwrap());
+        assert!(!auth.remembered_consent(&p, "bob").await.unwrap(), "another user");
+
+        // What it covers: the loopback redirect on another port; not more
+        // scope, not prompt=consent.
+        let (drifted, ..) = pending_request(&site, "http://127.0.0.1:50002/callback", "read", "").await;
+        assert!(auth.remembered_consent(&drifted, "alice").await.unwrap());
+        let (more, ..) = pending_request(&site, first, "read write", "").await;
+        assert!(!auth.remembered_consent(&more, "alice").await.unwrap());
+        let (prompted, ..) = pending_request(&site, first, "read", "&prompt=consent").await;
+        assert!(!auth.remembered_consent(&prompted, "alice").await.unwrap());
+
+        // A second remembered approval replaces the first: now read write.
+        let (p2, id, cookie) = pending_request(&site, first, "read write", "").await;
+        let (status, ..) = site
+            .get(&format!("{}/login?authorization={id}&remember", site.base), Some(&cookie))
+            .await;
+        assert_eq!(status, 303);
+        assert!(auth.remembered_consent(&p2, "alice").await.unwrap());
+        assert_eq!(auth.consents("alice").await.unwrap().len(), 1);
+
+        // alice's session with another client is hers to keep.
+        let other = site
+            .h
+            .issuer
+            .issue("alice", "spa", None, &tollgate::issuer::RequestContext::default())
+            .await
+            .unwrap();
+
+        // Revoked: forgotten, and the client's session dies at once — its
+        // access token at the gate, its refresh token at /token.
+        assert!(auth.revoke_consent("alice", "native").await.unwrap());
+        assert!(!site.h.accepts(&access), "{}: the session outlived its consent", site.h.backend);
+        let (status, body) = site
+            .post(format!("grant_type=refresh_token&client_id=native&refresh_token={refresh}"))
+            .await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+        assert!(site.h.accepts(&other.access_token), "another client's session ended");
+        assert!(!auth.remembered_consent(&p, "alice").await.unwrap());
+        assert!(auth.consents("alice").await.unwrap().is_empty());
+        assert!(!auth.revoke_consent("alice", "native").await.unwrap(), "twice");
+
+        // A client's consents go with it.
+        let (_, id, cookie) = pending_request(&site, first, "read", "").await;
+        site.get(&format!("{}/login?authorization={id}&remember", site.base), Some(&cookie)).await;
+        assert_eq!(auth.consents("alice").await.unwrap().len(), 1);
+        let admin = site.h.issuer.clients();
+        admin.disable("native").await.unwrap();
+        assert!(admin.delete("native").await.unwrap());
+        assert!(auth.consents("alice").await.unwrap().is_empty(), "{}", site.h.backend);
+    }
 }
