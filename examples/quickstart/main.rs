@@ -42,7 +42,10 @@ mod routes;
 mod setup;
 mod signin;
 
-use routes::{Auth, healthz, list_sessions, logout, me, revoke_session, revoke_sessions};
+use routes::{
+    Auth, healthz, list_consents, list_sessions, logout, me, revoke_consent, revoke_session,
+    revoke_sessions,
+};
 use setup::{
     Config, demo_clients, demo_password_verifier, origin_of, print_event, refresh_secret,
     signing_key,
@@ -142,10 +145,11 @@ impl App {
             endpoint = endpoint.password_verifier(demo_password_verifier(cfg)?);
         }
         let endpoint = endpoint.build()?;
+        let authorizer = endpoint
+            .authorizer()
+            .ok_or("the authorization endpoint is on")?;
         let sign_in = signin::SignIn::new(
-            endpoint
-                .authorizer()
-                .ok_or("the authorization endpoint is on")?,
+            authorizer.clone(),
             demo_password_verifier(cfg)?,
             origin_of(public_url),
         )?;
@@ -175,9 +179,12 @@ impl App {
             .route("/logout", post(logout))
             .route("/sessions", get(list_sessions).delete(revoke_sessions))
             .route("/sessions/{id}", delete(revoke_session))
+            .route("/consents", get(list_consents))
+            .route("/consents/{client_id}", delete(revoke_consent))
             .with_state(Auth {
                 sessions,
                 endpoint: endpoint.clone(),
+                authorizer,
             })
             // route_layer: only these routes are challenged; an unknown
             // path falls through to a plain 404.

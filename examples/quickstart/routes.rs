@@ -12,7 +12,7 @@ use tollgate::{
     AccessClaims,
     sessions::Sessions,
     store::{self},
-    token_endpoint::TokenEndpoint,
+    token_endpoint::{Authorizer, TokenEndpoint},
 };
 
 /// What the session routes need: the sessions, and the endpoint that
@@ -21,6 +21,8 @@ use tollgate::{
 pub(crate) struct Auth {
     pub(crate) sessions: Sessions,
     pub(crate) endpoint: TokenEndpoint,
+    /// The consents users remembered on the consent page.
+    pub(crate) authorizer: Authorizer,
 }
 
 impl Auth {
@@ -108,6 +110,47 @@ pub(crate) async fn revoke_sessions(
     };
     let revoked = revoked.map_err(|e| unavailable(&e))?;
     Ok((headers, Json(serde_json::json!({ "revoked": revoked }))))
+}
+
+/// `GET /consents`: the apps the user allowed and asked to remember.
+pub(crate) async fn list_consents(
+    State(auth): State<Auth>,
+    claims: AccessClaims,
+) -> Result<impl IntoResponse, StatusCode> {
+    let consents = auth
+        .authorizer
+        .consents(&claims.sub)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let list: Vec<_> = consents
+        .into_iter()
+        .map(|c| {
+            serde_json::json!({
+                "client_id": c.client_id,
+                "scopes": c.scopes,
+                "redirect_uri": c.redirect_uri,
+            })
+        })
+        .collect();
+    Ok(Json(list))
+}
+
+/// `DELETE /consents/{client_id}`: forgets it, and ends the user's
+/// sessions with that app.
+pub(crate) async fn revoke_consent(
+    State(auth): State<Auth>,
+    claims: AccessClaims,
+    UrlPath(client_id): UrlPath<String>,
+) -> Result<impl IntoResponse, StatusCode> {
+    match auth
+        .authorizer
+        .revoke_consent(&claims.sub, &client_id)
+        .await
+    {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(StatusCode::NOT_FOUND),
+        Err(e) => Err(unavailable(&e)),
+    }
 }
 
 pub(crate) async fn healthz(db: DatabaseConnection) -> StatusCode {

@@ -143,6 +143,8 @@ struct ConsentForm {
     auth_time: u64,
     grant: String,
     decision: String,
+    /// The "remember this decision" box, when ticked.
+    remember: Option<String>,
 }
 
 /// `GET /login?authorization=…`: the login form, naming the client and
@@ -202,6 +204,30 @@ async fn login(State(s): State<SignIn>, headers: HeaderMap, Form(f): Form<LoginF
     let auth_time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    // Allowed before, with "remember": straight back to the client.
+    match s
+        .inner
+        .authorizer
+        .remembered_consent(&pending, &subject)
+        .await
+    {
+        Ok(true) => {
+            let approve = Approve::new(subject)
+                .auth_time(UNIX_EPOCH + Duration::from_secs(auth_time))
+                .acr(ACR, [AMR]);
+            return match s
+                .inner
+                .authorizer
+                .complete(&headers, &f.authorization, approve)
+                .await
+            {
+                Ok(redirect) => redirect.into_response(),
+                Err(e) => refused(&e),
+            };
+        }
+        Ok(false) => {}
+        Err(_) => return unavailable(),
+    }
     let grant = s.grant(&f.authorization, &subject, auth_time, &f.csrf);
     consent_form(
         &pending,
@@ -239,7 +265,10 @@ async fn consent(
     let authorizer = &s.inner.authorizer;
     let answer = match f.decision.as_str() {
         "allow" => {
-            let approve = Approve::new(f.subject).auth_time(signed_in).acr(ACR, [AMR]);
+            let mut approve = Approve::new(f.subject).auth_time(signed_in).acr(ACR, [AMR]);
+            if f.remember.is_some() {
+                approve = approve.remember();
+            }
             authorizer
                 .complete(&headers, &f.authorization, approve)
                 .await
@@ -313,6 +342,7 @@ fn consent_form(
 <input type="hidden" name="subject" value="{subject}">
 <input type="hidden" name="auth_time" value="{auth_time}">
 <input type="hidden" name="grant" value="{grant}">
+<label><input id="remember" type="checkbox" name="remember" value="yes"> Remember this decision (revoke it with DELETE /consents/&lt;client&gt;)</label>
 <button id="allow" type="submit" name="decision" value="allow">Allow</button>
 <button id="deny" type="submit" name="decision" value="deny">Deny</button>
 </form>"#,

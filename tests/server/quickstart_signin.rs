@@ -41,6 +41,25 @@ fn field(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
+/// The page's redemption of `code` as the browser client.
+async fn redeem(s: &Server, code: &str) -> reqwest::Response {
+    let redirect = format!("{}/", s.base);
+    http()
+        .post(s.url("/token"))
+        .header("origin", &s.base)
+        .header("x-requested-with", "fetch")
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "demo-browser"),
+            ("code", code),
+            ("redirect_uri", redirect.as_str()),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The demo user's password grant for the public demo client.
 async fn password_login(s: &Server) -> reqwest::Response {
     http()
@@ -343,21 +362,7 @@ async fn the_quickstart_signs_in_through_its_login_and_consent_pages_and_refuses
 
     // The page redeems the code as the browser client: the refresh token
     // in its cookie, and the access token says how alice signed in.
-    let redirect = format!("{}/", s.base);
-    let res = http
-        .post(s.url("/token"))
-        .header("origin", &s.base)
-        .header("x-requested-with", "fetch")
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", "demo-browser"),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect.as_str()),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = redeem(&s, &code).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(set_cookie(&res, "__Host-tollgate_refresh").is_some());
     let tokens: Value = res.json().await.unwrap();
@@ -371,9 +376,62 @@ async fn the_quickstart_signs_in_through_its_login_and_consent_pages_and_refuses
     let auth_time = claims["auth_time"].as_u64().unwrap();
     assert!(auth_time.abs_diff(crate::common::now()) <= 5, "{auth_time}");
 
-    // Denied: back to the page with access_denied, state and iss.
-    let id = a.authorize("state-2").await;
+    // Nothing remembered without the box ticked: the next sign-in asks.
+    let id = a.authorize("state-3").await;
     let consent = a.signed_in(&id).await;
+    // Ticked: allowed and remembered; the next sign-in skips the consent
+    // page, straight back to the client after the password.
+    let mut remembered = consent_form(&consent, "allow", &[]);
+    remembered.push(("remember", "yes".to_owned()));
+    let res = submit(&a, &remembered).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let id = a.authorize("state-4").await;
+    let page = a.login_page(&id).await.text().await.unwrap();
+    let res = a
+        .post(
+            "/login",
+            &[
+                ("authorization", id.as_str()),
+                ("csrf", field(&page, "csrf").as_str()),
+                ("username", "alice"),
+                ("password", "wonderland"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "the consent page again"
+    );
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(query_param(&location, "state").as_deref(), Some("state-4"));
+    let code = query_param(&location, "code").unwrap();
+    let tokens: Value = redeem(&s, &code).await.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let listed = get_json(&http, &s.url("/consents"), Some(access)).await;
+    assert_eq!(listed[0]["client_id"], "demo-browser", "{listed}");
+    assert_eq!(listed[0]["scopes"], serde_json::json!(["read", "write"]));
+    // Revoked: the app's session ends at once, and the next sign-in asks
+    // again.
+    let res = http
+        .delete(s.url("/consents/demo-browser"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = http
+        .get(s.url("/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let id = a.authorize("state-5").await;
+    let consent = a.signed_in(&id).await;
+    assert!(consent.contains(r#"name="grant""#));
+
+    // Denied: back to the page with access_denied, state and iss.
     let res = submit(&a, &consent_form(&consent, "deny", &[])).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
@@ -381,7 +439,7 @@ async fn the_quickstart_signs_in_through_its_login_and_consent_pages_and_refuses
         query_param(&location, "error").as_deref(),
         Some("access_denied")
     );
-    assert_eq!(query_param(&location, "state").as_deref(), Some("state-2"));
+    assert_eq!(query_param(&location, "state").as_deref(), Some("state-5"));
     assert!(query_param(&location, "code").is_none());
     assert_eq!(
         query_param(&location, "iss").as_deref(),
