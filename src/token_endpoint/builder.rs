@@ -43,6 +43,7 @@ pub struct TokenEndpointBuilder {
     public_base_url: Option<String>,
     paths: EndpointPaths,
     scopes_supported: Vec<String>,
+    acr_values_supported: Vec<String>,
     metadata_max_age: Duration,
     browser: Vec<(String, BrowserClient)>,
     dpop: Option<Dpop>,
@@ -77,6 +78,7 @@ impl TokenEndpointBuilder {
             public_base_url: None,
             paths: EndpointPaths::default(),
             scopes_supported: Vec::new(),
+            acr_values_supported: Vec::new(),
             metadata_max_age: DEFAULT_METADATA_MAX_AGE,
             browser: Vec::new(),
             dpop: None,
@@ -189,6 +191,24 @@ impl TokenEndpointBuilder {
         }
     }
 
+    /// The authentication context classes (`acr` values) the metadata lists
+    /// in `acr_values_supported`: what the app's login can reach, so a
+    /// client answered with an RFC 9470 step-up challenge knows which
+    /// `acr_values` it may ask for. Default none (the member is left out).
+    /// Each must be made of a scope token's characters (RFC 6749 §3.3:
+    /// printable ASCII, no space, `"` or `\`), since `acr_values` is a
+    /// space-separated list and step-up challenges quote it.
+    pub fn acr_values_supported<I, S>(self, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            acr_values_supported: values.into_iter().map(Into::into).collect(),
+            ..self
+        }
+    }
+
     /// How long clients may cache the metadata. Default
     /// [`DEFAULT_METADATA_MAX_AGE`].
     pub fn metadata_max_age(self, max_age: Duration) -> Self {
@@ -280,12 +300,20 @@ impl TokenEndpointBuilder {
         {
             return Err(EndpointConfigError::InvalidScope(bad.clone()));
         }
+        if let Some(bad) = self
+            .acr_values_supported
+            .iter()
+            .find(|a| !crate::scope::is_scope_token(a))
+        {
+            return Err(EndpointConfigError::InvalidAcr(bad.clone()));
+        }
         let metadata = MetadataEndpoint::build(
             &MetadataConfig {
                 issuer: self.issuer.issuer(),
                 public_base_url: self.public_base_url.as_deref(),
                 paths: &self.paths,
                 scopes_supported: &self.scopes_supported,
+                acr_values_supported: &self.acr_values_supported,
                 password_grant: self.verifier.is_some(),
                 dpop_algs: self.dpop.as_ref().map(Dpop::algorithms_supported),
                 authorization_code: self.authorization.is_some(),
@@ -376,6 +404,10 @@ pub enum EndpointConfigError {
     /// A scope in `scopes_supported` is not a valid scope token.
     #[error("`{0}` is not a valid scope token")]
     InvalidScope(String),
+    /// A value in `acr_values_supported` is empty or has a space, `"` or
+    /// `\\`.
+    #[error("`{0}` is not a valid acr value")]
+    InvalidAcr(String),
     /// A browser client's settings cannot work.
     #[error("browser client `{0}`: {1}")]
     BrowserClient(String, #[source] BrowserConfigError),

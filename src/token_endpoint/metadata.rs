@@ -85,6 +85,11 @@ struct AuthorizationServerMetadata<'a> {
     introspection_endpoint: String,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     scopes_supported: &'a [String],
+    /// The authentication context classes the app's login can reach
+    /// (OpenID Connect Discovery's member, which RFC 9470 §6 points
+    /// clients to for step-up).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    acr_values_supported: &'a [String],
     /// REQUIRED by RFC 8414 §2, and the values are `response_type`s of the
     /// authorization endpoint: `["code"]` with one, else an empty array
     /// (not omitted, which RFC 8414 does not allow, and not `["code"]`,
@@ -115,6 +120,7 @@ pub(crate) struct MetadataConfig<'a> {
     pub(crate) public_base_url: Option<&'a str>,
     pub(crate) paths: &'a EndpointPaths,
     pub(crate) scopes_supported: &'a [String],
+    pub(crate) acr_values_supported: &'a [String],
     pub(crate) password_grant: bool,
     /// The DPoP proof algorithms, when DPoP is on.
     pub(crate) dpop_algs: Option<Vec<&'static str>>,
@@ -168,6 +174,7 @@ impl MetadataEndpoint {
             revocation_endpoint: base.join(&config.paths.revocation),
             introspection_endpoint: base.join(&config.paths.introspection),
             scopes_supported: config.scopes_supported,
+            acr_values_supported: config.acr_values_supported,
             response_types_supported: if code { &["code"] } else { &[] },
             response_modes_supported: code.then_some(["query"]),
             code_challenge_methods_supported: code.then_some(["S256"]),

@@ -107,6 +107,7 @@ async fn metadata_is_built_from_the_issuers_configuration() {
         serde_json::json!(["client_secret_basic", "client_secret_post"])
     );
     assert!(m.get("scopes_supported").is_none());
+    assert!(m.get("acr_values_supported").is_none());
     assert!(m.get("authorization_endpoint").is_none());
     validate_with_authlib(m);
 }
@@ -175,6 +176,7 @@ async fn configured_base_url_paths_and_scopes_are_what_is_advertised() {
         .public_base_url("https://login.example/auth")
         .paths(paths)
         .scopes_supported(["read", "write"])
+        .acr_values_supported(["urn:example:mfa", "phr"])
         .metadata_max_age(std::time::Duration::from_secs(60))
         .build()
         .unwrap();
@@ -192,6 +194,10 @@ async fn configured_base_url_paths_and_scopes_are_what_is_advertised() {
     assert_eq!(
         r.json["scopes_supported"],
         serde_json::json!(["read", "write"])
+    );
+    assert_eq!(
+        r.json["acr_values_supported"],
+        serde_json::json!(["urn:example:mfa", "phr"])
     );
     // No password verifier: the grant is not advertised.
     assert_eq!(
@@ -263,6 +269,13 @@ async fn settings_that_cannot_make_metadata_are_refused_at_build() {
         build(|b| b.scopes_supported(["a b"])),
         Some(EndpointConfigError::InvalidScope("a b".into()))
     );
+    for bad in ["", "mfa hwk", "\"x\""] {
+        let refused = TokenEndpoint::builder(h.issuer.clone())
+            .acr_values_supported([bad])
+            .build()
+            .err();
+        assert_eq!(refused, Some(EndpointConfigError::InvalidAcr(bad.into())));
+    }
 
     for bad in ["tollgate", "http://auth.example", "https://Auth.example"] {
         let issuer = tollgate::Issuer::builder()
