@@ -58,7 +58,7 @@ impl Tools {
         Ok(format!(
             "{} via {} with scope {}",
             claims.sub,
-            claims.client_id,
+            claims.client_id.as_deref().unwrap_or("an unknown client"),
             claims.scope.as_deref().unwrap_or("")
         ))
     }

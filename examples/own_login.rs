@@ -180,10 +180,10 @@ async fn orders(claims: AccessClaims) -> String {
 async fn logout(State(app): State<App>, claims: AccessClaims) -> Response {
     match app.tollgate.sessions().logout(&claims).await {
         Ok(_) => {
-            let clear = app
-                .tollgate
-                .endpoint()
-                .clear_refresh_cookie(&claims.client_id);
+            let clear = claims
+                .client_id
+                .as_deref()
+                .and_then(|client| app.tollgate.endpoint().clear_refresh_cookie(client));
             let mut response = StatusCode::NO_CONTENT.into_response();
             response
                 .headers_mut()

@@ -44,16 +44,30 @@ pub struct AccessClaims {
     pub aud: Vec<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
-    /// Issued at, seconds since the Unix epoch.
-    pub iat: u64,
+    /// Issued at, seconds since the Unix epoch. Always present under
+    /// [`TokenProfile::Rfc9068`] (every token tollgate issues has it);
+    /// optional under [`TokenProfile::Oidc`] unless required. A token
+    /// without it is taken as issued before any logout-everywhere of its
+    /// subject, so such a logout still ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     /// Not before, seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
-    /// Unique token id: the key of per-token revocation.
-    pub jti: String,
-    /// The OAuth client the token was issued to.
-    pub client_id: String,
-    /// Space-separated scopes (RFC 6749 §3.3).
+    /// Unique token id: the key of per-token revocation. Always present
+    /// under [`TokenProfile::Rfc9068`]; a token without it (an Auth0
+    /// default) can be denied only by its session (`sid`) or its subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The OAuth client the token was issued to. Always present under
+    /// [`TokenProfile::Rfc9068`]; under [`TokenProfile::Oidc`] read from
+    /// `client_id`, else `azp` (Keycloak, Auth0, Entra ID v2), `cid`
+    /// (Okta) or `appid` (Entra ID v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Space-separated scopes (RFC 6749 §3.3). Under
+    /// [`TokenProfile::Oidc`] also from `scp` (Entra ID, Okta: a string or
+    /// an array) when `scope` is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Session id: the refresh-token family. Revoking it kills every access
@@ -115,6 +129,249 @@ impl AccessClaims {
     }
 }
 
+/// Which claims a token must carry and where they are read from: the
+/// shape of the access tokens an issuer mints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenProfile {
+    /// RFC 9068 JWT access tokens, as tollgate issues them: `typ` `at+jwt`;
+    /// `iss`, `sub`, `aud`, `exp`, `iat`, `jti` and `client_id` required.
+    /// The strict default.
+    #[default]
+    Rfc9068,
+    /// The access tokens of OpenID Connect providers (Keycloak, Auth0,
+    /// Entra ID, Okta): `typ` `JWT`, `at+jwt` or absent; `iss`, `sub`,
+    /// `aud` and `exp` required and nothing else unless asked for
+    /// ([`AccessTokenLayerBuilder::require_claim`](crate::access_token::AccessTokenLayerBuilder::require_claim));
+    /// `client_id` from `client_id`, `azp`, `cid` or `appid`; scopes from
+    /// `scope`, or `scp` (a string or an array).
+    Oidc,
+}
+
+impl TokenProfile {
+    /// The claims this profile requires besides `iss`, `sub`, `aud` and
+    /// `exp` (which every profile does).
+    pub fn required_claims(self) -> &'static [Claim] {
+        match self {
+            Self::Rfc9068 => &[Claim::Iat, Claim::Jti, Claim::ClientId],
+            Self::Oidc => &[],
+        }
+    }
+}
+
+/// A claim the gate checks, by name: what a refusal names (in the debug
+/// log and the `error_description`), and what
+/// [`require_claim`](crate::access_token::AccessTokenLayerBuilder::require_claim)
+/// takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Claim {
+    /// `iss`. Always required.
+    Iss,
+    /// `sub`. Always required, non-empty: the deny list keys by it.
+    Sub,
+    /// `aud`. Always required.
+    Aud,
+    /// `exp`. Always required.
+    Exp,
+    /// `iat`.
+    Iat,
+    /// `jti`.
+    Jti,
+    /// The client: `client_id` (or, under [`TokenProfile::Oidc`], `azp`,
+    /// `cid`, `appid`).
+    ClientId,
+    /// `scope` (or, under [`TokenProfile::Oidc`], `scp`).
+    Scope,
+    /// `sid`.
+    Sid,
+    /// `auth_time`.
+    AuthTime,
+    /// `acr`.
+    Acr,
+}
+
+impl Claim {
+    /// The claim's name in a token.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Iss => "iss",
+            Self::Sub => "sub",
+            Self::Aud => "aud",
+            Self::Exp => "exp",
+            Self::Iat => "iat",
+            Self::Jti => "jti",
+            Self::ClientId => "client_id",
+            Self::Scope => "scope",
+            Self::Sid => "sid",
+            Self::AuthTime => "auth_time",
+            Self::Acr => "acr",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << self as u16
+    }
+}
+
+/// What a token's claims must look like: its issuer's profile and the
+/// claims required on top of `iss`, `sub`, `aud`, `exp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClaimRules {
+    pub(crate) profile: TokenProfile,
+    required: u16,
+}
+
+impl ClaimRules {
+    pub(crate) fn new(profile: TokenProfile, required: impl IntoIterator<Item = Claim>) -> Self {
+        Self {
+            profile,
+            required: required.into_iter().fold(0, |bits, c| bits | c.bit()),
+        }
+    }
+
+    fn requires(self, claim: Claim) -> bool {
+        self.required & claim.bit() != 0
+    }
+
+    /// The claims required besides `iss`, `sub`, `aud`, `exp`, in
+    /// declaration order.
+    pub(crate) fn required(self) -> impl Iterator<Item = Claim> {
+        [
+            Claim::Iat,
+            Claim::Jti,
+            Claim::ClientId,
+            Claim::Scope,
+            Claim::Sid,
+            Claim::AuthTime,
+            Claim::Acr,
+        ]
+        .into_iter()
+        .filter(move |c| self.requires(*c))
+    }
+}
+
+/// Why a payload is not an acceptable claim set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimError {
+    /// Not a JSON object of claims with the registered types.
+    Malformed,
+    /// A required claim is absent (or `null`, or an empty string).
+    Missing(Claim),
+    /// A claim is present with a value the gate cannot accept.
+    Invalid(Claim),
+}
+
+/// A payload as it may come from any issuer: every claim optional, the
+/// provider-specific spellings kept apart, so a profile decides which it
+/// reads. A claim twice is an error (serde), so no two parsers disagree.
+#[derive(Deserialize)]
+struct WireClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    #[serde(default, deserialize_with = "deserialize_some_audience")]
+    aud: Option<Vec<String>>,
+    exp: Option<u64>,
+    iat: Option<u64>,
+    nbf: Option<u64>,
+    jti: Option<String>,
+    client_id: Option<String>,
+    azp: Option<String>,
+    cid: Option<String>,
+    appid: Option<String>,
+    scope: Option<String>,
+    scp: Option<OneOrMany>,
+    sid: Option<String>,
+    tenant: Option<String>,
+    cnf: Option<Confirmation>,
+    auth_time: Option<u64>,
+    acr: Option<String>,
+    amr: Option<Vec<String>>,
+}
+
+impl AccessClaims {
+    /// Reads a verified token's payload under `rules`: the profile picks
+    /// where each claim comes from, then every required claim must be
+    /// there. Time (`exp` after `iat` among it), issuer and audience are
+    /// the verifier's to check.
+    pub(crate) fn from_payload(json: &str, rules: ClaimRules) -> Result<Self, ClaimError> {
+        let wire: WireClaims = serde_json::from_str(json).map_err(|_| ClaimError::Malformed)?;
+        let oidc = rules.profile == TokenProfile::Oidc;
+        let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let client_id = if oidc {
+            [wire.client_id, wire.azp, wire.cid, wire.appid]
+                .into_iter()
+                .find_map(nonempty)
+        } else {
+            nonempty(wire.client_id)
+        };
+        let scope = match (wire.scope, wire.scp) {
+            (Some(scope), _) => Some(scope),
+            (None, Some(scp)) if oidc => Some(scp_to_scope(scp)?),
+            (None, _) => None,
+        };
+        let claims = Self {
+            iss: wire.iss.ok_or(ClaimError::Missing(Claim::Iss))?,
+            sub: nonempty(wire.sub).ok_or(ClaimError::Missing(Claim::Sub))?,
+            aud: wire.aud.ok_or(ClaimError::Missing(Claim::Aud))?,
+            exp: wire.exp.ok_or(ClaimError::Missing(Claim::Exp))?,
+            iat: wire.iat,
+            nbf: wire.nbf,
+            jti: nonempty(wire.jti),
+            client_id,
+            scope,
+            sid: nonempty(wire.sid),
+            tenant: wire.tenant,
+            cnf: wire.cnf,
+            auth_time: wire.auth_time,
+            acr: wire.acr,
+            amr: wire.amr,
+        };
+        let present = |c: Claim| match c {
+            Claim::Iat => claims.iat.is_some(),
+            Claim::Jti => claims.jti.is_some(),
+            Claim::ClientId => claims.client_id.is_some(),
+            Claim::Scope => claims.scope.is_some(),
+            Claim::Sid => claims.sid.is_some(),
+            Claim::AuthTime => claims.auth_time.is_some(),
+            Claim::Acr => claims.acr.is_some(),
+            Claim::Iss | Claim::Sub | Claim::Aud | Claim::Exp => true,
+        };
+        if let Some(missing) = rules.required().find(|c| !present(*c)) {
+            return Err(ClaimError::Missing(missing));
+        }
+        Ok(claims)
+    }
+}
+
+/// `scp` as Entra ID (a space-separated string) or Okta (an array) send
+/// it, as one `scope` string. Each array item must be one scope token, so
+/// an item cannot smuggle in a second scope with a space.
+fn scp_to_scope(scp: OneOrMany) -> Result<String, ClaimError> {
+    match scp {
+        OneOrMany::One(one) => Ok(one),
+        OneOrMany::Many(many) => {
+            if !many.iter().all(|s| crate::scope::is_scope_token(s)) {
+                return Err(ClaimError::Invalid(Claim::Scope));
+            }
+            Ok(many.join(" "))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn deserialize_some_audience<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    deserialize_audience(d).map(Some)
+}
+
 fn serialize_audience<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
     match aud {
         [one] => s.serialize_str(one),
@@ -123,12 +380,6 @@ fn serialize_audience<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::E
 }
 
 fn deserialize_audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
     Ok(match OneOrMany::deserialize(d)? {
         OneOrMany::One(one) => vec![one],
         OneOrMany::Many(many) => many,
@@ -145,10 +396,10 @@ mod tests {
             sub: "alice".into(),
             aud: aud.iter().map(|s| s.to_string()).collect(),
             exp: 10,
-            iat: 1,
+            iat: Some(1),
             nbf: None,
-            jti: "j".into(),
-            client_id: "c".into(),
+            jti: Some("j".into()),
+            client_id: Some("c".into()),
             scope: scope.map(str::to_owned),
             sid: None,
             tenant: None,
@@ -180,10 +431,140 @@ mod tests {
         assert_eq!(back.aud, ["a", "b"]);
     }
 
+    fn read(json: &serde_json::Value, profile: TokenProfile) -> Result<AccessClaims, ClaimError> {
+        let rules = ClaimRules::new(profile, profile.required_claims().iter().copied());
+        AccessClaims::from_payload(&json.to_string(), rules)
+    }
+
+    fn ours() -> serde_json::Value {
+        serde_json::to_value(claims(Some("read"), &["a"])).unwrap()
+    }
+
     #[test]
-    fn required_claims_are_required() {
-        let mut v = serde_json::to_value(claims(None, &["a"])).unwrap();
-        v.as_object_mut().unwrap().remove("jti");
-        assert!(serde_json::from_value::<AccessClaims>(v).is_err());
+    fn rfc9068_requires_its_claims_and_names_the_missing_one() {
+        assert_eq!(
+            read(&ours(), TokenProfile::Rfc9068).unwrap(),
+            claims(Some("read"), &["a"])
+        );
+        for (name, claim) in [
+            ("iss", Claim::Iss),
+            ("sub", Claim::Sub),
+            ("aud", Claim::Aud),
+            ("exp", Claim::Exp),
+            ("iat", Claim::Iat),
+            ("jti", Claim::Jti),
+            ("client_id", Claim::ClientId),
+        ] {
+            let mut v = ours();
+            v.as_object_mut().unwrap().remove(name);
+            assert_eq!(
+                read(&v, TokenProfile::Rfc9068),
+                Err(ClaimError::Missing(claim))
+            );
+            // `null` and an empty id are no better than absent.
+            if claim != Claim::Aud {
+                v[name] = serde_json::Value::Null;
+                assert_eq!(
+                    read(&v, TokenProfile::Rfc9068),
+                    Err(ClaimError::Missing(claim))
+                );
+            }
+            if matches!(claim, Claim::Sub | Claim::Jti | Claim::ClientId) {
+                v[name] = "".into();
+                assert_eq!(
+                    read(&v, TokenProfile::Rfc9068),
+                    Err(ClaimError::Missing(claim))
+                );
+            }
+        }
+        // Another issuer's spellings are not read for ours.
+        let mut v = ours();
+        let o = v.as_object_mut().unwrap();
+        o.remove("client_id");
+        o.remove("scope");
+        o.insert("azp".into(), "web".into());
+        o.insert("scp".into(), "read".into());
+        assert_eq!(
+            read(&v, TokenProfile::Rfc9068),
+            Err(ClaimError::Missing(Claim::ClientId))
+        );
+    }
+
+    #[test]
+    fn oidc_reads_the_providers_spellings_and_requires_only_the_core() {
+        // Keycloak: azp, no client_id; Auth0: no jti; Okta: cid, scp array;
+        // Entra ID: appid (v1) or azp (v2), scp string.
+        let core = serde_json::json!({"iss": "i", "sub": "u", "aud": "a", "exp": 10});
+        let c = read(&core, TokenProfile::Oidc).unwrap();
+        assert_eq!(
+            (c.jti, c.iat, c.client_id, c.scope),
+            (None, None, None, None)
+        );
+        for (extra, client) in [
+            (serde_json::json!({"azp": "kc"}), "kc"),
+            (serde_json::json!({"cid": "okta"}), "okta"),
+            (serde_json::json!({"appid": "entra1"}), "entra1"),
+            (
+                serde_json::json!({"client_id": "mine", "azp": "other"}),
+                "mine",
+            ),
+        ] {
+            let mut v = core.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            assert_eq!(
+                read(&v, TokenProfile::Oidc).unwrap().client_id.as_deref(),
+                Some(client)
+            );
+        }
+        for (scp, scope) in [
+            (serde_json::json!("a b"), "a b"),
+            (serde_json::json!(["a", "b"]), "a b"),
+        ] {
+            let mut v = core.clone();
+            v["scp"] = scp;
+            assert_eq!(
+                read(&v, TokenProfile::Oidc).unwrap().scope.as_deref(),
+                Some(scope)
+            );
+        }
+        let mut v = core.clone();
+        v["scp"] = serde_json::json!(["a b"]);
+        assert_eq!(
+            read(&v, TokenProfile::Oidc),
+            Err(ClaimError::Invalid(Claim::Scope))
+        );
+        let mut v = core.clone();
+        v.as_object_mut().unwrap().remove("exp");
+        assert_eq!(
+            read(&v, TokenProfile::Oidc),
+            Err(ClaimError::Missing(Claim::Exp))
+        );
+
+        // Required on request.
+        let rules = ClaimRules::new(TokenProfile::Oidc, [Claim::Sid, Claim::Jti]);
+        assert_eq!(
+            AccessClaims::from_payload(&core.to_string(), rules),
+            Err(ClaimError::Missing(Claim::Jti))
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_duplicates_are_refused() {
+        for bad in [
+            r#"{"iss":"i","sub":"u","aud":"a","exp":"10"}"#,
+            r#"{"iss":"i","sub":"u","aud":"a","exp":10.5}"#,
+            r#"{"iss":"i","sub":"u","aud":7,"exp":10}"#,
+            r#"{"iss":"i","sub":"u","sub":"v","aud":"a","exp":10}"#,
+            r#"["iss"]"#,
+        ] {
+            let rules = ClaimRules::new(TokenProfile::Oidc, []);
+            assert_eq!(
+                AccessClaims::from_payload(bad, rules),
+                Err(ClaimError::Malformed),
+                "{bad}"
+            );
+        }
     }
 }

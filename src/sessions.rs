@@ -171,14 +171,22 @@ impl Sessions {
     }
 
     /// Denies one (verified) access token until it expires; its session,
-    /// if any, goes on. Returns whether it was revoked now.
+    /// if any, goes on. Returns whether it was revoked now. A token without
+    /// `jti` (another issuer's, under a relaxed profile) cannot be denied
+    /// alone: nothing is revoked and the answer is `false` — end its
+    /// session or its subject instead.
     pub async fn revoke_access_token(
         &self,
         claims: &AccessClaims,
         reason: RevokedReason,
     ) -> Result<bool, StoreError> {
-        self.revoke_token(&claims.jti, from_unix_secs(claims.exp), reason)
-            .await
+        match &claims.jti {
+            Some(jti) => {
+                self.revoke_token(jti, from_unix_secs(claims.exp), reason)
+                    .await
+            }
+            None => Ok(false),
+        }
     }
 
     /// Denies the access token `jti` until `expires_at`, for an admin tool

@@ -30,7 +30,11 @@ impl Auth {
     /// when it is a browser client: its session just ended.
     fn clear_cookie(&self, claims: &AccessClaims) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        if let Some(clear) = self.endpoint.clear_refresh_cookie(&claims.client_id) {
+        if let Some(clear) = claims
+            .client_id
+            .as_deref()
+            .and_then(|client| self.endpoint.clear_refresh_cookie(client))
+        {
             headers.insert(header::SET_COOKIE, clear);
         }
         headers

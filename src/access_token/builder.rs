@@ -6,6 +6,7 @@ use super::{
     service::{AccessTokenLayer, GateDpop, Shared, StepUp},
 };
 use crate::{
+    claims::{Claim, ClaimRules, TokenProfile},
     dpop::{Dpop, Htu},
     header::is_quotable,
     identifier::{HttpsIdentifier, IdentifierError},
@@ -97,7 +98,11 @@ pub struct AccessTokenLayerBuilder {
     audience: Vec<String>,
     algorithms: Option<Vec<Algorithm>>,
     leeway: Duration,
-    token_types: Option<Vec<String>>,
+    profile: TokenProfile,
+    required_claims: Option<Vec<Claim>>,
+    extra_claims: Vec<Claim>,
+    /// `None`: the profile's; `Some(None)`: any type.
+    token_types: Option<Option<Vec<String>>>,
     realm: Option<String>,
     scopes: Vec<String>,
     acr_values: Vec<String>,
@@ -122,7 +127,10 @@ impl Default for AccessTokenLayerBuilder {
             audience: Vec::new(),
             algorithms: None,
             leeway: DEFAULT_LEEWAY,
-            token_types: Some(vec![ACCESS_TOKEN_TYP.to_owned()]),
+            profile: TokenProfile::Rfc9068,
+            required_claims: None,
+            extra_claims: Vec::new(),
+            token_types: None,
             realm: None,
             scopes: Vec::new(),
             acr_values: Vec::new(),
@@ -181,15 +189,60 @@ impl AccessTokenLayerBuilder {
         Self { leeway, ..self }
     }
 
+    /// The shape of the issuer's tokens: which claims they must carry and
+    /// where each is read from. Default [`TokenProfile::Rfc9068`], the
+    /// strict profile of tollgate's own tokens; [`TokenProfile::Oidc`] for
+    /// Keycloak, Auth0, Entra ID and Okta. It also sets the accepted `typ`
+    /// values unless [`token_types`](Self::token_types) does.
+    ///
+    /// ```
+    /// use tollgate::{AccessTokenLayer, Algorithm, SigningKey, claims::{Claim, TokenProfile}};
+    ///
+    /// let keycloak = AccessTokenLayer::builder()
+    ///     .keys(SigningKey::hmac("k", Algorithm::HS256, &[7; 32]).unwrap())
+    ///     .issuer("https://sso.example/realms/shop")
+    ///     .audience("orders-api")
+    ///     .profile(TokenProfile::Oidc)
+    ///     .require_claim(Claim::Sid) // so a back-channel logout can end it
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = keycloak;
+    /// ```
+    pub fn profile(self, profile: TokenProfile) -> Self {
+        Self { profile, ..self }
+    }
+
+    /// A claim every token must carry, on top of what the
+    /// [`profile`](Self::profile) requires (repeatable). A token without it
+    /// is refused with `invalid_token` and a description naming it.
+    pub fn require_claim(mut self, claim: Claim) -> Self {
+        self.extra_claims.push(claim);
+        self
+    }
+
+    /// The claims tokens must carry besides `iss`, `sub`, `aud` and `exp`
+    /// (always required), instead of the profile's list (those of
+    /// [`require_claim`](Self::require_claim) still count): e.g. to
+    /// accept an RFC 9068 issuer that leaves out `jti` (such tokens can
+    /// then be denied only by session or subject).
+    pub fn required_claims(self, claims: impl IntoIterator<Item = Claim>) -> Self {
+        Self {
+            required_claims: Some(claims.into_iter().collect()),
+            ..self
+        }
+    }
+
     /// The accepted JOSE `typ` values, compared without case and without an
-    /// `application/` prefix (RFC 7515 §4.1.9). Default `at+jwt` (RFC 9068).
+    /// `application/` prefix (RFC 7515 §4.1.9); a token without `typ` is
+    /// refused. Default: the profile's — `at+jwt` (RFC 9068), or for
+    /// [`TokenProfile::Oidc`] `at+jwt`, `JWT` or none.
     pub fn token_types<I, T>(self, types: I) -> Self
     where
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
         Self {
-            token_types: Some(types.into_iter().map(Into::into).collect()),
+            token_types: Some(Some(types.into_iter().map(Into::into).collect())),
             ..self
         }
     }
@@ -198,7 +251,7 @@ impl AccessTokenLayerBuilder {
     /// access tokens (RFC 8725 §3.11 explains the risk).
     pub fn allow_any_token_type(self) -> Self {
         Self {
-            token_types: None,
+            token_types: Some(None),
             ..self
         }
     }
@@ -403,11 +456,30 @@ impl AccessTokenLayerBuilder {
         {
             return Err(AccessTokenConfigError::InvalidCookieName(name.clone()));
         }
-        let token_types = match self.token_types {
-            Some(types) if types.is_empty() => return Err(AccessTokenConfigError::EmptyTokenTypes),
-            Some(types) => Some(types.iter().map(|t| normalize_typ(t)).collect()),
-            None => None,
+        let (token_types, typ_optional) = match self.token_types {
+            Some(Some(types)) if types.is_empty() => {
+                return Err(AccessTokenConfigError::EmptyTokenTypes);
+            }
+            Some(Some(types)) => (
+                Some(types.iter().map(|t| normalize_typ(t)).collect()),
+                false,
+            ),
+            Some(None) => (None, true),
+            None => match self.profile {
+                TokenProfile::Rfc9068 => (Some(vec![ACCESS_TOKEN_TYP.to_owned()]), false),
+                TokenProfile::Oidc => (
+                    Some(vec![ACCESS_TOKEN_TYP.to_owned(), "jwt".to_owned()]),
+                    true,
+                ),
+            },
         };
+        let rules = ClaimRules::new(
+            self.profile,
+            self.required_claims
+                .unwrap_or_else(|| self.profile.required_claims().to_vec())
+                .into_iter()
+                .chain(self.extra_claims),
+        );
         let revocations = self.revocations.unwrap_or_default();
         if self.leeway > revocations.margin() {
             return Err(AccessTokenConfigError::LeewayExceedsRevocationMargin {
@@ -481,6 +553,8 @@ impl AccessTokenLayerBuilder {
                 audiences: audience,
                 leeway: self.leeway.as_secs(),
                 token_types,
+                typ_optional,
+                rules,
                 revocations,
                 max_token_len: self.max_token_len,
             },

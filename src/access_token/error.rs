@@ -1,7 +1,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::extract::Scheme;
-use crate::{dpop::DpopError, revocation::RevokedBy, telemetry::GateOutcome};
+use crate::{claims::Claim, dpop::DpopError, revocation::RevokedBy, telemetry::GateOutcome};
 
 /// What a gate's challenges say besides the error.
 #[derive(Debug, Clone, Copy, Default)]
@@ -107,9 +107,17 @@ pub enum InvalidToken {
     /// `aud` does not name this resource.
     #[error("wrong audience")]
     WrongAudience,
-    /// A required claim is missing or has the wrong type.
-    #[error("missing or malformed claim")]
+    /// The payload is not a JSON object of claims with their registered
+    /// types (a string `exp`, a duplicated claim, …).
+    #[error("malformed claims")]
     BadClaims,
+    /// A claim the issuer's profile (or the gate) requires is absent.
+    #[error("no `{}` claim", .0.name())]
+    MissingClaim(Claim),
+    /// A claim is present with a value the gate cannot accept (`exp`
+    /// before `iat`; an `scp` item with a space).
+    #[error("invalid `{}` claim", .0.name())]
+    InvalidClaim(Claim),
     /// `exp - iat` is longer than the gate accepts.
     #[error("lifetime too long")]
     LifetimeTooLong,
@@ -195,6 +203,19 @@ impl AuthError {
             }
             Self::InvalidToken(InvalidToken::NotBound) => {
                 "The access token is not bound to a key: present it as a Bearer token"
+            }
+            Self::InvalidToken(InvalidToken::MissingClaim(claim)) => missing_claim(*claim),
+            Self::InvalidToken(InvalidToken::InvalidClaim(Claim::Exp)) => {
+                "The access token expires before it was issued"
+            }
+            Self::InvalidToken(InvalidToken::InvalidClaim(Claim::Scope)) => {
+                "The access token has a malformed `scp` claim"
+            }
+            Self::InvalidToken(InvalidToken::BadClaims) => {
+                "The access token's claims are not a valid claim set"
+            }
+            Self::InvalidToken(InvalidToken::LifetimeTooLong) => {
+                "The access token's lifetime is longer than this resource accepts"
             }
             Self::Dpop(e) => e.description(),
             Self::InvalidToken(_) => "The access token is invalid",
@@ -368,6 +389,24 @@ impl AuthError {
         // spec's percent-encoding leaves as they are.
         headers.insert("grpc-message", HeaderValue::from_static(message));
         res
+    }
+}
+
+/// The `error_description` of a token without `claim`: names the claim,
+/// which tells a client nothing it could not read in its own token.
+fn missing_claim(claim: Claim) -> &'static str {
+    match claim {
+        Claim::Iss => "The access token has no `iss` claim",
+        Claim::Sub => "The access token has no `sub` claim",
+        Claim::Aud => "The access token has no `aud` claim",
+        Claim::Exp => "The access token has no `exp` claim",
+        Claim::Iat => "The access token has no `iat` claim",
+        Claim::Jti => "The access token has no `jti` claim",
+        Claim::ClientId => "The access token has no `client_id` claim",
+        Claim::Scope => "The access token has no `scope` claim",
+        Claim::Sid => "The access token has no `sid` claim",
+        Claim::AuthTime => "The access token has no `auth_time` claim",
+        Claim::Acr => "The access token has no `acr` claim",
     }
 }
 

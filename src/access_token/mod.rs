@@ -44,7 +44,8 @@
 //! let now = jsonwebtoken::get_current_timestamp();
 //! let token = key.sign(&AccessClaims {
 //!     iss: "https://auth.example".into(), sub: "alice".into(), aud: vec!["orders-api".into()],
-//!     exp: now + 300, iat: now, nbf: None, jti: "t-1".into(), client_id: "web".into(),
+//!     exp: now + 300, iat: Some(now), nbf: None, jti: Some("t-1".into()),
+//!     client_id: Some("web".into()),
 //!     scope: Some("orders:read".into()), sid: Some("fam-1".into()), tenant: None, cnf: None,
 //!     auth_time: None, acr: None, amr: None,
 //! }).unwrap();

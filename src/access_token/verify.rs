@@ -13,7 +13,7 @@ use std::{borrow::Cow, fmt, mem::MaybeUninit};
 use super::{AuthError, InvalidToken};
 use crate::{
     b64url,
-    claims::AccessClaims,
+    claims::{AccessClaims, Claim, ClaimError, ClaimRules},
     keys::{ACCESS_TOKEN_TYP, Algorithm, KeySet, Keys, VerifyingKey, parse_algorithm},
     revocation::RevocationCache,
     time::unix_secs,
@@ -39,6 +39,10 @@ pub struct Verifier {
     pub(crate) leeway: u64,
     /// Normalized accepted `typ` values; `None` accepts any.
     pub(crate) token_types: Option<Vec<String>>,
+    /// A token without `typ` passes the type check (the OpenID profile).
+    pub(crate) typ_optional: bool,
+    /// The issuer's profile and required claims.
+    pub(crate) rules: ClaimRules,
     pub(crate) revocations: RevocationCache,
     pub(crate) max_token_len: usize,
 }
@@ -52,6 +56,8 @@ impl fmt::Debug for Verifier {
             .field("audiences", &self.audiences)
             .field("leeway", &self.leeway)
             .field("token_types", &self.token_types)
+            .field("typ_optional", &self.typ_optional)
+            .field("rules", &self.rules)
             .field("revocations", &self.revocations)
             .finish()
     }
@@ -109,13 +115,17 @@ impl Verifier {
             b64url::decode(payload_b64, &mut buf).ok_or(invalid(InvalidToken::Malformed))?;
         // One UTF-8 check of the whole payload, then the `str` reader:
         // `from_slice` would validate every string it reads on its own.
-        let claims: AccessClaims = std::str::from_utf8(&payload)
-            .ok()
-            .and_then(|json| serde_json::from_str(json).ok())
-            .ok_or(invalid(InvalidToken::BadClaims))?;
+        let json = std::str::from_utf8(&payload).map_err(|_| invalid(InvalidToken::BadClaims))?;
+        let claims = AccessClaims::from_payload(json, s.rules).map_err(|e| {
+            invalid(match e {
+                ClaimError::Malformed => InvalidToken::BadClaims,
+                ClaimError::Missing(claim) => InvalidToken::MissingClaim(claim),
+                ClaimError::Invalid(claim) => InvalidToken::InvalidClaim(claim),
+            })
+        })?;
         check_claims(s, &claims, unix_secs(s.revocations.now()))?;
         if let Some(by) = s.revocations.check(
-            &claims.jti,
+            claims.jti.as_deref(),
             claims.sid.as_deref(),
             claims.subject(),
             claims.iat,
@@ -183,11 +193,15 @@ fn parsed_header_key<'k>(
 /// The header's `typ` is one the gate accepts (if it is configured to
 /// check).
 fn check_type(s: &Verifier, typ: Option<&str>) -> Result<(), AuthError> {
-    match &s.token_types {
-        Some(accepted) if !typ.is_some_and(|typ| accepted.iter().any(|a| typ_matches(a, typ))) => {
-            Err(AuthError::InvalidToken(InvalidToken::WrongType))
-        }
-        _ => Ok(()),
+    let accepted = match (&s.token_types, typ) {
+        (None, _) => true,
+        (Some(_), None) => s.typ_optional,
+        (Some(accepted), Some(typ)) => accepted.iter().any(|a| typ_matches(a, typ)),
+    };
+    if accepted {
+        Ok(())
+    } else {
+        Err(AuthError::InvalidToken(InvalidToken::WrongType))
     }
 }
 
@@ -199,7 +213,7 @@ fn check_claims(s: &Verifier, claims: &AccessClaims, now: u64) -> Result<(), Aut
         return Err(invalid(InvalidToken::Expired));
     }
     let early = |t: u64| t > now.saturating_add(s.leeway);
-    if claims.nbf.is_some_and(early) || early(claims.iat) {
+    if claims.nbf.is_some_and(early) || claims.iat.is_some_and(early) {
         return Err(invalid(InvalidToken::NotYetValid));
     }
     if claims.iss != s.issuer {
@@ -208,10 +222,16 @@ fn check_claims(s: &Verifier, claims: &AccessClaims, now: u64) -> Result<(), Aut
     if !claims.aud.iter().any(|a| s.audiences.contains(a)) {
         return Err(invalid(InvalidToken::WrongAudience));
     }
-    if claims.jti.is_empty() || claims.sub.is_empty() || claims.exp < claims.iat {
-        return Err(invalid(InvalidToken::BadClaims));
-    }
-    if claims.exp - claims.iat > s.revocations.max_token_lifetime().as_secs() {
+    // A deny-list entry made now must outlive the token: its lifetime,
+    // or without `iat` what is left of it, is bounded.
+    let lifetime = match claims.iat {
+        Some(iat) if claims.exp < iat => {
+            return Err(invalid(InvalidToken::InvalidClaim(Claim::Exp)));
+        }
+        Some(iat) => claims.exp - iat,
+        None => claims.exp.saturating_sub(now),
+    };
+    if lifetime > s.revocations.max_token_lifetime().as_secs() {
         return Err(invalid(InvalidToken::LifetimeTooLong));
     }
     Ok(())
@@ -261,10 +281,10 @@ mod tests {
             sub: "alice".into(),
             aud: vec![AUD.into()],
             exp: now + 300,
-            iat: now,
+            iat: Some(now),
             nbf: None,
-            jti: jti.into(),
-            client_id: "web".into(),
+            jti: Some(jti.into()),
+            client_id: Some("web".into()),
             scope: Some("orders:read".into()),
             sid: Some("s-1".into()),
             tenant: None,
@@ -427,7 +447,7 @@ mod tests {
             match v.verify(&token) {
                 Ok(c) => {
                     prop_assert!(acceptable, "accepted {}", header);
-                    prop_assert_eq!(c.jti, "prop");
+                    prop_assert_eq!(c.jti.as_deref(), Some("prop"));
                 }
                 Err(AuthError::InvalidToken(_)) => prop_assert!(!acceptable, "refused {}", header),
                 Err(e) => prop_assert!(false, "{:?} for {}", e, header),

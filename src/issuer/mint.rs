@@ -56,10 +56,10 @@ impl Issuer {
                 resources.to_vec()
             },
             exp,
-            iat,
+            iat: Some(iat),
             nbf: None,
-            jti: random_string(16),
-            client_id: client_id.to_owned(),
+            jti: Some(random_string(16)),
+            client_id: Some(client_id.to_owned()),
             scope: (!scope.is_empty()).then(|| scope.to_owned()),
             sid: sid.map(str::to_owned),
             tenant: tenant.map(str::to_owned),

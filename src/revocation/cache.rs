@@ -242,14 +242,18 @@ impl RevocationCache {
     /// Whether a token with these claims is revoked, and by what. A miss —
     /// the common case — costs one `contains_key` per key kind, which
     /// neither allocates nor records a read.
+    ///
+    /// A token without `jti` can be denied only by its session or subject;
+    /// one without `iat` counts as issued before any logout-everywhere of
+    /// its subject still in force (fail closed: it cannot show otherwise).
     pub fn check<'a>(
         &self,
-        jti: &str,
+        jti: Option<&str>,
         sid: Option<&str>,
         sub: impl Into<Subject<'a>>,
-        iat: u64,
+        iat: Option<u64>,
     ) -> Option<RevokedBy> {
-        if self.live(&self.tokens, jti) {
+        if jti.is_some_and(|jti| self.live(&self.tokens, jti)) {
             return Some(RevokedBy::Token);
         }
         if sid.is_some_and(|sid| self.live(&self.sessions, sid)) {
@@ -260,7 +264,7 @@ impl RevocationCache {
             let now = self.clock.now();
             if let Some(mark) = self.subjects.get(&sub)
                 && mark.until.instant() + self.margin > now
-                && iat <= mark.not_before
+                && iat.is_none_or(|iat| iat <= mark.not_before)
             {
                 return Some(RevokedBy::Subject);
             }
@@ -486,8 +490,15 @@ mod tests {
         let clock = ManualClock::at(from_unix_secs(T0));
         let c = cache(&clock);
         c.revoke_token("j1", at(T0 + 100));
-        assert_eq!(c.check("j1", None, "alice", T0), Some(RevokedBy::Token));
-        assert_eq!(c.check("j2", None, "alice", T0), None);
+        assert_eq!(
+            c.check(Some("j1"), None, "alice", Some(T0)),
+            Some(RevokedBy::Token)
+        );
+        assert_eq!(c.check(Some("j2"), None, "alice", Some(T0)), None);
+        // A token without `jti` matches no token entry (not even a revoked
+        // empty id).
+        c.revoke_token("", at(T0 + 600));
+        assert_eq!(c.check(None, None, "alice", Some(T0)), None);
         clock.advance(Duration::from_secs(129));
         assert!(c.is_token_revoked("j1"), "still inside the margin");
         clock.advance(Duration::from_secs(1));
@@ -538,7 +549,7 @@ mod tests {
                 "{k}: session revocation lapsed early"
             );
             assert_eq!(
-                c.check("x", None, k, T0 + 399),
+                c.check(Some("x"), None, k, Some(T0 + 399)),
                 Some(RevokedBy::Subject),
                 "{k}"
             );
@@ -551,11 +562,11 @@ mod tests {
         let c = cache(&clock);
         c.revoke_session("fam-1", at(T0 + 600));
         assert_eq!(
-            c.check("a", Some("fam-1"), "bob", T0),
+            c.check(Some("a"), Some("fam-1"), "bob", Some(T0)),
             Some(RevokedBy::Session)
         );
-        assert_eq!(c.check("a", Some("fam-2"), "bob", T0), None);
-        assert_eq!(c.check("a", None, "bob", T0), None);
+        assert_eq!(c.check(Some("a"), Some("fam-2"), "bob", Some(T0)), None);
+        assert_eq!(c.check(Some("a"), None, "bob", Some(T0)), None);
     }
 
     #[test]
@@ -564,21 +575,34 @@ mod tests {
         let c = cache(&clock);
         c.revoke_subject_before("alice", at(T0) + Duration::from_millis(700));
         assert_eq!(
-            c.check("a", None, "alice", T0 - 5),
+            c.check(Some("a"), None, "alice", Some(T0 - 5)),
             Some(RevokedBy::Subject)
         );
-        assert_eq!(c.check("a", None, "alice", T0), Some(RevokedBy::Subject));
-        assert_eq!(c.check("a", None, "alice", T0 + 1), None);
-        assert_eq!(c.check("a", None, "bob", T0 - 5), None);
+        assert_eq!(
+            c.check(Some("a"), None, "alice", Some(T0)),
+            Some(RevokedBy::Subject)
+        );
+        assert_eq!(c.check(Some("a"), None, "alice", Some(T0 + 1)), None);
+        assert_eq!(c.check(Some("a"), None, "bob", Some(T0 - 5)), None);
+        // No `iat`: it cannot show it came after the logout, so it is out;
+        // with no watermark on its subject it is fine.
+        assert_eq!(c.check(None, None, "alice", None), Some(RevokedBy::Subject));
+        assert_eq!(c.check(None, None, "bob", None), None);
         // An older watermark never lowers a newer one.
         c.revoke_subject_before("alice", at(T0 - 100));
-        assert_eq!(c.check("a", None, "alice", T0), Some(RevokedBy::Subject));
+        assert_eq!(
+            c.check(Some("a"), None, "alice", Some(T0)),
+            Some(RevokedBy::Subject)
+        );
         // It lives as long as the longest token it could match.
         // (watermark at T0 + 0.7 s, plus 600 s lifetime, plus 30 s margin)
         clock.advance(Duration::from_secs(600 + 30));
-        assert_eq!(c.check("a", None, "alice", T0), Some(RevokedBy::Subject));
+        assert_eq!(
+            c.check(Some("a"), None, "alice", Some(T0)),
+            Some(RevokedBy::Subject)
+        );
         clock.advance(Duration::from_secs(1));
-        assert_eq!(c.check("a", None, "alice", T0), None);
+        assert_eq!(c.check(Some("a"), None, "alice", Some(T0)), None);
     }
 
     #[test]

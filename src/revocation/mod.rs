@@ -20,13 +20,13 @@
 //! deny.revoke_token("jti-1", now + Duration::from_secs(300));
 //! deny.revoke_session("family-7", now + Duration::from_secs(900));
 //!
-//! assert_eq!(deny.check("jti-1", None, "alice", iat), Some(RevokedBy::Token));
-//! assert_eq!(deny.check("jti-2", Some("family-7"), "alice", iat), Some(RevokedBy::Session));
-//! assert_eq!(deny.check("jti-3", Some("family-8"), "alice", iat), None);
+//! assert_eq!(deny.check(Some("jti-1"), None, "alice", Some(iat)), Some(RevokedBy::Token));
+//! assert_eq!(deny.check(Some("jti-2"), Some("family-7"), "alice", Some(iat)), Some(RevokedBy::Session));
+//! assert_eq!(deny.check(Some("jti-3"), Some("family-8"), "alice", Some(iat)), None);
 //!
 //! // Logout everywhere: every token of bob issued up to now.
 //! deny.revoke_subject_before("bob", now);
-//! assert_eq!(deny.check("jti-4", None, "bob", iat), Some(RevokedBy::Subject));
+//! assert_eq!(deny.check(Some("jti-4"), None, "bob", Some(iat)), Some(RevokedBy::Subject));
 //! ```
 
 mod cache;

@@ -112,16 +112,16 @@ impl Answer for IntrospectionEndpoint {
                 Introspection {
                     active: true,
                     scope: c.scope,
-                    client_id: Some(c.client_id),
+                    client_id: c.client_id,
                     // RFC 9449 §6.2: a bound token says so, with its key.
                     token_type: Some(if c.cnf.is_some() { "DPoP" } else { "Bearer" }),
                     exp: Some(c.exp),
-                    iat: Some(c.iat),
+                    iat: c.iat,
                     nbf: c.nbf,
                     sub: Some(c.sub),
                     aud: Some(c.aud),
                     iss: Some(c.iss),
-                    jti: Some(c.jti),
+                    jti: c.jti,
                     sid: c.sid,
                     cnf: c.cnf,
                 }

@@ -151,10 +151,11 @@ impl RevocationEndpoint {
     ) -> Result<bool, StoreError> {
         let issuer = &self.inner.issuer;
         let owned_by_caller = |owner: &str| client_id.is_none_or(|c| c == owner);
+        let claims_owned = |owner: Option<&str>| client_id.is_none_or(|c| Some(c) == owner);
         let sessions = issuer.sessions();
         if is_jwt(token) {
             return match verified_access_token(&self.inner, token) {
-                Some(claims) if owned_by_caller(&claims.client_id) => {
+                Some(claims) if claims_owned(claims.client_id.as_deref()) => {
                     sessions
                         .revoke_access_token(&claims, RevokedReason::Logout)
                         .await

@@ -52,10 +52,10 @@ pub fn claims(jti: &str) -> AccessClaims {
         sub: "alice".into(),
         aud: vec![AUD.into()],
         exp: now + 300,
-        iat: now,
+        iat: Some(now),
         nbf: None,
-        jti: jti.into(),
-        client_id: "web".into(),
+        jti: Some(jti.into()),
+        client_id: Some("web".into()),
         scope: Some("orders:read orders:write".into()),
         sid: Some("fam-1".into()),
         tenant: None,
@@ -103,7 +103,7 @@ pub fn bearer(token: &str) -> Request<String> {
 /// the gate let a request through without claims.
 pub async fn echo_sub(req: Request<String>) -> Result<Response<String>, Infallible> {
     Ok(match req.extensions().get::<AccessClaims>() {
-        Some(c) => Response::new(format!("{}:{}", c.sub, c.jti)),
+        Some(c) => Response::new(format!("{}:{}", c.sub, c.jti.as_deref().unwrap_or("-"))),
         None => Response::builder()
             .status(500)
             .body("no claims".into())

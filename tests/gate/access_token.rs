@@ -218,10 +218,18 @@ async fn time_claims_are_enforced_with_the_documented_leeway() {
         &future_iat,
     );
     let backwards = signed_with(|c| c["exp"] = json!(now() - 1));
-    assert_invalid_token(&call(g(), bearer(&backwards)).await, INVALID, &backwards);
+    assert_invalid_token(
+        &call(g(), bearer(&backwards)).await,
+        "The access token expires before it was issued",
+        &backwards,
+    );
     // Longer-lived than a subject watermark can cover.
     let too_long = signed_with(|c| c["exp"] = json!(now() + 3 * 86_400));
-    assert_invalid_token(&call(g(), bearer(&too_long)).await, INVALID, &too_long);
+    assert_invalid_token(
+        &call(g(), bearer(&too_long)).await,
+        "The access token's lifetime is longer than this resource accepts",
+        &too_long,
+    );
 }
 
 #[tokio::test]

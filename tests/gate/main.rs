@@ -12,5 +12,6 @@ mod architecture;
 mod dpop;
 #[cfg(feature = "axum")]
 mod frameworks;
+mod profiles;
 mod resource;
 mod step_up;

@@ -34,21 +34,23 @@ pub(crate) async fn challenge(
 ) -> (StatusCode, Vec<(String, String)>) {
     let svc = g.layer(service_fn(echo_sub));
     let res = svc.oneshot(req).await.unwrap();
-    let value = res.headers()[header::WWW_AUTHENTICATE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let challenges: Vec<_> = http_auth::parser::ChallengeParser::new(&value)
+    (res.status(), bearer_challenge(res.headers()))
+}
+
+/// The one Bearer challenge of `WWW-Authenticate`, parsed strictly: its
+/// parameters.
+pub(crate) fn bearer_challenge(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    let value = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+    let challenges: Vec<_> = http_auth::parser::ChallengeParser::new(value)
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("not RFC 9110: {value}: {e}"));
     assert_eq!(challenges.len(), 1, "{value}");
     assert!(challenges[0].scheme.eq_ignore_ascii_case("bearer"));
-    let params = challenges[0]
+    challenges[0]
         .params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_unescaped()))
-        .collect();
-    (res.status(), params)
+        .collect()
 }
 
 pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -311,7 +311,7 @@ per_backend! {
         assert_eq!(tokens.scopes().unwrap()[0].as_str(), "read");
         let access = tokens.access_token().secret().clone();
         let claims = site.h.gate.verify(&access).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.client_id.as_str()), ("alice", "native"));
+        assert_eq!((claims.sub.as_str(), claims.client_id.as_deref().unwrap()), ("alice", "native"));
         // How alice signed in, as the login page approved (RFC 9068 §2.2.1).
         assert!(claims.auth_time.is_some());
         assert_eq!(claims.acr.as_deref(), Some("urn:pwd"));

@@ -122,7 +122,7 @@ async fn issuer_gate_and_deny_list_run_on_the_one_clock() {
 
     let login = h.login().await;
     let claims = h.gate.verify(&login.access_token()).unwrap();
-    assert_eq!((claims.iat, claims.exp), (t0, t0 + 10 * MIN));
+    assert_eq!((claims.iat, claims.exp), (Some(t0), t0 + 10 * MIN));
 
     // The deny list keeps a revoked token until exp + margin on this clock.
     let other = h.login().await;
@@ -134,7 +134,7 @@ async fn issuer_gate_and_deny_list_run_on_the_one_clock() {
             .await
             .unwrap()
     );
-    assert!(h.deny.is_token_revoked(&revoked.jti));
+    assert!(h.deny.is_token_revoked(revoked.jti.as_deref().unwrap()));
     assert!(h.gate.verify(&other.access_token()).is_err());
 
     // Ten minutes and the 30 s leeway later the gate still accepts the
@@ -143,13 +143,13 @@ async fn issuer_gate_and_deny_list_run_on_the_one_clock() {
     assert!(h.gate.verify(&login.access_token()).is_ok());
     h.clock.advance(Duration::from_secs(1));
     assert!(h.gate.verify(&login.access_token()).is_err());
-    assert!(h.deny.is_token_revoked(&revoked.jti));
+    assert!(h.deny.is_token_revoked(revoked.jti.as_deref().unwrap()));
     // Past exp + the deny list's margin, the entry has lapsed.
     h.clock.advance(h.deny.margin());
-    assert!(!h.deny.is_token_revoked(&revoked.jti));
+    assert!(!h.deny.is_token_revoked(revoked.jti.as_deref().unwrap()));
 
     // A token minted now carries the moved clock's time.
     let later = h.refresh(&login.refresh_token()).await;
     let claims = h.gate.verify(&later.access_token()).unwrap();
-    assert_eq!(claims.iat, unix(h.clock.now()));
+    assert_eq!(claims.iat, Some(unix(h.clock.now())));
 }

@@ -189,7 +189,12 @@ async fn counters_move_exactly_when_their_event_happens() {
     c.get("", &[]);
     assert!(!c.label_values.is_empty());
     for value in &c.label_values {
-        for secret in ["alice", "web", &claims.jti, &claims.sid.clone().unwrap()] {
+        for secret in [
+            "alice",
+            "web",
+            claims.jti.as_deref().unwrap(),
+            &claims.sid.clone().unwrap(),
+        ] {
             assert_ne!(value, secret);
         }
     }

@@ -86,7 +86,7 @@ async fn a_downstream_test_mints_uses_and_revokes_tokens() {
         .verify(login["access_token"].as_str().unwrap())
         .unwrap();
     assert_eq!(
-        (claims.sub.as_str(), claims.client_id.as_str()),
+        (claims.sub.as_str(), claims.client_id.as_deref().unwrap()),
         ("dave", PUBLIC_CLIENT)
     );
 }

@@ -65,7 +65,7 @@ per_backend! {
             assert_eq!(r.json["scope"], "read write");
             assert_eq!(r.json["expires_in"], 900);
             let c = claims(&h, &r.access_token());
-            assert_eq!((c.sub.as_str(), c.client_id.as_str()), ("alice", "web"));
+            assert_eq!((c.sub.as_str(), c.client_id.as_deref().unwrap()), ("alice", "web"));
             assert!(c.sid.is_some());
             let (family, tokens) = family_rows(&h, c.sid.as_deref().unwrap()).await;
             assert_eq!(family.user_id, "alice");

@@ -86,10 +86,10 @@ impl Settings {
             sub: "bench-user".into(),
             aud: vec![self.audience.clone()],
             exp: now + 3600,
-            iat: now,
+            iat: Some(now),
             nbf: None,
-            jti: jti.into(),
-            client_id: "bench-client".into(),
+            jti: Some(jti.into()),
+            client_id: Some("bench-client".into()),
             scope: Some("read".into()),
             sid: Some("bench-session".into()),
             tenant: None,
@@ -493,7 +493,13 @@ async fn floor_middleware(
         return StatusCode::UNAUTHORIZED.into_response();
     };
     match jsonwebtoken::decode::<AccessClaims>(token, &floor.key, &floor.validation) {
-        Ok(data) if !floor.revoked.contains(&data.claims.jti) => {
+        Ok(data)
+            if data
+                .claims
+                .jti
+                .as_ref()
+                .is_some_and(|j| !floor.revoked.contains(j)) =>
+        {
             req.extensions_mut().insert(data.claims);
             next.run(req).await
         }
