@@ -36,10 +36,14 @@ use std::{fmt, sync::Arc};
 use arc_swap::{ArcSwap, Guard};
 use jsonwebtoken::{
     DecodingKey, EncodingKey, Header,
-    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse},
+    jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm, KeyOperations, PublicKeyUse},
 };
 use serde::{Deserialize, Serialize};
 
+/// JWKs (RFC 7517) as jsonwebtoken models them: what
+/// [`VerifyingKey::from_jwk`] takes, [`KeySet::jwks`] gives, and
+/// [`jwk_from_json`] parses.
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use jsonwebtoken::{Algorithm, AlgorithmFamily};
 
 /// The algorithm a JOSE `alg` value names: RFC 7518's names, and RFC
@@ -141,9 +145,14 @@ pub enum KeyError {
     /// for the operator; it never reaches a client).
     #[error("invalid key material")]
     Invalid(#[source] jsonwebtoken::errors::Error),
-    /// A JWK without `kid` or `alg`.
-    #[error("a JWK needs both `kid` and `alg`")]
+    /// A JWK without `kid`, or whose algorithm neither its `alg` names nor
+    /// its key type implies, or JSON that is not a JWK.
+    #[error("a JWK needs a `kid` and an algorithm (its `alg`, or one its key implies)")]
     IncompleteJwk,
+    /// A JWK set with no key this gate can verify with: none for
+    /// signatures, of an allowed algorithm, with a `kid`.
+    #[error("the JWK set has no usable signature key")]
+    NoUsableKey,
     /// Signing a token failed.
     #[error("signing failed")]
     Signing(#[source] jsonwebtoken::errors::Error),
@@ -313,15 +322,34 @@ impl VerifyingKey {
         Ok(Self::public(non_empty(kid.into())?, alg, key, jwk))
     }
 
-    /// A public key from a JWK that names its `kid` and `alg`.
+    /// A public key from a JWK with a `kid`. Its algorithm is its `alg`,
+    /// or without one (Entra ID publishes none) the one its key implies:
+    /// `OKP` Ed25519 → EdDSA, `EC` P-256 → ES256, P-384 → ES384, `RSA` →
+    /// RS256 ([`from_jwk_with_rsa`](Self::from_jwk_with_rsa) picks another).
+    /// Either way one key verifies with one algorithm.
+    ///
+    /// ```
+    /// use tollgate::keys::{Algorithm, VerifyingKey, jwk_from_json};
+    ///
+    /// let jwk = jwk_from_json(r#"{"kty":"EC","crv":"P-256","kid":"k1","use":"sig",
+    ///     "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    ///     "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#).unwrap();
+    /// let key = VerifyingKey::from_jwk(&jwk).unwrap();
+    /// assert_eq!(key.algorithm(), Algorithm::ES256);
+    /// ```
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
+        Self::from_jwk_with_rsa(jwk, Algorithm::RS256)
+    }
+
+    /// [`from_jwk`](Self::from_jwk), with `rsa` (an `RS*` or `PS*`
+    /// algorithm) the algorithm of an RSA key without `alg`.
+    pub fn from_jwk_with_rsa(jwk: &Jwk, rsa: Algorithm) -> Result<Self, KeyError> {
         install_crypto_provider();
         let kid = jwk.common.key_id.clone().ok_or(KeyError::IncompleteJwk)?;
-        let alg: Algorithm = jwk
-            .common
-            .key_algorithm
-            .and_then(|a| Algorithm::try_from(a).ok())
-            .ok_or(KeyError::IncompleteJwk)?;
+        let alg = match jwk.common.key_algorithm {
+            Some(named) => Algorithm::try_from(named).map_err(|_| KeyError::IncompleteJwk)?,
+            None => implied_algorithm(jwk, rsa).ok_or(KeyError::IncompleteJwk)?,
+        };
         if alg.family() == AlgorithmFamily::Hmac
             || matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_))
         {
@@ -424,6 +452,62 @@ impl KeySet {
         self.verifying
             .iter()
             .find(|k| k.issued_header == header_b64)
+    }
+
+    /// The verification keys of a JWK set as an identity provider
+    /// publishes it (RFC 7517 JSON), under the algorithm allow-list
+    /// `allowed`. Keys that cannot verify this issuer's tokens are left
+    /// out, one by one, so that one odd key never takes the set down:
+    /// `use` other than `sig`, `key_ops` without `verify`, no `kid`, an
+    /// algorithm that is not allowed (for an RSA key without `alg`: the
+    /// first RSA algorithm of `allowed`), a key type or curve tollgate does
+    /// not know, a secret (`oct`), a `kid` already taken. An error only
+    /// when nothing usable is left, or the JSON is no JWK set.
+    ///
+    /// ```
+    /// use tollgate::keys::{Algorithm, KeySet};
+    ///
+    /// let jwks = r#"{"keys":[
+    ///   {"kty":"RSA","use":"enc","kid":"enc-1","n":"sXch","e":"AQAB"},
+    ///   {"kty":"EC","crv":"P-256","kid":"sig-1",
+    ///    "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    ///    "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+    ///   {"kty":"AKP","alg":"ML-DSA-44","kid":"pq-1","pub":"AAAA"}]}"#;
+    /// let set = KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::ES256, Algorithm::RS256]).unwrap();
+    /// let kids: Vec<_> = set.verifying_keys().iter().map(|k| k.kid()).collect();
+    /// assert_eq!(kids, ["sig-1"]);
+    /// ```
+    pub fn from_jwks(json: &[u8], allowed: &[Algorithm]) -> Result<Self, KeyError> {
+        #[derive(Deserialize)]
+        struct Keys {
+            keys: Vec<serde_json::Value>,
+        }
+        let set: Keys = serde_json::from_slice(json).map_err(|_| KeyError::IncompleteJwk)?;
+        let rsa = allowed
+            .iter()
+            .copied()
+            .find(|a| a.family() == AlgorithmFamily::Rsa)
+            .unwrap_or(Algorithm::RS256);
+        let mut verifying: Vec<VerifyingKey> = Vec::new();
+        for value in set.keys {
+            match usable_jwk(&value, rsa, allowed) {
+                Ok(key) if verifying.iter().any(|k| k.kid == key.kid) => {
+                    tracing::debug!(kid = key.kid, "JWK left out: its kid is taken");
+                }
+                Ok(key) => verifying.push(key),
+                Err(why) => {
+                    let kid = value.get("kid").and_then(|k| k.as_str());
+                    tracing::debug!(kid, why, "JWK left out");
+                }
+            }
+        }
+        if verifying.is_empty() {
+            return Err(KeyError::NoUsableKey);
+        }
+        Ok(Self {
+            signing: None,
+            verifying,
+        })
     }
 
     /// The public keys as a JWK set (RFC 7517). HMAC secrets are left out.
@@ -560,6 +644,59 @@ fn check_hmac(alg: Algorithm, secret: &[u8]) -> Result<aws_lc_rs::hmac::Algorith
     Ok(mac_alg)
 }
 
+/// The algorithm a JWK without `alg` is for, from its key: the curve of an
+/// `EC` or `OKP` key, or `rsa` for an RSA key. `None` for anything else.
+fn implied_algorithm(jwk: &Jwk, rsa: Algorithm) -> Option<Algorithm> {
+    match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => Some(Algorithm::ES256),
+            EllipticCurve::P384 => Some(Algorithm::ES384),
+            _ => None,
+        },
+        AlgorithmParameters::OctetKeyPair(p) => {
+            (p.curve == EllipticCurve::Ed25519).then_some(Algorithm::EdDSA)
+        }
+        AlgorithmParameters::RSA(_) => (rsa.family() == AlgorithmFamily::Rsa).then_some(rsa),
+        // Secrets, and key types jsonwebtoken may add.
+        _ => None,
+    }
+}
+
+/// One member of a published JWK set as a verification key, or why not.
+fn usable_jwk(
+    value: &serde_json::Value,
+    rsa: Algorithm,
+    allowed: &[Algorithm],
+) -> Result<VerifyingKey, &'static str> {
+    let jwk = jwk_from_json(&value.to_string()).map_err(|_| "not a JWK tollgate knows")?;
+    let common = &jwk.common;
+    if common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|u| *u != PublicKeyUse::Signature)
+    {
+        return Err("not for signatures (use)");
+    }
+    if common
+        .key_operations
+        .as_ref()
+        .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+    {
+        return Err("not for verification (key_ops)");
+    }
+    if common.key_algorithm == Some(KeyAlgorithm::UNKNOWN_ALGORITHM) {
+        return Err("an unknown alg");
+    }
+    let key = VerifyingKey::from_jwk_with_rsa(&jwk, rsa).map_err(|e| match e {
+        KeyError::IncompleteJwk => "no kid, or no algorithm",
+        _ => "key material that does not fit its algorithm",
+    })?;
+    if !allowed.contains(&key.alg) {
+        return Err("an algorithm outside the allow-list");
+    }
+    Ok(key)
+}
+
 fn check_curve(alg: Algorithm, jwk: &Jwk) -> Result<(), KeyError> {
     let curve = match &jwk.algorithm {
         AlgorithmParameters::EllipticCurve(p) => Some(&p.curve),
@@ -604,6 +741,136 @@ mod tests {
         lying["alg"] = "Ed25519".into();
         assert!(VerifyingKey::from_jwk(&jwk_from_json(&lying.to_string()).unwrap()).is_err());
         assert!(jwk_from_json("not json").is_err());
+    }
+
+    /// The published JWK of `key` as JSON, with `edit` applied.
+    fn published(
+        key: &VerifyingKey,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> serde_json::Value {
+        let mut v = serde_json::to_value(key.jwk().unwrap()).unwrap();
+        edit(&mut v);
+        v
+    }
+
+    fn public_keys() -> [VerifyingKey; 3] {
+        [
+            SigningKey::from_pem("ec", Algorithm::ES256, ES256)
+                .unwrap()
+                .verifying_key(),
+            SigningKey::from_pem("ed", Algorithm::EdDSA, ED25519)
+                .unwrap()
+                .verifying_key(),
+            VerifyingKey::from_pem("rsa", Algorithm::RS256, RSA_PUB).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn a_jwk_without_alg_takes_the_algorithm_its_key_implies() {
+        let no_alg = |k: &VerifyingKey| {
+            let v = published(k, |v| {
+                v.as_object_mut().unwrap().remove("alg");
+            });
+            jwk_from_json(&v.to_string()).unwrap()
+        };
+        let [ec, ed, rsa] = public_keys();
+        assert_eq!(
+            VerifyingKey::from_jwk(&no_alg(&ec)).unwrap().algorithm(),
+            Algorithm::ES256
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&no_alg(&ed)).unwrap().algorithm(),
+            Algorithm::EdDSA
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&no_alg(&rsa)).unwrap().algorithm(),
+            Algorithm::RS256
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk_with_rsa(&no_alg(&rsa), Algorithm::PS256)
+                .unwrap()
+                .algorithm(),
+            Algorithm::PS256
+        );
+        // `rsa` must be an RSA algorithm; an EC key is not made RSA by it.
+        assert!(VerifyingKey::from_jwk_with_rsa(&no_alg(&rsa), Algorithm::ES256).is_err());
+        assert_eq!(
+            VerifyingKey::from_jwk_with_rsa(&no_alg(&ec), Algorithm::PS256)
+                .unwrap()
+                .algorithm(),
+            Algorithm::ES256
+        );
+        // A stated `alg` still has to fit the key.
+        let lying = published(&ec, |v| v["alg"] = "ES384".into());
+        assert!(VerifyingKey::from_jwk(&jwk_from_json(&lying.to_string()).unwrap()).is_err());
+        // No kid: no key.
+        let anonymous = published(&ec, |v| {
+            v.as_object_mut().unwrap().remove("kid");
+        });
+        assert!(matches!(
+            VerifyingKey::from_jwk(&jwk_from_json(&anonymous.to_string()).unwrap()),
+            Err(KeyError::IncompleteJwk)
+        ));
+    }
+
+    #[test]
+    fn a_published_set_keeps_only_the_keys_that_verify_allowed_algorithms() {
+        let [ec, ed, rsa] = public_keys();
+        let keep_ec = published(&ec, |v| {
+            v.as_object_mut().unwrap().remove("alg");
+            v["x5t"] = "dGh1bWJwcmludA".into();
+        });
+        let keep_rsa = published(&rsa, |v| {
+            v.as_object_mut().unwrap().remove("alg");
+        });
+        let jwks = serde_json::json!({"keys": [
+            keep_ec,
+            keep_rsa,
+            published(&rsa, |v| { v["kid"] = "enc".into(); v["use"] = "enc".into(); v["alg"] = "RSA-OAEP".into(); }),
+            published(&rsa, |v| { v["kid"] = "ops".into(); v["key_ops"] = serde_json::json!(["encrypt"]); }),
+            published(&rsa, |v| { v["kid"] = "unknown-alg".into(); v["alg"] = "RS999".into(); }),
+            published(&ed, |v| { v["kid"] = "not-allowed".into(); }),
+            published(&ec, |v| { v.as_object_mut().unwrap().remove("kid"); }),
+            published(&ec, |v| { v["crv"] = "P-521".into(); v["kid"] = "p521".into(); }),
+            published(&rsa, |v| { v["kid"] = "ec".into(); }),
+            {"kty": "oct", "kid": "secret", "k": "c2VjcmV0", "alg": "HS256"},
+            {"kty": "AKP", "kid": "pq", "alg": "ML-DSA-44", "pub": "AAAA"},
+            "not an object",
+        ]});
+        let allowed = [Algorithm::ES256, Algorithm::RS256, Algorithm::HS256];
+        let set = KeySet::from_jwks(jwks.to_string().as_bytes(), &allowed).unwrap();
+        let kept: Vec<_> = set
+            .verifying_keys()
+            .iter()
+            .map(|k| (k.kid(), k.algorithm()))
+            .collect();
+        assert_eq!(kept, [("ec", Algorithm::ES256), ("rsa", Algorithm::RS256)]);
+        assert!(set.signing_key().is_none());
+
+        // An RSA key without `alg` takes the first RSA algorithm allowed.
+        let ps = KeySet::from_jwks(jwks.to_string().as_bytes(), &[Algorithm::PS256]).unwrap();
+        let kept: Vec<_> = ps
+            .verifying_keys()
+            .iter()
+            .map(|k| (k.kid(), k.algorithm()))
+            .collect();
+        assert_eq!(kept, [("rsa", Algorithm::PS256)]);
+
+        for nothing in [
+            r#"{"keys":[]}"#,
+            r#"{"keys":[{"kty":"oct","kid":"s","k":"c2VjcmV0"}]}"#,
+        ] {
+            assert!(matches!(
+                KeySet::from_jwks(nothing.as_bytes(), &allowed),
+                Err(KeyError::NoUsableKey)
+            ));
+        }
+        for garbage in ["", "[]", r#"{"keys":{}}"#, "{}"] {
+            assert!(matches!(
+                KeySet::from_jwks(garbage.as_bytes(), &allowed),
+                Err(KeyError::IncompleteJwk)
+            ));
+        }
     }
 
     #[test]

@@ -484,3 +484,74 @@ async fn a_token_without_jti_or_iat_is_denied_by_session_and_subject() {
         );
     }
 }
+
+/// Entra ID publishes RSA keys without `alg` (with `x5t` and an `issuer`
+/// member), beside which a provider may list encryption keys: the set is
+/// read as published, and the keys verify that provider's tokens — RSA
+/// for Entra ID, an EC key without `alg` for a Keycloak realm on ES256.
+#[tokio::test]
+async fn keys_published_without_alg_verify_their_providers_tokens() {
+    let now = now();
+    let (_, entra_claims) = entra(now);
+    let (_, kc_claims) = keycloak(now);
+    let (Some(rsa_tokens), Some(ec_tokens)) = (
+        joserfc(
+            "rsa.pem",
+            &[(
+                json!({"typ": "JWT", "alg": "RS256", "kid": "entra-rsa", "x5t": "entra-rsa"}),
+                entra_claims,
+            )],
+        ),
+        joserfc(
+            "es256.pem",
+            &[(
+                json!({"alg": "ES256", "typ": "JWT", "kid": "kc-ec"}),
+                kc_claims,
+            )],
+        ),
+    ) else {
+        return;
+    };
+    let as_published = |key: VerifyingKey, extra: Value| {
+        let mut v = serde_json::to_value(key.jwk().unwrap()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("alg");
+        o.extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let rsa = VerifyingKey::from_pem("entra-rsa", Algorithm::RS256, RSA_PUB_PEM).unwrap();
+    let ec = VerifyingKey::from_pem(
+        "kc-ec",
+        Algorithm::ES256,
+        include_bytes!("../keys/es256.pub.pem"),
+    )
+    .unwrap();
+    let jwks = json!({"keys": [
+        as_published(rsa.clone(), json!({"x5t": "entra-rsa", "issuer": ENTRA})),
+        as_published(rsa, json!({"kid": "entra-enc", "use": "enc"})),
+        as_published(ec, json!({})),
+    ]});
+    let jwks = jwks.to_string();
+    for (issuer, token, alg) in [
+        (ENTRA, &rsa_tokens[0], Algorithm::RS256),
+        (KEYCLOAK, &ec_tokens[0], Algorithm::ES256),
+    ] {
+        let keys = KeySet::from_jwks(jwks.as_bytes(), &[alg]).unwrap();
+        let gate = AccessTokenLayer::builder()
+            .keys(keys)
+            .issuer(issuer)
+            .audience(API)
+            .profile(TokenProfile::Oidc)
+            .build()
+            .unwrap();
+        let (status, claims, params) = present(&gate, token).await;
+        assert_eq!(status, StatusCode::OK, "{issuer}: {params:?}");
+        assert_eq!(claims["iss"], issuer);
+    }
+    // Under an allow-list without the key's algorithm, the key is not
+    // taken: the set has nothing to verify with.
+    assert!(matches!(
+        KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::EdDSA]),
+        Err(tollgate::KeyError::NoUsableKey)
+    ));
+}
