@@ -16,7 +16,9 @@
 //! assert_eq!(claims.aud, ["api"]);
 //! ```
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwned};
 
 /// What the `sub` of a token issued to a client for itself (the
 /// client_credentials grant, no user) starts with: `client:` and the
@@ -128,6 +130,85 @@ impl AccessClaims {
         crate::scope::contains(self.scope.as_deref().unwrap_or_default(), scope)
     }
 }
+
+/// Every claim of a verified token, as the issuer wrote them: the gate
+/// puts it into the request extensions beside [`AccessClaims`], so an
+/// issuer's own claims (`realm_access.roles`, `email`, `tid`) are one
+/// [`deserialize`](Self::deserialize) away, in axum ([`Claims`]), hyper and
+/// tonic alike. Cloning is cheap (an `Arc`).
+///
+/// ```
+/// use tollgate::claims::RawClaims;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Keycloak {
+///     realm_access: Roles,
+///     email: Option<String>,
+/// }
+/// #[derive(serde::Deserialize)]
+/// struct Roles {
+///     roles: Vec<String>,
+/// }
+///
+/// // What the gate inserts for a verified token:
+/// let raw = RawClaims::from_json(r#"{"sub":"alice","realm_access":{"roles":["admin"]}}"#);
+/// let mine: Keycloak = raw.deserialize().unwrap();
+/// assert_eq!(mine.realm_access.roles, ["admin"]);
+/// assert_eq!(mine.email, None);
+/// assert_eq!(raw.get("sub"), Some(serde_json::json!("alice")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawClaims(Arc<str>);
+
+impl RawClaims {
+    /// The claim set of a verified payload (the gate makes these; this is
+    /// for tests of handlers).
+    pub fn from_json(json: impl Into<Arc<str>>) -> Self {
+        Self(json.into())
+    }
+
+    /// The payload's JSON, exactly as signed.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The claims as `T`. Reads the payload again (a few hundred bytes);
+    /// the signature was checked once, by the gate.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// One claim by name, as JSON; `None` when absent.
+    pub fn get(&self, name: &str) -> Option<serde_json::Value> {
+        let mut all: serde_json::Map<String, serde_json::Value> = self.deserialize().ok()?;
+        all.remove(name)
+    }
+}
+
+/// A handler's own view of the verified claims: with feature `axum`,
+/// `Claims<T>` is an extractor that deserializes the token's claim set
+/// ([`RawClaims`]) into `T`, beside [`AccessClaims`]. A token whose claims
+/// do not fit `T` is refused with the gate's 401 `invalid_token`;
+/// `Option<Claims<T>>` is `None` then, and on unauthenticated requests.
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use tollgate::claims::Claims;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Entra {
+///     tid: String,
+///     roles: Option<Vec<String>>,
+/// }
+///
+/// async fn tenant(Claims(entra): Claims<Entra>) -> String {
+///     entra.tid
+/// }
+/// # let _ = axum::Router::<()>::new().route("/tenant", axum::routing::get(tenant));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims<T>(pub T);
 
 /// Which claims a token must carry and where they are read from: the
 /// shape of the access tokens an issuer mints.

@@ -8,8 +8,10 @@ use axum_core::{
 };
 use http::{HeaderValue, header, request::Parts};
 
-use super::AuthError;
-use crate::claims::AccessClaims;
+use serde::de::DeserializeOwned;
+
+use super::{AuthError, InvalidToken};
+use crate::claims::{AccessClaims, Claims, RawClaims};
 
 /// Reads the claims the [`AccessTokenLayer`](super::AccessTokenLayer) put
 /// into the request. Without them (the route is not behind the layer) the
@@ -37,6 +39,46 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for AccessClaims {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<AccessClaims>().cloned())
+    }
+}
+
+/// Deserializes the verified token's claims into `T`. Without them (the
+/// route is not behind the layer) the same RFC 6750 401 as
+/// [`AccessClaims`]; claims that do not fit `T` are 401 `invalid_token`
+/// (the token cannot serve this route), never a 500.
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.extensions.get::<RawClaims>() else {
+            tracing::warn!("Claims extracted on a route without AccessTokenLayer");
+            return Err(AuthError::MissingToken);
+        };
+        raw.deserialize().map(Claims).map_err(|_| {
+            // The serde message may quote claim values: not logged.
+            tracing::debug!(
+                into = std::any::type_name::<T>(),
+                "the token's claims do not fit the handler's type"
+            );
+            AuthError::InvalidToken(InvalidToken::UnfitClaims)
+        })
+    }
+}
+
+/// `Option<Claims<T>>`: `None` when the request was not authenticated or
+/// its claims do not fit `T`.
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequestParts<S> for Claims<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RawClaims>()
+            .and_then(|raw| raw.deserialize().ok())
+            .map(Claims))
     }
 }
 

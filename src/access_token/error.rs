@@ -118,6 +118,10 @@ pub enum InvalidToken {
     /// before `iat`; an `scp` item with a space).
     #[error("invalid `{}` claim", .0.name())]
     InvalidClaim(Claim),
+    /// The claims do not have the shape a handler asked for
+    /// ([`Claims<T>`](crate::claims::Claims)).
+    #[error("claims unfit for the handler")]
+    UnfitClaims,
     /// `exp - iat` is longer than the gate accepts.
     #[error("lifetime too long")]
     LifetimeTooLong,
@@ -210,6 +214,9 @@ impl AuthError {
             }
             Self::InvalidToken(InvalidToken::InvalidClaim(Claim::Scope)) => {
                 "The access token has a malformed `scp` claim"
+            }
+            Self::InvalidToken(InvalidToken::UnfitClaims) => {
+                "The access token lacks claims this resource needs"
             }
             Self::InvalidToken(InvalidToken::BadClaims) => {
                 "The access token's claims are not a valid claim set"

@@ -15,7 +15,7 @@ use super::{
     resource::{ProtectedResource, ResourceMetadataEndpoint},
 };
 use crate::{
-    claims::AccessClaims,
+    claims::{AccessClaims, RawClaims},
     dpop::{Dpop, DpopError, DpopKey, Expected, Htu, SharedClaim, proof_header},
     keys::Keys,
     revocation::RevocationCache,
@@ -87,6 +87,8 @@ pub(crate) struct GateDpop {
 /// What a request proved.
 pub(crate) struct Admitted {
     pub(crate) claims: AccessClaims,
+    /// Every claim as signed, for [`Claims`](crate::claims::Claims).
+    pub(crate) raw: RawClaims,
     /// With the DPoP scheme: the key it proved.
     pub(crate) key: Option<DpopKey>,
     /// With a shared replay store: its verdict on the proof, still to
@@ -205,13 +207,14 @@ impl AccessTokenLayer {
         };
         let result = match (scheme, &s.dpop) {
             (Scheme::Dpop, Some(dpop)) => self.admit_dpop(dpop, method, uri.path(), headers, token),
-            _ => s.verifier.verify(token).and_then(|claims| {
+            _ => s.verifier.verify_with_raw(token).and_then(|(claims, raw)| {
                 if claims.cnf.is_some() {
                     return Err(AuthError::InvalidToken(InvalidToken::BoundToKey));
                 }
                 self.check_scopes(&claims)?;
                 Ok(Admitted {
                     claims,
+                    raw,
                     key: None,
                     pending: None,
                 })
@@ -248,7 +251,7 @@ impl AccessTokenLayer {
                 now,
             )
             .map_err(AuthError::Dpop)?;
-        let claims = s.verifier.verify(token)?;
+        let (claims, raw) = s.verifier.verify_with_raw(token)?;
         match &claims.cnf {
             None => return Err(AuthError::InvalidToken(InvalidToken::NotBound)),
             Some(cnf) if cnf.jkt != checked.jkt => {
@@ -260,6 +263,7 @@ impl AccessTokenLayer {
         let pending = checker.claim(&checked, now).map_err(AuthError::Dpop)?;
         Ok(Admitted {
             claims,
+            raw,
             key: Some(DpopKey {
                 thumbprint: checked.jkt,
             }),
@@ -375,11 +379,13 @@ where
                 scheme,
                 Ok(Admitted {
                     claims,
+                    raw,
                     key,
                     pending,
                 }),
             ) => {
                 req.extensions_mut().insert(claims);
+                req.extensions_mut().insert(raw);
                 // A DPoP answer carries a fresh nonce when nonces are on.
                 let nonce = key.as_ref().and_then(|_| self.layer.fresh_nonce());
                 if let Some(key) = key {

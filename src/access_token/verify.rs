@@ -13,7 +13,7 @@ use std::{borrow::Cow, fmt, mem::MaybeUninit};
 use super::{AuthError, InvalidToken};
 use crate::{
     b64url,
-    claims::{AccessClaims, Claim, ClaimError, ClaimRules},
+    claims::{AccessClaims, Claim, ClaimError, ClaimRules, RawClaims},
     keys::{ACCESS_TOKEN_TYP, Algorithm, KeySet, Keys, VerifyingKey, parse_algorithm},
     revocation::RevocationCache,
     time::unix_secs,
@@ -75,8 +75,26 @@ impl Verifier {
     }
 
     /// Verifies a token: header, key by `kid`, signature, `exp`/`nbf`/`iat`,
-    /// `iss`, `aud`, `typ`, `jti`, then the deny list.
+    /// `iss`, `aud`, `typ`, the claims the profile requires, then the deny
+    /// list.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        self.verify_keeping(token, |_| ())
+            .map(|(claims, ())| claims)
+    }
+
+    /// [`verify`](Self::verify), also returning every claim of the token as
+    /// signed, for an issuer's own claims.
+    pub fn verify_with_raw(&self, token: &str) -> Result<(AccessClaims, RawClaims), AuthError> {
+        self.verify_keeping(token, |json| RawClaims::from_json(json))
+    }
+
+    /// The verification, with `keep` of the verified payload's JSON
+    /// returned beside the claims (only what a caller needs is copied).
+    fn verify_keeping<R>(
+        &self,
+        token: &str,
+        keep: impl FnOnce(&str) -> R,
+    ) -> Result<(AccessClaims, R), AuthError> {
         let s = self;
         let invalid = AuthError::InvalidToken;
         if token.len() > s.max_token_len {
@@ -135,7 +153,7 @@ impl Verifier {
         if s.revocations.is_stale() {
             return Err(AuthError::Unavailable);
         }
-        Ok(claims)
+        Ok((claims, keep(json)))
     }
 }
 

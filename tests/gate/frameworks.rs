@@ -9,7 +9,10 @@ use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
-use tollgate::{AccessClaims, AccessTokenLayer, RevocationCache};
+use tollgate::{
+    AccessClaims, AccessTokenLayer, RevocationCache,
+    claims::{Claims, RawClaims},
+};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tower::{ServiceBuilder, ServiceExt};
@@ -18,11 +21,41 @@ async fn body_string(body: axum::body::Body) -> String {
     String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap()
 }
 
+/// The claims a handler wants, in its own type.
+#[derive(serde::Deserialize)]
+struct Session {
+    sid: String,
+    client_id: String,
+}
+
+/// Claims these tokens do not carry.
+#[derive(serde::Deserialize)]
+struct Keycloak {
+    #[allow(dead_code)]
+    realm_access: serde_json::Value,
+}
+
 fn axum_app(gate: AccessTokenLayer) -> Router {
     Router::new()
         .route(
             "/me",
             get(|claims: AccessClaims| async move { Json(claims) }),
+        )
+        .route(
+            "/session",
+            get(|Claims(s): Claims<Session>| async move { format!("{} {}", s.sid, s.client_id) }),
+        )
+        .route(
+            "/roles",
+            get(
+                |roles: Option<Claims<Keycloak>>, Claims(s): Claims<Session>| async move {
+                    format!("{} {}", roles.is_some(), s.sid)
+                },
+            ),
+        )
+        .route(
+            "/keycloak",
+            get(|_: Claims<Keycloak>| async move { "unreachable" }),
         )
         .layer(gate)
         // Outside the gate: the extractor alone must not let anyone in.
@@ -68,8 +101,40 @@ async fn axum_router_layer_and_claims_extractor() {
         r#"Bearer realm="orders""#
     );
 
+    // The handler's own type, from the same token: a fit, an optional
+    // misfit, and a required misfit (the gate's 401, not a 500).
+    let get_with_token = |uri: &'static str| {
+        Request::builder()
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", token("t-1")))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let res = app
+        .clone()
+        .oneshot(get_with_token("/session"))
+        .await
+        .unwrap();
+    assert_eq!(body_string(res.into_body()).await, "fam-1 web");
+    let res = app.clone().oneshot(get_with_token("/roles")).await.unwrap();
+    assert_eq!(body_string(res.into_body()).await, "false fam-1");
+    let res = app
+        .clone()
+        .oneshot(get_with_token("/keycloak"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let json: serde_json::Value =
+        serde_json::from_str(&body_string(res.into_body()).await).unwrap();
+    assert_eq!(json["error"], "invalid_token");
+    assert_eq!(
+        json["error_description"],
+        "The access token lacks claims this resource needs"
+    );
+
     // A route the layer does not cover: the extractor refuses with 401.
     let res = app
+        .clone()
         .oneshot(
             Request::builder()
                 .uri("/open")
@@ -81,6 +146,12 @@ async fn axum_router_layer_and_claims_extractor() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    let outside = Router::new().route(
+        "/session",
+        get(|Claims(s): Claims<Session>| async move { s.sid }),
+    );
+    let res = outside.oneshot(get_with_token("/session")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -142,6 +213,12 @@ async fn bare_hyper_server_over_a_socket() {
                         .extensions()
                         .get::<AccessClaims>()
                         .map(|c| c.sub.clone());
+                    // Every claim as signed, for the issuer's own.
+                    let session: Option<Session> = req
+                        .extensions()
+                        .get::<RawClaims>()
+                        .and_then(|raw| raw.deserialize().ok());
+                    let sub = sub.zip(session).map(|(sub, s)| format!("{sub} {}", s.sid));
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
                         sub.unwrap_or_default(),
                     ))))
@@ -177,7 +254,7 @@ async fn bare_hyper_server_over_a_socket() {
 
     let (parts, body) = request(Some(format!("Bearer {}", token("t-h")))).await;
     assert_eq!(parts.status, StatusCode::OK);
-    assert_eq!(body, "alice");
+    assert_eq!(body, "alice fam-1");
     let (parts, _) = request(Some("Bearer not.a.jwt".into())).await;
     assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
     assert!(
@@ -196,9 +273,25 @@ async fn tonic_server_answers_unauthenticated_then_serves() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // What reaches the service behind the gate: the raw claims among the
+    // request's extensions, as in axum and hyper.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
     let server = tokio::spawn(
         Server::builder()
             .layer(gate)
+            .layer(tower::layer::layer_fn(move |inner| {
+                let record = record.clone();
+                tower::util::MapRequest::new(inner, move |req: http::Request<_>| {
+                    if let Some(raw) = req.extensions().get::<RawClaims>() {
+                        record
+                            .lock()
+                            .unwrap()
+                            .push(raw.get("sid").unwrap().to_string());
+                    }
+                    req
+                })
+            }))
             .add_service(health)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -238,6 +331,8 @@ async fn tonic_server_answers_unauthenticated_then_serves() {
     let denied = client.check(bad).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::Unauthenticated);
     assert_eq!(denied.message(), "The access token is invalid");
+
+    assert_eq!(*seen.lock().unwrap(), [r#""fam-1""#]);
 
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();

@@ -14,7 +14,7 @@ use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tollgate::{
     AccessClaims, AccessTokenLayer, Algorithm, KeySet, RevocationCache,
-    claims::{Claim, TokenProfile},
+    claims::{Claim, RawClaims, TokenProfile},
     keys::VerifyingKey,
 };
 use tower::{Layer, ServiceExt, service_fn};
@@ -87,10 +87,19 @@ fn oidc_gate(issuer: &str, kid: &str) -> AccessTokenLayer {
         .unwrap()
 }
 
-/// Answers 200 with the verified claims as JSON.
+/// Answers 200 with the verified claims as JSON, and under `_raw` every
+/// claim as the issuer signed it.
 async fn echo_claims(req: Request<String>) -> Result<Response<String>, Infallible> {
     let claims = req.extensions().get::<AccessClaims>().unwrap();
-    Ok(Response::new(serde_json::to_string(claims).unwrap()))
+    let raw: Value = req
+        .extensions()
+        .get::<RawClaims>()
+        .unwrap()
+        .deserialize()
+        .unwrap();
+    let mut answer = serde_json::to_value(claims).unwrap();
+    answer["_raw"] = raw;
+    Ok(Response::new(answer.to_string()))
 }
 
 /// The gate's answer to `token`: status, the verified claims on 200, the
@@ -195,6 +204,13 @@ async fn every_providers_token_is_read_into_the_same_claims() {
     ) else {
         return;
     };
+    // Each provider's own claim, as the handler reads it.
+    let own = [
+        ("/realm_access/roles/1", json!("orders-admin")),
+        ("/permissions/0", json!("orders:read")),
+        ("/tid", json!("9188040d-6c67-4c5b-b112-36a304b66dad")),
+        ("/uid", json!("00u1abcdEFGHijkl2345")),
+    ];
     let cases = [
         (
             KEYCLOAK,
@@ -225,9 +241,12 @@ async fn every_providers_token_is_read_into_the_same_claims() {
             true,
         ),
     ];
-    for ((issuer, kid, client, scope, has_jti), token) in cases.into_iter().zip(&tokens) {
+    for (((issuer, kid, client, scope, has_jti), token), (pointer, value)) in
+        cases.into_iter().zip(&tokens).zip(own)
+    {
         let (status, claims, params) = present(&oidc_gate(issuer, kid), token).await;
         assert_eq!(status, StatusCode::OK, "{issuer}: {params:?}");
+        assert_eq!(claims["_raw"].pointer(pointer), Some(&value), "{issuer}");
         assert_eq!(claims["iss"], issuer);
         assert_eq!(claims["client_id"], client, "{issuer}");
         assert_eq!(claims["scope"], scope, "{issuer}");
