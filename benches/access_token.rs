@@ -2,7 +2,13 @@
 //!
 //! - `verify/{alg}/raw_decode`: `jsonwebtoken::decode` alone, same token.
 //! - `verify/{alg}/layer`: a full call through `AccessTokenLayer` to a
-//!   trivial inner service, with 100k live revocations in the cache.
+//!   trivial inner service, with 100k live revocations in the cache, the
+//!   same token every time (for ES256 and EdDSA a hit of the
+//!   verified-token cache); `layer_uncached`: the same with that cache
+//!   off; `layer_miss` and `layer_distinct_uncached`: a token never seen
+//!   before on every call (100k distinct ones, more than an asymmetric
+//!   run makes; the default 8 MiB cache fills and evicts), cache on and
+//!   off.
 //! - `dpop/{alg}/{bearer,dpop}_layer`: the same HS256 token through a
 //!   gate with DPoP on, as a Bearer token and as a DPoP-bound token with a
 //!   fresh `alg` proof (signed outside the timing); `proof_signature`:
@@ -33,6 +39,7 @@ use http::{Request, Response, header};
 use jsonwebtoken::{DecodingKey, Validation};
 use tollgate::{
     AccessClaims, AccessTokenLayer, RevocationCache,
+    access_token::DEFAULT_VERIFIED_CACHE_BYTES,
     keys::{Algorithm, SigningKey},
 };
 use tower::{Layer, Service, service_fn};
@@ -113,22 +120,54 @@ fn ready<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// A gate over `key` answering 200 from a trivial inner service, with a
+/// verified-token cache of `cache_bytes` (0: off).
+fn bench_gate(
+    key: &SigningKey,
+    revocations: &RevocationCache,
+    cache_bytes: u64,
+) -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> {
+    AccessTokenLayer::builder()
+        .keys(key.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .revocations(revocations.clone())
+        .verified_token_cache(cache_bytes)
+        .build()
+        .unwrap()
+        .layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }))
+}
+
+/// One request through `svc`, which must admit it.
+fn admit<S>(svc: &mut S, bearer: &str)
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    let req = Request::builder()
+        .header(header::AUTHORIZATION, bearer)
+        .body(())
+        .unwrap();
+    ready(std::future::poll_fn(|cx| svc.poll_ready(cx))).unwrap();
+    let res = ready(svc.call(req)).unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 fn verify(c: &mut Criterion) {
     let revocations = filled_cache(100_000);
     for alg in [Algorithm::HS256, Algorithm::ES256, Algorithm::EdDSA] {
         let key = signing_key(alg);
         let token = key.sign(&claims()).unwrap();
         let bearer = format!("Bearer {token}");
-        let gate = AccessTokenLayer::builder()
-            .keys(key)
-            .issuer(ISS)
-            .audience(AUD)
-            .revocations(revocations.clone())
-            .build()
-            .unwrap();
-        let mut svc = gate.layer(service_fn(|_req: Request<()>| async {
-            Ok::<_, Infallible>(Response::new(()))
-        }));
+        // Distinct tokens, each seen once: every one a cache miss.
+        let distinct: Vec<String> = (0..scaled(100_000).max(2))
+            .map(|i| {
+                let mut c = claims();
+                c.jti = Some(format!("distinct-{i}"));
+                format!("Bearer {}", key.sign(&c).unwrap())
+            })
+            .collect();
         let raw_key = raw_decoding_key(alg);
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[ISS]);
@@ -143,23 +182,27 @@ fn verify(c: &mut Criterion) {
                     .unwrap()
             });
         });
-        group.bench_function("layer", |b| {
-            b.iter_batched(
-                || {
-                    Request::builder()
-                        .header(header::AUTHORIZATION, &bearer)
-                        .body(())
-                        .unwrap()
-                },
-                |req| {
-                    ready(std::future::poll_fn(|cx| svc.poll_ready(cx))).unwrap();
-                    let res = ready(svc.call(req)).unwrap();
-                    assert_eq!(res.status(), 200);
-                    res
-                },
-                BatchSize::SmallInput,
-            );
+        // The same token again and again: for ES256 and EdDSA a cache hit.
+        let mut svc = bench_gate(&key, &revocations, DEFAULT_VERIFIED_CACHE_BYTES);
+        group.bench_function("layer", |b| b.iter(|| admit(&mut svc, &bearer)));
+        // The same token with the cache off: the signature every time.
+        let mut uncached = bench_gate(&key, &revocations, 0);
+        group.bench_function("layer_uncached", |b| {
+            b.iter(|| admit(&mut uncached, &bearer));
         });
+        // A new token every time, cache on (each a miss, then kept: more
+        // tokens than a run of ES256 or EdDSA requests, so none comes
+        // round again) and off: what the cache adds to a miss.
+        for (name, cache) in [
+            ("layer_miss", DEFAULT_VERIFIED_CACHE_BYTES),
+            ("layer_distinct_uncached", 0),
+        ] {
+            let mut svc = bench_gate(&key, &revocations, cache);
+            let mut next = distinct.iter().cycle();
+            group.bench_function(name, |b| {
+                b.iter(|| admit(&mut svc, next.next().unwrap()));
+            });
+        }
         group.finish();
     }
 }

@@ -414,6 +414,15 @@ impl VerifyingKey {
 pub struct KeySet {
     signing: Option<SigningKey>,
     verifying: Vec<VerifyingKey>,
+    /// Which build this is (0: the empty default): what the gate's cache
+    /// of verified tokens keys its entries by, so a new set empties it.
+    generation: u64,
+}
+
+/// The next [`KeySet`] generation.
+fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl KeySet {
@@ -430,6 +439,12 @@ impl KeySet {
     /// All verification keys.
     pub fn verifying_keys(&self) -> &[VerifyingKey] {
         &self.verifying
+    }
+
+    /// Which build of a key set this is: every [`KeySetBuilder::build`]
+    /// and [`KeySet::from_jwks`] makes a new one (clones share it).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The key for a token's `kid`. A token without `kid` is matched only
@@ -507,6 +522,7 @@ impl KeySet {
         Ok(Self {
             signing: None,
             verifying,
+            generation: next_generation(),
         })
     }
 
@@ -555,6 +571,7 @@ impl KeySetBuilder {
         Ok(KeySet {
             signing: self.signing,
             verifying: self.verifying,
+            generation: next_generation(),
         })
     }
 }
@@ -584,6 +601,7 @@ impl From<SigningKey> for Keys {
         Self::new(KeySet {
             verifying: vec![key.verifying_key()],
             signing: Some(key),
+            generation: next_generation(),
         })
     }
 }

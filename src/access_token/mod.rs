@@ -59,6 +59,7 @@
 //! ```
 
 mod builder;
+mod cache;
 mod error;
 pub(crate) mod extract;
 mod future;
@@ -72,6 +73,7 @@ mod axum;
 pub use builder::{
     AccessTokenConfigError, AccessTokenLayerBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN,
 };
+pub use cache::DEFAULT_VERIFIED_CACHE_BYTES;
 pub use error::{AuthError, InvalidToken};
 pub use future::ResponseFuture;
 pub use resource::{DEFAULT_RESOURCE_METADATA_MAX_AGE, ResourceMetadataEndpoint};

@@ -8,13 +8,15 @@
 //! jsonwebtoken's and RFC 9068's; `tests` below hold the differential test
 //! against `jsonwebtoken::decode`.
 
-use std::{borrow::Cow, fmt, mem::MaybeUninit};
+use std::{borrow::Cow, fmt, mem::MaybeUninit, time::Duration};
 
-use super::{AuthError, InvalidToken};
+use super::{AuthError, InvalidToken, cache::VerifiedCache};
 use crate::{
     b64url,
     claims::{AccessClaims, Claim, ClaimError, ClaimRules, RawClaims},
-    keys::{ACCESS_TOKEN_TYP, Algorithm, KeySet, Keys, VerifyingKey, parse_algorithm},
+    keys::{
+        ACCESS_TOKEN_TYP, Algorithm, AlgorithmFamily, KeySet, Keys, VerifyingKey, parse_algorithm,
+    },
     revocation::RevocationCache,
     time::unix_secs,
 };
@@ -45,6 +47,9 @@ pub struct Verifier {
     pub(crate) rules: ClaimRules,
     pub(crate) revocations: RevocationCache,
     pub(crate) max_token_len: usize,
+    /// Asymmetric tokens already verified; `None` when off, or when only
+    /// HMAC algorithms are allowed.
+    pub(crate) cache: Option<VerifiedCache>,
 }
 
 impl fmt::Debug for Verifier {
@@ -74,27 +79,30 @@ impl Verifier {
         &self.keys
     }
 
+    /// How many verified asymmetric tokens are remembered now (0 with the
+    /// cache off). For operators' dashboards and tests; counting settles
+    /// the cache's pending work first, so keep it off the request path.
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.as_ref().map_or(0, VerifiedCache::entry_count)
+    }
+
     /// Verifies a token: header, key by `kid`, signature, `exp`/`nbf`/`iat`,
     /// `iss`, `aud`, `typ`, the claims the profile requires, then the deny
     /// list.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        self.verify_keeping(token, |_| ())
-            .map(|(claims, ())| claims)
+        self.verify_with_raw(token).map(|(claims, _)| claims)
     }
 
     /// [`verify`](Self::verify), also returning every claim of the token as
     /// signed, for an issuer's own claims.
+    ///
+    /// A token verified by an asymmetric key is remembered (unless the
+    /// gate was built with
+    /// [`no_verified_token_cache`](super::AccessTokenLayerBuilder::no_verified_token_cache)):
+    /// presented again, under the same key set and before its `exp`, its
+    /// signature and claims are not checked again, but its times, the deny
+    /// list and the list's freshness are.
     pub fn verify_with_raw(&self, token: &str) -> Result<(AccessClaims, RawClaims), AuthError> {
-        self.verify_keeping(token, |json| RawClaims::from_json(json))
-    }
-
-    /// The verification, with `keep` of the verified payload's JSON
-    /// returned beside the claims (only what a caller needs is copied).
-    fn verify_keeping<R>(
-        &self,
-        token: &str,
-        keep: impl FnOnce(&str) -> R,
-    ) -> Result<(AccessClaims, R), AuthError> {
         let s = self;
         let invalid = AuthError::InvalidToken;
         if token.len() > s.max_token_len {
@@ -124,6 +132,17 @@ impl Verifier {
         if !s.algorithms.contains(&key.algorithm()) {
             return Err(invalid(InvalidToken::DisallowedAlgorithm));
         }
+        // An HMAC costs less than a lookup: only asymmetric tokens are
+        // remembered.
+        let cache = s
+            .cache
+            .as_ref()
+            .filter(|_| key.algorithm().family() != AlgorithmFamily::Hmac);
+        if let Some(hit) = cache.and_then(|c| c.get(token, keys.generation())) {
+            let claims = s.read_claims(hit.raw.as_str())?;
+            s.check_live(&claims)?;
+            return Ok((claims, hit.raw));
+        }
         if !key.verify_signature(message.as_bytes(), signature) {
             return Err(invalid(InvalidToken::BadSignature));
         }
@@ -134,15 +153,34 @@ impl Verifier {
         // One UTF-8 check of the whole payload, then the `str` reader:
         // `from_slice` would validate every string it reads on its own.
         let json = std::str::from_utf8(&payload).map_err(|_| invalid(InvalidToken::BadClaims))?;
-        let claims = AccessClaims::from_payload(json, s.rules).map_err(|e| {
-            invalid(match e {
+        let claims = s.read_claims(json)?;
+        s.check_live(&claims)?;
+        let raw = RawClaims::from_json(json);
+        if let Some(cache) = cache {
+            let now = unix_secs(s.revocations.now());
+            let ttl = Duration::from_secs(claims.exp.saturating_sub(now));
+            cache.insert(token, &raw, keys.generation(), ttl);
+        }
+        Ok((claims, raw))
+    }
+
+    /// The claims of a verified payload, under the issuer's profile.
+    fn read_claims(&self, json: &str) -> Result<AccessClaims, AuthError> {
+        AccessClaims::from_payload(json, self.rules).map_err(|e| {
+            AuthError::InvalidToken(match e {
                 ClaimError::Malformed => InvalidToken::BadClaims,
                 ClaimError::Missing(claim) => InvalidToken::MissingClaim(claim),
                 ClaimError::Invalid(claim) => InvalidToken::InvalidClaim(claim),
             })
-        })?;
-        check_claims(s, &claims, unix_secs(s.revocations.now()))?;
-        if let Some(by) = s.revocations.check(
+        })
+    }
+
+    /// What may change after a token was first verified: its times against
+    /// the clock (and, unchanging but cheap, its issuer and audience), the
+    /// deny list, the list's freshness.
+    fn check_live(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+        check_claims(self, claims, unix_secs(self.revocations.now()))?;
+        if let Some(by) = self.revocations.check(
             claims.jti.as_deref(),
             claims.sid.as_deref(),
             claims.subject(),
@@ -150,10 +188,10 @@ impl Verifier {
         ) {
             return Err(AuthError::Revoked(by));
         }
-        if s.revocations.is_stale() {
+        if self.revocations.is_stale() {
             return Err(AuthError::Unavailable);
         }
-        Ok((claims, keep(json)))
+        Ok(())
     }
 }
 

@@ -15,3 +15,4 @@ mod frameworks;
 mod profiles;
 mod resource;
 mod step_up;
+mod verified_cache;
