@@ -126,18 +126,30 @@ async fn click(b: &Client, id: &str) {
     by_id(b, id).await.click().await.unwrap();
 }
 
-/// Waits (at most 20 s) until `#status` reads `want`.
+/// The text of `#id`, or `None` while the page shown has none (a click
+/// that submits a form returns before the browser has left the page).
+async fn text_of(b: &Client, id: &str) -> Option<String> {
+    match b.find(Locator::Id(id)).await {
+        Ok(element) => element.text().await.ok(),
+        Err(e) if e.is_no_such_element() => None,
+        Err(e) => panic!("#{id}: {e}"),
+    }
+}
+
+/// Waits (at most 20 s) until `#status` reads `want`, on whichever page
+/// the browser is navigating to.
 async fn wait_status(b: &Client, want: &str) {
     let start = Instant::now();
     loop {
-        let now = by_id(b, "status").await.text().await.unwrap();
-        if now == want {
+        let now = text_of(b, "status").await;
+        if now.as_deref() == Some(want) {
             return;
         }
-        let error = by_id(b, "error").await.text().await.unwrap();
+        let error = text_of(b, "error").await;
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "status {now:?}, waiting for {want:?} (page error: {error:?})"
+            "status {now:?}, waiting for {want:?} (page error: {error:?}, at {:?})",
+            b.current_url().await.map(|u| u.to_string())
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
