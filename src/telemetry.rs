@@ -32,12 +32,14 @@ pub(crate) enum GateOutcome {
     Unavailable,
     InvalidDpopProof,
     InsufficientUserAuthentication,
+    /// No credentials, let through by an optional gate.
+    Anonymous,
 }
 
 impl GateOutcome {
     /// Every outcome, in discriminant order.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    const ALL: [Self; 10] = [
+    const ALL: [Self; 11] = [
         Self::Accepted,
         Self::Missing,
         Self::InvalidRequest,
@@ -48,6 +50,7 @@ impl GateOutcome {
         Self::Unavailable,
         Self::InvalidDpopProof,
         Self::InsufficientUserAuthentication,
+        Self::Anonymous,
     ];
 
     /// The label value.
@@ -63,6 +66,7 @@ impl GateOutcome {
             Self::Unavailable => "unavailable",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::InsufficientUserAuthentication => "insufficient_user_authentication",
+            Self::Anonymous => "anonymous",
         }
     }
 }
@@ -78,7 +82,7 @@ mod imp {
     /// every request cost about 4,000 instructions under Prometheus.
     /// Install the recorder before building the gate.
     #[derive(Debug)]
-    pub(crate) struct GateCounters([metrics::Counter; 10]);
+    pub(crate) struct GateCounters([metrics::Counter; 11]);
 
     impl GateCounters {
         pub(crate) fn register() -> Self {

@@ -120,6 +120,7 @@ pub struct AccessTokenLayerBuilder {
     dpop_nonce_required: bool,
     /// Bytes for the cache of verified asymmetric tokens; 0: off.
     verified_cache_bytes: u64,
+    optional: bool,
 }
 
 impl Default for AccessTokenLayerBuilder {
@@ -149,6 +150,7 @@ impl Default for AccessTokenLayerBuilder {
             dpop_public_url: None,
             dpop_nonce_required: false,
             verified_cache_bytes: DEFAULT_VERIFIED_CACHE_BYTES,
+            optional: false,
         }
     }
 }
@@ -414,6 +416,20 @@ impl AccessTokenLayerBuilder {
         }
     }
 
+    /// Optional authentication: a request without credentials goes through
+    /// anonymous (no [`AccessClaims`](crate::AccessClaims) in its
+    /// extensions, so `Option<AccessClaims>` is `None` and the
+    /// `AccessClaims` extractor and
+    /// [`require_scope_layer`](super::AccessTokenLayer::require_scope_layer)
+    /// still refuse), while a token that is there must be valid: a bad,
+    /// expired or revoked one is refused as always, never taken for none.
+    pub fn optional(self) -> Self {
+        Self {
+            optional: true,
+            ..self
+        }
+    }
+
     /// Verifies every asymmetric token's signature on every request.
     pub fn no_verified_token_cache(self) -> Self {
         self.verified_token_cache(0)
@@ -597,6 +613,7 @@ impl AccessTokenLayerBuilder {
             counters: crate::telemetry::GateCounters::register(),
             cookie: self.cookie,
             dpop,
+            optional: self.optional,
         })))
     }
 }

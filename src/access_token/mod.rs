@@ -64,6 +64,7 @@ mod error;
 pub(crate) mod extract;
 mod future;
 mod resource;
+mod route;
 mod service;
 mod verify;
 
@@ -77,5 +78,6 @@ pub use cache::DEFAULT_VERIFIED_CACHE_BYTES;
 pub use error::{AuthError, InvalidToken};
 pub use future::ResponseFuture;
 pub use resource::{DEFAULT_RESOURCE_METADATA_MAX_AGE, ResourceMetadataEndpoint};
+pub use route::{RequireScope, RequireScopeLayer};
 pub use service::{AccessTokenLayer, RequireAccessToken};
 pub use verify::Verifier;

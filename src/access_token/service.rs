@@ -9,10 +9,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
-    AccessTokenLayerBuilder, AuthError, InvalidToken, ResponseFuture, Verifier,
+    AccessTokenConfigError, AccessTokenLayerBuilder, AuthError, InvalidToken, ResponseFuture,
+    Verifier,
     error::ChallengeParams,
     extract::{Scheme, find_token},
     resource::{ProtectedResource, ResourceMetadataEndpoint},
+    route::RequireScopeLayer,
 };
 use crate::{
     claims::{AccessClaims, RawClaims},
@@ -39,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) cookie: Option<String>,
     /// DPoP, when on.
     pub(crate) dpop: Option<GateDpop>,
+    /// A request without credentials goes through unmarked.
+    pub(crate) optional: bool,
 }
 
 /// What a route asks of the user's authentication (RFC 9470).
@@ -147,6 +151,85 @@ impl AccessTokenLayer {
     /// The verifier this gate checks tokens with.
     pub fn verifier(&self) -> &Verifier {
         &self.shared.verifier
+    }
+
+    /// The scopes every request through this gate needs.
+    pub(crate) fn required_scopes(&self) -> &[String] {
+        &self.shared.required_scopes
+    }
+
+    /// A layer for one route (axum's `route_layer`, or any inner service
+    /// of this gate) that needs every scope of `scopes` on top of what the
+    /// gate requires: without one, this gate's own RFC 6750 answer — 403
+    /// `insufficient_scope` with `scope="…"` naming the route's scopes
+    /// (gRPC: 7 PERMISSION_DENIED); for a request the gate let through
+    /// anonymously ([`optional`](AccessTokenLayerBuilder::optional)), 401
+    /// with the same `scope`. No second gate, no second verification.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use tollgate::{AccessTokenLayer, Algorithm, SigningKey};
+    ///
+    /// let gate = AccessTokenLayer::builder()
+    ///     .keys(SigningKey::hmac("k", Algorithm::HS256, &[7; 32]).unwrap())
+    ///     .issuer("https://auth.example")
+    ///     .audience("orders-api")
+    ///     .build()
+    ///     .unwrap();
+    /// let app: Router = Router::new()
+    ///     .route("/orders", get(|| async { "orders" }))
+    ///     .route(
+    ///         "/orders/export",
+    ///         get(|| async { "csv" }).route_layer(gate.require_scope_layer(["orders:export"]).unwrap()),
+    ///     )
+    ///     .layer(gate);
+    /// # let _ = app;
+    /// ```
+    pub fn require_scope_layer<I, S>(
+        &self,
+        scopes: I,
+    ) -> Result<RequireScopeLayer, AccessTokenConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RequireScopeLayer::new(self.clone(), scopes)
+    }
+
+    /// A layer for routes behind an [`optional`](AccessTokenLayerBuilder::optional)
+    /// gate that need a token after all: a request the gate let through
+    /// anonymously gets the gate's 401 (gRPC: 16 UNAUTHENTICATED), one
+    /// with verified claims goes on. Behind a gate that is not optional it
+    /// changes nothing.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use tollgate::{AccessClaims, AccessTokenLayer, Algorithm, SigningKey};
+    ///
+    /// let gate = AccessTokenLayer::builder()
+    ///     .keys(SigningKey::hmac("k", Algorithm::HS256, &[7; 32]).unwrap())
+    ///     .issuer("https://auth.example")
+    ///     .audience("shop")
+    ///     .optional()
+    ///     .build()
+    ///     .unwrap();
+    /// let app: Router = Router::new()
+    ///     // Everyone sees the catalogue; a signed-in user, their prices.
+    ///     .route(
+    ///         "/catalogue",
+    ///         get(|who: Option<AccessClaims>| async move {
+    ///             who.map_or("list prices".to_owned(), |c| format!("prices for {}", c.sub))
+    ///         }),
+    ///     )
+    ///     .route(
+    ///         "/cart",
+    ///         get(|c: AccessClaims| async move { c.sub }).route_layer(gate.require_token_layer()),
+    ///     )
+    ///     .layer(gate);
+    /// # let _ = app;
+    /// ```
+    pub fn require_token_layer(&self) -> RequireScopeLayer {
+        RequireScopeLayer::token_only(self.clone())
     }
 
     /// Finds a Bearer token in `headers`, verifies it and checks the
@@ -303,6 +386,19 @@ impl AccessTokenLayer {
         scheme: Option<Scheme>,
         grpc: bool,
     ) -> Response<B> {
+        let scope = self.shared.challenge_scope.as_deref();
+        self.reject_for(error, scheme, grpc, scope)
+    }
+
+    /// [`reject_as`](Self::reject_as) for a route that needs `scope`
+    /// (space-separated) rather than the gate's own.
+    pub(crate) fn reject_for<B: Default>(
+        &self,
+        error: AuthError,
+        scheme: Option<Scheme>,
+        grpc: bool,
+        scope: Option<&str>,
+    ) -> Response<B> {
         // Debug: every unauthenticated request would otherwise fill an
         // info log. `reason` is the metric's outcome label.
         tracing::debug!(reason = error.gate_outcome().as_str(), %error, "access token rejected");
@@ -319,7 +415,7 @@ impl AccessTokenLayer {
             };
             error.into_http_response_with(&ChallengeParams {
                 realm: s.realm.as_deref(),
-                scope: s.challenge_scope.as_deref(),
+                scope,
                 resource_metadata: s.resource.as_ref().map(|r| r.metadata_url.as_str()),
                 dpop_algs: s.dpop.as_ref().map(|d| d.dpop.algs()),
                 scheme,
@@ -417,6 +513,13 @@ where
                 )
             }
             (scheme, Err(error)) => {
+                if self.layer.shared.optional && error == AuthError::MissingToken {
+                    // Anonymous, and let through as such: no claims in
+                    // the extensions, so every extractor and route-level
+                    // requirement still refuses.
+                    self.layer.shared.counters.count(GateOutcome::Anonymous);
+                    return ResponseFuture::authorized(self.inner.call(req), None);
+                }
                 self.layer.shared.counters.count(error.gate_outcome());
                 ResponseFuture::rejected(self.layer.reject(error, scheme, req.headers()))
             }
@@ -424,7 +527,7 @@ where
     }
 }
 
-fn is_grpc(headers: &HeaderMap) -> bool {
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))

@@ -14,5 +14,6 @@ mod dpop;
 mod frameworks;
 mod profiles;
 mod resource;
+mod route_scope;
 mod step_up;
 mod verified_cache;
