@@ -460,7 +460,9 @@ fn serialize_audience<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::E
     }
 }
 
-fn deserialize_audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn deserialize_audience<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
     Ok(match OneOrMany::deserialize(d)? {
         OneOrMany::One(one) => vec![one],
         OneOrMany::Many(many) => many,

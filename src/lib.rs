@@ -84,6 +84,8 @@ pub mod access_token;
 pub mod admin;
 mod audience;
 mod b64url;
+#[cfg(feature = "backchannel-logout")]
+pub mod backchannel;
 pub mod binding;
 pub mod claims;
 mod document;

@@ -66,7 +66,7 @@ mod future;
 mod resource;
 mod route;
 mod service;
-mod verify;
+pub(crate) mod verify;
 
 #[cfg(feature = "axum")]
 mod axum;

@@ -220,28 +220,42 @@ fn parsed_header_key<'k>(
     header_b64: &str,
     buf: &mut [MaybeUninit<u8>],
 ) -> Result<&'k VerifyingKey, AuthError> {
-    let invalid = AuthError::InvalidToken;
-    let header_json = b64url::decode(header_b64, buf).ok_or(invalid(InvalidToken::Malformed))?;
+    header_key(keys, header_b64, buf, |typ| check_type(s, typ).is_ok())
+        .map_err(AuthError::InvalidToken)
+}
+
+/// The key of `keys` a JWS header (base64url, as in the token) names, the
+/// header checked in this order: a known `alg`, a `typ` that `typ_ok`
+/// accepts, no `crit`, a known `kid`, and the key's algorithm equal to the
+/// header's. Shared with the back-channel logout receiver.
+pub(crate) fn header_key<'k>(
+    keys: &'k KeySet,
+    header_b64: &str,
+    buf: &mut [MaybeUninit<u8>],
+    typ_ok: impl FnOnce(Option<&str>) -> bool,
+) -> Result<&'k VerifyingKey, InvalidToken> {
+    let header_json = b64url::decode(header_b64, buf).ok_or(InvalidToken::Malformed)?;
     let header: JoseHeader<'_> = std::str::from_utf8(&header_json)
         .ok()
         .and_then(|json| serde_json::from_str(json).ok())
-        .ok_or(invalid(InvalidToken::Malformed))?;
+        .ok_or(InvalidToken::Malformed)?;
     // Unknown names (`none` among them) do not parse; RFC 9864's
     // `Ed25519` is EdDSA.
-    let alg: Algorithm =
-        parse_algorithm(&header.alg).ok_or(invalid(InvalidToken::DisallowedAlgorithm))?;
-    check_type(s, header.typ.as_deref())?;
+    let alg: Algorithm = parse_algorithm(&header.alg).ok_or(InvalidToken::DisallowedAlgorithm)?;
+    if !typ_ok(header.typ.as_deref()) {
+        return Err(InvalidToken::WrongType);
+    }
     // We understand no JWS extensions (RFC 7515 §4.1.11). `jku`, `x5u`,
     // `jwk` and `x5c` are never looked at: keys come only from our set.
     if header.crit {
-        return Err(invalid(InvalidToken::UnsupportedCritical));
+        return Err(InvalidToken::UnsupportedCritical);
     }
     let key = keys
         .find(header.kid.as_deref())
-        .ok_or(invalid(InvalidToken::UnknownKey))?;
+        .ok_or(InvalidToken::UnknownKey)?;
     // The key decides the algorithm; the header only has to agree.
     if key.algorithm() != alg {
-        return Err(invalid(InvalidToken::DisallowedAlgorithm));
+        return Err(InvalidToken::DisallowedAlgorithm);
     }
     Ok(key)
 }

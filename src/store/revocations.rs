@@ -218,20 +218,50 @@ pub(crate) async fn revoke_access_token(
     reason: RevokedReason,
     now: SystemTime,
 ) -> Result<Option<Revocation>, StoreError> {
+    revoke_one(
+        db,
+        NewRevocation {
+            kind: RevocationKind::Token,
+            target: jti,
+            tenant: None,
+            expires_at,
+            reason,
+        },
+        now,
+    )
+    .await
+}
+
+/// Records a logout another issuer told us of (back-channel logout): a
+/// session, or a subject up to `at` (the logout's own time), until
+/// `expires_at`.
+#[cfg(feature = "backchannel-logout")]
+pub(crate) async fn revoke_external(
+    db: &DatabaseConnection,
+    kind: RevocationKind,
+    target: &str,
+    expires_at: SystemTime,
+    at: SystemTime,
+) -> Result<Option<Revocation>, StoreError> {
+    let new = NewRevocation {
+        kind,
+        target,
+        tenant: None,
+        expires_at,
+        reason: RevokedReason::Logout,
+    };
+    revoke_one(db, new, at).await
+}
+
+/// One revocation in a transaction of its own, recorded at `now`.
+async fn revoke_one(
+    db: &DatabaseConnection,
+    new: NewRevocation<'_>,
+    now: SystemTime,
+) -> Result<Option<Revocation>, StoreError> {
     retrying(|| async move {
         let txn = super::begin(db).await?;
-        let mut recorded = record(
-            &txn,
-            now,
-            &[NewRevocation {
-                kind: RevocationKind::Token,
-                target: jti,
-                tenant: None,
-                expires_at,
-                reason,
-            }],
-        )
-        .await?;
+        let mut recorded = record(&txn, now, &[new]).await?;
         txn.commit().await?;
         Ok(recorded.pop())
     })

@@ -9,6 +9,8 @@ mod common;
 
 mod access_token;
 mod architecture;
+#[cfg(feature = "backchannel-logout")]
+mod backchannel;
 mod dpop;
 #[cfg(feature = "axum")]
 mod frameworks;

@@ -33,7 +33,7 @@ const API: &str = "https://api.shop.example";
 
 /// Signs each `[header, claims]` with joserfc (`scripts/idp-token`);
 /// `None` (skip) when joserfc is missing, except under CI.
-fn joserfc(pem: &str, tokens: &[(Value, Value)]) -> Option<Vec<String>> {
+pub(crate) fn joserfc(pem: &str, tokens: &[(Value, Value)]) -> Option<Vec<String>> {
     use std::io::Write;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/idp-token");
     let pem = format!("{}/tests/keys/{pem}", env!("CARGO_MANIFEST_DIR"));

@@ -12,6 +12,7 @@ mod common;
 mod abuse;
 #[cfg(feature = "axum")]
 mod authorization_code;
+mod backchannel;
 mod browser;
 mod cleanup;
 mod cli;
