@@ -581,6 +581,9 @@ impl KeySetBuilder {
 #[derive(Clone)]
 pub struct Keys {
     current: Arc<ArcSwap<KeySet>>,
+    /// Told when a token names a `kid` the set lacks (remote keys: a
+    /// rate-limited refetch); `None` for keys handed over.
+    on_unknown_kid: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl fmt::Debug for Keys {
@@ -611,6 +614,24 @@ impl Keys {
     pub fn new(set: KeySet) -> Self {
         Self {
             current: Arc::new(ArcSwap::from_pointee(set)),
+            on_unknown_kid: None,
+        }
+    }
+
+    /// A handle whose holders call `hook` on a token with an unknown
+    /// `kid` (it must be cheap and never block: it runs on the request).
+    #[cfg_attr(not(feature = "remote-keys"), allow(dead_code))]
+    pub(crate) fn with_unknown_kid_hook(set: KeySet, hook: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Self {
+            on_unknown_kid: Some(hook),
+            ..Self::new(set)
+        }
+    }
+
+    /// A token named a `kid` the set lacks.
+    pub(crate) fn unknown_kid(&self) {
+        if let Some(hook) = &self.on_unknown_kid {
+            hook();
         }
     }
 

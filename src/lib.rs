@@ -104,6 +104,8 @@ pub mod keys;
 #[cfg(feature = "store")]
 mod redirect;
 pub mod refresh;
+#[cfg(feature = "remote-keys")]
+pub mod remote_keys;
 pub mod revocation;
 pub mod scope;
 pub mod secret;

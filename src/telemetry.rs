@@ -126,6 +126,12 @@ mod imp {
         metrics::counter!("tollgate_lockouts_total").increment(1);
     }
 
+    /// A fetch of an issuer's keys, by outcome.
+    #[cfg_attr(not(feature = "remote-keys"), allow(dead_code))]
+    pub(crate) fn remote_keys_fetch(outcome: &'static str) {
+        metrics::counter!("tollgate_remote_keys_fetches_total", "outcome" => outcome).increment(1);
+    }
+
     pub(crate) fn dpop_refused(reason: &'static str) {
         metrics::counter!("tollgate_dpop_proofs_refused_total", "reason" => reason).increment(1);
     }
@@ -183,6 +189,9 @@ mod imp {
     #[cfg_attr(not(feature = "store"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn lockout() {}
+    #[cfg_attr(not(feature = "remote-keys"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn remote_keys_fetch(_: &'static str) {}
     #[inline(always)]
     pub(crate) fn dpop_refused(_: &'static str) {}
     #[cfg_attr(not(feature = "store"), allow(dead_code))]

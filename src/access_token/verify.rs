@@ -127,7 +127,11 @@ impl Verifier {
                 check_type(s, Some(ACCESS_TOKEN_TYP))?;
                 key
             }
-            None => parsed_header_key(s, &keys, header_b64, &mut buf)?,
+            None => parsed_header_key(s, &keys, header_b64, &mut buf).inspect_err(|e| {
+                if *e == AuthError::InvalidToken(InvalidToken::UnknownKey) {
+                    s.keys.unknown_kid();
+                }
+            })?,
         };
         if !s.algorithms.contains(&key.algorithm()) {
             return Err(invalid(InvalidToken::DisallowedAlgorithm));

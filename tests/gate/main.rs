@@ -15,6 +15,8 @@ mod dpop;
 #[cfg(feature = "axum")]
 mod frameworks;
 mod profiles;
+#[cfg(feature = "remote-keys")]
+mod remote_keys;
 mod resource;
 mod route_scope;
 mod step_up;
