@@ -78,6 +78,12 @@ pub enum AccessTokenConfigError {
     /// identifier URL, so the resource metadata cannot name it.
     #[error("`{0}` is not an authorization server identifier (an https URL)")]
     InvalidAuthorizationServer(String),
+    /// A multi-issuer gate was given two gates for one issuer.
+    #[error("a multi-issuer gate needs one gate per issuer (`{0}` twice)")]
+    DuplicateIssuer(String),
+    /// A multi-issuer gate was given no gate.
+    #[error("a multi-issuer gate needs at least one gate")]
+    NoIssuers,
     /// The leeway is longer than the revocation cache's margin, so a revoked
     /// token could outlive its deny-list entry.
     #[error("leeway {leeway:?} exceeds the revocation margin {margin:?}")]

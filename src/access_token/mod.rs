@@ -63,6 +63,7 @@ mod cache;
 mod error;
 pub(crate) mod extract;
 mod future;
+mod multi;
 mod resource;
 mod route;
 mod service;
@@ -77,6 +78,7 @@ pub use builder::{
 pub use cache::DEFAULT_VERIFIED_CACHE_BYTES;
 pub use error::{AuthError, InvalidToken};
 pub use future::ResponseFuture;
+pub use multi::{MultiIssuer, MultiIssuerLayer};
 pub use resource::{DEFAULT_RESOURCE_METADATA_MAX_AGE, ResourceMetadataEndpoint};
 pub use route::{RequireScope, RequireScopeLayer};
 pub use service::{AccessTokenLayer, RequireAccessToken};

@@ -153,6 +153,11 @@ impl AccessTokenLayer {
         &self.shared.verifier
     }
 
+    /// The cookie the gate reads a token from, if any.
+    pub(crate) fn cookie(&self) -> Option<&str> {
+        self.shared.cookie.as_deref()
+    }
+
     /// The scopes every request through this gate needs.
     pub(crate) fn required_scopes(&self) -> &[String] {
         &self.shared.required_scopes

@@ -14,6 +14,7 @@ mod backchannel;
 mod dpop;
 #[cfg(feature = "axum")]
 mod frameworks;
+mod multi_issuer;
 mod profiles;
 #[cfg(feature = "remote-keys")]
 mod remote_keys;
