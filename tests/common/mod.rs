@@ -172,3 +172,49 @@ pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
     });
     addr
 }
+
+/// Signs each `[header, claims]` with joserfc (`scripts/idp-token`);
+/// `None` (skip) when joserfc is missing, except under CI.
+#[allow(dead_code)]
+pub fn joserfc(
+    pem: &str,
+    tokens: &[(serde_json::Value, serde_json::Value)],
+) -> Option<Vec<String>> {
+    use std::io::Write;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/idp-token");
+    let pem = format!("{}/tests/keys/{pem}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new("python3")
+        .args([script, &pem])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let input: Vec<_> = tokens
+        .iter()
+        .map(|(h, c)| serde_json::json!([h, c]))
+        .collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            std::env::var_os("CI").is_none() && err.contains("No module named"),
+            "idp-token failed: {err}"
+        );
+        eprintln!("skipped: joserfc is not installed (pip install joserfc)");
+        return None;
+    }
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
+}

@@ -16,10 +16,7 @@ use tollgate::{
 };
 use tower::{Layer, ServiceExt, service_fn};
 
-use crate::{
-    common::{self, RSA_PUB_PEM, now},
-    profiles::joserfc,
-};
+use crate::common::{self, RSA_PUB_PEM, joserfc, now};
 
 const ISS: &str = "https://sso.example/realms/shop";
 const CLIENT: &str = "shop-api";

@@ -20,7 +20,7 @@ use tollgate::{
 use tower::{Layer, ServiceExt, service_fn};
 
 use crate::{
-    common::{self, RSA_PUB_PEM, now},
+    common::{self, RSA_PUB_PEM, joserfc, now},
     resource::{bearer_challenge, param},
 };
 
@@ -30,45 +30,6 @@ const ENTRA: &str =
     "https://login.microsoftonline.example/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
 const OKTA: &str = "https://shop.okta.example/oauth2/default";
 const API: &str = "https://api.shop.example";
-
-/// Signs each `[header, claims]` with joserfc (`scripts/idp-token`);
-/// `None` (skip) when joserfc is missing, except under CI.
-pub(crate) fn joserfc(pem: &str, tokens: &[(Value, Value)]) -> Option<Vec<String>> {
-    use std::io::Write;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/idp-token");
-    let pem = format!("{}/tests/keys/{pem}", env!("CARGO_MANIFEST_DIR"));
-    let mut child = std::process::Command::new("python3")
-        .args([script, &pem])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let input: Vec<_> = tokens.iter().map(|(h, c)| json!([h, c])).collect();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            std::env::var_os("CI").is_none() && err.contains("No module named"),
-            "idp-token failed: {err}"
-        );
-        eprintln!("skipped: joserfc is not installed (pip install joserfc)");
-        return None;
-    }
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-    )
-}
 
 fn rsa_keys(kid: &str) -> KeySet {
     KeySet::builder()

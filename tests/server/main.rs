@@ -48,6 +48,8 @@ mod quickstart_browser;
 mod quickstart_signin;
 #[cfg(feature = "axum")]
 mod reliability;
+#[cfg(all(feature = "remote-keys", feature = "backchannel-logout"))]
+mod resource_server;
 mod resources;
 mod revocation;
 mod rotation;
