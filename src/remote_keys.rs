@@ -349,7 +349,12 @@ impl RemoteKeys {
         match s.fetcher.key_set(&s.jwks_uri, &s.allowed).await {
             Ok((set, max_age)) => {
                 let n = set.verifying_keys().len();
-                self.keys.rotate(set);
+                // The same keys again (the common case, and what a flood
+                // of unknown kids fetches): no rotation, so the gate's
+                // cache of verified tokens is kept.
+                if !same_keys(&self.keys.current(), &set) {
+                    self.keys.rotate(set);
+                }
                 let mut st = s.state.lock().unwrap();
                 st.last_success = SystemTime::now();
                 st.next = max_age;
@@ -403,6 +408,12 @@ impl RemoteKeys {
             .clamp(s.min_refresh, s.max_refresh);
         want.saturating_sub(st.last_fetch.elapsed())
     }
+}
+
+/// Whether two sets hold the same public keys under the same ids.
+fn same_keys(a: &KeySet, b: &KeySet) -> bool {
+    let json = |k: &KeySet| serde_json::to_string(&k.jwks()).ok();
+    json(a).is_some_and(|j| Some(j) == json(b))
 }
 
 /// `https`, or `http` to a loopback host; no userinfo, no fragment.

@@ -506,3 +506,21 @@ async fn the_background_refresh_follows_cache_control_within_the_bounds() {
         assert!(took >= Duration::from_millis(3 * 250), "{path}: {took:?}");
     }
 }
+
+#[tokio::test]
+async fn the_same_keys_fetched_again_rotate_nothing() {
+    let s = Server::start(false).await;
+    s.route("/jwks", json(jwks(&[es256()])));
+    let keys = RemoteKeys::jwks("https://auth.example", &s.url("/jwks"))
+        .build()
+        .await
+        .unwrap();
+    let before = keys.keys().current();
+    keys.refresh().await.unwrap();
+    // The gate's verified-token cache lives on (it is tied to the set).
+    assert!(Arc::ptr_eq(&before, &keys.keys().current()));
+    s.route("/jwks", json(jwks(&[es256(), ed25519()])));
+    keys.refresh().await.unwrap();
+    assert!(!Arc::ptr_eq(&before, &keys.keys().current()));
+    assert_eq!(keys.keys().current().verifying_keys().len(), 2);
+}
