@@ -18,10 +18,14 @@
 //! and [`RemoteKeys::last_refresh`]; the set is never emptied.
 
 use std::{
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    task::{Context, Poll},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -30,7 +34,13 @@ use http::{HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
+    client::legacy::{
+        Client,
+        connect::{
+            HttpConnector,
+            dns::{GaiResolver, Name},
+        },
+    },
     rt::TokioExecutor,
 };
 use tokio::sync::Notify;
@@ -85,6 +95,11 @@ pub enum RemoteKeysError {
     /// The JWK set is malformed or has no usable key.
     #[error("the key set is unusable: {0}")]
     Keys(#[from] KeyError),
+    /// The host is, or resolves to, a special-use address (RFC 6890:
+    /// loopback, private, link-local, …) under
+    /// [`public_addresses_only`](RemoteKeysBuilder::public_addresses_only).
+    #[error("the host is or resolves to a special-use address")]
+    Address,
     /// A root certificate given is not PEM or DER.
     #[error("a root certificate is not valid")]
     BadRootCertificate,
@@ -93,7 +108,7 @@ pub enum RemoteKeysError {
 impl RemoteKeysError {
     fn outcome(&self) -> &'static str {
         match self {
-            Self::Url(_) | Self::BadRootCertificate => "refused",
+            Self::Url(_) | Self::BadRootCertificate | Self::Address => "refused",
             Self::Timeout(_) => "timeout",
             Self::Http(_) => "http_error",
             Self::Status(_) => "status",
@@ -125,6 +140,7 @@ pub struct RemoteKeysBuilder {
     unknown_kid_interval: Duration,
     roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     bad_root: bool,
+    public_only: bool,
 }
 
 impl RemoteKeysBuilder {
@@ -146,6 +162,7 @@ impl RemoteKeysBuilder {
             unknown_kid_interval: DEFAULT_UNKNOWN_KID_INTERVAL,
             roots: Vec::new(),
             bad_root: false,
+            public_only: false,
         }
     }
 
@@ -189,6 +206,20 @@ impl RemoteKeysBuilder {
         }
     }
 
+    /// Connects only to public addresses: a host that is, or whose name
+    /// resolves to, any special-use address (RFC 6890: loopback, private,
+    /// link-local and cloud metadata, shared, documentation, multicast,
+    /// IPv4-mapped and NAT64/6to4/Teredo forms of them) is refused. The
+    /// addresses checked are the ones connected to, so a name rebinding
+    /// between check and connect cannot slip through. For issuer URLs that
+    /// come from tenants or other untrusted configuration.
+    pub fn public_addresses_only(self) -> Self {
+        Self {
+            public_only: true,
+            ..self
+        }
+    }
+
     /// Trusts `pem` (one or more PEM certificates) as a root besides the
     /// webpki roots: a private CA, or a test one.
     pub fn root_certificates(mut self, pem: &[u8]) -> Self {
@@ -209,7 +240,7 @@ impl RemoteKeysBuilder {
         if self.bad_root {
             return Err(RemoteKeysError::BadRootCertificate);
         }
-        let fetcher = Fetcher::new(&self.roots, self.timeout, self.max_bytes)?;
+        let fetcher = Fetcher::new(&self.roots, self.timeout, self.max_bytes, self.public_only)?;
         let jwks_uri = match &source {
             Source::Jwks(uri) => uri.clone(),
             Source::Discovery => fetcher.discover(&self.issuer).await?,
@@ -444,9 +475,10 @@ fn checked_uri(url: &str) -> Result<Uri, RemoteKeysError> {
 /// One GET at a time under the rules above.
 #[derive(Clone)]
 struct Fetcher {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
     timeout: Duration,
     max_bytes: usize,
+    public_only: bool,
 }
 
 impl Fetcher {
@@ -454,6 +486,7 @@ impl Fetcher {
         extra_roots: &[rustls::pki_types::CertificateDer<'static>],
         timeout: Duration,
         max_bytes: usize,
+        public_only: bool,
     ) -> Result<Self, RemoteKeysError> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -469,22 +502,37 @@ impl Fetcher {
         .map_err(|e| RemoteKeysError::Http(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+        let mut http = HttpConnector::new_with_resolver(Resolver {
+            public_only,
+            gai: GaiResolver::new(),
+        });
+        http.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(https);
         Ok(Self {
             client,
             timeout,
             max_bytes,
+            public_only,
         })
     }
 
     /// The body of a `200` answer to a GET of `uri`, and its
     /// `Cache-Control: max-age`.
     async fn get(&self, uri: &Uri) -> Result<(Bytes, Option<Duration>), RemoteKeysError> {
+        // An address in the URL is connected to without the resolver.
+        let host = uri.host().unwrap_or_default();
+        let literal = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>();
+        if self.public_only && literal.is_ok_and(is_special_use) {
+            return Err(RemoteKeysError::Address);
+        }
         let req = Request::get(uri.clone())
             .header(header::ACCEPT, HeaderValue::from_static("application/json"))
             .header(
@@ -495,11 +543,13 @@ impl Fetcher {
             .map_err(|e| RemoteKeysError::Http(e.to_string()))?;
         let max = self.max_bytes;
         let fetch = async {
-            let res = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| RemoteKeysError::Http(e.to_string()))?;
+            let res = self.client.request(req).await.map_err(|e| {
+                if caused_by::<SpecialUse>(&e) {
+                    RemoteKeysError::Address
+                } else {
+                    RemoteKeysError::Http(e.to_string())
+                }
+            })?;
             if res.status() != StatusCode::OK {
                 return Err(RemoteKeysError::Status(res.status()));
             }
@@ -575,6 +625,111 @@ impl Fetcher {
     }
 }
 
+/// Resolves names with the system resolver and, under the public-only
+/// policy, refuses a name with any special-use address: hyper connects
+/// to exactly the addresses returned here, so what was checked is what
+/// is connected to.
+#[derive(Clone)]
+struct Resolver {
+    public_only: bool,
+    gai: GaiResolver,
+}
+
+/// A name resolved to a special-use address.
+#[derive(Debug, thiserror::Error)]
+#[error("the name resolves to a special-use address")]
+struct SpecialUse;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let lookup = self.gai.call(name);
+        let public_only = self.public_only;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = lookup.await?.collect();
+            // Any special-use address fails the whole name: a name that
+            // resolves to a public and a private address is an attack.
+            if public_only && addrs.iter().any(|a| is_special_use(a.ip())) {
+                return Err(Box::new(SpecialUse) as BoxError);
+            }
+            Ok(addrs.into_iter())
+        })
+    }
+}
+
+/// Whether `e` or any error under it is a `T`.
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<T>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The special-use blocks of RFC 6890 (and its updates) that a fetch on
+/// behalf of untrusted configuration must never reach; IPv6 forms that
+/// embed an IPv4 address count as special-use whatever they embed (fail
+/// closed), except IPv4-mapped, which is judged by the address it maps.
+pub(crate) fn is_special_use(ip: IpAddr) -> bool {
+    const V4: &[&str] = &[
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.31.196.0/24",
+        "192.52.193.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "192.175.48.0/24",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    ];
+    const V6: &[&str] = &[
+        "::/127",
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "2002::/16",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    ];
+    let within = |nets: &[&str], ip: IpAddr| {
+        nets.iter()
+            .any(|n| n.parse::<ipnet::IpNet>().is_ok_and(|net| net.contains(&ip)))
+    };
+    match ip {
+        IpAddr::V4(v4) => within(V4, IpAddr::V4(v4)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => within(V4, IpAddr::V4(v4)),
+            None => within(V6, IpAddr::V6(v6)),
+        },
+    }
+}
+
 /// `max-age` of one `Cache-Control` value; `no-store` and `no-cache`
 /// count as 0 (refresh as soon as the lower bound allows).
 fn cache_max_age(value: &str) -> Option<Duration> {
@@ -617,6 +772,45 @@ mod tests {
             "file:///etc/passwd",
         ] {
             assert!(checked_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn special_use_addresses() {
+        for special in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "2001::1",
+        ] {
+            assert!(is_special_use(special.parse().unwrap()), "{special}");
+        }
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "172.32.0.1",
+        ] {
+            assert!(!is_special_use(public.parse().unwrap()), "{public}");
         }
     }
 

@@ -524,3 +524,27 @@ async fn the_same_keys_fetched_again_rotate_nothing() {
     assert!(!Arc::ptr_eq(&before, &keys.keys().current()));
     assert_eq!(keys.keys().current().verifying_keys().len(), 2);
 }
+
+#[tokio::test]
+async fn public_addresses_only_refuses_loopback_by_address_and_by_name() {
+    // The same servers that serve keys above, over plain HTTP and HTTPS
+    // (the certificate names `localhost`, resolved by the system).
+    for tls in [false, true] {
+        let s = Server::start(tls).await;
+        s.route("/jwks", json(jwks(&[es256()])));
+        let url = s.url("/jwks");
+        let build = |public_only: bool| {
+            let b = RemoteKeys::jwks("https://auth.example", &url).root_certificates(CA);
+            let b = if public_only {
+                b.public_addresses_only()
+            } else {
+                b
+            };
+            b.build()
+        };
+        assert!(build(false).await.is_ok(), "{url}");
+        let err = build(true).await.unwrap_err();
+        assert!(matches!(err, RemoteKeysError::Address), "{url}: {err}");
+        assert_eq!(s.hits("/jwks"), 1, "refused before any request was sent");
+    }
+}
