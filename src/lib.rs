@@ -88,6 +88,8 @@ mod b64url;
 pub mod backchannel;
 pub mod binding;
 pub mod claims;
+#[cfg(feature = "store")]
+pub mod client_metadata;
 mod document;
 pub mod dpop;
 mod error;

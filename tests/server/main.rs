@@ -16,6 +16,7 @@ mod backchannel;
 mod browser;
 mod cleanup;
 mod cli;
+mod client_metadata;
 mod clients;
 mod clock;
 mod dpop;
