@@ -2,14 +2,23 @@
 //! registration): the `client_id` is an `https` URL, and the JSON document
 //! served there describes the client. This module is the part without
 //! I/O: which URLs may be client ids, and what a fetched document must say
-//! — with the named tolerance rules real clients need. Fetching documents
-//! (and so accepting such client ids at `/authorize`) is not built yet;
-//! it will use the HTTP client and address policy of `remote_keys`.
+//! — with the named tolerance rules real clients need; and (feature
+//! `client-metadata`) the [`Resolver`] that fetches them with the HTTP
+//! client of `remote_keys` under its public-address policy. Accepting such
+//! client ids at `/authorize` is not built yet.
 
 use http::Uri;
 use serde::Deserialize;
 
 use crate::redirect;
+
+#[cfg(feature = "client-metadata")]
+mod resolver;
+#[cfg(feature = "client-metadata")]
+pub use resolver::{
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_AGE, DEFAULT_MIN_AGE, ResolveError, Resolver,
+    ResolverBuilder,
+};
 
 /// Default cap on a client metadata document.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 5 * 1024;

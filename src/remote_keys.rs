@@ -474,7 +474,7 @@ fn checked_uri(url: &str) -> Result<Uri, RemoteKeysError> {
 
 /// One GET at a time under the rules above.
 #[derive(Clone)]
-struct Fetcher {
+pub(crate) struct Fetcher {
     client: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
     timeout: Duration,
     max_bytes: usize,
@@ -482,7 +482,7 @@ struct Fetcher {
 }
 
 impl Fetcher {
-    fn new(
+    pub(crate) fn new(
         extra_roots: &[rustls::pki_types::CertificateDer<'static>],
         timeout: Duration,
         max_bytes: usize,
@@ -523,7 +523,10 @@ impl Fetcher {
 
     /// The body of a `200` answer to a GET of `uri`, and its
     /// `Cache-Control: max-age`.
-    async fn get(&self, uri: &Uri) -> Result<(Bytes, Option<Duration>), RemoteKeysError> {
+    pub(crate) async fn get(
+        &self,
+        uri: &Uri,
+    ) -> Result<(Bytes, Option<Duration>), RemoteKeysError> {
         // An address in the URL is connected to without the resolver.
         let host = uri.host().unwrap_or_default();
         let literal = host

@@ -8,6 +8,8 @@ use std::{
 
 pub mod dpop;
 pub mod quickstart;
+#[cfg(feature = "remote-keys")]
+pub mod scripted;
 #[cfg(feature = "store")]
 pub mod store;
 

@@ -14,6 +14,8 @@ mod abuse;
 mod authorization_code;
 mod backchannel;
 mod browser;
+#[cfg(feature = "client-metadata")]
+mod cimd_resolver;
 mod cleanup;
 mod cli;
 mod client_metadata;
