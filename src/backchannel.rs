@@ -57,7 +57,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde::Deserialize;
 
 use crate::{
-    access_token::{InvalidToken, verify::header_key},
+    access_token::{
+        InvalidToken,
+        verify::{Compact, header_key},
+    },
     b64url,
     error::BoxError,
     keys::{AlgorithmFamily, Keys},
@@ -386,13 +389,12 @@ impl BackChannelLogout {
         if token.len() > MAX_BODY {
             return Err(bad(InvalidToken::Malformed));
         }
-        let (message, signature) = token.rsplit_once('.').ok_or(bad(InvalidToken::Malformed))?;
-        let (header_b64, payload_b64) = message
-            .split_once('.')
-            .ok_or(bad(InvalidToken::Malformed))?;
-        if payload_b64.contains('.') {
-            return Err(bad(InvalidToken::Malformed));
-        }
+        let Compact {
+            message,
+            header_b64,
+            payload_b64,
+            signature,
+        } = Compact::split(token).ok_or(bad(InvalidToken::Malformed))?;
         let keys = s.keys.load();
         let mut buf = vec![MaybeUninit::uninit(); token.len()];
         // `logout+jwt` when there is a `typ` (§2.4: a provider SHOULD

@@ -223,12 +223,9 @@ impl RemoteKeysBuilder {
     /// Trusts `pem` (one or more PEM certificates) as a root besides the
     /// webpki roots: a private CA, or a test one.
     pub fn root_certificates(mut self, pem: &[u8]) -> Self {
-        use rustls::pki_types::pem::PemObject;
-        let certs: Result<Vec<_>, _> =
-            rustls::pki_types::CertificateDer::pem_slice_iter(pem).collect();
-        match certs {
-            Ok(c) if !c.is_empty() => self.roots.extend(c),
-            _ => self.bad_root = true,
+        match parse_roots(pem) {
+            Some(c) => self.roots.extend(c),
+            None => self.bad_root = true,
         }
         self
     }
@@ -439,6 +436,15 @@ impl RemoteKeys {
             .clamp(s.min_refresh, s.max_refresh);
         want.saturating_sub(st.last_fetch.elapsed())
     }
+}
+
+/// The certificates of `pem`; `None` if it holds none or a bad one.
+pub(crate) fn parse_roots(pem: &[u8]) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (!certs.is_empty()).then_some(certs)
 }
 
 /// Whether two sets hold the same public keys under the same ids.

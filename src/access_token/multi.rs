@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use super::{
     AccessTokenConfigError, AccessTokenLayer, RequireAccessToken, ResponseFuture,
-    extract::find_token,
+    extract::find_token, verify::Compact,
 };
 use crate::b64url;
 
@@ -103,8 +103,7 @@ fn claimed_issuer(token: &str) -> Option<String> {
     struct Iss {
         iss: String,
     }
-    let mut parts = token.split('.');
-    let (_, payload) = (parts.next()?, parts.next()?);
+    let payload = Compact::split(token)?.payload_b64;
     let mut buf = vec![MaybeUninit::uninit(); payload.len()];
     let json = b64url::decode(payload, &mut buf)?;
     serde_json::from_slice::<Iss>(&json).ok().map(|c| c.iss)

@@ -108,16 +108,12 @@ impl Verifier {
         if token.len() > s.max_token_len {
             return Err(invalid(InvalidToken::Malformed));
         }
-        // JWS compact serialization: exactly three base64url parts.
-        let (message, signature) = token
-            .rsplit_once('.')
-            .ok_or(invalid(InvalidToken::Malformed))?;
-        let (header_b64, payload_b64) = message
-            .split_once('.')
-            .ok_or(invalid(InvalidToken::Malformed))?;
-        if payload_b64.contains('.') {
-            return Err(invalid(InvalidToken::Malformed));
-        }
+        let Compact {
+            message,
+            header_b64,
+            payload_b64,
+            signature,
+        } = Compact::split(token).ok_or(invalid(InvalidToken::Malformed))?;
         let mut buf = [MaybeUninit::uninit(); 1024];
         let keys = s.keys.load();
         let key = match keys.find_issued_header(header_b64) {
@@ -196,6 +192,32 @@ impl Verifier {
             return Err(AuthError::Unavailable);
         }
         Ok(())
+    }
+}
+
+/// A JWS compact serialization cut into its parts: exactly three, split
+/// on `.` (each part's base64url is checked when it is decoded).
+pub(crate) struct Compact<'a> {
+    /// `header.payload`, what the signature covers.
+    pub(crate) message: &'a str,
+    pub(crate) header_b64: &'a str,
+    pub(crate) payload_b64: &'a str,
+    pub(crate) signature: &'a str,
+}
+
+impl<'a> Compact<'a> {
+    pub(crate) fn split(token: &'a str) -> Option<Self> {
+        let (message, signature) = token.rsplit_once('.')?;
+        let (header_b64, payload_b64) = message.split_once('.')?;
+        if payload_b64.contains('.') {
+            return None;
+        }
+        Some(Self {
+            message,
+            header_b64,
+            payload_b64,
+            signature,
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use super::{
     ClientMetadata, ClientMetadataError, DEFAULT_MAX_DOCUMENT_BYTES, check_client_id_url,
     parse_document,
 };
-use crate::remote_keys::{Fetcher, RemoteKeysError};
+use crate::remote_keys::{Fetcher, RemoteKeysError, parse_roots};
 
 /// Default deadline of one document fetch.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -41,6 +41,9 @@ pub enum ResolveError {
     /// The host is or resolves to a special-use address.
     #[error("the host is or resolves to a special-use address")]
     Address,
+    /// A root certificate given is not PEM.
+    #[error("a root certificate is not valid")]
+    BadRootCertificate,
     /// The fetch failed: timeout, connection, a status other than 200 (a
     /// redirect is never followed).
     #[error("the document could not be fetched: {0}")]
@@ -207,22 +210,18 @@ impl ResolverBuilder {
     }
 
     /// Trusts `pem` as a root besides the webpki roots (a test CA).
-    pub fn root_certificates(self, pem: &[u8]) -> Self {
-        Self {
-            roots: pem.to_vec(),
-            ..self
-        }
+    pub fn root_certificates(mut self, pem: &[u8]) -> Self {
+        self.roots.extend_from_slice(pem);
+        self.roots.push(b'\n');
+        self
     }
 
     /// Builds the resolver.
     pub fn build(self) -> Result<Resolver, ResolveError> {
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let roots: Vec<CertificateDer<'static>> = if self.roots.is_empty() {
+        let roots = if self.roots.is_empty() {
             Vec::new()
         } else {
-            CertificateDer::pem_slice_iter(&self.roots)
-                .collect::<Result<_, _>>()
-                .map_err(|_| ResolveError::Fetch("a root certificate is not valid".into()))?
+            parse_roots(&self.roots).ok_or(ResolveError::BadRootCertificate)?
         };
         if self.loopback_for_tests {
             tracing::warn!(

@@ -41,6 +41,13 @@ async fn a_document_is_fetched_checked_and_kept() {
     assert!(doc.redirect_uri_matches("http://localhost:49152/callback"));
     assert!(r.resolve(&url).await.is_ok());
     assert_eq!(s.hits("/client.json"), 1, "the second came from the cache");
+    assert_eq!(
+        Resolver::builder()
+            .root_certificates(b"not a certificate")
+            .build()
+            .unwrap_err(),
+        ResolveError::BadRootCertificate
+    );
 }
 
 #[tokio::test]
