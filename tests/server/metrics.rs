@@ -162,6 +162,18 @@ async fn counters_move_exactly_when_their_event_happens() {
         .layer(service_fn(crate::common::echo_sub));
     let other = h.login().await;
     admin.oneshot(bearer(&other.access_token())).await.unwrap();
+    // An optional gate letting a request without credentials through.
+    h.issuer
+        .access_token_layer()
+        .optional()
+        .build()
+        .unwrap()
+        .layer(service_fn(|_: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }))
+        .oneshot(http::Request::new(String::new()))
+        .await
+        .unwrap();
     h.clock.advance(Duration::from_secs(3600));
     svc.clone()
         .oneshot(bearer(&other.access_token()))
@@ -174,6 +186,7 @@ async fn counters_move_exactly_when_their_event_happens() {
         "revoked",
         "insufficient_scope",
         "expired",
+        "anonymous",
     ] {
         assert_eq!(
             c.get("tollgate_gate_requests_total", &[("outcome", outcome)]),
