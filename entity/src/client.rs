@@ -51,6 +51,16 @@ pub struct Model {
     /// A registered `http://localhost/…` redirect matches any port, as
     /// loopback IP redirects do (RFC 8252 §7.3).
     pub allow_localhost_redirect: bool,
+    /// How the client came to be known: `registered` (by an operator),
+    /// `metadata_document` (a Client ID Metadata Document), `dynamic`
+    /// (RFC 7591).
+    pub registration: String,
+    /// The logo its consent page shows, an `https` URL.
+    pub logo_uri: Option<String>,
+    /// Its home page, an `https` URL.
+    pub client_uri: Option<String>,
+    /// When it last started an authorization request.
+    pub last_authorized_at: Option<DateTimeUtc>,
 }
 
 /// No navigable relations; foreign keys live in the migrations.

@@ -13,7 +13,7 @@
 //! Migrator::up(&db, None).await.unwrap();
 //! assert!(Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
 //! Migrator::down(&db, None).await.unwrap();
-//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 13);
+//! assert_eq!(Migrator::get_pending_migrations(&db).await.unwrap().len(), 14);
 //! # });
 //! ```
 
@@ -36,6 +36,7 @@ mod m20261205_000010_add_client_admin;
 mod m20261205_000011_add_bound_reuse_grace;
 mod m20261205_000012_create_authorization;
 mod m20261206_000013_create_consent;
+mod m20261206_000014_add_client_registration;
 
 /// A UTC instant with microseconds: `timestamp with time zone` as
 /// sea-query writes it for PostgreSQL and SQLite, but `DATETIME(6)` on
@@ -136,6 +137,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000011_add_bound_reuse_grace::Migration),
             Box::new(m20261205_000012_create_authorization::Migration),
             Box::new(m20261206_000013_create_consent::Migration),
+            Box::new(m20261206_000014_add_client_registration::Migration),
         ]
     }
 }

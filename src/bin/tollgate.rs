@@ -83,7 +83,7 @@ enum Command<'a> {
     Help,
     Migrate,
     List,
-    Add(NewClient),
+    Add(Box<NewClient>),
     Update(&'a str, &'a [&'a str]),
     RotateSecret(&'a str, Duration),
     Disable(&'a str),
@@ -108,7 +108,7 @@ fn parse<'a>(words: &'a [&'a str]) -> Result<Command<'a>, Failure> {
             if new.scope.is_empty() {
                 return Err(usage("a new client needs --scope"));
             }
-            Command::Add(new)
+            Command::Add(Box::new(new))
         }
         ["clients", "update", id, flags @ ..] => {
             // Checked now on a stand-in, applied to the stored client later.
@@ -160,7 +160,7 @@ async fn run(args: &[String]) -> Result<(), Failure> {
         }
         Command::Add(new) => {
             let id = new.client_id.clone();
-            match admin.register(new).await? {
+            match admin.register(*new).await? {
                 Some(secret) => println!("{secret}"),
                 None => println!("registered {id}"),
             }

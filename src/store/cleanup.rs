@@ -46,7 +46,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, sea_query::Query,
 };
 
-use super::{StoreError, authorizations, db_time, dpop_replay, revocations};
+use super::{StoreError, authorizations, clients, db_time, dpop_replay, revocations};
 use crate::{
     revocation::DEFAULT_MARGIN,
     time::{Clock, SystemClock},
@@ -60,6 +60,10 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Default rows per statement: 500.
 pub const DEFAULT_DELETE_BATCH: u64 = 500;
+
+/// Default time a dynamically registered client (RFC 7591) may go without
+/// starting an authorization before it is deleted: 30 days.
+pub const DEFAULT_UNUSED_CLIENT_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 /// What one run deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,6 +80,9 @@ pub struct CleanupReport {
     /// redeemed longer ago than the retention (kept so far so that a
     /// replayed code still finds the session to revoke).
     pub authorizations: u64,
+    /// Dynamically registered clients unused for their lifetime, with no
+    /// session left.
+    pub clients: u64,
 }
 
 /// Deletes expired sessions, tokens and revocations; see the module docs.
@@ -86,6 +93,7 @@ pub struct Janitor {
     interval: Duration,
     batch: u64,
     margin: Duration,
+    unused_client_ttl: Duration,
     clock: Arc<dyn Clock>,
     /// Set at the first run or spawn: the issuer's, when the janitor came
     /// from [`Issuer::janitor`](crate::issuer::Issuer::janitor), so its
@@ -116,6 +124,7 @@ impl Janitor {
                 interval: DEFAULT_INTERVAL,
                 batch: DEFAULT_DELETE_BATCH,
                 margin: DEFAULT_MARGIN,
+                unused_client_ttl: DEFAULT_UNUSED_CLIENT_TTL,
                 clock: Arc::new(SystemClock),
                 started: Arc::default(),
             },
@@ -180,6 +189,12 @@ impl Janitor {
                 break;
             }
         }
+        // After the sessions: a client whose last dead session went above
+        // goes in the same run.
+        let unused_before = now
+            .checked_sub(self.unused_client_ttl)
+            .unwrap_or(UNIX_EPOCH);
+        report.clients = clients::purge_unused_dynamic(&self.db, unused_before).await?;
         if report != CleanupReport::default() {
             tracing::info!(?report, "janitor deleted expired rows");
         }
@@ -283,6 +298,14 @@ impl JanitorBuilder {
     /// a restarted instance could miss a revocation a gate still needs.
     pub fn revocation_margin(mut self, margin: Duration) -> Self {
         self.janitor.margin = margin;
+        self
+    }
+
+    /// How long a dynamically registered client (RFC 7591) may go without
+    /// starting an authorization before it is deleted, once it has no
+    /// session left. Default [`DEFAULT_UNUSED_CLIENT_TTL`].
+    pub fn unused_client_ttl(mut self, ttl: Duration) -> Self {
+        self.janitor.unused_client_ttl = ttl;
         self
     }
 

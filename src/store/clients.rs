@@ -67,6 +67,48 @@ pub struct NewClient {
     /// the loopback IPs do (what native clients send, though RFC 8252 §8.3
     /// prefers the IP). Default on.
     pub allow_localhost_redirect: bool,
+    /// The logo the consent page shows (`https`).
+    pub logo_uri: Option<String>,
+    /// The client's home page (`https`).
+    pub client_uri: Option<String>,
+}
+
+/// How a client came to be known, which the consent page shows: an
+/// operator registered it, it is named by its metadata document's URL, or
+/// it registered itself (RFC 7591).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Registration {
+    /// Registered by an operator ([`register`], the `tollgate` command,
+    /// the setup's declared clients).
+    Registered,
+    /// A Client ID Metadata Document: the `client_id` is the URL of the
+    /// document that describes it, fetched at `/authorize`.
+    MetadataDocument,
+    /// Dynamic client registration (RFC 7591): anyone who could reach
+    /// the registration endpoint.
+    Dynamic,
+}
+
+impl Registration {
+    /// The stored form.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::MetadataDocument => "metadata_document",
+            Self::Dynamic => "dynamic",
+        }
+    }
+
+    /// From the stored form; an unknown value is the most trusted kind
+    /// only if it says so, anything else the least.
+    fn parse(stored: &str) -> Self {
+        match stored {
+            "registered" => Self::Registered,
+            "metadata_document" => Self::MetadataDocument,
+            _ => Self::Dynamic,
+        }
+    }
 }
 
 impl NewClient {
@@ -89,6 +131,8 @@ impl NewClient {
             bound_reuse_grace: None,
             redirect_uris: Vec::new(),
             allow_localhost_redirect: true,
+            logo_uri: None,
+            client_uri: None,
         }
     }
 
@@ -110,8 +154,68 @@ pub async fn register(
     now: SystemTime,
 ) -> Result<Option<String>, StoreError> {
     let secret = new.confidential.then(random_token);
-    insert(db, new, secret.as_deref(), now).await?;
+    insert(db, new, secret.as_deref(), Registration::Registered, now).await?;
     Ok(secret)
+}
+
+/// Registers a client that registered itself (RFC 7591) at `now`; returns
+/// its secret if it is confidential. The janitor deletes it once it has
+/// started no authorization for its unused lifetime and has no session.
+pub(crate) async fn register_dynamic(
+    db: &impl ConnectionTrait,
+    new: NewClient,
+    now: SystemTime,
+) -> Result<Option<String>, StoreError> {
+    let secret = new.confidential.then(random_token);
+    insert(db, new, secret.as_deref(), Registration::Dynamic, now).await?;
+    Ok(secret)
+}
+
+/// Records the client a metadata document describes, as fetched at `now`:
+/// inserted the first time, its settings replaced when the document
+/// changed. Never touches a client of another kind with the same id (an
+/// operator's registration wins). Whether the row is now this document's.
+#[cfg(feature = "client-metadata")]
+pub(crate) async fn save_metadata_document(
+    db: &impl ConnectionTrait,
+    new: NewClient,
+    now: SystemTime,
+) -> Result<bool, StoreError> {
+    validate(&new)?;
+    match find(db, &new.client_id).await? {
+        Some(stored) if stored.registration != Registration::MetadataDocument => Ok(false),
+        Some(stored) if stored.settings() == new => Ok(true),
+        Some(_) => {
+            client::Entity::update(settings(new)).exec(db).await?;
+            Ok(true)
+        }
+        None => match insert(db, new.clone(), None, Registration::MetadataDocument, now).await {
+            Ok(()) => Ok(true),
+            // Another request inserted it first: it holds the same
+            // document, or the next fetch replaces it.
+            Err(_) => Ok(find(db, &new.client_id)
+                .await?
+                .is_some_and(|c| c.registration == Registration::MetadataDocument)),
+        },
+    }
+}
+
+/// Notes that `client_id` started an authorization request at `now`.
+pub(crate) async fn touch_authorized(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+    client::Entity::update_many()
+        .col_expr(
+            client::Column::LastAuthorizedAt,
+            Expr::value(Some(db_time(now))),
+        )
+        .filter(client::Column::ClientId.eq(client_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Registers a confidential client with a secret chosen by the operator
@@ -127,19 +231,21 @@ pub async fn register_with_secret(
             "a client secret needs a confidential client",
         ));
     }
-    insert(db, new, Some(secret), now).await
+    insert(db, new, Some(secret), Registration::Registered, now).await
 }
 
 async fn insert(
     db: &impl ConnectionTrait,
     new: NewClient,
     secret: Option<&str>,
+    registration: Registration,
     now: SystemTime,
 ) -> Result<(), StoreError> {
     validate(&new)?;
     let mut row = settings(new);
     row.secret_hash = Set(secret.map(|s| hash_token(s).to_vec()));
     row.created_at = Set(db_time(now));
+    row.registration = Set(registration.as_str().to_owned());
     row.insert(db).await?;
     Ok(())
 }
@@ -167,7 +273,7 @@ pub async fn update(db: &impl ConnectionTrait, settings: NewClient) -> Result<bo
 }
 
 /// What `register` and `update` both refuse.
-fn validate(new: &NewClient) -> Result<(), StoreError> {
+pub(crate) fn validate(new: &NewClient) -> Result<(), StoreError> {
     // The columns' sizes, refused here rather than by the database.
     if new.client_id.is_empty() || new.client_id.len() > MAX_CLIENT_ID {
         return Err(StoreError::Invalid("a client id must be 1 to 128 bytes"));
@@ -213,12 +319,31 @@ fn validate(new: &NewClient) -> Result<(), StoreError> {
     {
         return Err(StoreError::Invalid(why.describe()));
     }
+    if [&new.logo_uri, &new.client_uri]
+        .into_iter()
+        .flatten()
+        .any(|u| !is_https_link(u))
+    {
+        return Err(StoreError::Invalid(
+            "a logo or client URI must be an https URL of at most 2048 bytes",
+        ));
+    }
     if !new.resources.iter().all(|r| is_absolute_uri(r)) {
         return Err(StoreError::Invalid(
             "a client resource is not an absolute URI without fragment",
         ));
     }
     Ok(())
+}
+
+/// Whether `uri` may be shown as a client's link: an `https` URL with a
+/// host, visible ASCII, at most 2,048 bytes.
+pub(crate) fn is_https_link(uri: &str) -> bool {
+    uri.len() <= 2048
+        && uri.bytes().all(|b| (0x21..=0x7E).contains(&b))
+        && uri.parse::<http::Uri>().is_ok_and(|u| {
+            u.scheme_str() == Some("https") && u.host().is_some_and(|h| !h.is_empty())
+        })
 }
 
 /// The settings columns of a client row (not its secret or creation time).
@@ -239,8 +364,20 @@ fn settings(new: NewClient) -> client::ActiveModel {
         bound_reuse_grace_secs: Set(secs(new.bound_reuse_grace)),
         redirect_uris: Set(audience::join(&new.redirect_uris)),
         allow_localhost_redirect: Set(new.allow_localhost_redirect),
+        logo_uri: Set(new.logo_uri),
+        client_uri: Set(new.client_uri),
         ..Default::default()
     }
+}
+
+/// `name` cut to the longest client name stored, on a character
+/// boundary: what a client's own claim to a name becomes.
+pub(crate) fn cut_name(name: &str) -> String {
+    let mut end = name.len().min(MAX_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_owned()
 }
 
 /// Longest client id and name stored (the columns' sizes).
@@ -282,6 +419,14 @@ pub struct Client {
     pub allow_localhost_redirect: bool,
     /// Disabled: it authenticates no more and gets no tokens.
     pub disabled: bool,
+    /// How it came to be known.
+    pub registration: Registration,
+    /// The logo its consent page shows.
+    pub logo_uri: Option<String>,
+    /// Its home page.
+    pub client_uri: Option<String>,
+    /// When it last started an authorization request.
+    pub last_authorized_at: Option<SystemTime>,
     /// SHA-256 of the secret; `None` for a public client.
     secret_hash: Option<Vec<u8>>,
     /// SHA-256 of the secret before the last rotation, and until when it
@@ -321,6 +466,8 @@ impl Client {
             bound_reuse_grace: self.bound_reuse_grace,
             redirect_uris: self.redirect_uris.clone(),
             allow_localhost_redirect: self.allow_localhost_redirect,
+            logo_uri: self.logo_uri.clone(),
+            client_uri: self.client_uri.clone(),
         }
     }
 
@@ -371,6 +518,10 @@ impl Client {
             redirect_uris: Vec::new(),
             allow_localhost_redirect: true,
             disabled: false,
+            registration: Registration::Registered,
+            logo_uri: None,
+            client_uri: None,
+            last_authorized_at: None,
             secret_hash: confidential.then(|| vec![0; 32]),
             previous_secret: None,
         }
@@ -397,6 +548,10 @@ impl Client {
             redirect_uris: audience::split(row.redirect_uris.as_deref()),
             allow_localhost_redirect: row.allow_localhost_redirect,
             disabled: row.disabled_at.is_some(),
+            registration: Registration::parse(&row.registration),
+            logo_uri: row.logo_uri,
+            client_uri: row.client_uri,
+            last_authorized_at: row.last_authorized_at.map(super::system_time),
             secret_hash: row.secret_hash,
             previous_secret: row
                 .previous_secret_hash
@@ -491,6 +646,39 @@ pub(crate) async fn delete_disabled(
         .await?
         .rows_affected
         == 1)
+}
+
+/// Deletes dynamically registered clients (RFC 7591) registered before
+/// `unused_before` that started no authorization since, and have no
+/// session left (the janitor deletes a client's dead sessions first,
+/// after their retention); one statement, so a session started meanwhile
+/// keeps its client. How many went.
+pub(crate) async fn purge_unused_dynamic(
+    db: &impl ConnectionTrait,
+    unused_before: SystemTime,
+) -> Result<u64, StoreError> {
+    use entity::token_family;
+    use sea_orm::{ColumnTrait, Condition, QueryFilter, sea_query::Query};
+    let cutoff = db_time(unused_before);
+    Ok(client::Entity::delete_many()
+        .filter(client::Column::Registration.eq(Registration::Dynamic.as_str()))
+        .filter(client::Column::CreatedAt.lt(cutoff))
+        .filter(
+            Condition::any()
+                .add(client::Column::LastAuthorizedAt.is_null())
+                .add(client::Column::LastAuthorizedAt.lt(cutoff)),
+        )
+        .filter(
+            client::Column::ClientId.not_in_subquery(
+                Query::select()
+                    .column(token_family::Column::ClientId)
+                    .from(token_family::Entity)
+                    .to_owned(),
+            ),
+        )
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Spends the time of a secret check when there is no client to check

@@ -61,6 +61,7 @@ fn sum(a: CleanupReport, b: CleanupReport) -> CleanupReport {
         revocations: a.revocations + b.revocations,
         dpop_proofs: a.dpop_proofs + b.dpop_proofs,
         authorizations: a.authorizations + b.authorizations,
+        clients: a.clients + b.clients,
     }
 }
 
@@ -93,7 +94,8 @@ per_backend! {
                     tokens: 0,
                     revocations: 1,
                     dpop_proofs: 0,
-                    authorizations: 0
+                    authorizations: 0,
+                    clients: 0,
                 },
                 "{}",
                 h.backend
@@ -107,7 +109,8 @@ per_backend! {
                     tokens: 4,
                     revocations: 0,
                     dpop_proofs: 0,
-                    authorizations: 0
+                    authorizations: 0,
+                    clients: 0,
                 },
                 "{}",
                 h.backend
@@ -184,7 +187,8 @@ per_backend! {
                     tokens: 4,
                     revocations: 1,
                     dpop_proofs: 0,
-                    authorizations: 0
+                    authorizations: 0,
+                    clients: 0,
                 },
                 "{}: {a:?} + {b:?}",
                 h.backend
