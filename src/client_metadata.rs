@@ -4,8 +4,9 @@
 //! I/O: which URLs may be client ids, and what a fetched document must say
 //! — with the named tolerance rules real clients need; and (feature
 //! `client-metadata`) the [`Resolver`] that fetches them with the HTTP
-//! client of `remote_keys` under its public-address policy. Accepting such
-//! client ids at `/authorize` is not built yet.
+//! client of `remote_keys` under its public-address policy. The token
+//! endpoint accepts such client ids at `/authorize` with
+//! [`MetadataDocuments`](crate::token_endpoint::MetadataDocuments).
 
 use http::Uri;
 use serde::Deserialize;

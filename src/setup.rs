@@ -324,7 +324,9 @@ impl Tollgate {
     /// Every route of the authorization server, for axum: `/token`,
     /// `/revoke`, `/introspect`, `/.well-known/jwks.json`, the RFC 8414
     /// metadata at its well-known path, and `/authorize` when the
-    /// endpoint has [`authorization`](TokenEndpointBuilder::authorization),
+    /// endpoint has [`authorization`](TokenEndpointBuilder::authorization)
+    /// and `/register` when it has
+    /// [`dynamic_registration`](TokenEndpointBuilder::dynamic_registration),
     /// with the paths the endpoint was configured with. The application's
     /// own login page (the authorization's login URL) is its own route.
     #[cfg(feature = "axum")]
@@ -337,8 +339,12 @@ impl Tollgate {
             .route_service(&paths.introspection, e.introspection())
             .route_service(&paths.jwks, e.jwks())
             .route_service(e.metadata().well_known_path(), e.metadata());
-        match e.authorization_endpoint() {
+        let routes = match e.authorization_endpoint() {
             Some(authorize) => routes.route_service(&paths.authorization, authorize),
+            None => routes,
+        };
+        match e.registration_endpoint() {
+            Some(register) => routes.route_service(&paths.registration, register),
             None => routes,
         }
     }

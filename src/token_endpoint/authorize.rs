@@ -39,7 +39,7 @@ use crate::{
     store::{
         self, StoreError,
         authorizations::{Decision, NewAuthorization, Stored},
-        clients::Client,
+        clients::{Client, Registration},
     },
 };
 
@@ -119,6 +119,9 @@ impl Authorization {
 enum Refusal {
     /// Before the redirect URI is known to be the client's: an error page.
     Page(&'static str),
+    /// The same, with a reason made at run time (a metadata document's).
+    #[cfg(feature = "client-metadata")]
+    Invalid(String),
     /// After: back to the client (RFC 6749 §4.1.2.1).
     Redirect {
         to: String,
@@ -312,6 +315,8 @@ impl AuthorizationEndpoint {
         match self.accept(req).await {
             Ok(response) => response,
             Err(Refusal::Page(why)) => page(StatusCode::BAD_REQUEST, why),
+            #[cfg(feature = "client-metadata")]
+            Err(Refusal::Invalid(why)) => page(StatusCode::BAD_REQUEST, why),
             Err(Refusal::Unavailable) => {
                 let mut r = page(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -351,14 +356,21 @@ impl AuthorizationEndpoint {
         let headers = req.headers().clone();
         let params = self.params(req).await?;
         let client = match params.get("client_id") {
-            Some(id) => store::clients::find(inner.issuer.db(), id)
-                .await
-                .map_err(|_| Refusal::Unavailable)?
-                .filter(|c| !c.disabled),
+            Some(id) => self.client(id).await?.filter(|c| !c.disabled),
             None => None,
         };
         let checked = check(&params, client.as_ref())?;
         let client = client.expect("check refuses an unknown client");
+        if client.registration != Registration::Registered {
+            // What lets an unused registered-by-itself client expire.
+            store::clients::touch_authorized(
+                inner.issuer.db(),
+                &client.client_id,
+                inner.issuer.now(),
+            )
+            .await
+            .map_err(|_| Refusal::Unavailable)?;
+        }
         let (browser, set_cookie) = match browser_cookie(&headers) {
             Some(existing) => (existing, None),
             None => {
@@ -404,6 +416,29 @@ impl AuthorizationEndpoint {
             );
         }
         Ok(response)
+    }
+
+    /// The client `id` names: registered, or (when metadata documents are
+    /// accepted) the one its document describes.
+    async fn client(&self, id: &str) -> Result<Option<Client>, Refusal> {
+        let db = self.inner.issuer.db();
+        let stored = store::clients::find(db, id)
+            .await
+            .map_err(|_| Refusal::Unavailable)?;
+        #[cfg(feature = "client-metadata")]
+        if let Some(documents) = &self.inner.documents {
+            use super::documents::Refused;
+            return documents
+                .client(db, id, stored, self.inner.issuer.now())
+                .await
+                .map_err(|e| match e {
+                    Refused::Invalid(why) => Refusal::Invalid(why),
+                    Refused::Unavailable => Refusal::Unavailable,
+                });
+        }
+        // Documents no longer accepted: the clients they made are not
+        // either.
+        Ok(stored.filter(|c| c.registration != Registration::MetadataDocument))
     }
 
     /// The request's parameters: the query of a GET, the form of a POST
@@ -461,8 +496,8 @@ fn browser_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// A plain-text page with headers that keep it out of frames, caches and
 /// scripts.
-fn page(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+fn page(status: StatusCode, text: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(text.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
@@ -534,8 +569,25 @@ impl fmt::Debug for Authorizer {
 pub struct PendingAuthorization {
     /// The client's id.
     pub client_id: String,
-    /// The client's display name.
+    /// The client's display name. For a client that is not
+    /// [`Registration::Registered`], the client's own claim: show it as
+    /// such, beside [`client_id_host`](Self::client_id_host).
     pub client_name: String,
+    /// How the client came to be known: registered by an operator, named
+    /// by its metadata document's URL, or registered by itself (RFC
+    /// 7591). Only the first was vetted by anyone.
+    pub registration: Registration,
+    /// For a client named by its metadata document: the host of its
+    /// `client_id` URL, the one name in it the client cannot choose
+    /// freely. Show it.
+    pub client_id_host: Option<String>,
+    /// The logo the client gave (`https`), to show.
+    pub logo_uri: Option<String>,
+    /// The client's home page (`https`).
+    pub client_uri: Option<String>,
+    /// The logo or home page is on another host than the client id's
+    /// (allowed, as real clients do it; say so).
+    pub links_elsewhere: bool,
     /// Where the answer goes.
     pub redirect_uri: String,
     /// The redirect URI's host: show it, so the user sees where they are
@@ -667,8 +719,21 @@ impl Authorizer {
             .await?
             .filter(|c| !c.disabled)
             .ok_or(AuthorizeError::UnknownRequest)?;
+        let client_id_host = (client.registration == Registration::MetadataDocument)
+            .then(|| host_of(&client.client_id).to_owned());
+        let links_elsewhere = client_id_host.as_deref().is_some_and(|home| {
+            [&client.logo_uri, &client.client_uri]
+                .into_iter()
+                .flatten()
+                .any(|u| host_of(u) != home)
+        });
         Ok(PendingAuthorization {
             redirect_host: host_of(&stored.redirect_uri).to_owned(),
+            registration: client.registration,
+            client_id_host,
+            logo_uri: client.logo_uri,
+            client_uri: client.client_uri,
+            links_elsewhere,
             loopback: redirect::is_loopback(&stored.redirect_uri),
             client_id: client.client_id,
             client_name: client.name,

@@ -51,6 +51,9 @@ pub struct TokenEndpointBuilder {
     dpop_nonce_required_for: HashSet<String>,
     janitor_elsewhere: bool,
     authorization: Option<Authorization>,
+    #[cfg(feature = "client-metadata")]
+    documents: Option<super::documents::MetadataDocuments>,
+    registration: Option<super::registration::DynamicRegistration>,
 }
 
 impl fmt::Debug for TokenEndpointBuilder {
@@ -86,6 +89,9 @@ impl TokenEndpointBuilder {
             janitor_elsewhere: false,
             dpop_nonce_required_for: HashSet::new(),
             authorization: None,
+            #[cfg(feature = "client-metadata")]
+            documents: None,
+            registration: None,
         }
     }
 
@@ -271,6 +277,35 @@ impl TokenEndpointBuilder {
         }
     }
 
+    /// Accepts Client ID Metadata Documents at `/authorize` (MCP's
+    /// preferred registration): a `client_id` that is an `https` URL names
+    /// the JSON document describing a public client, fetched by the
+    /// documents' [`Resolver`](crate::client_metadata::Resolver) and
+    /// recorded in the store as a client of its own kind. The metadata
+    /// announces `client_id_metadata_document_supported`. Needs
+    /// [`authorization`](Self::authorization).
+    #[cfg(feature = "client-metadata")]
+    pub fn metadata_documents(self, documents: super::documents::MetadataDocuments) -> Self {
+        Self {
+            documents: Some(documents),
+            ..self
+        }
+    }
+
+    /// Turns on dynamic client registration (RFC 7591):
+    /// [`TokenEndpoint::registration_endpoint`] (mount it at
+    /// [`EndpointPaths::registration`]), announced as the metadata's
+    /// `registration_endpoint`. Needs [`authorization`](Self::authorization).
+    pub fn dynamic_registration(
+        self,
+        registration: super::registration::DynamicRegistration,
+    ) -> Self {
+        Self {
+            registration: Some(registration),
+            ..self
+        }
+    }
+
     /// Checks the settings and builds the endpoint.
     pub fn build(self) -> Result<TokenEndpoint, EndpointConfigError> {
         if !is_quotable(&self.realm) {
@@ -285,6 +320,20 @@ impl TokenEndpointBuilder {
         if self.authorization.as_ref().is_some_and(|a| !a.is_valid()) {
             return Err(EndpointConfigError::Authorization);
         }
+        #[cfg(feature = "client-metadata")]
+        let documents_on = self.documents.is_some();
+        #[cfg(not(feature = "client-metadata"))]
+        let documents_on = false;
+        #[cfg(feature = "client-metadata")]
+        if self.documents.as_ref().is_some_and(|d| !d.is_valid()) {
+            return Err(EndpointConfigError::Registration);
+        }
+        if self.registration.as_ref().is_some_and(|r| !r.is_valid()) {
+            return Err(EndpointConfigError::Registration);
+        }
+        if (documents_on || self.registration.is_some()) && self.authorization.is_none() {
+            return Err(EndpointConfigError::RegistrationWithoutAuthorization);
+        }
         let access_tokens = self
             .issuer
             .access_token_layer()
@@ -292,7 +341,11 @@ impl TokenEndpointBuilder {
             .map_err(EndpointConfigError::AccessTokens)?
             .verifier()
             .clone();
-        let limits = Limiters::new(&self.limits, self.issuer.revocations().clock())?;
+        let limits = Limiters::new(
+            &self.limits,
+            self.registration.as_ref().map(|r| r.per_ip),
+            self.issuer.revocations().clock(),
+        )?;
         if let Some(bad) = self
             .scopes_supported
             .iter()
@@ -317,6 +370,8 @@ impl TokenEndpointBuilder {
                 password_grant: self.verifier.is_some(),
                 dpop_algs: self.dpop.as_ref().map(Dpop::algorithms_supported),
                 authorization_code: self.authorization.is_some(),
+                metadata_documents: documents_on,
+                registration: self.registration.is_some(),
             },
             self.metadata_max_age,
         )?;
@@ -371,6 +426,9 @@ impl TokenEndpointBuilder {
                 browser,
                 dpop,
                 authorization: self.authorization.map(Arc::new),
+                #[cfg(feature = "client-metadata")]
+                documents: self.documents,
+                registration: self.registration,
             }),
         })
     }
@@ -419,6 +477,15 @@ pub enum EndpointConfigError {
     /// a second.
     #[error("the login URL must be a path or an https URL, and lifetimes at least a second")]
     Authorization,
+    /// The settings of metadata-document or dynamically registered
+    /// clients cannot make a client (a scope or resource that is not
+    /// valid).
+    #[error("the settings for registered clients are not valid (scope or resources)")]
+    Registration,
+    /// Metadata documents or dynamic registration without the
+    /// authorization endpoint, the only grant such clients may use.
+    #[error("client registration needs the authorization endpoint")]
+    RegistrationWithoutAuthorization,
     /// The token endpoint's public URL is no http(s) URL a proof's `htu`
     /// can name.
     #[error("the token endpoint's public URL cannot be a DPoP htu")]

@@ -147,6 +147,11 @@ mod tests {
         PendingAuthorization {
             client_id: "c".into(),
             client_name: "c".into(),
+            registration: crate::store::clients::Registration::Registered,
+            client_id_host: None,
+            logo_uri: None,
+            client_uri: None,
+            links_elsewhere: false,
             redirect_uri: redirect.into(),
             redirect_host: String::new(),
             loopback: false,

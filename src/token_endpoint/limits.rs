@@ -323,6 +323,7 @@ pub(crate) struct Limiters {
     ticks: Ticks,
     per_ip: Option<Rate<IpAddr>>,
     per_client: Option<Rate<(String, Option<IpAddr>)>>,
+    registrations: Option<Rate<IpAddr>>,
     client_auth: Option<Strikes<IpAddr>>,
     password_user: Option<Strikes<UserKey>>,
     password_ip: Option<Strikes<IpAddr>>,
@@ -331,14 +332,18 @@ pub(crate) struct Limiters {
 
 impl Limiters {
     /// The limiters for `limits`, measuring time on the process clock.
+    /// `registrations`: the per-IP limit of dynamic client registration,
+    /// when it is on.
     pub(crate) fn new(
         limits: &RateLimits,
+        registrations: Option<Limit>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, EndpointConfigError> {
         let ticks = Ticks(clock);
         Ok(Self {
             per_ip: Rate::configured(limits.requests_per_ip, &ticks)?,
             per_client: Rate::configured(limits.requests_per_client, &ticks)?,
+            registrations: Rate::configured(registrations, &ticks)?,
             client_auth: Strikes::configured(limits.failed_client_auth_per_ip)?,
             password_user: Strikes::configured(limits.failed_passwords_per_user)?,
             password_ip: Strikes::configured(limits.failed_passwords_per_ip)?,
@@ -351,6 +356,14 @@ impl Limiters {
     pub(crate) fn request(&self, ip: Option<IpAddr>) -> Result<(), TokenError> {
         self.sweep();
         match (&self.per_ip, ip) {
+            (Some(rate), Some(ip)) => rate.take(&ip_key(ip)).map_err(too_many),
+            _ => Ok(()),
+        }
+    }
+
+    /// A client registration (RFC 7591) from `ip`.
+    pub(crate) fn registration(&self, ip: Option<IpAddr>) -> Result<(), TokenError> {
+        match (&self.registrations, ip) {
             (Some(rate), Some(ip)) => rate.take(&ip_key(ip)).map_err(too_many),
             _ => Ok(()),
         }
@@ -444,6 +457,9 @@ impl Limiters {
         if let Some(r) = &self.per_client {
             r.limiter.retain_recent();
         }
+        if let Some(r) = &self.registrations {
+            r.limiter.retain_recent();
+        }
     }
 
     fn now(&self) -> Duration {
@@ -489,7 +505,7 @@ mod tests {
     fn limiters(limits: &RateLimits) -> (Limiters, ManualClock) {
         let clock = ManualClock::at(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         (
-            Limiters::new(limits, Arc::new(clock.clone())).unwrap(),
+            Limiters::new(limits, None, Arc::new(clock.clone())).unwrap(),
             clock,
         )
     }
@@ -626,6 +642,7 @@ mod tests {
         assert!(
             Limiters::new(
                 &RateLimits::none().requests_per_ip(Limit::per_second(0)),
+                None,
                 Arc::new(SystemClock)
             )
             .is_err()
@@ -633,11 +650,13 @@ mod tests {
         assert!(
             Limiters::new(
                 &RateLimits::none().requests_per_ip(Limit::new(1, Duration::ZERO)),
+                None,
                 Arc::new(SystemClock)
             )
             .is_err()
         );
-        let l = Limiters::new(&RateLimits::none(), Arc::new(SystemClock)).unwrap();
+        let l = Limiters::new(&RateLimits::none(), None, Arc::new(SystemClock)).unwrap();
+        l.registration(A).unwrap();
         for _ in 0..10_000 {
             l.request(A).unwrap();
             l.client("c", true, A).unwrap();

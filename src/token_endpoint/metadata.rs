@@ -40,6 +40,8 @@ pub struct EndpointPaths {
     pub jwks: String,
     /// `/authorize`, when the authorization endpoint is on.
     pub authorization: String,
+    /// `/register`, when dynamic client registration is on.
+    pub registration: String,
 }
 
 impl Default for EndpointPaths {
@@ -50,6 +52,7 @@ impl Default for EndpointPaths {
             introspection: "/introspect".into(),
             jwks: "/.well-known/jwks.json".into(),
             authorization: "/authorize".into(),
+            registration: "/register".into(),
         }
     }
 }
@@ -63,6 +66,7 @@ impl EndpointPaths {
             &self.introspection,
             &self.jwks,
             &self.authorization,
+            &self.registration,
         ]
         .iter()
         .all(|p| {
@@ -83,6 +87,9 @@ struct AuthorizationServerMetadata<'a> {
     jwks_uri: String,
     revocation_endpoint: String,
     introspection_endpoint: String,
+    /// RFC 7591 §3, when dynamic registration is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_endpoint: Option<String>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     scopes_supported: &'a [String],
     /// The authentication context classes the app's login can reach
@@ -112,6 +119,11 @@ struct AuthorizationServerMetadata<'a> {
     /// RFC 9449 §5.1: present when the endpoint accepts DPoP proofs.
     #[serde(skip_serializing_if = "Option::is_none")]
     dpop_signing_alg_values_supported: Option<Vec<&'static str>>,
+    /// The CIMD draft: a `client_id` may be a metadata document's URL
+    /// (MCP clients look for it, and for `none` among the token
+    /// endpoint's methods).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id_metadata_document_supported: Option<bool>,
 }
 
 /// What the metadata is built from.
@@ -126,6 +138,10 @@ pub(crate) struct MetadataConfig<'a> {
     pub(crate) dpop_algs: Option<Vec<&'static str>>,
     /// The authorization endpoint is on.
     pub(crate) authorization_code: bool,
+    /// Client ID Metadata Documents are accepted.
+    pub(crate) metadata_documents: bool,
+    /// Dynamic client registration is on.
+    pub(crate) registration: bool,
 }
 
 /// Serves RFC 8414 authorization-server metadata, from
@@ -173,6 +189,9 @@ impl MetadataEndpoint {
             jwks_uri: base.join(&config.paths.jwks),
             revocation_endpoint: base.join(&config.paths.revocation),
             introspection_endpoint: base.join(&config.paths.introspection),
+            registration_endpoint: config
+                .registration
+                .then(|| base.join(&config.paths.registration)),
             scopes_supported: config.scopes_supported,
             acr_values_supported: config.acr_values_supported,
             response_types_supported: if code { &["code"] } else { &[] },
@@ -187,6 +206,7 @@ impl MetadataEndpoint {
                 "client_secret_post",
             ],
             dpop_signing_alg_values_supported: config.dpop_algs.clone(),
+            client_id_metadata_document_supported: config.metadata_documents.then_some(true),
         };
         Ok(Self {
             document: Arc::new(Document::json(&metadata, max_age)),

@@ -72,6 +72,8 @@ mod builder;
 pub(crate) mod client_auth;
 mod consent;
 mod cookie;
+#[cfg(feature = "client-metadata")]
+mod documents;
 mod dpop;
 pub(crate) mod form;
 mod grant;
@@ -81,6 +83,7 @@ mod limits;
 mod metadata;
 mod password;
 mod pipeline;
+mod registration;
 mod response;
 mod revoke;
 mod service;
@@ -92,6 +95,8 @@ pub use authorize::{
 pub use builder::{EndpointConfigError, TokenEndpointBuilder};
 pub use consent::Consent;
 pub use cookie::{BrowserClient, BrowserConfigError, CSRF_HEADER, SameSite};
+#[cfg(feature = "client-metadata")]
+pub use documents::MetadataDocuments;
 pub use introspect::IntrospectionEndpoint;
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, JwksEndpoint};
 pub use limits::{Limit, RateLimits};
@@ -100,6 +105,7 @@ pub use metadata::{
 };
 pub use password::{PasswordVerifier, VerifyError};
 pub use pipeline::{DEFAULT_CLIENT_CACHE_TTL, DEFAULT_MAX_BODY, EndpointFuture};
+pub use registration::{DEFAULT_REGISTRATIONS_PER_IP, DynamicRegistration, RegistrationEndpoint};
 pub use response::TokenError;
 pub use revoke::RevocationEndpoint;
 pub use service::TokenEndpoint;

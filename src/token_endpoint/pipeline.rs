@@ -70,6 +70,11 @@ pub(crate) struct Inner {
     pub(super) janitor_unchecked: AtomicBool,
     /// The authorization endpoint's settings, when it is on.
     pub(super) authorization: Option<Arc<super::authorize::Authorization>>,
+    /// Client ID Metadata Documents, when they are accepted.
+    #[cfg(feature = "client-metadata")]
+    pub(super) documents: Option<super::documents::MetadataDocuments>,
+    /// Dynamic client registration, when it is on.
+    pub(super) registration: Option<super::registration::DynamicRegistration>,
 }
 
 /// A request to one of the endpoints, read and checked up to client

@@ -310,6 +310,16 @@ impl TokenEndpoint {
         })
     }
 
+    /// The registration endpoint (RFC 7591), when
+    /// [`dynamic_registration`](super::TokenEndpointBuilder::dynamic_registration)
+    /// turned it on: mount it at [`EndpointPaths::registration`](super::EndpointPaths::registration).
+    pub fn registration_endpoint(&self) -> Option<super::RegistrationEndpoint> {
+        self.inner.registration.as_ref()?;
+        Some(super::RegistrationEndpoint {
+            inner: Arc::clone(&self.inner),
+        })
+    }
+
     /// The `/revoke` endpoint (RFC 7009) over the same issuer, clients and
     /// settings.
     pub fn revocation(&self) -> super::RevocationEndpoint {

@@ -49,6 +49,8 @@ mod quickstart;
 mod quickstart_browser;
 #[cfg(feature = "axum")]
 mod quickstart_signin;
+#[cfg(all(feature = "axum", feature = "client-metadata"))]
+mod registration;
 #[cfg(feature = "axum")]
 mod reliability;
 #[cfg(all(feature = "remote-keys", feature = "backchannel-logout"))]
