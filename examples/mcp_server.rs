@@ -1,19 +1,37 @@
-//! An MCP server (rmcp, streamable HTTP) behind tollgate's gate, found
-//! without configuration: `cargo run --example mcp_server`.
+//! An MCP server (rmcp, streamable HTTP) behind tollgate's gate, with
+//! tollgate as its authorization server:
+//! `cargo run --example mcp_server --features client-metadata`.
 //!
 //! An MCP client that is refused with `401` follows the challenge's
 //! `resource_metadata` to the RFC 9728 document, from there to the
-//! authorization server's RFC 8414 metadata, asks its token endpoint for a
-//! token with `resource` set to this server (RFC 8707), and calls the
-//! tools. The tools read the verified claims the gate put into the request
-//! (rmcp hands the HTTP request parts to each tool), so each answers for
-//! its caller. `/mcp/admin` holds a tool that needs scope `admin`: without
-//! it the gate answers `403 insufficient_scope` naming the scope. Revoking
-//! the token (`POST /revoke`) cuts the client off at its next request.
+//! authorization server's RFC 8414 metadata, and signs its user in with
+//! the authorization code grant and PKCE (S256): it registers by a Client
+//! ID Metadata Document (its `client_id` is the document's `https` URL)
+//! when the metadata says `client_id_metadata_document_supported`, or by
+//! dynamic registration (RFC 7591, `/register`) otherwise; the user signs
+//! in and consents on this server's own pages (the quickstart's, which
+//! show the client's kind, its host and the redirect host); the client
+//! redeems the code, calls the tools, and refreshes with rotation.
+//! The tools read the verified claims the gate put into the request (rmcp
+//! hands the HTTP request parts to each tool), so each answers for its
+//! caller. `/mcp/admin` holds a tool that needs scope `admin`: without it
+//! the gate answers `403 insufficient_scope` naming the scope. Revoking a
+//! token (`POST /revoke`) cuts the client off at its next request.
 //!
-//! The demo client is `mcp-agent` (secret `TOLLGATE_MCP_SECRET`, default
-//! `mcp-agent-secret`), allowed `client_credentials` for scope `tools:read`
-//! and this server as its resource. Everything lives in memory.
+//! Settings (environment):
+//!
+//! | variable | default | |
+//! |---|---|---|
+//! | `TOLLGATE_ADDR` | `127.0.0.1:8080` | where to listen |
+//! | `TOLLGATE_MCP_USER`, `TOLLGATE_MCP_PASSWORD` | `alice`, `wonderland` | the demo user of the login page |
+//! | `TOLLGATE_MCP_SECRET` | `mcp-agent-secret` | the secret of `mcp-agent`, a machine client allowed `client_credentials` |
+//! | `TOLLGATE_CIMD` | `on` | accept Client ID Metadata Documents |
+//! | `TOLLGATE_CIMD_TRUSTED_HOSTS` | (any public host) | comma-separated hosts (and their subdomains) that may serve documents |
+//! | `TOLLGATE_CIMD_CA_FILE` | (none) | PEM roots trusted besides the webpki roots, for a test CA |
+//! | `TOLLGATE_CIMD_ALLOW_LOOPBACK_FOR_TESTS` | `off` | `on` lets documents be fetched from loopback and private addresses: tests only, logged loudly |
+//! | `TOLLGATE_DCR` | `open` | dynamic registration: `open`, `off`, or `token` (needs `TOLLGATE_DCR_TOKEN`, the initial access token) |
+//!
+//! Everything lives in memory.
 
 use std::net::SocketAddr;
 
@@ -29,11 +47,17 @@ use rmcp::{
 };
 use tollgate::{
     AccessClaims, Issuer, RefreshSecret, SigningKey, TokenEndpoint,
+    client_metadata::Resolver,
     keys::Algorithm,
     secret::random_token,
     store::{self, clients::NewClient},
+    token_endpoint::{Authorization, DynamicRegistration, MetadataDocuments},
 };
 use tower::ServiceBuilder;
+
+// The quickstart's login and consent pages, as they are.
+#[path = "quickstart/signin.rs"]
+mod signin;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -101,10 +125,7 @@ fn caller(parts: &Parts) -> Result<&AccessClaims, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let listener = tokio::net::TcpListener::bind(
-        std::env::var("TOLLGATE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into()),
-    )
-    .await?;
+    let listener = tokio::net::TcpListener::bind(var("TOLLGATE_ADDR", "127.0.0.1:8080")).await?;
     let addr = listener.local_addr()?;
     let router = app(addr).await?;
     // The first line is read by the end-to-end test: keep its shape.
@@ -118,6 +139,52 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// A setting from the environment, or its default.
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// `on` or `off`.
+fn switch(name: &str, default: &str) -> Result<bool, BoxError> {
+    match var(name, default).as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{name}: on or off, not `{other}`").into()),
+    }
+}
+
+/// The resolver of Client ID Metadata Documents the settings describe:
+/// public addresses only unless the test allowance is on.
+fn resolver() -> Result<Resolver, BoxError> {
+    let mut builder = Resolver::builder();
+    let trusted: Vec<String> = var("TOLLGATE_CIMD_TRUSTED_HOSTS", "")
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if !trusted.is_empty() {
+        builder = builder.allow_host(move |host| {
+            trusted.iter().any(|t| {
+                host == t
+                    || host
+                        .strip_suffix(t.as_str())
+                        .is_some_and(|p| p.ends_with('.'))
+            })
+        });
+    }
+    if let Ok(path) = std::env::var("TOLLGATE_CIMD_CA_FILE") {
+        builder = builder.root_certificates(&std::fs::read(&path)?);
+    }
+    if switch("TOLLGATE_CIMD_ALLOW_LOOPBACK_FOR_TESTS", "off")? {
+        eprintln!(
+            "WARNING: TOLLGATE_CIMD_ALLOW_LOOPBACK_FOR_TESTS=on: client metadata documents may be \
+             fetched from loopback and private addresses. Never run this way in production."
+        );
+        builder = builder.allow_special_use_addresses_for_tests();
+    }
+    Ok(builder.build()?)
+}
+
 /// The authorization server and the MCP server it protects, on one origin.
 async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
     let origin = format!("http://{addr}");
@@ -128,7 +195,7 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
     let mut agent = NewClient::confidential("mcp-agent", "tools:read");
     agent.allow_client_credentials = true;
     agent.resources = vec![resource.clone(), format!("{resource}/admin")];
-    let secret = std::env::var("TOLLGATE_MCP_SECRET").unwrap_or_else(|_| "mcp-agent-secret".into());
+    let secret = var("TOLLGATE_MCP_SECRET", "mcp-agent-secret");
     store::clients::register_with_secret(&db, agent, &secret, std::time::SystemTime::now()).await?;
 
     let issuer = Issuer::builder()
@@ -147,11 +214,53 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
         .build()
         .sync()
         .await?;
-    // Deletes expired and revoked sessions hourly.
+    // Deletes expired and revoked sessions, and registered clients never
+    // used, hourly.
     issuer.janitor().build().spawn();
-    let endpoint = TokenEndpoint::builder(issuer.clone())
+
+    // What a client that registers itself may have: the tools, here.
+    let mut endpoint = TokenEndpoint::builder(issuer.clone())
         .scopes_supported(["tools:read", "admin"])
-        .build()?;
+        .authorization(Authorization::new("/login"));
+    if switch("TOLLGATE_CIMD", "on")? {
+        endpoint = endpoint.metadata_documents(
+            MetadataDocuments::new(resolver()?, "tools:read").resources([resource.clone()]),
+        );
+    }
+    let registration = match var("TOLLGATE_DCR", "open").as_str() {
+        "open" => Some(DynamicRegistration::open("tools:read")),
+        "token" => Some(DynamicRegistration::with_initial_access_token(
+            &std::env::var("TOLLGATE_DCR_TOKEN")
+                .map_err(|_| "TOLLGATE_DCR=token needs TOLLGATE_DCR_TOKEN")?,
+            "tools:read",
+        )),
+        "off" => None,
+        other => return Err(format!("TOLLGATE_DCR: open, token or off, not `{other}`").into()),
+    };
+    if let Some(registration) = registration {
+        endpoint = endpoint.dynamic_registration(registration.resources([resource.clone()]));
+    }
+    let endpoint = endpoint.build()?;
+
+    let (user, password) = (
+        var("TOLLGATE_MCP_USER", "alice"),
+        var("TOLLGATE_MCP_PASSWORD", "wonderland"),
+    );
+    let pages = signin::SignIn::new(
+        endpoint
+            .authorizer()
+            .ok_or("the authorization endpoint is on")?,
+        move |name: String, given: String| {
+            let ok = name == user
+                && aws_lc_rs::constant_time::verify_slices_are_equal(
+                    given.as_bytes(),
+                    password.as_bytes(),
+                )
+                .is_ok();
+            async move { Ok(ok.then_some(name)) }
+        },
+        origin.clone(),
+    )?;
 
     let gate = issuer
         .access_token_layer()
@@ -179,8 +288,14 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
         StreamableHttpServerConfig::default(),
     );
 
-    Ok(Router::new()
+    let mut router = Router::new()
         .route_service("/token", endpoint.clone())
+        .route_service(
+            "/authorize",
+            endpoint
+                .authorization_endpoint()
+                .ok_or("the authorization endpoint is on")?,
+        )
         .route_service("/revoke", endpoint.revocation())
         .route_service("/introspect", endpoint.introspection())
         .route_service("/.well-known/jwks.json", endpoint.jwks())
@@ -191,5 +306,10 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
         .route_service(
             "/mcp/admin",
             ServiceBuilder::new().layer(admin_gate).service(admin_tools),
-        ))
+        )
+        .merge(pages.routes());
+    if let Some(register) = endpoint.registration_endpoint() {
+        router = router.route_service("/register", register);
+    }
+    Ok(router)
 }

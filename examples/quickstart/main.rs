@@ -47,9 +47,9 @@ use routes::{
     revoke_sessions,
 };
 use setup::{
-    Config, demo_clients, demo_password_verifier, origin_of, print_event, refresh_secret,
-    signing_key,
+    Config, demo_clients, demo_password_verifier, print_event, refresh_secret, signing_key,
 };
+use signin::origin_of;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -3,6 +3,8 @@
 //! time), each with the security headers a page that holds a session
 //! should have.
 
+use crate::signin::html_escape;
+
 use axum::{
     Router,
     http::{HeaderName, HeaderValue, header},
@@ -65,12 +67,4 @@ fn asset(content_type: &'static str, body: impl IntoResponse) -> impl IntoRespon
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
     ];
     (headers, body)
-}
-
-pub(crate) fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -28,7 +28,7 @@ use tollgate::{
 use argon2::{Argon2, Block};
 use tollgate::{events::SecurityEvent, token_endpoint::PasswordVerifier};
 
-use crate::BoxError;
+use crate::{BoxError, signin::origin_of};
 
 /// Settings, from the environment.
 pub(crate) struct Config {
@@ -85,16 +85,6 @@ fn client_id_var(name: &str, default: &str) -> Result<String, BoxError> {
         return Err(format!("{name}: letters, digits, `-` and `_` only, not `{v}`").into());
     }
     Ok(v)
-}
-
-/// The origin (`scheme://host[:port]`) of a URL: what a browser sends as
-/// `Origin` from a page served there.
-pub(crate) fn origin_of(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..]
-        .find('/')
-        .map_or(url.len(), |i| after_scheme + i);
-    url[..end].to_ascii_lowercase()
 }
 
 impl Config {

@@ -14,6 +14,9 @@
 //! and when, under an HMAC of this process, so it cannot be forged to
 //! approve as someone else; and the pending id itself only works in the
 //! browser that started the request (tollgate's cookie).
+//!
+//! Self-contained (`examples/mcp_server.rs` uses it too): it needs only
+//! `crate::BoxError`.
 
 use std::{
     fmt::Write as _,
@@ -36,13 +39,14 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use tollgate::{
     secret::random_token,
+    store::clients::Registration,
     token_endpoint::{
         Approve, AuthorizeError, Authorizer, PENDING_PARAMETER, PasswordVerifier,
         PendingAuthorization,
     },
 };
 
-use crate::{BoxError, page::html_escape};
+use crate::BoxError;
 
 /// The double-submit CSRF cookie (`__Host-`: `Secure`, `Path=/`, no
 /// `Domain`).
@@ -361,13 +365,46 @@ fn consent_form(
 
 /// Who asks, and where the browser goes next: the redirect host shown
 /// plainly (a phishing client cannot hide it behind its name), with a
-/// warning for a program on this computer.
+/// warning for a program on this computer. A client nobody vetted (it
+/// registered itself, or is named by its metadata document) is said to
+/// be one, with the host its id is served from and its links' hosts.
 fn about_client(p: &PendingAuthorization) -> String {
+    let kind = match p.registration {
+        Registration::Registered => "a client registered with this server",
+        Registration::MetadataDocument => {
+            "an unverified client, described by its own metadata document"
+        }
+        _ => "an unverified client that registered itself",
+    };
     let mut out = format!(
-        r#"<p><strong id="client-name">{name}</strong> (client <code>{id}</code>) asks to sign you in.</p>
-<p>You will then be sent to <strong id="redirect-host">{host}</strong>.</p>"#,
+        r#"<p><strong id="client-name">{name}</strong> (client <code>{id}</code>, <span id="client-kind">{kind}</span>) asks to sign you in.</p>"#,
         name = html_escape(&p.client_name),
         id = html_escape(&p.client_id),
+    );
+    if let Some(host) = &p.client_id_host {
+        let _ = write!(
+            out,
+            r#"<p>Its description is published by <strong id="client-host">{}</strong>.</p>"#,
+            html_escape(host)
+        );
+    }
+    if let Some(logo) = &p.logo_uri {
+        // Shown as a link, not loaded: the page's CSP loads nothing from
+        // elsewhere, and a logo proves nothing.
+        let _ = write!(
+            out,
+            r#"<p>Logo: <code id="client-logo">{}</code></p>"#,
+            html_escape(logo)
+        );
+    }
+    if p.links_elsewhere {
+        out.push_str(
+            r#"<p id="links-warning" class="note">Its logo or home page is on another site than its description.</p>"#,
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<p>You will then be sent to <strong id="redirect-host">{host}</strong>.</p>"#,
         host = html_escape(&p.redirect_host),
     );
     if p.loopback {
@@ -425,7 +462,7 @@ fn html(status: StatusCode, title: &str, body: &str, redirect_to: Option<&str>) 
 /// The origin of a redirect URI as a CSP source, when it is plainly one
 /// (tollgate checked the URI; this keeps anything odd out of the header).
 fn csp_origin(uri: &str) -> Option<String> {
-    let origin = crate::setup::origin_of(uri);
+    let origin = origin_of(uri);
     let (scheme, host) = origin.split_once("://")?;
     let plain = host
         .bytes()
@@ -485,4 +522,24 @@ fn csrf_cookie(headers: &HeaderMap) -> Option<String> {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
         })
         .map(str::to_owned)
+}
+
+/// The origin (`scheme://host[:port]`) of a URL: what a browser sends as
+/// `Origin` from a page served there.
+pub(crate) fn origin_of(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    url[..end].to_ascii_lowercase()
+}
+
+/// `text` with HTML's special characters escaped, for element content
+/// and quoted attribute values.
+pub(crate) fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

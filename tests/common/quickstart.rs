@@ -85,7 +85,14 @@ impl Server {
 
     /// Another example that prints `... listening on URL` first.
     pub fn example(name: &str) -> Self {
-        Self::spawn(Command::new(binary(name)))
+        Self::example_with(name, &[])
+    }
+
+    /// Another example, with `env` set.
+    pub fn example_with(name: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary(name));
+        command.envs(env.iter().copied());
+        Self::spawn(command)
     }
 
     fn spawn(mut command: Command) -> Self {

@@ -27,8 +27,10 @@ mod faults;
 #[cfg(feature = "axum")]
 mod hostile;
 mod logs;
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "axum", feature = "client-metadata"))]
 mod mcp;
+#[cfg(all(feature = "axum", feature = "client-metadata"))]
+mod mcp_oauth;
 mod metadata;
 #[cfg(feature = "metrics")]
 mod metrics;
