@@ -26,10 +26,12 @@
 //! | `TOLLGATE_MCP_USER`, `TOLLGATE_MCP_PASSWORD` | `alice`, `wonderland` | the demo user of the login page |
 //! | `TOLLGATE_MCP_SECRET` | `mcp-agent-secret` | the secret of `mcp-agent`, a machine client allowed `client_credentials` |
 //! | `TOLLGATE_CIMD` | `on` | accept Client ID Metadata Documents |
-//! | `TOLLGATE_CIMD_TRUSTED_HOSTS` | (any public host) | comma-separated hosts (and their subdomains) that may serve documents |
-//! | `TOLLGATE_CIMD_CA_FILE` | (none) | PEM roots trusted besides the webpki roots, for a test CA |
-//! | `TOLLGATE_CIMD_ALLOW_LOOPBACK_FOR_TESTS` | `off` | `on` lets documents be fetched from loopback and private addresses: tests only, logged loudly |
-//! | `TOLLGATE_DCR` | `open` | dynamic registration: `open`, `off`, or `token` (needs `TOLLGATE_DCR_TOKEN`, the initial access token) |
+//! | `TOLLGATE_DCR` | `open` | dynamic registration: `open`, `off`, or `token` (needs `TOLLGATE_DCR_TOKEN`) |
+//! | `TOLLGATE_REGISTERED_SCOPE` | `tools:read` | what those clients may be granted |
+//!
+//! and the documents' fetch settings (`examples/quickstart/registration.rs`
+//! lists them): trusted hosts, a CA file, the loopback allowance for
+//! tests.
 //!
 //! Everything lives in memory.
 
@@ -47,15 +49,17 @@ use rmcp::{
 };
 use tollgate::{
     AccessClaims, Issuer, RefreshSecret, SigningKey, TokenEndpoint,
-    client_metadata::Resolver,
     keys::Algorithm,
     secret::random_token,
     store::{self, clients::NewClient},
-    token_endpoint::{Authorization, DynamicRegistration, MetadataDocuments},
+    token_endpoint::Authorization,
 };
 use tower::ServiceBuilder;
 
-// The quickstart's login and consent pages, as they are.
+// The quickstart's login and consent pages, and its settings for clients
+// that register themselves, as they are.
+#[path = "quickstart/registration.rs"]
+mod registration;
 #[path = "quickstart/signin.rs"]
 mod signin;
 
@@ -144,47 +148,6 @@ fn var(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// `on` or `off`.
-fn switch(name: &str, default: &str) -> Result<bool, BoxError> {
-    match var(name, default).as_str() {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        other => Err(format!("{name}: on or off, not `{other}`").into()),
-    }
-}
-
-/// The resolver of Client ID Metadata Documents the settings describe:
-/// public addresses only unless the test allowance is on.
-fn resolver() -> Result<Resolver, BoxError> {
-    let mut builder = Resolver::builder();
-    let trusted: Vec<String> = var("TOLLGATE_CIMD_TRUSTED_HOSTS", "")
-        .split(',')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
-        .collect();
-    if !trusted.is_empty() {
-        builder = builder.allow_host(move |host| {
-            trusted.iter().any(|t| {
-                host == t
-                    || host
-                        .strip_suffix(t.as_str())
-                        .is_some_and(|p| p.ends_with('.'))
-            })
-        });
-    }
-    if let Ok(path) = std::env::var("TOLLGATE_CIMD_CA_FILE") {
-        builder = builder.root_certificates(&std::fs::read(&path)?);
-    }
-    if switch("TOLLGATE_CIMD_ALLOW_LOOPBACK_FOR_TESTS", "off")? {
-        eprintln!(
-            "WARNING: TOLLGATE_CIMD_ALLOW_LOOPBACK_FOR_TESTS=on: client metadata documents may be \
-             fetched from loopback and private addresses. Never run this way in production."
-        );
-        builder = builder.allow_special_use_addresses_for_tests();
-    }
-    Ok(builder.build()?)
-}
-
 /// The authorization server and the MCP server it protects, on one origin.
 async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
     let origin = format!("http://{addr}");
@@ -219,27 +182,14 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
     issuer.janitor().build().spawn();
 
     // What a client that registers itself may have: the tools, here.
-    let mut endpoint = TokenEndpoint::builder(issuer.clone())
-        .scopes_supported(["tools:read", "admin"])
-        .authorization(Authorization::new("/login"));
-    if switch("TOLLGATE_CIMD", "on")? {
-        endpoint = endpoint.metadata_documents(
-            MetadataDocuments::new(resolver()?, "tools:read").resources([resource.clone()]),
-        );
-    }
-    let registration = match var("TOLLGATE_DCR", "open").as_str() {
-        "open" => Some(DynamicRegistration::open("tools:read")),
-        "token" => Some(DynamicRegistration::with_initial_access_token(
-            &std::env::var("TOLLGATE_DCR_TOKEN")
-                .map_err(|_| "TOLLGATE_DCR=token needs TOLLGATE_DCR_TOKEN")?,
-            "tools:read",
-        )),
-        "off" => None,
-        other => return Err(format!("TOLLGATE_DCR: open, token or off, not `{other}`").into()),
-    };
-    if let Some(registration) = registration {
-        endpoint = endpoint.dynamic_registration(registration.resources([resource.clone()]));
-    }
+    let endpoint = registration::configure(
+        TokenEndpoint::builder(issuer.clone())
+            .scopes_supported(["tools:read", "admin"])
+            .authorization(Authorization::new("/login")),
+        ("on", "open"),
+        "tools:read",
+        std::slice::from_ref(&resource),
+    )?;
     let endpoint = endpoint.build()?;
 
     let (user, password) = (

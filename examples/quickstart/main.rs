@@ -14,7 +14,8 @@
 //!
 //! This file wires the service together; `setup.rs` reads the settings
 //! and keeps the keys, `routes.rs` holds the app's own routes, `page.rs`
-//! the browser app, `signin.rs` the login and consent pages. With
+//! the browser app, `signin.rs` the login and consent pages,
+//! `registration.rs` the settings for clients that register themselves. With
 //! `--features postgres`, `DATABASE_URL` may name PostgreSQL.
 
 use std::{net::SocketAddr, time::Duration};
@@ -38,6 +39,7 @@ use tollgate::{
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
 mod page;
+mod registration;
 mod routes;
 mod setup;
 mod signin;
@@ -144,7 +146,11 @@ impl App {
         if cfg.password_grant {
             endpoint = endpoint.password_verifier(demo_password_verifier(cfg)?);
         }
-        let endpoint = endpoint.build()?;
+        // Off unless asked for: clients that register themselves, as an
+        // MCP authorization server needs (registration.rs).
+        let endpoint =
+            registration::configure(endpoint, ("off", "off"), "read", &[public_url.to_owned()])?
+                .build()?;
         let authorizer = endpoint
             .authorizer()
             .ok_or("the authorization endpoint is on")?;
@@ -220,6 +226,10 @@ impl App {
                     .authorization_endpoint()
                     .ok_or("the authorization endpoint is on")?,
             )
+            .merge(match endpoint.registration_endpoint() {
+                Some(register) => Router::new().route_service("/register", register),
+                None => Router::new(),
+            })
             .merge(
                 Router::new()
                     .route_service("/token", endpoint.clone())

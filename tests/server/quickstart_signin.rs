@@ -466,3 +466,104 @@ async fn the_password_grant_is_an_opt_in() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The quickstart as an MCP authorization server: documents and dynamic
+/// registration are off as shipped, and on when asked for, a document
+/// served over TLS by the test CA under the loopback allowance.
+#[cfg(feature = "client-metadata")]
+#[tokio::test]
+async fn the_quickstart_runs_as_an_mcp_authorization_server_when_asked() {
+    use crate::common::scripted;
+
+    let shipped = Server::as_shipped(&scratch_dir("quickstart-no-registration"), &[]);
+    let meta: Value = http()
+        .get(shipped.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(meta.get("client_id_metadata_document_supported").is_none());
+    assert!(meta.get("registration_endpoint").is_none());
+    let res = http()
+        .post(shipped.url("/register"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    let docs = scripted::Server::start(true).await;
+    let doc = docs.url("/cli.json");
+    docs.route(
+        "/cli.json",
+        scripted::json(
+            serde_json::json!({"client_id": doc, "client_name": "A CLI",
+                               "redirect_uris": ["http://localhost/callback"]})
+            .to_string(),
+        ),
+    );
+    let ca = format!("{}/tests/keys/test-ca.pem", env!("CARGO_MANIFEST_DIR"));
+    let s = Server::as_shipped(
+        &scratch_dir("quickstart-mcp"),
+        &[
+            ("TOLLGATE_CIMD", "on"),
+            ("TOLLGATE_CIMD_CA_FILE", &ca),
+            ("TOLLGATE_CIMD_ALLOW_LOOPBACK_FOR_TESTS", "on"),
+            ("TOLLGATE_DCR", "token"),
+            ("TOLLGATE_DCR_TOKEN", "an-initial-access-token"),
+        ],
+    );
+    let meta: Value = http()
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["client_id_metadata_document_supported"], true);
+    assert_eq!(meta["registration_endpoint"], s.url("/register"));
+    let register = |token: Option<&'static str>| {
+        let mut req = http()
+            .post(s.url("/register"))
+            .json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1:7777/cb"]}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    assert_eq!(
+        register(None).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        register(Some("an-initial-access-token"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+    // The document's client goes to the login page, on the CLI's port.
+    let res = http()
+        .get(s.url("/authorize"))
+        .query(&[
+            ("client_id", doc.as_str()),
+            ("redirect_uri", "http://localhost:40404/callback"),
+            ("response_type", "code"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?")
+    );
+    assert_eq!(docs.hits("/cli.json"), 1);
+}

@@ -523,3 +523,50 @@ per_backend! {
         assert!(store::clients::find(&site.h.db, "web").await.unwrap().is_some());
     }
 }
+
+per_backend! {
+    #[tokio::test]
+    async fn thirty_two_concurrent_first_authorizations_fetch_once_and_record_one_client(b) {
+        let docs = Server::start(true).await;
+        let url = docs.url("/client.json");
+        docs.route(
+            "/client.json",
+            Reply::Slow(
+                Duration::from_millis(200),
+                document(&url, "http://127.0.0.1/callback"),
+            ),
+        );
+        let site = Site::new(b, resolver(true), DynamicRegistration::open("read")).await;
+        let (pkce, _) = PkceCodeChallenge::new_random_sha256();
+        let mut all = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let (http, base, url) = (site.http.clone(), site.base.clone(), url.clone());
+            let challenge = pkce.as_str().to_owned();
+            all.spawn(async move {
+                http.get(format!("{base}/authorize"))
+                    .query(&[
+                        ("client_id", url.as_str()),
+                        ("redirect_uri", "http://127.0.0.1:5000/callback"),
+                        ("response_type", "code"),
+                        ("code_challenge", &challenge),
+                        ("code_challenge_method", "S256"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            });
+        }
+        for status in all.join_all().await {
+            assert_eq!(status, 303);
+        }
+        assert_eq!(docs.hits("/client.json"), 1, "one fetch for all");
+        let rows = store::clients::list(&site.h.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.client_id == url)
+            .count();
+        assert_eq!(rows, 1);
+    }
+}
