@@ -106,7 +106,8 @@ impl MetadataDocuments {
         }
         if client_id.len() > MAX_CLIENT_ID {
             return Err(Refused::Invalid(
-                "The client id is longer than this server accepts (128 bytes).".into(),
+                "invalid_client: the client id is longer than this server accepts (128 bytes)."
+                    .into(),
             ));
         }
         let document = self.resolver.resolve(client_id).await.map_err(|e| {
@@ -127,8 +128,8 @@ impl MetadataDocuments {
     fn settings(&self, doc: &ClientMetadata) -> Result<NewClient, Refused> {
         if doc.auth != DocumentAuth::None {
             return Err(Refused::Invalid(
-                "The client's metadata document asks for private_key_jwt, which this server \
-                 does not support: it must say token_endpoint_auth_method \"none\"."
+                "invalid_client: the client's metadata document asks for private_key_jwt, which \
+                 this server does not support: it must say token_endpoint_auth_method \"none\"."
                     .into(),
             ));
         }

@@ -357,6 +357,15 @@ per_backend! {
                     .to_string(),
             ),
         );
+        let jwt = docs.url("/jwt.json");
+        docs.route(
+            "/jwt.json",
+            reply_json(
+                json!({"client_id": jwt, "redirect_uris": ["https://a.example/cb"],
+                       "token_endpoint_auth_method": "private_key_jwt"})
+                .to_string(),
+            ),
+        );
         docs.route("/moved.json", Reply::Redirect(docs.url("/client.json")));
         docs.route("/missing.json", Reply::Json { status: 500, body: "{}".into(), cache_control: None });
         // The production policy: public addresses only.
@@ -373,7 +382,7 @@ per_backend! {
         ] {
             let (status, page, _) = site.authorize(&client_id, "https://a.example/cb", &pkce).await;
             assert_eq!(status, 400, "{client_id}");
-            assert!(page.contains(says), "{client_id}: {page}");
+            assert!(page.starts_with("invalid_client") && page.contains(says), "{client_id}: {page}");
             assert!(store::clients::find(&site.h.db, &client_id).await.unwrap().is_none());
         }
         assert_eq!(docs.hits("/client.json"), 0, "nothing was sent to a forbidden address");
@@ -389,6 +398,7 @@ per_backend! {
         for (client_id, says) in [
             (mismatch.clone(), "client_id"),
             (secret.clone(), "shared secret"),
+            (jwt.clone(), "private_key_jwt"),
             (docs.url("/moved.json"), "could not be fetched"),
             (docs.url("/missing.json"), "could not be fetched"),
         ] {
