@@ -273,7 +273,7 @@ pub async fn update(db: &impl ConnectionTrait, settings: NewClient) -> Result<bo
 }
 
 /// What `register` and `update` both refuse.
-pub(crate) fn validate(new: &NewClient) -> Result<(), StoreError> {
+fn validate(new: &NewClient) -> Result<(), StoreError> {
     // The columns' sizes, refused here rather than by the database.
     if new.client_id.is_empty() || new.client_id.len() > MAX_CLIENT_ID {
         return Err(StoreError::Invalid("a client id must be 1 to 128 bytes"));
@@ -368,6 +368,14 @@ fn settings(new: NewClient) -> client::ActiveModel {
         client_uri: Set(new.client_uri),
         ..Default::default()
     }
+}
+
+/// Whether `template` — the settings this server gives clients that
+/// register themselves, before they have an id — could make a client.
+pub(crate) fn template_is_valid(template: &NewClient) -> bool {
+    let mut probe = template.clone();
+    probe.client_id = "probe".into();
+    validate(&probe).is_ok()
 }
 
 /// `name` cut to the longest client name stored, on a character

@@ -81,9 +81,7 @@ impl MetadataDocuments {
 
     /// Whether the settings can make a client row.
     pub(super) fn is_valid(&self) -> bool {
-        let mut probe = self.template.clone();
-        probe.client_id = "https://probe.example/client".into();
-        store::clients::validate(&probe).is_ok()
+        store::clients::template_is_valid(&self.template)
     }
 
     /// The client `client_id` names, its document fetched (or cached) and

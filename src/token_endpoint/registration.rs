@@ -136,9 +136,7 @@ impl DynamicRegistration {
 
     /// Whether the settings can make a client row.
     pub(super) fn is_valid(&self) -> bool {
-        let mut probe = self.template.clone();
-        probe.client_id = "probe".into();
-        store::clients::validate(&probe).is_ok()
+        store::clients::template_is_valid(&self.template)
     }
 
     /// Whether the request carries the initial access token, if one is
@@ -626,6 +624,13 @@ mod tests {
             check(&settings(), long.as_bytes()).unwrap().0.name.len(),
             200
         );
+    }
+
+    #[test]
+    fn settings_that_could_make_no_client_are_refused() {
+        assert!(settings().is_valid());
+        assert!(!DynamicRegistration::open("a\"b").is_valid());
+        assert!(!settings().resources(["relative"]).is_valid());
     }
 
     #[test]
