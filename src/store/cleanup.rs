@@ -61,8 +61,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 /// Default rows per statement: 500.
 pub const DEFAULT_DELETE_BATCH: u64 = 500;
 
-/// Default time a dynamically registered client (RFC 7591) may go without
-/// starting an authorization before it is deleted: 30 days.
+/// Default time a client nobody registered (RFC 7591, or recorded from its
+/// metadata document) may go without starting an authorization before it
+/// is deleted: 30 days.
 pub const DEFAULT_UNUSED_CLIENT_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 /// What one run deleted.
@@ -80,8 +81,8 @@ pub struct CleanupReport {
     /// redeemed longer ago than the retention (kept so far so that a
     /// replayed code still finds the session to revoke).
     pub authorizations: u64,
-    /// Dynamically registered clients unused for their lifetime, with no
-    /// session left.
+    /// Clients nobody registered (RFC 7591, metadata documents) unused for
+    /// their lifetime, with no session left.
     pub clients: u64,
 }
 
@@ -194,7 +195,7 @@ impl Janitor {
         let unused_before = now
             .checked_sub(self.unused_client_ttl)
             .unwrap_or(UNIX_EPOCH);
-        report.clients = clients::purge_unused_dynamic(&self.db, unused_before).await?;
+        report.clients = clients::purge_unused_self_registered(&self.db, unused_before).await?;
         if report != CleanupReport::default() {
             tracing::info!(?report, "janitor deleted expired rows");
         }
@@ -301,9 +302,10 @@ impl JanitorBuilder {
         self
     }
 
-    /// How long a dynamically registered client (RFC 7591) may go without
-    /// starting an authorization before it is deleted, once it has no
-    /// session left. Default [`DEFAULT_UNUSED_CLIENT_TTL`].
+    /// How long a client nobody registered (RFC 7591, or recorded from its
+    /// metadata document, which is fetched again at its next `/authorize`)
+    /// may go without starting an authorization before it is deleted, once
+    /// it has no session left. Default [`DEFAULT_UNUSED_CLIENT_TTL`].
     pub fn unused_client_ttl(mut self, ttl: Duration) -> Self {
         self.janitor.unused_client_ttl = ttl;
         self

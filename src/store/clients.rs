@@ -656,12 +656,13 @@ pub(crate) async fn delete_disabled(
         == 1)
 }
 
-/// Deletes dynamically registered clients (RFC 7591) registered before
-/// `unused_before` that started no authorization since, and have no
-/// session left (the janitor deletes a client's dead sessions first,
-/// after their retention); one statement, so a session started meanwhile
-/// keeps its client. How many went.
-pub(crate) async fn purge_unused_dynamic(
+/// Deletes the clients nobody registered — dynamically registered ones
+/// (RFC 7591) and those recorded from a metadata document (fetched again
+/// at their next `/authorize`) — known before `unused_before` that started
+/// no authorization since and have no session left (the janitor deletes a
+/// client's dead sessions first, after their retention); one statement,
+/// so a session started meanwhile keeps its client. How many went.
+pub(crate) async fn purge_unused_self_registered(
     db: &impl ConnectionTrait,
     unused_before: SystemTime,
 ) -> Result<u64, StoreError> {
@@ -669,7 +670,10 @@ pub(crate) async fn purge_unused_dynamic(
     use sea_orm::{ColumnTrait, Condition, QueryFilter, sea_query::Query};
     let cutoff = db_time(unused_before);
     Ok(client::Entity::delete_many()
-        .filter(client::Column::Registration.eq(Registration::Dynamic.as_str()))
+        .filter(client::Column::Registration.is_in([
+            Registration::Dynamic.as_str(),
+            Registration::MetadataDocument.as_str(),
+        ]))
         .filter(client::Column::CreatedAt.lt(cutoff))
         .filter(
             Condition::any()

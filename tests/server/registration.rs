@@ -578,5 +578,13 @@ per_backend! {
             .filter(|c| c.client_id == url)
             .count();
         assert_eq!(rows, 1);
+        // Never signed in with: its row goes once unused (its document is
+        // fetched again if it comes back).
+        let janitor = Janitor::builder(site.h.db.clone())
+            .unused_client_ttl(Duration::from_secs(86_400))
+            .build();
+        let later = site.h.clock.now() + Duration::from_secs(2 * 86_400);
+        assert_eq!(janitor.run_once(later).await.unwrap().clients, 1);
+        assert!(store::clients::find(&site.h.db, &url).await.unwrap().is_none());
     }
 }
