@@ -152,10 +152,21 @@ pub enum SecurityEvent {
         /// Where it came from.
         ip: Option<IpAddr>,
     },
+    /// A client this server's operators did not register became known:
+    /// it registered itself (RFC 7591), or its metadata document was
+    /// recorded at its first authorization request.
+    ClientRegistered {
+        /// Its id (a metadata document's URL, or the one issued).
+        client_id: String,
+        /// `dynamic` or `metadata_document`.
+        kind: &'static str,
+        /// Where the request came from.
+        ip: Option<IpAddr>,
+    },
     /// A request was refused by a rate limit.
     RateLimited {
         /// Which limit: `requests_per_ip`, `requests_per_client`,
-        /// `failed_client_auth_per_ip`.
+        /// `failed_client_auth_per_ip`, `registrations_per_ip`.
         limit: &'static str,
         /// Where it came from.
         ip: Option<IpAddr>,

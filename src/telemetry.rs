@@ -13,7 +13,7 @@
 //! | `tollgate_token_request_duration_seconds` | histogram | `grant` |
 //! | `tollgate_refresh_outcomes_total` | counter | `outcome`: rotated, race, lost_response, stale_generation (these three answered with the session's current token), reuse_detected (each one revoked a session), binding_mismatch, refused, unknown |
 //! | `tollgate_sessions_revoked_total` | counter | `reason`: logout, reuse_detected, security, admin, expired |
-//! | `tollgate_rate_limited_total` | counter | `limit`: requests_per_ip, requests_per_client, failed_client_auth_per_ip |
+//! | `tollgate_rate_limited_total` | counter | `limit`: requests_per_ip, requests_per_client, failed_client_auth_per_ip, registrations_per_ip |
 //! | `tollgate_lockouts_total` | counter | — |
 //! | `tollgate_deny_list_entries` | gauge | `kind`: token, session, subject (after each sync) |
 //! | `tollgate_revocation_sync_lag_seconds` | gauge | — (since the last successful sync began; grows while syncs fail) |

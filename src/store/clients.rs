@@ -174,7 +174,7 @@ pub(crate) async fn register_dynamic(
 /// Records the client a metadata document describes, as fetched at `now`:
 /// inserted the first time, its settings replaced when the document
 /// changed. Never touches a client of another kind with the same id (an
-/// operator's registration wins). Whether the row is now this document's.
+/// operator's registration wins). Whether this call inserted it.
 #[cfg(feature = "client-metadata")]
 pub(crate) async fn save_metadata_document(
     db: &impl ConnectionTrait,
@@ -183,20 +183,21 @@ pub(crate) async fn save_metadata_document(
 ) -> Result<bool, StoreError> {
     validate(&new)?;
     match find(db, &new.client_id).await? {
-        Some(stored) if stored.registration != Registration::MetadataDocument => Ok(false),
-        Some(stored) if stored.settings() == new => Ok(true),
+        Some(stored)
+            if stored.registration != Registration::MetadataDocument
+                || stored.settings() == new =>
+        {
+            Ok(false)
+        }
         Some(_) => {
             client::Entity::update(settings(new)).exec(db).await?;
-            Ok(true)
+            Ok(false)
         }
-        None => match insert(db, new.clone(), None, Registration::MetadataDocument, now).await {
-            Ok(()) => Ok(true),
-            // Another request inserted it first: it holds the same
-            // document, or the next fetch replaces it.
-            Err(_) => Ok(find(db, &new.client_id)
-                .await?
-                .is_some_and(|c| c.registration == Registration::MetadataDocument)),
-        },
+        // Another request may insert it first: it holds the same document,
+        // or the next fetch replaces it.
+        None => Ok(insert(db, new, None, Registration::MetadataDocument, now)
+            .await
+            .is_ok()),
     }
 }
 

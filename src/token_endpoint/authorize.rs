@@ -15,6 +15,7 @@
 use std::{
     convert::Infallible,
     fmt,
+    net::IpAddr,
     sync::Arc,
     task::{Context, Poll},
     time::{Duration, SystemTime},
@@ -356,7 +357,7 @@ impl AuthorizationEndpoint {
         let headers = req.headers().clone();
         let params = self.params(req).await?;
         let client = match params.get("client_id") {
-            Some(id) => self.client(id).await?.filter(|c| !c.disabled),
+            Some(id) => self.client(id, meta.ip).await?.filter(|c| !c.disabled),
             None => None,
         };
         let checked = check(&params, client.as_ref())?;
@@ -420,7 +421,8 @@ impl AuthorizationEndpoint {
 
     /// The client `id` names: registered, or (when metadata documents are
     /// accepted) the one its document describes.
-    async fn client(&self, id: &str) -> Result<Option<Client>, Refusal> {
+    #[cfg_attr(not(feature = "client-metadata"), allow(unused_variables))]
+    async fn client(&self, id: &str, ip: Option<IpAddr>) -> Result<Option<Client>, Refusal> {
         let db = self.inner.issuer.db();
         let stored = store::clients::find(db, id)
             .await
@@ -429,7 +431,7 @@ impl AuthorizationEndpoint {
         if let Some(documents) = &self.inner.documents {
             use super::documents::Refused;
             return documents
-                .client(db, id, stored, self.inner.issuer.now())
+                .client(&self.inner.issuer, id, stored, ip)
                 .await
                 .map_err(|e| match e {
                     Refused::Invalid(why) => Refusal::Invalid(why),

@@ -6,12 +6,12 @@
 //! in the store, so `/token`, `/revoke` and the janitor find it like any
 //! other client and no token request ever waits on a fetch.
 
-use std::time::SystemTime;
-
-use sea_orm::DatabaseConnection;
+use std::net::IpAddr;
 
 use crate::{
     client_metadata::{ClientMetadata, ClientMetadataError, DocumentAuth, ResolveError, Resolver},
+    events::SecurityEvent,
+    issuer::Issuer,
     store::{
         self,
         clients::{Client, NewClient, Registration},
@@ -85,16 +85,17 @@ impl MetadataDocuments {
     }
 
     /// The client `client_id` names, its document fetched (or cached) and
-    /// recorded as of `now`; `Ok(None)` when the id is not a document URL
+    /// recorded; `Ok(None)` when the id is not a document URL
     /// at all. An operator's registration of the same id wins and is
     /// returned unchanged.
     pub(super) async fn client(
         &self,
-        db: &DatabaseConnection,
+        issuer: &Issuer,
         client_id: &str,
         stored: Option<Client>,
-        now: SystemTime,
+        ip: Option<IpAddr>,
     ) -> Result<Option<Client>, Refused> {
+        let db = issuer.db();
         let is_document = client_id.starts_with("https://")
             && stored
                 .as_ref()
@@ -113,9 +114,17 @@ impl MetadataDocuments {
             Refused::Invalid(describe(&e))
         })?;
         let new = self.settings(&document)?;
-        store::clients::save_metadata_document(db, new, now)
+        let inserted = store::clients::save_metadata_document(db, new, issuer.now())
             .await
             .map_err(|_| Refused::Unavailable)?;
+        if inserted {
+            tracing::info!(client_id, "client recorded from its metadata document");
+            issuer.events().emit(SecurityEvent::ClientRegistered {
+                client_id: client_id.to_owned(),
+                kind: "metadata_document",
+                ip,
+            });
+        }
         store::clients::find(db, client_id)
             .await
             .map_err(|_| Refused::Unavailable)

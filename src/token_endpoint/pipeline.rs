@@ -225,7 +225,7 @@ impl Inner {
     }
 
     /// Passes a rate-limit verdict on, reporting a refusal.
-    fn limited(
+    pub(super) fn limited(
         &self,
         verdict: Result<(), TokenError>,
         limit: &'static str,

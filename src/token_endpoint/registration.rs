@@ -35,6 +35,7 @@ use super::{
 };
 use crate::{
     binding::peer_addr,
+    events::SecurityEvent,
     redirect, scope,
     secret::{hash_token, random_token},
     store::{self, clients::NewClient},
@@ -373,11 +374,19 @@ impl RegistrationEndpoint {
             });
         }
         settings.admits(req.headers())?;
-        let ip = inner.request_context(peer_addr(&req), req.headers()).ip;
-        inner.limits.registration(ip).map_err(|e| match e {
-            super::TokenError::TooManyRequests { retry_after } => Refusal::TooMany { retry_after },
-            _ => Refusal::Unavailable,
-        })?;
+        let meta = inner.request_context(peer_addr(&req), req.headers());
+        inner
+            .limited(
+                inner.limits.registration(meta.ip),
+                "registrations_per_ip",
+                &meta,
+            )
+            .map_err(|e| match e {
+                super::TokenError::TooManyRequests { retry_after } => {
+                    Refusal::TooMany { retry_after }
+                }
+                _ => Refusal::Unavailable,
+            })?;
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -406,6 +415,11 @@ impl RegistrationEndpoint {
             confidential = new.confidential,
             "client registered itself"
         );
+        inner.issuer.events().emit(SecurityEvent::ClientRegistered {
+            client_id: client_id.clone(),
+            kind: "dynamic",
+            ip: meta.ip,
+        });
         let issued_at = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let answer = Registered {
             client_id: &client_id,

@@ -358,3 +358,105 @@ async fn a_spent_token_answered_within_its_window_is_reported_with_how_far_behin
         "{before:?}"
     );
 }
+
+/// A client that registers itself is reported, with where it came from;
+/// a registration over the per-IP limit is reported as rate-limited.
+#[tokio::test]
+async fn self_registered_clients_and_their_limit_are_reported() {
+    use tollgate::{
+        binding::PeerAddr,
+        token_endpoint::{Authorization, DynamicRegistration, Limit},
+    };
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let issuer = issuer(db().await)
+        .events(move |e: &SecurityEvent| tx.lock().unwrap().send(e.clone()).unwrap())
+        .build()
+        .unwrap();
+    let endpoint = TokenEndpoint::builder(issuer)
+        .authorization(Authorization::new("/login"))
+        .dynamic_registration(
+            DynamicRegistration::open("read").per_ip(Limit::new(1, Duration::from_secs(3600))),
+        );
+    #[cfg(feature = "client-metadata")]
+    let docs = crate::common::scripted::Server::start(true).await;
+    #[cfg(feature = "client-metadata")]
+    let endpoint = {
+        use tollgate::{client_metadata::Resolver, token_endpoint::MetadataDocuments};
+        let url = docs.url("/client.json");
+        docs.route(
+            "/client.json",
+            crate::common::scripted::json(
+                serde_json::json!({"client_id": url, "redirect_uris": ["https://app.example/cb"]})
+                    .to_string(),
+            ),
+        );
+        let resolver = Resolver::builder()
+            .root_certificates(crate::common::scripted::CA)
+            .allow_special_use_addresses_for_tests()
+            .build()
+            .unwrap();
+        endpoint.metadata_documents(MetadataDocuments::new(resolver, "read"))
+    };
+    let endpoint = endpoint.build().unwrap();
+    let ip = Some("198.51.100.4".parse::<IpAddr>().unwrap());
+    // A document's client, recorded at its first authorization request
+    // only.
+    #[cfg(feature = "client-metadata")]
+    {
+        let url = docs.url("/client.json");
+        for _ in 0..2 {
+            let mut req = Request::get(format!(
+                "/authorize?client_id={url}&redirect_uri=https://app.example/cb&response_type=code\
+                 &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+            ))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+            req.extensions_mut()
+                .insert(PeerAddr("198.51.100.4:5000".parse().unwrap()));
+            let r = call(endpoint.authorization_endpoint().unwrap(), req).await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.raw);
+        }
+        assert_eq!(
+            next(&rx),
+            SecurityEvent::ClientRegistered {
+                client_id: url,
+                kind: "metadata_document",
+                ip
+            }
+        );
+    }
+    let register = || {
+        let mut req = Request::post("/register")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"redirect_uris":["https://app.example/cb"]}"#,
+            )))
+            .unwrap();
+        req.extensions_mut()
+            .insert(PeerAddr("198.51.100.4:5000".parse().unwrap()));
+        req
+    };
+    let r = call(endpoint.registration_endpoint().unwrap(), register()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.raw);
+    match next(&rx) {
+        SecurityEvent::ClientRegistered {
+            client_id,
+            kind,
+            ip: from,
+        } => {
+            assert_eq!(client_id, r.json["client_id"].as_str().unwrap());
+            assert_eq!((kind, from), ("dynamic", ip));
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = call(endpoint.registration_endpoint().unwrap(), register()).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        next(&rx),
+        SecurityEvent::RateLimited {
+            limit: "registrations_per_ip",
+            ip
+        }
+    );
+}
