@@ -215,6 +215,8 @@ enum Refusal {
     Unauthorized { error: bool },
     /// Over the per-IP limit.
     TooMany { retry_after: u64 },
+    /// Not a POST (RFC 9110 §15.5.6: `405` with `Allow`).
+    Method,
     /// The store failed.
     Unavailable,
 }
@@ -368,10 +370,7 @@ impl RegistrationEndpoint {
         let inner = &*self.inner;
         let settings = self.settings();
         if req.method() != Method::POST {
-            return Err(Refusal::Invalid {
-                error: "invalid_request",
-                description: "Register with POST",
-            });
+            return Err(Refusal::Method);
         }
         settings.admits(req.headers())?;
         let meta = inner.request_context(peer_addr(&req), req.headers());
@@ -484,6 +483,15 @@ fn refusal(r: Refusal, realm: &str) -> Response<Full<Bytes>> {
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            r
+        }
+        Refusal::Method => {
+            let mut r = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                error_body("invalid_request", "Register with POST"),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
             r
         }
         Refusal::Unavailable => {

@@ -483,6 +483,8 @@ per_backend! {
             .await
             .unwrap();
         assert_eq!(res.status(), 400);
+        let res = site.http.get(format!("{}/register", site.base)).send().await.unwrap();
+        assert_eq!((res.status().as_u16(), res.headers()[header::ALLOW].to_str().unwrap()), (405, "POST"));
         let huge = json!({"redirect_uris": ["https://a.example/cb"], "client_name": "x".repeat(40_000)});
         let (status, _, _) = site.register(&huge, None).await;
         assert_eq!(status, 400);
