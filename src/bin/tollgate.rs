@@ -155,7 +155,12 @@ async fn run(args: &[String]) -> Result<(), Failure> {
                     "public"
                 };
                 let state = if c.disabled { "disabled" } else { "enabled" };
-                println!("{}\t{kind}\t{state}\t{}", c.client_id, c.scope);
+                println!(
+                    "{}\t{kind}\t{state}\t{}\t{}",
+                    c.client_id,
+                    c.registration.as_str(),
+                    c.scope
+                );
             }
         }
         Command::Add(new) => {

@@ -91,8 +91,9 @@ pub enum Registration {
 }
 
 impl Registration {
-    /// The stored form.
-    pub(crate) fn as_str(self) -> &'static str {
+    /// Its name, as stored: `registered`, `metadata_document`,
+    /// `dynamic`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Registered => "registered",
             Self::MetadataDocument => "metadata_document",

@@ -57,7 +57,7 @@ async fn an_operator_manages_clients_from_the_command_line() {
     );
     assert_eq!(
         ok(&url, &["clients", "list"]),
-        "billing\tconfidential\tenabled\tinvoices:read\nspa\tpublic\tenabled\tread\n"
+        "billing\tconfidential\tenabled\tregistered\tinvoices:read\nspa\tpublic\tenabled\tregistered\tread\n"
     );
 
     let db = connect_sqlite_file(&url).await;
