@@ -95,6 +95,8 @@ pub mod dpop;
 mod error;
 #[cfg(feature = "store")]
 pub mod events;
+#[cfg(feature = "remote-keys")]
+mod fetch;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

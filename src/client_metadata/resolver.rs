@@ -15,7 +15,7 @@ use super::{
     ClientMetadata, ClientMetadataError, DEFAULT_MAX_DOCUMENT_BYTES, check_client_id_url,
     parse_document,
 };
-use crate::remote_keys::{Fetcher, RemoteKeysError, parse_roots};
+use crate::fetch::{FetchError, Fetcher, parse_roots};
 
 /// Default deadline of one document fetch.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -159,8 +159,8 @@ impl Resolver {
     ) -> Result<(Arc<ClientMetadata>, Duration), ResolveError> {
         let s = &*self.inner;
         let (body, max_age) = s.fetcher.get(uri).await.map_err(|e| match e {
-            RemoteKeysError::Address => ResolveError::Address,
-            RemoteKeysError::TooLarge(_) => ResolveError::Document(ClientMetadataError::TooLarge),
+            FetchError::Address => ResolveError::Address,
+            FetchError::TooLarge(_) => ResolveError::Document(ClientMetadataError::TooLarge),
             other => ResolveError::Fetch(other.to_string()),
         })?;
         let doc = parse_document(client_id, &body)?;
