@@ -7,6 +7,26 @@
 //! client of `remote_keys` under its public-address policy. The token
 //! endpoint accepts such client ids at `/authorize` with
 //! [`MetadataDocuments`](crate::token_endpoint::MetadataDocuments).
+//!
+//! ```
+//! use tollgate::client_metadata::{Tolerance, check_client_id_url, parse_document};
+//!
+//! let url = "https://cli.example/oauth/client.json";
+//! assert!(check_client_id_url(url).is_ok());
+//! assert!(check_client_id_url("https://cli.example/").is_err()); // no path
+//!
+//! // A CLI's document: a port-less localhost redirect, no auth method.
+//! let doc = parse_document(
+//!     url,
+//!     br#"{"client_id":"https://cli.example/oauth/client.json",
+//!          "client_name":"A CLI","redirect_uris":["http://localhost/callback"]}"#,
+//! )
+//! .unwrap();
+//! assert!(doc.redirect_uri_matches("http://localhost:49152/callback"));
+//! assert_eq!(doc.tolerated, [Tolerance::AuthMethodAssumedNone]);
+//! // The document must name itself byte for byte.
+//! assert!(parse_document("https://cli.example/oauth/client.json?x", b"{}").is_err());
+//! ```
 
 use http::Uri;
 use serde::Deserialize;

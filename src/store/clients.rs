@@ -3,6 +3,32 @@
 //! Client secrets are generated high-entropy values, so a SHA-256 of them is
 //! as safe at rest as a password hash and costs nothing per request; they
 //! are compared in constant time.
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use tollgate::store::{self, clients::{NewClient, Registration}};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+//! store::migrate(&db).await.unwrap();
+//! let mut app = NewClient::public("native-app", "read");
+//! app.redirect_uris = vec!["http://127.0.0.1/callback".into()];
+//! assert_eq!(store::clients::register(&db, app, SystemTime::now()).await.unwrap(), None);
+//! let secret = store::clients::register(
+//!     &db,
+//!     NewClient::confidential("billing", "invoices:read"),
+//!     SystemTime::now(),
+//! )
+//! .await
+//! .unwrap()
+//! .expect("a confidential client gets a secret, shown once");
+//!
+//! let billing = store::clients::find(&db, "billing").await.unwrap().unwrap();
+//! assert!(billing.secret_matches(Some(&secret), SystemTime::now()));
+//! assert!(!billing.secret_matches(Some("guess"), SystemTime::now()));
+//! assert_eq!(billing.registration, Registration::Registered);
+//! # });
+//! ```
 
 use std::{
     fmt,

@@ -342,6 +342,49 @@ fn check(
 /// The registration endpoint as a Tower service, from
 /// [`TokenEndpoint::registration_endpoint`](super::TokenEndpoint::registration_endpoint).
 /// Mount it at [`EndpointPaths::registration`](super::EndpointPaths::registration).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, StatusCode, header};
+/// use http_body_util::{BodyExt, Full};
+/// use tollgate::{
+///     issuer::Issuer, keys::{Algorithm, SigningKey}, secret::RefreshSecret, store,
+///     token_endpoint::{Authorization, DynamicRegistration, TokenEndpoint},
+/// };
+/// use tower::ServiceExt;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+/// store::migrate(&db).await.unwrap();
+/// let issuer = Issuer::builder()
+///     .db(db)
+///     .keys(SigningKey::hmac("k", Algorithm::HS256, &[1; 32]).unwrap())
+///     .issuer("https://auth.example")
+///     .audience("https://mcp.example/mcp")
+///     .refresh_secret(RefreshSecret::new(&[2; 32]).unwrap())
+///     .build()
+///     .unwrap();
+/// let endpoint = TokenEndpoint::builder(issuer)
+///     .authorization(Authorization::new("/login"))
+///     .dynamic_registration(DynamicRegistration::open("tools:read"))
+///     .build()
+///     .unwrap();
+///
+/// let req = Request::post("/register")
+///     .header(header::CONTENT_TYPE, "application/json")
+///     .body(Full::new(Bytes::from_static(
+///         br#"{"client_name":"Editor","redirect_uris":["http://127.0.0.1:33418/callback"],
+///             "token_endpoint_auth_method":"none"}"#,
+///     )))
+///     .unwrap();
+/// let res = endpoint.registration_endpoint().unwrap().oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::CREATED);
+/// let client: serde_json::Value =
+///     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+/// assert_eq!(client["token_endpoint_auth_method"], "none");
+/// assert_eq!(client["scope"], "tools:read");
+/// # });
+/// ```
 #[derive(Clone)]
 pub struct RegistrationEndpoint {
     pub(super) inner: Arc<Inner>,
