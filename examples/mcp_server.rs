@@ -238,28 +238,32 @@ async fn app(addr: SocketAddr) -> Result<Router, BoxError> {
         StreamableHttpServerConfig::default(),
     );
 
-    let mut router = Router::new()
+    // What a client running in a web page (MCP Inspector) calls from the
+    // browser: readable from any origin, never with credentials.
+    let mut for_browsers = Router::new()
         .route_service("/token", endpoint.clone())
+        .route_service("/revoke", endpoint.revocation())
+        .route_service("/.well-known/jwks.json", endpoint.jwks())
+        .route_service(endpoint.metadata().well_known_path(), endpoint.metadata())
+        .route_service(metadata.well_known_path(), metadata.clone())
+        .route_service(admin_metadata.well_known_path(), admin_metadata.clone());
+    if let Some(register) = endpoint.registration_endpoint() {
+        for_browsers = for_browsers.route_service("/register", register);
+    }
+    let router = Router::new()
+        .merge(for_browsers.layer(endpoint.public_cors_layer()))
         .route_service(
             "/authorize",
             endpoint
                 .authorization_endpoint()
                 .ok_or("the authorization endpoint is on")?,
         )
-        .route_service("/revoke", endpoint.revocation())
         .route_service("/introspect", endpoint.introspection())
-        .route_service("/.well-known/jwks.json", endpoint.jwks())
-        .route_service(endpoint.metadata().well_known_path(), endpoint.metadata())
-        .route_service(metadata.well_known_path(), metadata.clone())
-        .route_service(admin_metadata.well_known_path(), admin_metadata.clone())
         .route_service("/mcp", ServiceBuilder::new().layer(gate).service(tools))
         .route_service(
             "/mcp/admin",
             ServiceBuilder::new().layer(admin_gate).service(admin_tools),
         )
         .merge(pages.routes());
-    if let Some(register) = endpoint.registration_endpoint() {
-        router = router.route_service("/register", register);
-    }
     Ok(router)
 }

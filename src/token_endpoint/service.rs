@@ -405,6 +405,31 @@ impl TokenEndpoint {
             .max_age(Duration::from_secs(600))
     }
 
+    /// CORS for clients that run in any web page — a browser-based MCP
+    /// client (MCP Inspector) signing in with PKCE and registering itself:
+    /// every origin, **without** credentials (no cookie ever goes along, so
+    /// no browser client's refresh cookie is reachable through it), GET and
+    /// POST, the headers those requests carry, and the answers' `DPoP-Nonce`
+    /// and `WWW-Authenticate` readable. Wrap the metadata, `/register`,
+    /// `/token` and `/revoke` in it on a server for such clients, instead of
+    /// [`cors_layer`](Self::cors_layer) (which a browser client with a
+    /// refresh cookie needs).
+    pub fn public_cors_layer(&self) -> tower_http::cors::CorsLayer {
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::any())
+            .allow_credentials(false)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                http::HeaderName::from_static("dpop"),
+                http::HeaderName::from_static("mcp-protocol-version"),
+            ])
+            .expose_headers([DPOP_NONCE, header::WWW_AUTHENTICATE])
+            .max_age(Duration::from_secs(600))
+    }
+
     /// The `/introspect` endpoint (RFC 7662) over the same issuer, clients
     /// and settings.
     pub fn introspection(&self) -> super::IntrospectionEndpoint {

@@ -282,3 +282,59 @@ async fn rmcp_falls_back_to_dynamic_registration_when_documents_are_off() {
     let (client_id, _) = manager.get_credentials().await.unwrap();
     use_the_session(&s, &manager, &client_id).await;
 }
+
+/// A client in a web page (MCP Inspector) reads the metadata, registers and
+/// redeems from the browser: CORS for any origin, never with credentials.
+#[tokio::test]
+async fn browser_based_mcp_clients_may_call_the_authorization_server() {
+    let s = Server::example("mcp_server");
+    let origin = "http://localhost:6274";
+    let preflight = Client::new()
+        .request(reqwest::Method::OPTIONS, s.url("/register"))
+        .header(header::ORIGIN, origin)
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::OK);
+    let h = preflight.headers();
+    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert!(h.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+    assert!(
+        h[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap()
+            .contains("content-type")
+    );
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let res = Client::new()
+            .get(s.url(path))
+            .header(header::ORIGIN, origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "*",
+            "{path}"
+        );
+    }
+    // The login pages are not for other origins.
+    let res = Client::new()
+        .request(reqwest::Method::OPTIONS, s.url("/login"))
+        .header(header::ORIGIN, origin)
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+}
