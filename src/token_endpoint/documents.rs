@@ -84,10 +84,10 @@ impl MetadataDocuments {
         store::clients::template_is_valid(&self.template)
     }
 
-    /// The client `client_id` names, its document fetched (or cached) and
-    /// recorded; `Ok(None)` when the id is not a document URL
-    /// at all. An operator's registration of the same id wins and is
-    /// returned unchanged.
+    /// The client `client_id` names: for a document URL, its document
+    /// fetched (or cached) and recorded; otherwise `stored`, the row found
+    /// for it, unchanged (an operator's registration of a URL-shaped id
+    /// wins).
     pub(super) async fn client(
         &self,
         issuer: &Issuer,
@@ -116,7 +116,12 @@ impl MetadataDocuments {
         let new = self.settings(&document)?;
         let inserted = store::clients::save_metadata_document(db, new, issuer.now())
             .await
-            .map_err(|_| Refused::Unavailable)?;
+            .map_err(|e| match e {
+                store::StoreError::Invalid(why) => {
+                    Refused::Invalid(format!("invalid_client: {why}."))
+                }
+                _ => Refused::Unavailable,
+            })?;
         if inserted {
             tracing::info!(client_id, "client recorded from its metadata document");
             issuer.events().emit(SecurityEvent::ClientRegistered {
