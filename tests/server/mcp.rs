@@ -30,7 +30,7 @@ fn param(challenge: &str, name: &str) -> Option<String> {
 }
 
 /// An MCP `initialize` over plain HTTP: what a client sends first.
-async fn initialize(url: &str, token: Option<&str>) -> reqwest::Response {
+pub(crate) async fn initialize(url: &str, token: Option<&str>) -> reqwest::Response {
     let mut req = Client::new()
         .post(url)
         .header(header::ACCEPT, "application/json, text/event-stream")
@@ -48,7 +48,7 @@ async fn initialize(url: &str, token: Option<&str>) -> reqwest::Response {
     req.send().await.unwrap()
 }
 
-async fn get_json(url: &str) -> Value {
+pub(crate) async fn get_json(url: &str) -> Value {
     let res = Client::new().get(url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "{url}");
     res.json().await.unwrap()

@@ -22,36 +22,19 @@ use rmcp::{
 };
 use serde_json::json;
 
-use crate::common::{
-    quickstart::Server,
-    scripted::{self, json as reply_json},
+use crate::{
+    common::{
+        quickstart::Server,
+        scripted::{self, json as reply_json},
+    },
+    mcp::{get_json, initialize},
+    quickstart_signin::{field, set_cookie},
 };
 
 const REDIRECT: &str = "http://127.0.0.1:51999/callback";
 
 fn ca_file() -> String {
     format!("{}/tests/keys/test-ca.pem", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `name="value"` of a hidden field in a page (the values here need no
-/// unescaping: ids, base64url, digits).
-fn field(page: &str, name: &str) -> String {
-    let at = page
-        .find(&format!("name=\"{name}\" value=\""))
-        .unwrap_or_else(|| panic!("no field {name} in {page}"));
-    let rest = &page[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
-/// The `name=value` part of a `Set-Cookie`.
-fn cookie(res: &reqwest::Response) -> String {
-    res.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 /// The user's browser: from the authorization URL through the login and
@@ -62,7 +45,7 @@ async fn browser(base: &str, auth_url: &str) -> (String, String) {
     let res = web.get(auth_url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let to_login = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let authorize_cookie = cookie(&res);
+    let authorize_cookie = set_cookie(&res, "__Host-tollgate_authorize").unwrap();
     let res = web
         .get(format!("{base}{to_login}"))
         .header(header::COOKIE, &authorize_cookie)
@@ -70,7 +53,7 @@ async fn browser(base: &str, auth_url: &str) -> (String, String) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let csrf_cookie = cookie(&res);
+    let csrf_cookie = set_cookie(&res, "__Host-quickstart_csrf").unwrap();
     let cookies = format!("{authorize_cookie}; {csrf_cookie}");
     let login = res.text().await.unwrap();
     let (id, csrf) = (field(&login, "authorization"), field(&login, "csrf"));
@@ -109,17 +92,7 @@ async fn browser(base: &str, auth_url: &str) -> (String, String) {
 
 /// The first 401 of `mcp`: its `WWW-Authenticate`.
 async fn first_challenge(mcp: &str) -> String {
-    let res = Client::new()
-        .post(mcp)
-        .header(header::ACCEPT, "application/json, text/event-stream")
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "tollgate-test", "version": "0"}}
-        }))
-        .send()
-        .await
-        .unwrap();
+    let res = initialize(mcp, None).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     res.headers()[header::WWW_AUTHENTICATE]
         .to_str()
@@ -240,14 +213,7 @@ async fn rmcp_registers_by_metadata_document_signs_in_refreshes_and_is_logged_ou
             ("TOLLGATE_CIMD_ALLOW_LOOPBACK_FOR_TESTS", "on"),
         ],
     );
-    let asm: serde_json::Value = Client::new()
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let asm = get_json(&s.url("/.well-known/oauth-authorization-server")).await;
     assert_eq!(asm["client_id_metadata_document_supported"], true);
 
     let (consent, manager) = sign_in(

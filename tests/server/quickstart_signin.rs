@@ -22,7 +22,7 @@ fn http() -> reqwest::Client {
 }
 
 /// `name=value` of the `Set-Cookie` named `name`.
-fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers()
         .get_all("set-cookie")
         .iter()
@@ -32,7 +32,7 @@ fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// The value of the hidden field `name` in a page.
-fn field(html: &str, name: &str) -> String {
+pub(crate) fn field(html: &str, name: &str) -> String {
     let marker = format!(r#"name="{name}" value=""#);
     let start = html
         .find(&marker)
@@ -476,14 +476,12 @@ async fn the_quickstart_runs_as_an_mcp_authorization_server_when_asked() {
     use crate::common::scripted;
 
     let shipped = Server::as_shipped(&scratch_dir("quickstart-no-registration"), &[]);
-    let meta: Value = http()
-        .get(shipped.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = get_json(
+        &http(),
+        &shipped.url("/.well-known/oauth-authorization-server"),
+        None,
+    )
+    .await;
     assert!(meta.get("client_id_metadata_document_supported").is_none());
     assert!(meta.get("registration_endpoint").is_none());
     let res = http()
@@ -515,14 +513,12 @@ async fn the_quickstart_runs_as_an_mcp_authorization_server_when_asked() {
             ("TOLLGATE_DCR_TOKEN", "an-initial-access-token"),
         ],
     );
-    let meta: Value = http()
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = get_json(
+        &http(),
+        &s.url("/.well-known/oauth-authorization-server"),
+        None,
+    )
+    .await;
     assert_eq!(meta["client_id_metadata_document_supported"], true);
     assert_eq!(meta["registration_endpoint"], s.url("/register"));
     let register = |token: Option<&'static str>| {

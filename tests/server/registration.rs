@@ -206,17 +206,11 @@ impl Site {
     }
 
     async fn metadata(&self) -> Value {
-        self.http
-            .get(format!(
-                "{}/.well-known/oauth-authorization-server",
-                self.base
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::mcp::get_json(&format!(
+            "{}/.well-known/oauth-authorization-server",
+            self.base
+        ))
+        .await
     }
 }
 
