@@ -13,11 +13,9 @@
 //! planted id does nothing elsewhere.
 
 use std::{
-    convert::Infallible,
     fmt,
     net::IpAddr,
     sync::Arc,
-    task::{Context, Poll},
     time::{Duration, SystemTime},
 };
 
@@ -25,11 +23,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
-use tower_service::Service;
 
 use super::{
     form::Form,
-    pipeline::{BoxError, EndpointFuture, Inner},
+    pipeline::{BoxError, Inner},
 };
 use crate::{
     audience,
@@ -465,25 +462,7 @@ impl AuthorizationEndpoint {
     }
 }
 
-impl<B> Service<Request<B>> for AuthorizationEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = EndpointFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> EndpointFuture {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.answer(req).await) })
-    }
-}
+super::pipeline::endpoint_service!(AuthorizationEndpoint: answer);
 
 /// The browser cookie the request carries, if it is one of ours (43
 /// base64url characters, once).

@@ -1,23 +1,17 @@
 //! `/introspect` (RFC 7662).
 
-use std::{
-    convert::Infallible,
-    fmt,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use serde::Serialize;
-use tower_service::Service;
 
 use super::{
     TokenError,
     client_auth::unavailable,
-    pipeline::{Answer, BoxError, EndpointFuture, Inner, ok_json, respond},
+    pipeline::{Answer, BoxError, Inner, ok_json},
     revoke::{AboutToken, is_jwt, token_request, verified_access_token},
 };
 use crate::{
@@ -169,21 +163,4 @@ impl IntrospectionEndpoint {
     }
 }
 
-impl<B> Service<Request<B>> for IntrospectionEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = EndpointFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> EndpointFuture {
-        respond(self.clone(), req)
-    }
-}
+super::pipeline::endpoint_service!(IntrospectionEndpoint: respond);

@@ -314,6 +314,44 @@ where
     })
 }
 
+/// The one `Service` every endpoint is: always ready, never failing, its
+/// answer a boxed future. `$ty: respond` for an [`Answer`] (whose errors
+/// become RFC 6749 responses); `$ty: answer` for a type with its own
+/// `async fn answer(&self, req) -> Response<Full<Bytes>>`.
+macro_rules! endpoint_service {
+    ($ty:ty: $how:ident) => {
+        impl<B> tower_service::Service<http::Request<B>> for $ty
+        where
+            B: http_body::Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<crate::token_endpoint::pipeline::BoxError>,
+        {
+            type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
+            type Error = std::convert::Infallible;
+            type Future = crate::token_endpoint::pipeline::EndpointFuture;
+
+            fn poll_ready(
+                &mut self,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, req: http::Request<B>) -> Self::Future {
+                crate::token_endpoint::pipeline::endpoint_service!(@call $how, self.clone(), req)
+            }
+        }
+    };
+    (@call respond, $this:expr, $req:ident) => {
+        crate::token_endpoint::pipeline::respond($this, $req)
+    };
+    (@call answer, $this:expr, $req:ident) => {{
+        let this = $this;
+        Box::pin(async move { Ok(this.answer($req).await) })
+    }};
+}
+pub(super) use endpoint_service;
+
 /// A 200 JSON answer (with RFC 6749's no-store headers).
 pub(crate) fn ok_json<T: serde::Serialize>(value: &T) -> Result<Response<Full<Bytes>>, TokenError> {
     serde_json::to_vec(value)

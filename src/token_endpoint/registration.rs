@@ -12,13 +12,7 @@
 //! ([`JanitorBuilder::unused_client_ttl`](crate::store::cleanup::JanitorBuilder::unused_client_ttl)).
 //! RFC 7592 management is not offered.
 
-use std::{
-    convert::Infallible,
-    fmt,
-    sync::Arc,
-    task::{Context, Poll},
-    time::UNIX_EPOCH,
-};
+use std::{fmt, sync::Arc, time::UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -26,11 +20,10 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use tower_service::Service;
 
 use super::{
     Limit,
-    pipeline::{BoxError, EndpointFuture, Inner},
+    pipeline::{BoxError, Inner},
     response::json,
 };
 use crate::{
@@ -405,6 +398,18 @@ impl RegistrationEndpoint {
             .expect("built only when registration is on")
     }
 
+    /// The answer to one request: the registration, or the refusal's.
+    async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        match self.register(req).await {
+            Ok(r) => r,
+            Err(e) => refusal(e, &self.inner.realm),
+        }
+    }
+
     async fn register<B>(&self, req: Request<B>) -> Result<Response<Full<Bytes>>, Refusal>
     where
         B: Body,
@@ -552,30 +557,7 @@ fn refusal(r: Refusal, realm: &str) -> Response<Full<Bytes>> {
     }
 }
 
-impl<B> Service<Request<B>> for RegistrationEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = EndpointFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> EndpointFuture {
-        let this = self.clone();
-        Box::pin(async move {
-            Ok(match this.register(req).await {
-                Ok(r) => r,
-                Err(e) => refusal(e, &this.inner.realm),
-            })
-        })
-    }
-}
+super::pipeline::endpoint_service!(RegistrationEndpoint: answer);
 
 #[cfg(test)]
 mod tests {

@@ -1,24 +1,18 @@
 //! `/revoke` (RFC 7009), and reading the `token` parameter that it and
 //! `/introspect` share.
 
-use std::{
-    convert::Infallible,
-    fmt,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
-use tower_service::Service;
 
 use super::{
     TokenError,
     client_auth::unavailable,
     cookie::{RefreshCookie, body_or_cookie},
-    pipeline::{Answer, BoxError, EndpointFuture, Incoming, Inner, respond},
+    pipeline::{Answer, BoxError, Incoming, Inner},
     response::empty,
 };
 use crate::{
@@ -180,21 +174,4 @@ impl RevocationEndpoint {
     }
 }
 
-impl<B> Service<Request<B>> for RevocationEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = EndpointFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> EndpointFuture {
-        respond(self.clone(), req)
-    }
-}
+super::pipeline::endpoint_service!(RevocationEndpoint: respond);

@@ -2,21 +2,13 @@
 //! the grant is read, permitted, DPoP-checked and run, and the tokens
 //! answered (a browser client's refresh token in its cookie).
 
-use std::{
-    convert::Infallible,
-    fmt,
-    net::IpAddr,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{fmt, net::IpAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, header};
 use http_body::Body;
 use http_body_util::Full;
 
-use tower_service::Service;
 use tracing::Instrument;
 
 use super::{
@@ -26,7 +18,7 @@ use super::{
     grant::{self, ClientGrants, EndpointGrants, Grant, GrantType},
     metadata::MetadataEndpoint,
     password::CheckError,
-    pipeline::{Answer, BoxError, EndpointFuture, Incoming, Inner, ok_json, respond},
+    pipeline::{Answer, BoxError, Incoming, Inner, ok_json},
 };
 use crate::{
     dpop::DpopError,
@@ -265,24 +257,7 @@ impl Answer for TokenEndpoint {
     }
 }
 
-impl<B> Service<Request<B>> for TokenEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = EndpointFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> EndpointFuture {
-        respond(self.clone(), req)
-    }
-}
+super::pipeline::endpoint_service!(TokenEndpoint: respond);
 
 impl TokenEndpoint {
     /// A fresh `DPoP-Nonce`, when nonces are on.
