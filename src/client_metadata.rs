@@ -31,7 +31,7 @@
 use http::Uri;
 use serde::Deserialize;
 
-use crate::redirect;
+use crate::{identifier::is_https_link, redirect};
 
 #[cfg(feature = "client-metadata")]
 mod resolver;
@@ -44,8 +44,9 @@ pub use resolver::{
 /// Default cap on a client metadata document.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 
-/// Grant types a client registered by metadata document may use here.
-const SUPPORTED_GRANTS: [&str; 2] = ["authorization_code", "refresh_token"];
+/// Grant types a client that registers itself (by metadata document or
+/// RFC 7591) may use here.
+pub(crate) const SUPPORTED_GRANTS: [&str; 2] = ["authorization_code", "refresh_token"];
 
 /// Why a URL cannot be a client id, or a document cannot describe one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -267,12 +268,7 @@ pub fn parse_document(url: &str, body: &[u8]) -> Result<ClientMetadata, ClientMe
     let host = uri.host().unwrap_or_default().to_owned();
     // Links: https only (anything else is dropped, never shown); another
     // host is allowed and flagged.
-    let link = |u: Option<String>| {
-        u.filter(|u| {
-            u.parse::<Uri>()
-                .is_ok_and(|p| p.scheme_str() == Some("https"))
-        })
-    };
+    let link = |u: Option<String>| u.filter(|u| is_https_link(u));
     let (logo_uri, client_uri) = (link(doc.logo_uri), link(doc.client_uri));
     let foreign = [&logo_uri, &client_uri].into_iter().flatten().any(|u| {
         u.parse::<Uri>()

@@ -161,9 +161,39 @@ pub(crate) fn is_absolute_uri(s: &str) -> bool {
         && rest.bytes().all(|b| matches!(b, 0x21..=0x7E) && b != b'#')
 }
 
+/// Whether `uri` may be shown as a client's link (`logo_uri`,
+/// `client_uri`): an `https` URL with a host, visible ASCII, at most 2,048
+/// bytes.
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
+pub(crate) fn is_https_link(uri: &str) -> bool {
+    uri.len() <= 2048
+        && uri.bytes().all(|b| (0x21..=0x7E).contains(&b))
+        && uri.parse::<http::Uri>().is_ok_and(|u| {
+            u.scheme_str() == Some("https") && u.host().is_some_and(|h| !h.is_empty())
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_https_urls_with_a_host() {
+        assert!(is_https_link("https://cdn.example/logo.png"));
+        for bad in [
+            "http://cdn.example/logo.png",
+            "javascript:alert(1)",
+            "https:///logo.png",
+            "https://cdn.example/a b",
+            "/logo.png",
+        ] {
+            assert!(!is_https_link(bad), "{bad}");
+        }
+        assert!(!is_https_link(&format!(
+            "https://cdn.example/{}",
+            "a".repeat(2048)
+        )));
+    }
 
     #[test]
     fn identifiers_are_canonical_https_urls_kept_as_given() {

@@ -42,7 +42,7 @@ use subtle::ConstantTimeEq;
 use super::{StoreError, db_time};
 use crate::{
     audience,
-    identifier::is_absolute_uri,
+    identifier::{is_absolute_uri, is_https_link},
     redirect,
     scope::is_scope_token,
     secret::{hash_token, random_token},
@@ -362,16 +362,6 @@ fn validate(new: &NewClient) -> Result<(), StoreError> {
         ));
     }
     Ok(())
-}
-
-/// Whether `uri` may be shown as a client's link: an `https` URL with a
-/// host, visible ASCII, at most 2,048 bytes.
-pub(crate) fn is_https_link(uri: &str) -> bool {
-    uri.len() <= 2048
-        && uri.bytes().all(|b| (0x21..=0x7E).contains(&b))
-        && uri.parse::<http::Uri>().is_ok_and(|u| {
-            u.scheme_str() == Some("https") && u.host().is_some_and(|h| !h.is_empty())
-        })
 }
 
 /// The settings columns of a client row (not its secret or creation time).

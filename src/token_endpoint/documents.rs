@@ -152,9 +152,9 @@ impl MetadataDocuments {
             .as_deref()
             .map_or_else(|| doc.client_id_host.clone(), store::clients::cut_name);
         new.redirect_uris.clone_from(&doc.redirect_uris);
-        let link = |u: &Option<String>| u.clone().filter(|u| store::clients::is_https_link(u));
-        new.logo_uri = link(&doc.logo_uri);
-        new.client_uri = link(&doc.client_uri);
+        // Checked https links already (`parse_document`).
+        new.logo_uri.clone_from(&doc.logo_uri);
+        new.client_uri.clone_from(&doc.client_uri);
         Ok(new)
     }
 }

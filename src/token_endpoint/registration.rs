@@ -28,7 +28,9 @@ use super::{
 };
 use crate::{
     binding::peer_addr,
+    client_metadata::SUPPORTED_GRANTS,
     events::SecurityEvent,
+    identifier::is_https_link,
     redirect, scope,
     secret::{hash_token, random_token},
     store::{self, clients::NewClient},
@@ -271,8 +273,8 @@ fn check(
     // Grant types this server does not offer a registered client are
     // dropped (the answer lists what it got), as for metadata documents.
     let grants: Vec<&'static str> = match &req.grant_types {
-        None => vec!["authorization_code", "refresh_token"],
-        Some(listed) => ["authorization_code", "refresh_token"]
+        None => SUPPORTED_GRANTS.to_vec(),
+        Some(listed) => SUPPORTED_GRANTS
             .into_iter()
             .filter(|g| listed.iter().any(|l| l == g))
             .collect(),
@@ -290,7 +292,7 @@ fn check(
         return Err(metadata("The response_types must include code"));
     }
     let link = |u: Option<String>| match u {
-        Some(u) if store::clients::is_https_link(&u) => Ok(Some(u)),
+        Some(u) if is_https_link(&u) => Ok(Some(u)),
         Some(_) => Err(metadata("The logo_uri and client_uri must be https URLs")),
         None => Ok(None),
     };
