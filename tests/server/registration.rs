@@ -65,12 +65,20 @@ struct Site {
 
 impl Site {
     async fn new(b: Backend, resolver: Resolver, registration: DynamicRegistration) -> Self {
+        let documents =
+            MetadataDocuments::new(resolver, "read write").resources(["https://api.example"]);
+        Self::with(b, documents, registration).await
+    }
+
+    async fn with(
+        b: Backend,
+        documents: MetadataDocuments,
+        registration: DynamicRegistration,
+    ) -> Self {
         let h = harness(b, RefreshPolicy::default()).await;
         let endpoint = TokenEndpoint::builder(h.issuer.clone())
             .authorization(Authorization::new("/login"))
-            .metadata_documents(
-                MetadataDocuments::new(resolver, "read write").resources(["https://api.example"]),
-            )
+            .metadata_documents(documents)
             .dynamic_registration(registration)
             .janitor_elsewhere()
             .build()
@@ -582,5 +590,70 @@ per_backend! {
         let later = site.h.clock.now() + Duration::from_secs(2 * 86_400);
         assert_eq!(janitor.run_once(later).await.unwrap().clients, 1);
         assert!(store::clients::find(&site.h.db, &url).await.unwrap().is_none());
+    }
+}
+
+per_backend! {
+    #[tokio::test]
+    async fn the_servers_settings_for_such_clients_are_applied(b) {
+        // Documents: localhost on any port turned off, DPoP required.
+        let docs = Server::start(true).await;
+        let url = docs.url("/cli.json");
+        docs.route("/cli.json", reply_json(document(&url, "http://localhost/callback")));
+        let documents = MetadataDocuments::new(resolver(true), "read")
+            .localhost_any_port(false)
+            .dpop_bound_access_tokens();
+        let registration = DynamicRegistration::open("read")
+            .resources(["https://api.example"])
+            .allow_confidential();
+        let site = Site::with(b, documents, registration).await;
+        let (pkce, _) = PkceCodeChallenge::new_random_sha256();
+        let (status, page, _) = site
+            .authorize(&url, "http://localhost:49152/callback", &pkce)
+            .await;
+        assert_eq!(status, 400, "no other port for localhost: {page}");
+        let (status, location, _) = site.authorize(&url, "http://localhost/callback", &pkce).await;
+        assert_eq!(status, 303, "{location}");
+        let row = store::clients::find(&site.h.db, &url).await.unwrap().unwrap();
+        assert!(row.dpop_bound_access_tokens && !row.allow_localhost_redirect);
+
+        // DCR: a confidential client gets a secret that authenticates it,
+        // and the server's resources.
+        let (status, _, body) = site
+            .register(
+                &json!({"redirect_uris": ["https://app.example/cb"],
+                        "token_endpoint_auth_method": "client_secret_post"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["token_endpoint_auth_method"], "client_secret_basic");
+        assert_eq!(body["client_secret_expires_at"], 0);
+        let (id, secret) = (
+            body["client_id"].as_str().unwrap().to_owned(),
+            body["client_secret"].as_str().unwrap().to_owned(),
+        );
+        let row = store::clients::find(&site.h.db, &id).await.unwrap().unwrap();
+        assert!(row.is_confidential());
+        assert_eq!(row.resources, ["https://api.example"]);
+        let redeem = |secret: String| {
+            let id = id.clone();
+            let site = &site;
+            async move {
+                site.token(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", &id),
+                    ("client_secret", &secret),
+                    ("code", "not-a-code"),
+                    ("redirect_uri", "https://app.example/cb"),
+                    ("code_verifier", &"v".repeat(43)),
+                ])
+                .await
+            }
+        };
+        let (status, body) = redeem(secret).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "authenticated");
+        let (status, body) = redeem("wrong".into()).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
     }
 }
