@@ -198,33 +198,43 @@ pub(crate) async fn register_dynamic(
     Ok(secret)
 }
 
-/// Records the client a metadata document describes, as fetched at `now`:
-/// inserted the first time, its settings replaced when the document
-/// changed. Never touches a client of another kind with the same id (an
-/// operator's registration wins). Whether this call inserted it.
+/// What [`save_metadata_document`] did.
+#[cfg(feature = "client-metadata")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Saved {
+    /// The stored row already says what the document says.
+    Unchanged,
+    /// The document changed (or another request inserted the row first):
+    /// read it again.
+    Updated,
+    /// The first time: this call inserted the row.
+    Inserted,
+}
+
+/// Records the client a metadata document describes, as fetched at `now`,
+/// against `stored`, the row read for its id (never one of another kind:
+/// an operator's registration wins, and the caller does not come here).
 #[cfg(feature = "client-metadata")]
 pub(crate) async fn save_metadata_document(
     db: &impl ConnectionTrait,
+    stored: Option<&Client>,
     new: NewClient,
     now: SystemTime,
-) -> Result<bool, StoreError> {
+) -> Result<Saved, StoreError> {
     validate(&new)?;
-    match find(db, &new.client_id).await? {
-        Some(stored)
-            if stored.registration != Registration::MetadataDocument
-                || stored.settings() == new =>
-        {
-            Ok(false)
-        }
+    match stored {
+        Some(stored) if stored.settings() == new => Ok(Saved::Unchanged),
         Some(_) => {
             client::Entity::update(settings(new)).exec(db).await?;
-            Ok(false)
+            Ok(Saved::Updated)
         }
-        // Another request may insert it first: it holds the same document,
-        // or the next fetch replaces it.
-        None => Ok(insert(db, new, None, Registration::MetadataDocument, now)
-            .await
-            .is_ok()),
+        None => match insert(db, new, None, Registration::MetadataDocument, now).await {
+            Ok(()) => Ok(Saved::Inserted),
+            // Another request inserted it first: it holds the same
+            // document, or the next fetch replaces it.
+            Err(StoreError::Database(_)) => Ok(Saved::Updated),
+            Err(e) => Err(e),
+        },
     }
 }
 

@@ -14,7 +14,7 @@ use crate::{
     issuer::Issuer,
     store::{
         self,
-        clients::{Client, NewClient, Registration},
+        clients::{Client, NewClient, Registration, Saved},
     },
 };
 
@@ -114,7 +114,7 @@ impl MetadataDocuments {
             Refused::Invalid(describe(&e))
         })?;
         let new = self.settings(&document)?;
-        let inserted = store::clients::save_metadata_document(db, new, issuer.now())
+        let saved = store::clients::save_metadata_document(db, stored.as_ref(), new, issuer.now())
             .await
             .map_err(|e| match e {
                 store::StoreError::Invalid(why) => {
@@ -122,17 +122,24 @@ impl MetadataDocuments {
                 }
                 _ => Refused::Unavailable,
             })?;
-        if inserted {
-            tracing::info!(client_id, "client recorded from its metadata document");
-            issuer.events().emit(SecurityEvent::ClientRegistered {
-                client_id: client_id.to_owned(),
-                kind: "metadata_document",
-                ip,
-            });
+        match saved {
+            // The common case, a document as it was: no second read.
+            Saved::Unchanged => Ok(stored),
+            Saved::Updated => store::clients::find(db, client_id)
+                .await
+                .map_err(|_| Refused::Unavailable),
+            Saved::Inserted => {
+                tracing::info!(client_id, "client recorded from its metadata document");
+                issuer.events().emit(SecurityEvent::ClientRegistered {
+                    client_id: client_id.to_owned(),
+                    kind: "metadata_document",
+                    ip,
+                });
+                store::clients::find(db, client_id)
+                    .await
+                    .map_err(|_| Refused::Unavailable)
+            }
         }
-        store::clients::find(db, client_id)
-            .await
-            .map_err(|_| Refused::Unavailable)
     }
 
     /// The row the document makes: this server's settings, the document's
